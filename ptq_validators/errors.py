@@ -1,0 +1,45 @@
+"""The exception hierarchy. Each class carries the process exit code the CLI uses for it.
+
+A failed *check* is never an exception (it is a ``CheckResult`` with status ``fail``, exit 1);
+exceptions mean the input could not be read or an operation could not be carried out.
+"""
+
+from __future__ import annotations
+
+
+class PtqvError(Exception):
+    """Base class. ``message`` names the file (and tensor) at fault; ``hint`` says the fix."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(PtqvError):
+    """The command line asks for something impossible (exit 2)."""
+
+    exit_code = 2
+
+
+class InputError(PtqvError):
+    """An input file or directory is missing, unreadable or invalid (exit 3)."""
+
+    exit_code = 3
+
+
+class RemoteError(PtqvError):
+    """A remote host or scheduler failed or could not be reached (exit 4)."""
+
+    exit_code = 4
+
+
+class TemplateError(PtqvError):
+    """A job spec or template could not be rendered or failed its lint (exit 5)."""
+
+    exit_code = 5

@@ -1,0 +1,103 @@
+"""One vocabulary of layer groups, shared by the plan (intended precision) and the gate (found).
+
+``classify(module_name)`` decides which group a linear-like module belongs to from its dotted
+name alone (plus the model's layer count, to recognise DeepSeek-style MTP layers stored after
+the last decoder layer). The rules follow the names the real model families use; see
+``../shared/reference/formats.md`` §9–§10.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+
+class LayerGroup(str, Enum):
+    """Where a linear-like module sits in the model. Values are what JSON and reports show."""
+
+    ATTENTION = "attention"
+    MLP = "mlp"
+    EXPERTS = "experts"
+    ROUTER = "router"
+    LM_HEAD = "lm_head"
+    EMBED = "embed"
+    VISION = "vision"
+    PROJECTOR = "projector"
+    MTP = "mtp"
+    NORM = "norm"
+    OTHER = "other"
+
+
+# Groups a serving engine expects to stay in high precision unless a recipe says otherwise.
+CONVENTIONALLY_UNQUANTIZED = frozenset(
+    {LayerGroup.ROUTER, LayerGroup.LM_HEAD, LayerGroup.EMBED, LayerGroup.VISION,
+     LayerGroup.PROJECTOR, LayerGroup.MTP, LayerGroup.NORM}
+)
+
+_PROJECTOR_SEGMENTS = frozenset(
+    {"multi_modal_projector", "mm_projector", "merger", "connector", "embed_vision",
+     "vision_projection", "visual_projection"}
+)
+_VISION_SEGMENTS = frozenset(
+    {"vision_tower", "visual", "vision_model", "vision_encoder", "image_encoder", "vit",
+     "vision", "audio_tower", "audio_model", "audio_encoder", "siglip", "vision_embed_tokens"}
+)
+_EMBED_SEGMENTS = frozenset(
+    {"embed_tokens", "wte", "word_embeddings", "embed_in", "embeddings", "tok_embeddings",
+     "embedding", "shared"}
+)
+_LM_HEAD_SEGMENTS = frozenset({"lm_head", "output_layer", "embed_out"})
+_ROUTER_SEGMENTS = frozenset({"router", "shared_expert_gate", "gate"})
+_ATTENTION_SEGMENTS = frozenset(
+    {"self_attn", "attn", "attention", "cross_attn", "self_attention", "linear_attn",
+     "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "query_key_value", "c_attn",
+     "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "wq", "wk", "wv", "wo"}
+)
+_MLP_SEGMENTS = frozenset(
+    {"mlp", "feed_forward", "ffn", "block_sparse_moe", "moe", "shared_expert",
+     "shared_experts", "shared_mlp", "gate_proj", "up_proj", "down_proj", "gate_up_proj",
+     "fc1", "fc2", "c_fc", "c_proj", "w1", "w2", "w3", "dense_h_to_4h", "dense_4h_to_h"}
+)
+_MTP_SEGMENTS = frozenset({"mtp", "eh_proj", "shared_head", "mtp_block", "nextn"})
+_NORM_RE = re.compile(r"(^|_)(norm|layernorm|ln)(_|\d|$)|norm$")
+_LAYER_INDEX_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def classify(module_name: str, *, num_hidden_layers: int | None = None) -> LayerGroup:
+    """Return the layer group of ``module_name`` (a dotted module path without the suffix).
+
+    ``num_hidden_layers`` lets a decoder layer index at or past the model's layer count be
+    recognised as an MTP / next-n prediction layer (DeepSeek-V3 stores its MTP layer there).
+    """
+    segments = module_name.split(".")
+    seg_set = set(segments)
+    last = segments[-1]
+
+    if seg_set & _PROJECTOR_SEGMENTS:
+        return LayerGroup.PROJECTOR
+    if seg_set & _VISION_SEGMENTS:
+        return LayerGroup.VISION
+    if seg_set & _MTP_SEGMENTS or _is_mtp_layer(module_name, num_hidden_layers):
+        return LayerGroup.MTP
+    if last in _LM_HEAD_SEGMENTS or module_name in ("output", "model.output"):
+        return LayerGroup.LM_HEAD
+    if last in _EMBED_SEGMENTS or "embed_tokens" in seg_set:
+        return LayerGroup.EMBED
+    if _NORM_RE.search(last):
+        return LayerGroup.NORM
+    if last in _ROUTER_SEGMENTS and "experts" not in seg_set:
+        return LayerGroup.ROUTER
+    if "experts" in seg_set:
+        return LayerGroup.EXPERTS
+    if seg_set & _ATTENTION_SEGMENTS:
+        return LayerGroup.ATTENTION
+    if seg_set & _MLP_SEGMENTS:
+        return LayerGroup.MLP
+    return LayerGroup.OTHER
+
+
+def _is_mtp_layer(module_name: str, num_hidden_layers: int | None) -> bool:
+    if num_hidden_layers is None:
+        return False
+    match = _LAYER_INDEX_RE.search("." + module_name + ".")
+    return match is not None and int(match.group(1)) >= num_hidden_layers
