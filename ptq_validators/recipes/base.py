@@ -1,0 +1,68 @@
+"""The recipe interface and the data-file loader shared by the tool-specific recipes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ptq_validators.errors import UsageError
+from ptq_validators.precision import Precision
+
+_DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a recipe intends for one module: ``precision`` None means left unquantized."""
+
+    precision: Precision | None
+    group_size: int | None
+    rule: str
+
+
+class Recipe(ABC):
+    """A recipe applied to module names. ``module_class`` is the torch class name if known
+    (e.g. ``Linear``, ``Embedding``); ``fused_param`` marks a fused 3-D expert parameter such as
+    ``mlp.experts.gate_up_proj`` (ModelOpt names its quantizer ``<param>_weight_quantizer``)."""
+
+    name: str
+    precision: Precision
+    group_size: int | None
+
+    @abstractmethod
+    def intent(
+        self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
+    ) -> Intent:
+        """Return the precision this recipe gives ``module_name`` and the rule that decided."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (kind, name, patterns) for reports and plan files."""
+
+
+@lru_cache(maxsize=None)
+def load_data(filename: str) -> dict[str, Any]:
+    """Load one bundled data file (``yaml.safe_load``); keys starting with ``_`` are anchors."""
+    with open(_DATA_DIR / filename, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    return {key: value for key, value in data.items() if not key.startswith("_")}
+
+
+def unknown_name_error(kind: str, name: str, valid: list[str]) -> UsageError:
+    """A usage error for an unknown qformat/scheme that lists the valid names."""
+    return UsageError(
+        f"unknown {kind} {name!r}", hint=f"use one of: {', '.join(sorted(valid))}"
+    )
+
+
+def flatten(items: list[Any]) -> list[str]:
+    """Flatten nested pattern lists (YAML anchors splice lists into lists)."""
+    out: list[str] = []
+    for item in items:
+        out.extend(flatten(item) if isinstance(item, list) else [item])
+    return out

@@ -1,0 +1,104 @@
+"""llm-compressor schemes with compressed-tensors' matching semantics.
+
+A target or ignore string matches a module when it equals the full module name, when it starts
+with ``re:`` and ``re.match`` (anchored at the start only) succeeds on the name, or when it
+equals the module's class name (``Linear``). A module is quantized when some target matches and
+no ignore entry does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ptq_validators.errors import UsageError
+from ptq_validators.precision import Precision
+from ptq_validators.recipes.base import Intent, Recipe, load_data, unknown_name_error
+
+SCHEME_FILE = "llmc_schemes.yaml"
+
+
+def ct_match(pattern: str, module_name: str, module_class: str | None) -> bool:
+    """compressed-tensors ``match_name`` / ``_match_class`` for one target or ignore string."""
+    if pattern.startswith("re:"):
+        try:
+            return re.match(pattern[3:], module_name) is not None
+        except re.error as exc:
+            raise UsageError(
+                f"invalid regular expression in {pattern!r}: {exc}",
+                hint="fix the pattern (compressed-tensors uses Python re.match after 're:')",
+            ) from None
+    return pattern == module_name or (module_class is not None and pattern == module_class)
+
+
+class CompressedTensorsRecipe(Recipe):
+    """A preset scheme applied to ``targets`` minus ``ignore``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        precision: Precision,
+        group_size: int | None,
+        targets: list[str],
+        ignore: list[str],
+        fmt: str | None,
+    ) -> None:
+        self.name = name
+        self.precision = precision
+        self.group_size = group_size
+        self.targets = targets
+        self.ignore = ignore
+        self.format = fmt
+
+    def intent(
+        self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
+    ) -> Intent:
+        # Without a module tree, every linear-like weight is taken to be a torch Linear and
+        # every embedding an Embedding: the classes llm-compressor sees for standard models.
+        cls = module_class or "Linear"
+        for pattern in self.ignore:
+            if ct_match(pattern, module_name, cls):
+                return Intent(None, None, f"ignored by {pattern!r}")
+        for pattern in self.targets:
+            if ct_match(pattern, module_name, cls):
+                if fused_param:
+                    # Fused 3-D expert parameters are not Linear modules: llm-compressor must
+                    # linearise them first, otherwise they stay in high precision.
+                    return Intent(None, None, f"fused parameter not reachable by {pattern!r}")
+                return Intent(self.precision, self.group_size, f"targeted by {pattern!r}")
+        return Intent(None, None, "no target matches")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "llmc-scheme",
+            "name": self.name,
+            "precision": self.precision.value,
+            "group_size": self.group_size,
+            "format": self.format,
+            "targets": self.targets,
+            "ignore": self.ignore,
+        }
+
+
+def scheme_names() -> list[str]:
+    """Every preset scheme name the data file knows."""
+    return sorted(load_data(SCHEME_FILE)["schemes"])
+
+
+def llmc_scheme(
+    name: str, *, ignore: list[str] | None = None, targets: list[str] | None = None
+) -> CompressedTensorsRecipe:
+    """The preset ``name`` (case-insensitive) with the given targets and ignore list."""
+    data = load_data(SCHEME_FILE)
+    spec = data["schemes"].get(name.upper())
+    if spec is None:
+        raise unknown_name_error("llm-compressor scheme", name, scheme_names())
+    return CompressedTensorsRecipe(
+        name.upper(),
+        precision=Precision(spec["precision"]),
+        group_size=spec.get("group_size"),
+        targets=list(targets or data["default_targets"]),
+        ignore=list(ignore or []),
+        fmt=spec.get("format"),
+    )

@@ -1,0 +1,116 @@
+"""ModelOpt ``--qformat`` presets with ModelOpt's own matching semantics.
+
+A preset is an ordered list of entries matched with ``fnmatch`` against quantizer names
+(``model.layers.0.mlp.down_proj.weight_quantizer``); ``*`` crosses dots, the pattern is anchored
+at both ends, and the last matching entry wins. Every preset starts from "all disabled" and ends
+with the default-disabled list (lm_head, routers, vision towers, MTP ...), which is why a custom
+enable placed after those defaults re-enables a vision tower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ptq_validators.precision import Precision
+from ptq_validators.recipes.base import Intent, Recipe, flatten, load_data, unknown_name_error
+
+QFORMAT_FILE = "modelopt_qformats.yaml"
+
+
+@dataclass(frozen=True)
+class QuantCfgEntry:
+    """One ``quant_cfg`` entry: a quantizer-name glob that enables or disables quantization."""
+
+    pattern: str
+    enable: bool
+    parent_class: str | None = None
+
+
+class ModelOptRecipe(Recipe):
+    """A ModelOpt preset (or a recipe file reduced to weight-quantizer entries)."""
+
+    def __init__(
+        self,
+        name: str,
+        entries: list[QuantCfgEntry],
+        *,
+        precision: Precision,
+        group_size: int | None,
+        quant_algo: str | None,
+    ) -> None:
+        self.name = name
+        self.entries = entries
+        self.precision = precision
+        self.group_size = group_size
+        self.quant_algo = quant_algo
+
+    def intent(
+        self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
+    ) -> Intent:
+        quantizer = f"{module_name}{'_' if fused_param else '.'}weight_quantizer"
+        decided: QuantCfgEntry | None = None
+        for entry in self.entries:
+            if entry.parent_class is not None and entry.parent_class != module_class:
+                continue
+            # ModelOpt case-folds nothing on Linux (fnmatch uses os.path.normcase).
+            if fnmatchcase(quantizer, entry.pattern):
+                decided = entry
+        if decided is None or not decided.enable:
+            rule = "no entry enables it" if decided is None else _describe_entry(decided)
+            return Intent(None, None, rule)
+        return Intent(self.precision, self.group_size, _describe_entry(decided))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "modelopt-qformat",
+            "name": self.name,
+            "quant_algo": self.quant_algo,
+            "precision": self.precision.value,
+            "group_size": self.group_size,
+            "entries": [
+                {"quantizer_name": e.pattern, "enable": e.enable, "parent_class": e.parent_class}
+                for e in self.entries
+            ],
+        }
+
+
+def _describe_entry(entry: QuantCfgEntry) -> str:
+    verb = "enabled" if entry.enable else "disabled"
+    scope = f" (parent class {entry.parent_class})" if entry.parent_class else ""
+    return f"{verb} by {entry.pattern!r}{scope}"
+
+
+def default_disabled_entries() -> list[QuantCfgEntry]:
+    """ModelOpt's default-disabled quantizers, appended after every preset's enables."""
+    data = load_data(QFORMAT_FILE)
+    entries = [QuantCfgEntry(p, False) for p in data["default_disabled"]]
+    entries += [QuantCfgEntry("*", False, cls) for cls in data["default_disabled_classes"]]
+    return entries
+
+
+def qformat_names() -> list[str]:
+    """Every qformat name the data file knows, aliases included."""
+    data = load_data(QFORMAT_FILE)
+    return sorted([*data["qformats"], *data["aliases"]])
+
+
+def modelopt_qformat(name: str) -> ModelOptRecipe:
+    """The preset ``name`` (``--qformat`` spelling; legacy aliases accepted)."""
+    data = load_data(QFORMAT_FILE)
+    canonical = data["aliases"].get(name, name)
+    spec = data["qformats"].get(canonical)
+    if spec is None:
+        raise unknown_name_error("ModelOpt qformat", name, qformat_names())
+    entries = [QuantCfgEntry("*", False)]
+    entries += [QuantCfgEntry(p, True) for p in flatten(spec["enable"])]
+    entries += [QuantCfgEntry(p, False) for p in flatten(spec.get("disable", []))]
+    entries += default_disabled_entries()
+    return ModelOptRecipe(
+        canonical,
+        entries,
+        precision=Precision(spec["precision"]),
+        group_size=spec.get("group_size"),
+        quant_algo=spec["quant_algo"],
+    )
