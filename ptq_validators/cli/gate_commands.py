@@ -1,9 +1,94 @@
-"""`ptqv gate`, `ptqv scan` and `ptqv demo`: the post-PTQ gate and the checkpoint inventory."""
+"""`ptqv gate`, `ptqv scan` and `ptqv demo`: the post-PTQ gate and the checkpoint inventory.
+
+Heavy modules are imported inside the commands so that `ptqv --help` stays fast.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import List, Optional
+
 import typer
+
+GATE_EPILOG = """Examples:
+
+  ptqv gate out/llama-nvfp4 --source meta-llama/Llama-3.1-8B-local --qformat nvfp4_mlp_only
+
+  ptqv gate out/qwen-w4a16 --source qwen-src --scheme W4A16 --ignore lm_head --json
+
+Exit codes: 0 pass (warnings allowed), 1 a blocking check failed, 2 usage,
+3 unreadable or invalid input."""
+
+SCAN_EPILOG = """Example:
+
+  ptqv scan out/llama-nvfp4 --json
+
+Exit codes: 0 readable and consistent, 1 a check failed, 3 unreadable input."""
+
+DEMO_EPILOG = """Example:
+
+  ptqv demo            # gate a bundled tiny NVFP4 export against its source
+
+Exit codes: as for `ptqv gate`."""
+
+
+def gate(
+    output: str = typer.Argument(..., help="The exported (quantized) checkpoint directory."),
+    source: str = typer.Option(..., "--source", help="The source checkpoint it was made from."),
+    qformat: Optional[str] = typer.Option(None, "--qformat", help="The ModelOpt --qformat used (e.g. nvfp4, fp8, nvfp4_mlp_only)."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="The llm-compressor preset scheme used (e.g. W4A16, NVFP4, FP8_DYNAMIC)."),
+    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="With --scheme: an ignore entry of the recipe (repeatable; exact name, class or re:pattern)."),
+    plan: Optional[str] = typer.Option(None, "--plan", help="A plan.json from `ptqv plan --out` to hold the export to."),
+    allow_quantized_vision: bool = typer.Option(False, "--allow-quantized-vision", help="Quantized vision towers/projectors warn instead of failing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the versioned JSON report instead of Markdown."),
+    limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
+) -> None:
+    """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
+    from ptq_validators.gate import GateOptions, run_gate
+    from ptq_validators.report import render_json
+    from ptq_validators.report.markdown import render_gate
+
+    options = GateOptions(qformat=qformat, scheme=scheme, ignore=list(ignore or []), plan=plan,
+                          allow_quantized_vision=allow_quantized_vision)
+    report = run_gate(output, source, options)
+    sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report, limit=limit))
+    raise typer.Exit(0 if report.verdict == "pass" else 1)
+
+
+def scan(
+    checkpoint: str = typer.Argument(..., help="A checkpoint directory (quantized or not)."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown."),
+    limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
+) -> None:
+    """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
+    from ptq_validators.report import render_json
+    from ptq_validators.report.markdown import render_scan
+    from ptq_validators.scan import run_scan
+
+    report = run_scan(checkpoint)
+    sys.stdout.write(render_json(report.to_json()) if json_output else render_scan(report, limit=limit))
+    failed = any(check.status == "fail" for check in report.checks)
+    raise typer.Exit(1 if failed else 0)
+
+
+def demo(
+    json_output: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown."),
+) -> None:
+    """Run the whole gate on a bundled tiny source / NVFP4 export pair (made by ModelOpt)."""
+    from ptq_validators.gate import GateOptions, run_gate
+    from ptq_validators.report import render_json
+    from ptq_validators.report.markdown import render_gate
+    from ptq_validators.resources import data_dir
+
+    example = data_dir("examples") / "tiny-llama"
+    report = run_gate(str(example / "nvfp4"), str(example / "source"), GateOptions(qformat="nvfp4"))
+    print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
+    sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report))
+    raise typer.Exit(0 if report.verdict == "pass" else 1)
 
 
 def register(app: typer.Typer) -> None:
     """Add the gate commands to ``app``."""
+    app.command("gate", epilog=GATE_EPILOG)(gate)
+    app.command("scan", epilog=SCAN_EPILOG)(scan)
+    app.command("demo", epilog=DEMO_EPILOG)(demo)

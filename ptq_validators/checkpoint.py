@@ -1,0 +1,232 @@
+"""A checkpoint directory: its safetensors shards (headers only), index and documents.
+
+``Checkpoint.open(path)`` reads the index (if any) and every shard header, cross-checks them,
+and exposes the merged tensor table plus lazily parsed documents (config, tokenizer, chat
+template, generation config, quantization configs). Problems that make the checkpoint
+unreadable raise ``InputError`` (exit 3); inconsistencies that still let it be read (a stray
+shard, a tensor the index misplaces) are collected in ``issues`` for the gate to report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptq_validators.errors import InputError
+from ptq_validators.io.safetensors import SafetensorsHeader, TensorInfo, read_header
+from ptq_validators.io.source import ByteSource, LocalSource
+
+INDEX_FILE = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+# Chat template locations, in the order transformers prefers them.
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "tokenizer_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+    "vocab.json", "merges.txt", "added_tokens.json",
+)
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
+
+
+@dataclass(frozen=True)
+class IntegrityIssue:
+    """A consistency problem between the index, the shards and the directory listing."""
+
+    file: str
+    message: str
+    blocking: bool
+
+
+@dataclass
+class Checkpoint:
+    """Headers and documents of one checkpoint directory."""
+
+    source: ByteSource
+    files: list[str]
+    headers: dict[str, SafetensorsHeader]
+    tensors: dict[str, TensorInfo]
+    tensor_file: dict[str, str]
+    indexed: bool
+    issues: list[IntegrityIssue] = field(default_factory=list)
+    _json_cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        """Open a local checkpoint directory."""
+        return cls.from_source(LocalSource(path))
+
+    @classmethod
+    def from_source(cls, source: ByteSource) -> Checkpoint:
+        """Read the index and all shard headers available from ``source``."""
+        files = source.list_files()
+        on_disk = [f for f in files if f.endswith(".safetensors")]
+        issues: list[IntegrityIssue] = []
+        if INDEX_FILE in files:
+            weight_map = _read_weight_map(source)
+            shard_names = sorted(set(weight_map.values()))
+            for name in shard_names:
+                _check_shard_name(source, name, files)
+            for stray in sorted(set(on_disk) - set(shard_names)):
+                issues.append(IntegrityIssue(
+                    stray, "safetensors file on disk is not named by the index (a stray or "
+                    "stale shard; loaders that glob will pick it up)", True))
+        else:
+            weight_map = None
+            shard_names = on_disk
+            if not shard_names:
+                pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+                found = f" (pickle files present: {', '.join(pickles)}; never loaded)" if pickles else ""
+                raise InputError(
+                    f"{source.root}: no *.safetensors weights{found}",
+                    hint="export with safe serialization (safetensors) and pass that directory",
+                )
+            for name in shard_names:
+                _check_shard_name(source, name, files)
+            if len(shard_names) > 1:
+                issues.append(IntegrityIssue(
+                    INDEX_FILE, f"{len(shard_names)} safetensors files but no index; loaders "
+                    "will not know which to read", True))
+
+        headers = {name: read_header(source, name) for name in shard_names}
+        tensors: dict[str, TensorInfo] = {}
+        tensor_file: dict[str, str] = {}
+        for name, header in headers.items():
+            for tname, info in header.tensors.items():
+                if tname in tensors:
+                    issues.append(IntegrityIssue(
+                        name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True))
+                    continue
+                tensors[tname] = info
+                tensor_file[tname] = name
+            issues.extend(IntegrityIssue(name, w, False) for w in header.warnings)
+            fmt = (header.metadata or {}).get("format")
+            if fmt is not None and fmt not in ("pt", "tf", "flax", "mlx"):
+                issues.append(IntegrityIssue(
+                    name, f"__metadata__ format {fmt!r} is not pt/tf/flax/mlx; transformers "
+                    "refuses to load it", True))
+        if weight_map is not None:
+            issues.extend(_cross_check_index(weight_map, tensor_file))
+        return cls(source, files, headers, tensors, tensor_file, weight_map is not None, issues)
+
+    # ----- sizes -------------------------------------------------------------------------
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of tensor data over all shards (headers excluded)."""
+        return sum(h.file_size - h.data_offset for h in self.headers.values())
+
+    @property
+    def pickle_files(self) -> list[str]:
+        """Pickle-format weight files present (reported, never loaded)."""
+        return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
+
+    # ----- documents ---------------------------------------------------------------------
+
+    def has(self, name: str) -> bool:
+        return name in self.files
+
+    def json_document(self, name: str) -> dict[str, Any] | None:
+        """Parse JSON document ``name`` once (None when absent). Invalid JSON is an input error."""
+        if name in self._json_cache:
+            return self._json_cache[name]
+        if name not in self.files:
+            return None
+        raw = self.source.read_bytes(name)
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"{self.source.display(name)}: invalid JSON: {exc}",
+                             hint="repair or regenerate the file") from None
+        if not isinstance(value, dict):
+            raise InputError(f"{self.source.display(name)}: expected a JSON object",
+                             hint="repair or regenerate the file")
+        self._json_cache[name] = value
+        return value
+
+    def text_document(self, name: str) -> str | None:
+        """Read a small text document (None when absent)."""
+        if name not in self.files:
+            return None
+        try:
+            return self.source.read_bytes(name).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{self.source.display(name)}: not UTF-8 text",
+                             hint="repair or regenerate the file") from None
+
+    def file_digest(self, name: str) -> str | None:
+        """SHA-256 of a binary document such as ``tokenizer.model`` (None when absent)."""
+        if name not in self.files:
+            return None
+        return hashlib.sha256(self.source.read_bytes(name)).hexdigest()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """``config.json`` (an input error when missing: every HF checkpoint has one)."""
+        config = self.json_document("config.json")
+        if config is None:
+            raise InputError(f"{self.source.display('config.json')}: missing",
+                             hint="copy the model's config.json into the checkpoint directory")
+        return config
+
+    def chat_template(self) -> tuple[str | None, str | None]:
+        """The effective chat template and the file it came from (None, None when absent)."""
+        for name in CHAT_TEMPLATE_FILES:
+            if name not in self.files:
+                continue
+            if name.endswith(".jinja"):
+                return self.text_document(name), name
+            document = self.json_document(name) or {}
+            template = document.get("chat_template")
+            if template is not None:
+                return (template if isinstance(template, str)
+                        else json.dumps(template, sort_keys=True)), name
+        return None, None
+
+
+def _read_weight_map(source: ByteSource) -> dict[str, str]:
+    display = source.display(INDEX_FILE)
+    try:
+        index = json.loads(source.read_bytes(INDEX_FILE).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{display}: invalid JSON: {exc}", hint="regenerate the index") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        raise InputError(f"{display}: 'weight_map' must map tensor names to shard file names",
+                         hint="regenerate the index")
+    return weight_map
+
+
+def _check_shard_name(source: ByteSource, name: str, files: list[str]) -> None:
+    """A shard name must be a plain file name of a regular file inside the checkpoint."""
+    display = source.display(INDEX_FILE)
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+            or os.path.isabs(name)):
+        raise InputError(f"{display}: shard name {name!r} is not a plain file name inside the "
+                         "checkpoint directory; refused", hint="an index may only name files "
+                         "next to it; regenerate the index")
+    if name not in files:
+        raise InputError(f"{display}: names shard {name!r}, which is missing",
+                         hint="copy the missing shard or regenerate the index")
+    if not source.is_inside(name):
+        raise InputError(f"{source.display(name)}: is a symlink that leaves the checkpoint "
+                         "directory; refused", hint="copy the real file into the directory")
+
+
+def _cross_check_index(weight_map: dict[str, str], tensor_file: dict[str, str]) -> list[IntegrityIssue]:
+    issues = []
+    for tname, shard in weight_map.items():
+        actual = tensor_file.get(tname)
+        if actual is None:
+            issues.append(IntegrityIssue(INDEX_FILE, f"index names tensor {tname!r} in {shard}, "
+                                         "but no shard stores it", True))
+        elif actual != shard:
+            issues.append(IntegrityIssue(INDEX_FILE, f"index puts tensor {tname!r} in {shard}, "
+                                         f"but it is stored in {actual}", True))
+    for tname, shard in tensor_file.items():
+        if tname not in weight_map:
+            issues.append(IntegrityIssue(shard, f"tensor {tname!r} is missing from the index", True))
+    return issues

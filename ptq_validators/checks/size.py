@@ -1,0 +1,44 @@
+"""Size of the export against its source, and bits per source parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ptq_validators.checks.base import FAIL, PASS, CheckResult
+
+
+def size_summary(source_bytes: int, output_bytes: int, source_params: int, output_bits: int) -> dict[str, Any]:
+    """The ``size`` block of the report: bytes, ratio, and output bits per source parameter."""
+    return {
+        "source_bytes": source_bytes,
+        "output_bytes": output_bytes,
+        "ratio": round(output_bytes / source_bytes, 6) if source_bytes else None,
+        "source_parameters": source_params,
+        "bits_per_param": round(output_bits / source_params, 6) if source_params else None,
+    }
+
+
+def check_size(size: dict[str, Any], *, compression: bool) -> CheckResult:
+    """Blocking when a compression recipe produced an export no smaller than its source."""
+    ratio = size["ratio"]
+    summary = (f"{_human(size['output_bytes'])} vs {_human(size['source_bytes'])} source: "
+               f"ratio {ratio:.3f}, {size['bits_per_param']:.3f} bits/param"
+               if ratio is not None and size["bits_per_param"] is not None else "source has no weights")
+    status = PASS
+    details = []
+    if compression and ratio is not None and ratio >= 1.0:
+        status = FAIL
+        details.append("the export is not smaller than its source: weights were not compressed "
+                       "(fake-quant export, float copies left beside packed weights, or an "
+                       "unquantized recipe)")
+    return CheckResult("size", "Size vs source", status, summary, measured=ratio,
+                       expected="< 1.0" if compression else None, details=details)
+
+
+def _human(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{count} B"
+        value /= 1024
+    return f"{count} B"

@@ -1,0 +1,110 @@
+"""What a format adapter provides: the precision a checkpoint declares for a module, and the
+precision its stored tensors show.
+
+A ``Module`` is the set of tensors that share a module prefix, keyed by role (``weight``,
+``weight_scale``, ``input_scale`` ...). Each adapter module in this package offers
+``recognize(module, hints) -> Stored | None`` (the stored precision, group size and original
+shape, or None when the tensors are not of its family) and, where the family has metadata, a
+``Declaration`` read once from the checkpoint that answers ``declared(module_name)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.precision import Precision
+
+# Roles whose bits count towards a layer's bits per weight (formats.md §12.1).
+WEIGHT_SIDE_ROLES = frozenset({
+    "weight", "weight_packed", "qweight", "blocks", "weight_scale", "weight_scale_2",
+    "weight_scale_inv", "weight_global_scale", "scales", "weight_zero_point", "qzeros",
+    "g_idx", "weight_g_idx", "weight_shape", "svdquant_lora_a", "svdquant_lora_b",
+})
+ACTIVATION_ROLES = frozenset({
+    "input_scale", "input_global_scale", "input_zero_point", "pre_quant_scale", "output_scale",
+})
+KV_ROLES = frozenset({
+    "k_scale", "v_scale", "q_scale", "kv_scale", "k_bias", "v_bias", "k_zero_point", "v_zero_point",
+})
+OTHER_ROLES = frozenset({"bias"})
+KNOWN_ROLES = WEIGHT_SIDE_ROLES | ACTIVATION_ROLES | KV_ROLES | OTHER_ROLES
+ANCHOR_ROLES = ("weight_packed", "qweight", "blocks", "weight")
+
+
+@dataclass
+class Module:
+    """Tensors sharing one module prefix. ``fused`` marks a fused 3-D expert parameter."""
+
+    name: str
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    fused: bool = False
+
+    @property
+    def anchor(self) -> TensorInfo | None:
+        """The tensor that stores the weight itself (packed or not), if any."""
+        for role in ANCHOR_ROLES:
+            if role in self.tensors:
+                return self.tensors[role]
+        return None
+
+    def get(self, role: str) -> TensorInfo | None:
+        return self.tensors.get(role)
+
+
+@dataclass
+class Stored:
+    """What the tensors show: precision, group size, original shape, and structure problems."""
+
+    precision: Precision
+    shape: tuple[int, ...]
+    group_size: int | None = None
+    problems: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def elements(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the metadata says about one module. ``precision`` None: declared unquantized."""
+
+    precision: Precision | None
+    group_size: int | None
+    rule: str
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What recognition may lean on beyond the tensors: the declaration for this module and the
+    original weight shape from the source checkpoint (needed for INT packing widths)."""
+
+    declared_bits: int | None = None
+    declared_group_size: int | None = None
+    source_shape: tuple[int, ...] | None = None
+
+
+class Declaration(ABC):
+    """A checkpoint's quantization metadata, parsed once."""
+
+    family: str
+    summary: dict[str, Any]
+
+    @abstractmethod
+    def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
+        """The precision the metadata declares for ``module_name``."""
+
+    def declared_bits(self, module_name: str) -> int | None:
+        """Declared weight bit width, where it cannot be read from tensors (INT packing)."""
+        return None
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)

@@ -1,0 +1,174 @@
+"""compressed-tensors checkpoints written by llm-compressor (formats.md §4).
+
+Stored: ``weight_packed U8`` with a ``weight_global_scale`` is NVFP4, with an E8M0 scale and no
+global scale MXFP4; ``weight_packed I32`` is packed INT of the declared width (the width cannot
+be read from headers alone: it comes from the declaration, the source's shape pins ``in``).
+FP8/INT8 layouts are shared with other producers (``scaled.py``).
+
+Declared: ``config.json`` ``quantization_config`` with ``quant_method: compressed-tensors``.
+A module belongs to the first config group whose targets match it (exact name, then ``re:``
+regex, then class name, as ``match_targets`` orders them) unless an ``ignore`` entry matches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored, ceil_div
+from ptq_validators.formats.scaled import E8M0_DTYPES
+from ptq_validators.precision import Precision, int_precision
+from ptq_validators.recipes.compressed_tensors import ct_match
+
+FAMILY = "compressed-tensors"
+FP4_GROUPS = (16, 32)
+
+
+def recognize(module: Module, hints: Hints) -> Stored | None:
+    """compressed-tensors packed layouts (``weight_packed``); None for anything else."""
+    packed = module.get("weight_packed")
+    if packed is None or len(packed.shape) < 2:
+        return None
+    scale = module.get("weight_scale")
+    if packed.dtype == "U8":
+        shape = (*packed.shape[:-1], 2 * packed.shape[-1])
+        if module.get("weight_global_scale") is not None:
+            return _grouped(Precision.NVFP4, shape, scale, hints.declared_group_size or 16)
+        if scale is not None and scale.dtype in E8M0_DTYPES:
+            return _grouped(Precision.MXFP4, shape, scale, 32)
+        return Stored(Precision.UNKNOWN, shape, problems=["weight_packed U8 without an FP4 scale layout"])
+    if packed.dtype == "I32":
+        return _packed_int(packed.shape, scale, hints)
+    return Stored(Precision.UNKNOWN, packed.shape, problems=[f"weight_packed of dtype {packed.dtype}"])
+
+
+def _grouped(precision: Precision, shape: tuple[int, ...], scale: Any, group: int) -> Stored:
+    problems = []
+    if scale is None:
+        problems.append("no weight_scale")
+    elif scale.shape != (*shape[:-1], ceil_div(shape[-1], group)):
+        problems.append(f"weight_scale {list(scale.shape)} is not a group-{group} grid of {list(shape)}")
+    return Stored(precision, shape, group, problems)
+
+
+def _packed_int(packed_shape: tuple[int, ...], scale: Any, hints: Hints) -> Stored:
+    """``I32 [out, words]``: ``in`` from the source shape, else from the declared width."""
+    bits = hints.declared_bits
+    words = packed_shape[-1]
+    if hints.source_shape is not None:
+        in_dim = hints.source_shape[-1]
+    elif bits:
+        in_dim = 32 * words // bits
+    else:
+        return Stored(Precision.UNKNOWN, packed_shape,
+                      problems=["packed INT weight with no declared bit width"])
+    shape = (*packed_shape[:-1], in_dim)
+    if not bits:
+        return Stored(Precision.UNKNOWN, shape, problems=["packed INT weight with no declared bit width"])
+    problems = []
+    legacy_words = ceil_div(in_dim, 32 // bits) if bits <= 32 else -1
+    if words not in (ceil_div(in_dim * bits, 32), legacy_words):
+        problems.append(f"weight_packed has {words} words per row; {bits}-bit x {in_dim} needs "
+                        f"{ceil_div(in_dim * bits, 32)}")
+    group = None
+    if scale is not None and scale.shape[-1] > 1:
+        group = hints.declared_group_size or (in_dim // scale.shape[-1])
+        if ceil_div(in_dim, group) != scale.shape[-1]:
+            problems.append(f"weight_scale {list(scale.shape)} is not a group-{group} grid of in={in_dim}")
+    return Stored(int_precision(bits), shape, group, problems)
+
+
+def weight_precision(args: dict[str, Any]) -> tuple[Precision, int | None]:
+    """Precision and group size declared by a QuantizationArgs dict for weights."""
+    bits = args.get("num_bits")
+    kind = args.get("type")
+    strategy = args.get("strategy")
+    group = args.get("group_size")
+    if strategy is None:  # compressed-tensors infers the strategy from group_size
+        strategy = "tensor" if group is None else ("channel" if group == -1 else "group")
+    if kind == "float" and bits == 8:
+        if strategy == "block":
+            block = args.get("block_structure") or [None, None]
+            return Precision.FP8_BLOCK, block[-1]
+        if strategy in ("group", "tensor_group"):
+            return Precision.MXFP8, group
+        return (Precision.FP8_PER_CHANNEL if strategy == "channel" else Precision.FP8), None
+    if kind == "float" and bits == 4:
+        return (Precision.NVFP4 if group == 16 else Precision.MXFP4), group
+    if kind == "int" and isinstance(bits, int):
+        return int_precision(bits), (group if strategy == "group" else None)
+    return Precision.UNKNOWN, group
+
+
+class CompressedTensorsDeclaration(Declaration):
+    """A compressed-tensors ``quantization_config``."""
+
+    family = FAMILY
+
+    def __init__(self, block: dict[str, Any]) -> None:
+        self.format = block.get("format")
+        self.status = block.get("quantization_status")
+        self.ignore = [p for p in block.get("ignore") or [] if isinstance(p, str)]
+        self.kv_cache_scheme = block.get("kv_cache_scheme")
+        self.groups: list[tuple[str, list[str], dict[str, Any]]] = []
+        for name, group in (block.get("config_groups") or {}).items():
+            if isinstance(group, dict):
+                targets = [t for t in group.get("targets") or [] if isinstance(t, str)]
+                self.groups.append((name, targets, group.get("weights") or {}))
+        self.summary = {
+            "family": FAMILY,
+            "origin": "config.json quantization_config",
+            "format": self.format,
+            "quantization_status": self.status,
+            "config_groups": {
+                name: {"targets": targets, "weights": weight_precision(args)[0].value}
+                for name, targets, args in self.groups
+            },
+            "ignore": self.ignore,
+            "kv_cache_scheme": self.kv_cache_scheme,
+        }
+
+    def _group_for(self, module_name: str, module_class: str) -> tuple[str, str, dict[str, Any]] | None:
+        # match_targets order: exact name, then regex, then class name.
+        for kind in ("name", "re", "class"):
+            for name, targets, args in self.groups:
+                for target in targets:
+                    if _target_kind(target) == kind and ct_match(target, module_name, module_class):
+                        return name, target, args
+        return None
+
+    def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
+        cls = module_class or "Linear"
+        for pattern in self.ignore:
+            if ct_match(pattern, module_name, cls):
+                return Declared(None, None, f"ignore {pattern!r}")
+        match = self._group_for(module_name, cls)
+        if match is None:
+            return Declared(None, None, "no config group targets it")
+        name, target, args = match
+        if not args:
+            return Declared(None, None, f"{name} quantizes no weights")
+        precision, group = weight_precision(args)
+        if self.status not in (None, "compressed") or self.format in ("dense", "fakequant"):
+            return Declared(Precision.FAKE_QUANT, None,
+                            f"{name} target {target!r}, status {self.status!r}, format {self.format!r}")
+        return Declared(precision, group, f"{name} target {target!r}")
+
+    def declared_bits(self, module_name: str) -> int | None:
+        match = self._group_for(module_name, "Linear")
+        if match is None:
+            return None
+        bits = match[2].get("num_bits")
+        return bits if isinstance(bits, int) else None
+
+
+def _target_kind(target: str) -> str:
+    if target.startswith("re:"):
+        return "re"
+    return "name" if "." in target or target[:1].islower() else "class"
+
+
+def read_declaration(documents: dict[str, Any]) -> CompressedTensorsDeclaration | None:
+    quant_config = (documents.get("config.json") or {}).get("quantization_config")
+    if isinstance(quant_config, dict) and quant_config.get("quant_method") == "compressed-tensors":
+        return CompressedTensorsDeclaration(quant_config)
+    return None

@@ -1,0 +1,151 @@
+"""NVIDIA ModelOpt unified Hugging Face exports (formats.md §3).
+
+Stored: ``weight U8`` beside an ``F8_E4M3`` block scale is NVFP4 (packed along IN; BMM experts
+keep the transposed ``[E, in/2, out]`` layout), beside an E8M0 scale it is MXFP4, and beside a
+float scale with twice the rows it is INT4-AWQ (packed along OUT). FP8/INT8 layouts are shared
+with other producers (``scaled.py``).
+
+Declared: ``hf_quant_config.json`` (preferred: it keeps ``group_size`` and ``quantized_layers``)
+or the ``quantization_config`` ModelOpt writes into ``config.json``. A single ``quant_algo``
+applies to every module not matched by an ``exclude_modules`` wildcard (fnmatch, ``*`` crosses
+dots); ``MIXED_PRECISION`` lists quantized modules in ``quantized_layers`` and everything else
+is unquantized.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
+from ptq_validators.formats.scaled import E8M0_DTYPES
+from ptq_validators.io.safetensors import FLOAT_DTYPES, TensorInfo
+from ptq_validators.precision import Precision
+
+FAMILY = "modelopt"
+
+# quant_algo → (weight precision, default group size). Lower-case passthrough spellings
+# (fp8_pb_wo, mxfp4) are matched case-insensitively.
+QUANT_ALGOS: dict[str, tuple[Precision, int | None]] = {
+    "FP8": (Precision.FP8, None),
+    "FP8_PER_CHANNEL_PER_TOKEN": (Precision.FP8_PER_CHANNEL, None),
+    "FP8_PB_WO": (Precision.FP8_BLOCK, 128),
+    "FP8_PB_REAL": (Precision.FP8_BLOCK, 128),
+    "W8A8_SQ_PER_CHANNEL": (Precision.INT8, None),
+    "W8A16": (Precision.INT8, None),
+    "W4A16_AWQ": (Precision.INT4, 128),
+    "W4A8_AWQ": (Precision.INT4, 128),
+    "NVFP4": (Precision.NVFP4, 16),
+    "NVFP4_AWQ": (Precision.NVFP4, 16),
+    "NVFP4_SVD": (Precision.NVFP4, 16),
+    "W4A16_NVFP4": (Precision.NVFP4, 16),
+    "W4A8_NVFP4_FP8": (Precision.NVFP4, 32),
+    "MXFP8": (Precision.MXFP8, 32),
+    "MXFP4": (Precision.MXFP4, 32),
+    "W4A8_MXFP4_FP8": (Precision.MXFP4, 32),
+}
+
+
+def recognize(module: Module, hints: Hints) -> Stored | None:
+    """ModelOpt's packed 4-bit layouts (``weight U8`` or ``F4``); None for anything else."""
+    weight = module.get("weight")
+    scale = module.get("weight_scale")
+    if weight is None or scale is None or weight.dtype not in ("U8", "F4") or len(weight.shape) < 2:
+        return None
+    if scale.dtype == "F8_E4M3":
+        return _fp4(weight, scale, Precision.NVFP4)
+    if scale.dtype in E8M0_DTYPES:
+        return _fp4(weight, scale, Precision.MXFP4)
+    if scale.dtype in FLOAT_DTYPES and weight.dtype == "U8":
+        return _int4_awq(weight, scale)
+    return None
+
+
+def _fp4(weight: TensorInfo, scale: TensorInfo, precision: Precision) -> Stored:
+    """E2M1 pairs packed along the contraction dim: the last dim, or dim -2 for BMM experts."""
+    logical = weight.dtype == "F4"
+    w, s = weight.shape, scale.shape
+    packed_axis = -1
+    if len(s) == len(w) and s[-2] != w[-2] and s[-1] == w[-1]:
+        packed_axis = -2  # BMM experts: [E, in/2, out] with scale [E, in/16, out]
+    unpacked = list(w)
+    if not logical:
+        unpacked[packed_axis] *= 2
+    problems = []
+    cells = s[packed_axis] if len(s) == len(w) else 0
+    group = unpacked[packed_axis] // cells if cells and unpacked[packed_axis] % cells == 0 else None
+    if group is None or len(s) != len(w):
+        problems.append(f"weight_scale {list(s)} does not tile weight {list(w)}")
+    return Stored(precision, tuple(unpacked), group, problems)
+
+
+def _int4_awq(weight: TensorInfo, scale: TensorInfo) -> Stored:
+    """INT4 packed along OUT: ``U8 [out/2, in]`` with ``weight_scale [out, in/g]``."""
+    w, s = weight.shape, scale.shape
+    shape = (*w[:-2], 2 * w[-2], w[-1])
+    problems = []
+    group = None
+    if len(s) != len(w) or s[-2] != shape[-2] or s[-1] == 0 or shape[-1] % s[-1]:
+        problems.append(f"weight_scale {list(s)} does not match INT4 weight {list(w)}")
+    else:
+        group = shape[-1] // s[-1]
+    return Stored(Precision.INT4, shape, group, problems)
+
+
+def algo_precision(quant_algo: str) -> tuple[Precision, int | None]:
+    """Weight precision and default group size of a ``quant_algo`` (UNKNOWN when unknown)."""
+    return QUANT_ALGOS.get(str(quant_algo).upper(), (Precision.UNKNOWN, None))
+
+
+class ModelOptDeclaration(Declaration):
+    """The ModelOpt quantization block, nested (hf_quant_config.json) or flat (config.json)."""
+
+    family = FAMILY
+
+    def __init__(self, block: dict[str, Any], origin: str) -> None:
+        self.origin = origin
+        self.quant_algo = block.get("quant_algo")
+        self.kv_cache_quant_algo = block.get("kv_cache_quant_algo")
+        self.group_size = block.get("group_size")
+        excludes = block.get("exclude_modules", block.get("ignore")) or []
+        self.exclude_modules = [p for p in excludes if isinstance(p, str)]
+        layers = block.get("quantized_layers") or {}
+        self.quantized_layers = layers if isinstance(layers, dict) else {}
+        self.summary = {
+            "family": FAMILY,
+            "origin": origin,
+            "quant_algo": self.quant_algo,
+            "kv_cache_quant_algo": self.kv_cache_quant_algo,
+            "group_size": self.group_size,
+            "exclude_modules": self.exclude_modules,
+            "quantized_layers": len(self.quantized_layers),
+        }
+
+    def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
+        for pattern in self.exclude_modules:
+            if fnmatchcase(module_name, pattern):
+                return Declared(None, None, f"exclude_modules {pattern!r}")
+        if str(self.quant_algo).upper() == "MIXED_PRECISION":
+            entry = self.quantized_layers.get(module_name)
+            if not isinstance(entry, dict):
+                return Declared(None, None, "absent from quantized_layers")
+            precision, default_group = algo_precision(entry.get("quant_algo", ""))
+            return Declared(precision, entry.get("group_size", default_group),
+                            f"quantized_layers {entry.get('quant_algo')}")
+        if not self.quant_algo:
+            return Declared(None, None, "quant_algo is null")
+        precision, default_group = algo_precision(self.quant_algo)
+        return Declared(precision, self.group_size or default_group, f"quant_algo {self.quant_algo}")
+
+
+def read_declaration(documents: dict[str, Any]) -> ModelOptDeclaration | None:
+    """From ``hf_quant_config.json`` when present, else ``config.json``'s modelopt block."""
+    hf_quant = documents.get("hf_quant_config.json")
+    if isinstance(hf_quant, dict):
+        block = hf_quant.get("quantization", hf_quant)
+        if isinstance(block, dict):
+            return ModelOptDeclaration(block, "hf_quant_config.json")
+    quant_config = (documents.get("config.json") or {}).get("quantization_config")
+    if isinstance(quant_config, dict) and quant_config.get("quant_method") == "modelopt":
+        return ModelOptDeclaration(quant_config, "config.json quantization_config")
+    return None

@@ -1,0 +1,105 @@
+"""FP8 and INT8 weights stored as is beside their scales (ModelOpt, compressed-tensors and
+Hugging Face fine-grained FP8 share these layouts; formats.md §3.4, §4.3, §5.1).
+
+The scale's shape decides the granularity: one element is per-tensor, one per output row is
+per-channel, a coarse 2-D (or ModelOpt's 4-D ``[ob,1,ib,1]``) grid is block-wise, and a
+``U8``/``F8_E8M0`` scale per 32 inputs is MXFP8.
+"""
+
+from __future__ import annotations
+
+from ptq_validators.formats.base import Hints, Module, Stored, ceil_div
+from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.precision import Precision, int_precision
+
+FAMILY = "scaled"
+FP8_DTYPES = frozenset({"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ"})
+E8M0_DTYPES = frozenset({"U8", "F8_E8M0"})
+
+
+def recognize(module: Module, hints: Hints) -> Stored | None:
+    """FP8 (tensor / channel / block / MX) or INT8-container weights; None otherwise."""
+    weight = module.get("weight")
+    if weight is None or len(weight.shape) < 2:
+        return None
+    if weight.dtype in FP8_DTYPES:
+        return _fp8(module, weight)
+    if weight.dtype == "I8":
+        return _int8(module, weight, hints)
+    return None
+
+
+def _fp8(module: Module, weight: TensorInfo) -> Stored:
+    shape = weight.shape
+    out_dim, in_dim = shape[-2], shape[-1]
+    scale_inv = module.get("weight_scale_inv")
+    if scale_inv is not None:
+        return _block(shape, scale_inv, "weight_scale_inv")
+    scale = module.get("weight_scale")
+    if scale is None:
+        return Stored(Precision.FP8, shape, problems=["FP8 weight without a weight_scale"])
+    lead = shape[:-2]
+    if scale.dtype in E8M0_DTYPES and scale.shape == (*lead, out_dim, ceil_div(in_dim, 32)):
+        return Stored(Precision.MXFP8, shape, 32)
+    # One scale per tensor (or per expert) is ``[]``, ``[1]`` or ``[E]``; a rank-2 ``[1, 1]`` is
+    # a block grid with a single cell (a weight smaller than the block).
+    if scale.numel in (1, _numel(lead)) and len(scale.shape) <= len(lead) + 1:
+        return Stored(Precision.FP8, shape)
+    if scale.shape in ((*lead, out_dim), (*lead, out_dim, 1)):
+        return Stored(Precision.FP8_PER_CHANNEL, shape)
+    return _block(shape, scale, "weight_scale")
+
+
+def _block(shape: tuple[int, ...], scale: TensorInfo, role: str) -> Stored:
+    """A block grid: 2-D ``[ceil(out/b0), ceil(in/b1)]`` or ModelOpt's 4-D ``[ob, 1, ib, 1]``."""
+    out_dim, in_dim = shape[-2], shape[-1]
+    grid = scale.shape
+    if len(grid) >= 4 and grid[-1] == 1 and grid[-3] == 1:
+        grid = (*grid[:-4], grid[-4], grid[-2])
+    if len(grid) < 2 or grid[-2] == 0 or grid[-1] == 0:
+        return Stored(Precision.FP8_BLOCK, shape,
+                      problems=[f"{role} shape {list(scale.shape)} is not a block grid"])
+    block_out, block_in = _block_size(out_dim, grid[-2]), _block_size(in_dim, grid[-1])
+    problems = []
+    if block_out is None or block_in is None:
+        problems.append(f"{role} grid {list(scale.shape)} does not tile weight {list(shape)}")
+    stored = Stored(Precision.FP8_BLOCK, shape, block_in, problems)
+    stored.note = f"block {block_out}x{block_in}"
+    return stored
+
+
+def _block_size(dim: int, cells: int) -> int | None:
+    """The power-of-two block size b with ceil(dim / b) == cells, if one exists."""
+    size = 1
+    while size <= max(dim, 1):
+        if ceil_div(dim, size) == cells:
+            return size
+        size *= 2
+    return None
+
+
+def _int8(module: Module, weight: TensorInfo, hints: Hints) -> Stored:
+    shape = weight.shape
+    out_dim, in_dim = shape[-2], shape[-1]
+    scale = module.get("weight_scale")
+    if scale is None:
+        return Stored(Precision.INT8, shape, problems=["INT8 weight without a weight_scale"])
+    # compressed-tensors int-quantized keeps W4 (and other widths) in an I8 container.
+    bits = hints.declared_bits if hints.declared_bits and hints.declared_bits < 8 else 8
+    precision = int_precision(bits)
+    note = f"{bits}-bit values in an I8 container" if bits < 8 else None
+    if scale.shape[-1:] == (1,) or scale.shape == shape[:-1] or scale.numel == 1:
+        return Stored(precision, shape, note=note)
+    groups = scale.shape[-1]
+    group = hints.declared_group_size or (in_dim // groups if in_dim % groups == 0 else None)
+    problems = []
+    if group is None or ceil_div(in_dim, group) != groups or scale.shape[-2] != out_dim:
+        problems.append(f"weight_scale {list(scale.shape)} does not match groups of weight {list(shape)}")
+    return Stored(precision, shape, group, problems, note)
+
+
+def _numel(dims: tuple[int, ...]) -> int:
+    count = 1
+    for dim in dims:
+        count *= dim
+    return count

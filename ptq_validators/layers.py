@@ -1,0 +1,220 @@
+"""The layer table: every linear-like weight of a checkpoint with its group, the tensors that
+store it, the precision found on disk, the precision the metadata declares, and exact bits.
+
+Rows are built from headers only. A row's ``status`` compares found with declared:
+``ok``, ``unexpected_unquantized`` (declared quantized, stored in float), ``quantized_but_excluded``
+(stored quantized, declared unquantized), ``declaration_mismatch`` (both quantized, different
+format or group size), ``fake_quant`` (float weight beside scales) or ``unrecognized``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.formats import read_declaration, recognize
+from ptq_validators.formats.base import (
+    KNOWN_ROLES, WEIGHT_SIDE_ROLES, Declaration, Declared, Hints, Module, Stored,
+)
+from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.precision import Precision
+from ptq_validators.taxonomy import LayerGroup, classify
+
+# Suffixes that BMM-style fused experts append to the parameter name (formats.md §3.6, §5.2).
+_FUSED_ROLE_SUFFIXES = tuple(sorted(
+    ("weight_scale_2", "weight_scale", "input_scale", "weight_scale_inv", "blocks", "scales",
+     "bias", "input_global_scale", "weight_global_scale"), key=len, reverse=True))
+QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
+
+OK = "ok"
+UNEXPECTED_UNQUANTIZED = "unexpected_unquantized"
+QUANTIZED_BUT_EXCLUDED = "quantized_but_excluded"
+DECLARATION_MISMATCH = "declaration_mismatch"
+FAKE_QUANT = "fake_quant"
+UNRECOGNIZED = "unrecognized"
+
+
+@dataclass
+class Layer:
+    """One linear-like weight (a 2-D weight, or a fused 3-D expert parameter)."""
+
+    name: str
+    group: LayerGroup
+    fused: bool
+    stored: Stored
+    declared: Declared
+    tensors: dict[str, TensorInfo]
+    weight_bits: int
+    status: str
+
+    @property
+    def precision(self) -> Precision:
+        return self.stored.precision
+
+    @property
+    def elements(self) -> int:
+        return self.stored.elements
+
+    @property
+    def bits_per_weight(self) -> Fraction:
+        """Exact on-disk bits per original weight element (weight-side tensors only)."""
+        return Fraction(self.weight_bits, self.elements) if self.elements else Fraction(0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": self.group.value,
+            "precision": self.precision.value,
+            "group_size": self.stored.group_size,
+            "declared": self.declared.precision.value if self.declared.precision else None,
+            "declared_group_size": self.declared.group_size,
+            "declared_by": self.declared.rule,
+            "bits_per_weight": round(float(self.bits_per_weight), 6),
+            "shape": list(self.stored.shape),
+            "tensors": sorted(self.tensors),
+            "status": self.status,
+            "problems": self.stored.problems,
+        }
+
+
+@dataclass
+class LayerTable:
+    """All layers of one checkpoint plus the tensors that belong to no layer."""
+
+    layers: list[Layer]
+    declaration: Declaration
+    other_tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    num_hidden_layers: int | None = None
+
+    def by_name(self) -> dict[str, Layer]:
+        return {layer.name: layer for layer in self.layers}
+
+    def precision_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(layer.precision.value for layer in self.layers).items()))
+
+    def group_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, Counter[str]] = {}
+        for layer in self.layers:
+            counts.setdefault(layer.group.value, Counter())[layer.precision.value] += 1
+        return {group: dict(sorted(c.items())) for group, c in sorted(counts.items())}
+
+    @property
+    def parameters(self) -> int:
+        """Original parameter count: layer elements plus every other tensor's elements."""
+        return sum(layer.elements for layer in self.layers) + sum(
+            t.numel for t in self.other_tensors.values())
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {layer.name: layer.stored.shape for layer in self.layers}
+
+
+def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
+    """``(module, role, fused)`` of a tensor name.
+
+    ``a.b.weight_scale`` → ``(a.b, weight_scale)``; a fused expert parameter
+    ``…experts.gate_up_proj`` → ``(…experts.gate_up_proj, weight, True)`` and its BMM-style
+    companions ``…experts.gate_up_proj_weight_scale`` → ``(…experts.gate_up_proj, weight_scale)``.
+    Unknown leaves keep their own name as the role.
+    """
+    prefix, _, leaf = tensor_name.rpartition(".")
+    if leaf in KNOWN_ROLES or not prefix:
+        return prefix, leaf, False
+    if leaf.startswith("_svdquant_lora_") and prefix.endswith(".weight_quantizer"):
+        return prefix[: -len(".weight_quantizer")], leaf[1:], False
+    if prefix.rpartition(".")[2] == "experts":
+        for suffix in _FUSED_ROLE_SUFFIXES:
+            if leaf.endswith("_" + suffix):
+                return f"{prefix}.{leaf[: -len(suffix) - 1]}", suffix, True
+        if len(info.shape) >= 3:
+            return f"{prefix}.{leaf}", "weight", True
+    return prefix, leaf, False
+
+
+def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
+    """Group tensors by module prefix."""
+    modules: dict[str, Module] = {}
+    for name, info in tensors.items():
+        module_name, role, fused = split_role(name, info)
+        module = modules.get(module_name)
+        if module is None:
+            module = modules[module_name] = Module(module_name)
+        module.tensors[role] = info
+        module.fused = module.fused or fused
+    return modules
+
+
+def is_layer(module: Module) -> bool:
+    """A linear-like weight: a 2-D anchor, or a 3-D+ anchor of a fused expert parameter."""
+    anchor = module.anchor
+    if anchor is None:
+        return False
+    rank = len(anchor.shape)
+    return rank == 2 or (rank >= 3 and (module.fused or ".experts." in f".{module.name}."))
+
+
+def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
+
+
+def num_hidden_layers(config: dict[str, Any]) -> int | None:
+    for block in (config, config.get("text_config") or {}, config.get("llm_config") or {}):
+        value = block.get("num_hidden_layers") if isinstance(block, dict) else None
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def build_layer_table(
+    checkpoint: Checkpoint, *, source_shapes: dict[str, tuple[int, ...]] | None = None
+) -> LayerTable:
+    """Build the layer table of ``checkpoint``. ``source_shapes`` (module → original shape,
+    from the source checkpoint) pins the input width of packed INT weights."""
+    documents = read_documents(checkpoint)
+    declaration = read_declaration(documents)
+    depth = num_hidden_layers(documents.get("config.json") or {})
+    shapes = source_shapes or {}
+    layers: list[Layer] = []
+    other: dict[str, TensorInfo] = {}
+    for module in group_modules(checkpoint.tensors).values():
+        if not is_layer(module):
+            for role, info in module.tensors.items():
+                other[f"{module.name}.{role}" if module.name else role] = info
+            continue
+        group = classify(module.name, num_hidden_layers=depth)
+        module_class = "Embedding" if group is LayerGroup.EMBED else "Linear"
+        declared = declaration.declared(module.name, module_class=module_class)
+        hints = Hints(declaration.declared_bits(module.name), declared.group_size,
+                      shapes.get(module.name))
+        stored = recognize(module, hints)
+        weight_bits = sum(info.bits for role, info in module.tensors.items()
+                          if role in WEIGHT_SIDE_ROLES)
+        layers.append(Layer(module.name, group, module.fused, stored, declared,
+                            dict(module.tensors), weight_bits, _status(stored, declared)))
+    layers.sort(key=lambda layer: _natural_key(layer.name))
+    return LayerTable(layers, declaration, other, depth)
+
+
+def _status(stored: Stored, declared: Declared) -> str:
+    found = stored.precision
+    if found is Precision.UNKNOWN:
+        return UNRECOGNIZED
+    if found is Precision.FAKE_QUANT:
+        return FAKE_QUANT
+    if declared.precision is Precision.FAKE_QUANT:
+        return DECLARATION_MISMATCH if found.is_quantized else UNEXPECTED_UNQUANTIZED
+    if not found.is_quantized:
+        return UNEXPECTED_UNQUANTIZED if declared.precision is not None else OK
+    if declared.precision is None:
+        return QUANTIZED_BUT_EXCLUDED
+    if declared.precision is not found:
+        return DECLARATION_MISMATCH
+    if declared.group_size and stored.group_size and declared.group_size != stored.group_size:
+        return DECLARATION_MISMATCH
+    return OK
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")]

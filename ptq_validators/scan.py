@@ -1,0 +1,66 @@
+"""`ptqv scan`: the inventory of one checkpoint without a source (format, declared config,
+precision counts, bits, per-layer table, integrity)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.checks import coverage, integrity
+from ptq_validators.checks.base import CheckResult
+from ptq_validators.gate import SCHEMA_VERSION
+from ptq_validators.layers import LayerTable, build_layer_table
+
+
+@dataclass
+class ScanReport:
+    path: str
+    checkpoint: Checkpoint
+    table: LayerTable
+    checks: list[CheckResult]
+
+    @property
+    def layer_bits(self) -> int:
+        return sum(layer.weight_bits for layer in self.table.layers)
+
+    @property
+    def layer_elements(self) -> int:
+        return sum(layer.elements for layer in self.table.layers)
+
+    def to_json(self) -> dict[str, Any]:
+        elements = self.layer_elements
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "ptqv-scan",
+            "path": self.path,
+            "declared": self.table.declaration.summary,
+            "files": {
+                "shards": sorted(self.checkpoint.headers),
+                "indexed": self.checkpoint.indexed,
+                "pickle_files": self.checkpoint.pickle_files,
+            },
+            "size": {
+                "weight_bytes": self.checkpoint.weight_bytes,
+                "parameters": self.table.parameters,
+                "bits_per_param": round(self.checkpoint.weight_bytes * 8 / self.table.parameters, 6)
+                if self.table.parameters else None,
+                "linear_bits_per_weight": round(self.layer_bits / elements, 6) if elements else None,
+            },
+            "checks": [check.to_json() for check in self.checks],
+            "precision_counts": self.table.precision_counts(),
+            "group_counts": self.table.group_counts(),
+            "layers": [layer.to_json() for layer in self.table.layers],
+        }
+
+
+def run_scan(path: str) -> ScanReport:
+    """Read one checkpoint's headers and metadata and take its inventory."""
+    checkpoint = Checkpoint.open(path)
+    table = build_layer_table(checkpoint)
+    checks = [
+        coverage.check_precision(table),
+        coverage.check_coverage(table),
+        integrity.check_integrity(checkpoint.issues, checkpoint.pickle_files, len(checkpoint.headers)),
+    ]
+    return ScanReport(path, checkpoint, table, checks)
