@@ -1,0 +1,85 @@
+"""The `ptqv` entry point: help, version, exit codes, error lines, and the header-only promise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import FIXTURES, ROOT
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ptq_validators", *args], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_help_lists_the_commands_and_exit_codes():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("gate", "scan", "demo"):
+        assert command in result.stdout
+    assert "Exit codes: 0 pass, 1 a check failed, 2 usage, 3 bad input" in result.stdout
+
+
+def test_every_command_help_has_an_example():
+    for command in ("gate", "scan", "demo"):
+        result = run(command, "--help")
+        assert result.returncode == 0 and "Example" in result.stdout, command
+
+
+def test_version(ptqv):
+    from ptq_validators import __version__
+
+    assert ptqv("--version").stdout == f"ptqv {__version__}\n"
+
+
+def test_unknown_option_is_a_usage_error(ptqv):
+    assert ptqv("gate", "--bogus").code == 2
+
+
+def test_debug_variable_shows_the_traceback():
+    quiet = run("scan", "/nonexistent/ckpt")
+    assert quiet.returncode == 3 and "Traceback" not in quiet.stderr
+    assert quiet.stderr.splitlines()[0] == "ptqv: error: /nonexistent/ckpt: no such directory"
+    loud = run("scan", "/nonexistent/ckpt", env={"PTQV_DEBUG": "1"})
+    assert loud.returncode != 0 and "Traceback" in loud.stderr
+
+
+def test_gate_and_scan_never_import_torch_or_transformers():
+    program = textwrap.dedent(f"""
+        import json, sys
+        from ptq_validators.cli import main
+        for argv in (["gate", {str(FIXTURES / 'modelopt-nvfp4-moe')!r}, "--source",
+                      {str(FIXTURES / 'src-moe')!r}, "--qformat", "nvfp4", "--json"],
+                     ["scan", {str(FIXTURES / 'llmc-nvfp4-llama')!r}, "--json"]):
+            try:
+                main(argv)
+            except SystemExit as exc:
+                assert exc.code == 0, (argv, exc.code)
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "numpy"))
+        print(json.dumps(heavy), file=sys.stderr)
+    """)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stderr.strip().splitlines()[-1]) == []
+
+
+def test_demo_runs_the_gate_on_the_bundled_pair(ptqv):
+    result = ptqv("demo")
+    assert result.code == 0, result.stdout
+    assert result.stdout.startswith("| Check | Result |\n|---|---|\n| Size vs source | PASS")
+    assert "**Verdict: PASS**" in result.stdout
+    assert ptqv("demo", "--json").json()["verdict"] == "pass"
+
+
+def test_bundled_example_is_the_real_tool_fixture():
+    for example, fixture in (("source", "src-llama"), ("nvfp4", "modelopt-nvfp4-llama")):
+        left, right = ROOT / "examples" / "tiny-llama" / example, FIXTURES / fixture
+        names = sorted(p.name for p in left.iterdir())
+        assert names == sorted(p.name for p in right.iterdir())
+        for name in names:
+            assert (left / name).read_bytes() == (right / name).read_bytes(), name
