@@ -161,11 +161,12 @@ def launch(
         if kind is None:
             raise UsageError("--spec needs --kind", hint=f"--kind is one of {KINDS_HELP}")
         job, _ = _render(kind, spec, {}, out, None, lint=False)
-        path = job.workspace.path
-        _note(f"rendered into {path}")
-    assert path is not None
+        job_dir = job.workspace.path
+        _note(f"rendered into {job_dir}")
+    else:
+        job_dir = path  # type: ignore[assignment]  # checked above: exactly one is given
     runner = LocalRunner()
-    plan = plan_launch(path, runner, new_job_id())
+    plan = plan_launch(job_dir, runner, new_job_id())
     if dry_run:
         if json_out:
             _emit_json({"schema_version": 1, "dry_run": True, **plan.as_json()})

@@ -122,10 +122,10 @@ def execute(plan: LaunchPlan, runner: Runner) -> JobRecord:
                                          slurm_id=job, state="PENDING"))
                 previous = job
             else:
-                assert step.log is not None
-                rc_file = step.log.with_suffix(".rc")
-                spawned = runner.spawn(step.argv, cwd=step.cwd, log=step.log, rc_file=rc_file)
-                record.steps.append(Step(step.name, step.argv, str(step.log), pid=spawned.pid,
+                log = step.log or plan.workspace / "logs" / f"{plan.job_id}.log"
+                rc_file = log.with_suffix(".rc")
+                spawned = runner.spawn(step.argv, cwd=step.cwd, log=log, rc_file=rc_file)
+                record.steps.append(Step(step.name, step.argv, str(log), pid=spawned.pid,
                                          start_time=spawned.start_time, rc_file=str(rc_file), state="RUNNING"))
     finally:
         if record.steps:

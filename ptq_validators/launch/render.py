@@ -221,8 +221,10 @@ def docker_argv(spec: JobSpec, ws: Workspace, *, gpus: bool, name: str | None = 
         argv += ["--name", name]
     if gpus and spec.gpus:
         argv.append(f"--gpus={spec.gpus}")
-    # host IPC and unlimited locked memory, as the ModelOpt launcher's DockerExecutor and NGC advise
-    argv += ["--ipc=host", "--ulimit", "memlock=-1", "--ulimit", "stack=67108864"]
+    # host IPC (the ModelOpt launcher's DockerExecutor) and NGC's advised limits
+    argv.append("--ipc=host")
+    if spec.docker_ulimits:
+        argv += ["--ulimit", "memlock=-1", "--ulimit", "stack=67108864"]
     if spec.docker_network:
         argv.append(f"--network={spec.docker_network}")
     for mount in same_path_mounts(spec, ws, *(p.export_path for p in phases(spec, ws))):

@@ -64,6 +64,10 @@ class JobSpec(BaseModel):
     container: str | None = Field(None, description="container image (.sqsh or registry URI)")
     mounts: list[str] = Field([], description="container mounts, SRC:DST[:ro|rw]")
     docker_network: str | None = Field(None, description="docker run --network value, e.g. host or none")
+    docker_ulimits: bool = Field(
+        True, description="docker run --ulimit memlock=-1 --ulimit stack=67108864 (NGC advice); "
+        "false where the engine may not raise limits"
+    )
 
     # resources
     gpus: NonNegativeInt = Field(1, description="GPUs per node (0 = no GPU request)")
