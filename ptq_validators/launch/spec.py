@@ -27,7 +27,6 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|API_KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
-LLMC_ENTRYPOINTS = ("auto", "oneshot", "model_free_ptq")
 
 
 class JobSpec(BaseModel):

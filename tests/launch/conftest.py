@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.infra.services import docker_infra, shellcheck, slurm_infra  # noqa: F401  (fixtures)
 
 HERE = Path(__file__).resolve().parent
