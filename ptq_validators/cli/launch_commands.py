@@ -1,0 +1,292 @@
+"""`ptqv render`, `ptqv launch` and `ptqv jobs`: job files from a spec, local runs, job records.
+
+Heavy imports (jinja2, pydantic) stay inside the command bodies so `ptqv --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ptq_validators.errors import UsageError
+
+KINDS_HELP = "slurm, launcher, docker, direct, nemotron or llmcompressor"
+
+
+def _default_root() -> Path:
+    return Path(os.environ.get("PTQV_WORKSPACES", "workspaces"))
+
+
+def _note(message: str) -> None:
+    print(f"ptqv: {message}", file=sys.stderr)
+
+
+def _emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _overrides(**flags: Any) -> dict[str, Any]:
+    """Spec keys from the command-line flags that were given."""
+    data = {k: v for k, v in flags.items() if v not in (None, [], ())}
+    if "env" in data:
+        pairs = {}
+        for item in data["env"]:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"--env {item!r} is not KEY=VALUE")
+            pairs[key] = value
+        data["env"] = pairs
+    if "quantizer_command" in data:
+        data["quantizer_command"] = shlex.split(data["quantizer_command"])
+    return data
+
+
+def _render(kind: str, spec_path: Path | None, overrides: dict[str, Any], out: Path | None,
+            session: str | None, lint: bool) -> tuple[Any, list[Any]]:
+    from ptq_validators.errors import TemplateError
+    from ptq_validators.launch.lint import lint_files, shellcheck_available
+    from ptq_validators.launch.render import KINDS, render_job, variant_for
+    from ptq_validators.launch.spec import load_spec
+    from ptq_validators.launch.workspace import session_id, workspace_for
+
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {KINDS_HELP}")
+    if spec_path is None and "model" not in overrides:
+        raise UsageError("give --spec job.yaml or at least --model and --qformat/--recipe/--scheme")
+    spec = load_spec(spec_path, overrides)
+    root = out or _default_root()
+    ws = workspace_for(root, session or session_id(root), variant_for(spec, kind))
+    job = render_job(spec, kind, ws)
+    findings = []
+    if lint:
+        if not shellcheck_available():
+            _note("shellcheck is not installed: only `bash -n` checked the scripts (apt-get install shellcheck)")
+        findings = lint_files(job.files)
+        for finding in findings:
+            _note(str(finding))
+        if findings:
+            raise TemplateError(f"{len(findings)} lint finding(s) in {ws.scripts}",
+                                hint="the findings are listed above; a template bug: report it with the spec")
+    return job, findings
+
+
+def render(
+    kind: str = typer.Argument(..., help=f"Kind of job: {KINDS_HELP}."),
+    spec: Path | None = typer.Option(None, "--spec", help="Job spec YAML; flags override its keys."),
+    model: str | None = typer.Option(None, help="HF model id or local checkpoint directory."),
+    qformat: str | None = typer.Option(None, help="ModelOpt --qformat (e.g. fp8, nvfp4_mlp_only)."),
+    recipe: str | None = typer.Option(None, help="ModelOpt recipe name or path (instead of --qformat)."),
+    scheme: str | None = typer.Option(None, help="llm-compressor scheme (e.g. FP8_DYNAMIC, W4A16)."),
+    calib_size: int | None = typer.Option(None, help="Calibration samples of the full run [512]."),
+    dataset: str | None = typer.Option(None, help="Calibration dataset."),
+    output: str | None = typer.Option(None, help="Export directory [<workspace>/output/checkpoint]."),
+    gpus: int | None = typer.Option(None, help="GPUs per node [1]."),
+    nodes: int | None = typer.Option(None, help="Nodes [1]; more than 1 renders multi-node FSDP2 (slurm)."),
+    partition: str | None = typer.Option(None, help="SLURM partition."),
+    account: str | None = typer.Option(None, help="SLURM account."),
+    time: str | None = typer.Option(None, help="Time limit of the full run [04:00:00]."),
+    container: str | None = typer.Option(None, help="Container image (.sqsh or registry URI)."),
+    mount: list[str] | None = typer.Option(None, help="Container mount SRC:DST[:ro]; repeatable."),
+    extra_pip: list[str] | None = typer.Option(None, help="Requirement to pip install first; repeatable."),
+    hf_cache: str | None = typer.Option(None, help="HF cache directory (HF_HOME)."),
+    env: list[str] | None = typer.Option(None, help="KEY=VALUE to export (no secrets); repeatable."),
+    pass_env: list[str] | None = typer.Option(None, help="Variable passed through by name [HF_TOKEN]; repeatable."),
+    modelopt_repo: str | None = typer.Option(None, help="Model-Optimizer checkout (hf_ptq.py, tools/launcher)."),
+    stand_in: str | None = typer.Option(
+        None, help="Stand-in program that replaces the quantizer program (its arguments are kept), "
+        "e.g. 'python3 fake_ptq.py'; for tests and rehearsals."),
+    out: Path | None = typer.Option(None, "--out", help="Workspaces root [$PTQV_WORKSPACES or ./workspaces]."),
+    session: str | None = typer.Option(None, help="Session id [from the agent's environment, else generated]."),
+    lint: bool = typer.Option(False, "--lint", help="Lint the files: bash -n, shellcheck, YAML schemas."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of one path per line."),
+) -> None:
+    """Render a job's files into its workspace and print their paths.
+
+    The workspace is <out>/<session-id>/<model-variant>/{scripts,logs,output}. Every value that
+    reaches a shell line is quoted by ptqv; a smoke run (calib 4) comes before the full run.
+
+    Example: ptqv render slurm --spec job.yaml --partition batch --lint
+    """
+    overrides = _overrides(
+        model=model, qformat=qformat, recipe=recipe, scheme=scheme, calib_size=calib_size,
+        dataset=dataset, output=output, gpus=gpus, nodes=nodes, partition=partition,
+        account=account, time=time, container=container, mounts=mount, extra_pip=extra_pip,
+        hf_cache=hf_cache, env=env, env_passthrough=pass_env, modelopt_repo=modelopt_repo,
+        quantizer_command=stand_in,
+    )
+    job, findings = _render(kind, spec, overrides, out, session, lint)
+    if json_out:
+        _emit_json({"schema_version": 1, "kind": job.kind, "workspace": str(job.workspace.path),
+                    "manifest": str(job.manifest), "files": [str(f) for f in job.files],
+                    "linted": lint, "lint_findings": [str(f) for f in findings]})
+    else:
+        for path in job.files:
+            typer.echo(str(path))
+        _note(f"launch it with: ptqv launch {shlex.quote(str(job.workspace.path))} --local --dry-run")
+
+
+def launch(
+    path: Path | None = typer.Argument(None, help="A rendered job directory (holds render.json)."),
+    spec: Path | None = typer.Option(None, "--spec", help="Render this spec first (needs --kind)."),
+    kind: str | None = typer.Option(None, help=f"Kind to render with --spec: {KINDS_HELP}."),
+    out: Path | None = typer.Option(None, "--out", help="Workspaces root for --spec [./workspaces]."),
+    local: bool = typer.Option(False, "--local", help="Run on this machine (the only mode so far)."),
+    yes: bool = typer.Option(False, "--yes", help="Really run it (nothing runs without it)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print exactly what would run, run nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Run a rendered job on this machine and record it in the workspace's jobs.json.
+
+    slurm jobs go to the local sbatch (smoke first, the full run with --dependency=afterok);
+    docker jobs run `docker run` (--gpus where a GPU runtime exists); the others run their
+    rendered script as a detached process logging to logs/<job-id>.log.
+
+    Example: ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --dry-run
+    """
+    from ptq_validators.launch.execute import execute, plan_launch
+    from ptq_validators.launch.jobs import new_job_id
+    from ptq_validators.launch.runner import LocalRunner
+
+    if not local:
+        raise UsageError("only local launches exist so far", hint="add --local (runs on this machine)")
+    if (path is None) == (spec is None):
+        raise UsageError("give a rendered job directory or --spec (with --kind), not both")
+    if spec is not None:
+        if kind is None:
+            raise UsageError("--spec needs --kind", hint=f"--kind is one of {KINDS_HELP}")
+        job, _ = _render(kind, spec, {}, out, None, lint=False)
+        job_dir = job.workspace.path
+        _note(f"rendered into {job_dir}")
+    else:
+        job_dir = path  # type: ignore[assignment]  # checked above: exactly one is given
+    runner = LocalRunner()
+    plan = plan_launch(job_dir, runner, new_job_id())
+    if dry_run:
+        if json_out:
+            _emit_json({"schema_version": 1, "dry_run": True, **plan.as_json()})
+        else:
+            for line in plan.commands():
+                typer.echo(line)
+        return
+    if not yes:
+        for line in plan.commands():
+            _note(f"would run: {line}")
+        raise UsageError("ptqv launch runs nothing without --yes",
+                         hint="add --yes to run it, or --dry-run to print exactly what would run")
+    record = execute(plan, runner)
+    if json_out:
+        _emit_json({"schema_version": 1, "dry_run": False, **plan.as_json(), "status": record.status,
+                    "slurm_ids": {s.name: s.slurm_id for s in record.steps if s.slurm_id}})
+    else:
+        typer.echo(record.id)
+        _note(f"follow it with: ptqv jobs status {record.id} --root {shlex.quote(str(Path(record.workspace).parents[1]))}")
+
+
+jobs_app = typer.Typer(help="Launched jobs: list, status, logs, cancel.", no_args_is_help=True)
+ROOT_OPTION = typer.Option(None, "--root", help="Workspaces root or one workspace [./workspaces].")
+
+
+def _record_json(record: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(record)
+
+
+@jobs_app.command("list")
+def jobs_list(root: Path | None = ROOT_OPTION,
+              json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the launched jobs under the root, with their current status.
+
+    Example: ptqv jobs list --json
+    """
+    from ptq_validators.launch.jobs import all_records, refresh
+    from ptq_validators.launch.runner import LocalRunner
+
+    runner = LocalRunner()
+    records = [refresh(runner, r) for r in all_records(root or _default_root())]
+    if json_out:
+        _emit_json({"schema_version": 1, "jobs": [_record_json(r) for r in records]})
+        return
+    for r in records:
+        typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{r.submitted}\t{r.workspace}")
+
+
+@jobs_app.command("status")
+def jobs_status(job_id: str = typer.Argument(..., help="Job id from `ptqv launch` or `jobs list`."),
+                root: Path | None = ROOT_OPTION,
+                json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show a job's status and the state of each step (process or SLURM job).
+
+    Example: ptqv jobs status j20260822-101500-ab12 --json
+    """
+    from ptq_validators.launch.jobs import find_record, refresh
+    from ptq_validators.launch.runner import LocalRunner
+
+    record = refresh(LocalRunner(), find_record(root or _default_root(), job_id))
+    if json_out:
+        _emit_json({"schema_version": 1, **_record_json(record)})
+        return
+    typer.echo(f"{record.id}\t{record.status}")
+    for step in record.steps:
+        ident = f"slurm {step.slurm_id}" if step.slurm_id else f"pid {step.pid}"
+        code = "" if step.exit_code is None else f"\texit {step.exit_code}"
+        typer.echo(f"  {step.name}\t{ident}\t{step.state}{code}\t{step.log}")
+
+
+@jobs_app.command("logs")
+def jobs_logs(job_id: str = typer.Argument(..., help="Job id."),
+              root: Path | None = ROOT_OPTION,
+              step: str | None = typer.Option(None, help="Only this step (e.g. smoke, full)."),
+              tail: int | None = typer.Option(None, help="Only the last N lines of each log.")) -> None:
+    """Print a job's logs (each step's log, headed by its name on stderr).
+
+    Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
+    """
+    from ptq_validators.launch.jobs import find_record, log_paths
+
+    record = find_record(root or _default_root(), job_id)
+    for name, path in log_paths(record):
+        if step and name != step:
+            continue
+        _note(f"== {name}: {path}")
+        if not path.is_file():
+            _note("(no log yet)")
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for line in lines[-tail:] if tail else lines:
+            typer.echo(line)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str = typer.Argument(..., help="Job id."),
+                root: Path | None = ROOT_OPTION,
+                yes: bool = typer.Option(False, "--yes", help="Really cancel it."),
+                json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Cancel a running job: scancel its SLURM jobs, or SIGTERM its process group.
+
+    Example: ptqv jobs cancel j20260822-101500-ab12 --yes
+    """
+    from ptq_validators.launch.jobs import cancel, find_record
+    from ptq_validators.launch.runner import LocalRunner
+
+    record = find_record(root or _default_root(), job_id)
+    if not yes:
+        raise UsageError(f"cancelling {job_id} needs --yes", hint="add --yes")
+    record = cancel(LocalRunner(), record)
+    if json_out:
+        _emit_json({"schema_version": 1, **_record_json(record)})
+    else:
+        typer.echo(f"{record.id}\t{record.status}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add render, launch and the jobs group to ``app``."""
+    app.command("render")(render)
+    app.command("launch")(launch)
+    app.add_typer(jobs_app, name="jobs")

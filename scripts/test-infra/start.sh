@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Start loopback-only test infrastructure for `ptqv launch` tests (Debian 12, as root, no systemd).
+#
+#   start.sh [tools] [slurm] [docker]     (no argument = all three; idempotent)
+#
+#   tools   shellcheck (the lint of rendered job scripts)
+#   slurm   munged + slurmctld + slurmd on 127.0.0.1, one node with fake GPU GRES, no cgroups,
+#           batch_sched_delay=0 (a job round trip takes ~1 s instead of waiting for a 3 s tick)
+#   docker  dockerd with --bridge=none --iptables=false, private data/exec roots, its own socket;
+#           plus a locally built FROM-scratch image (bash-static + busybox-static), since no
+#           registry is reachable
+#
+# Missing Debian packages are installed with apt-get (policy-rc.d keeps their postinst scripts from
+# starting services with default configs). Daemons are stopped by stop.sh, by PID file.
+#
+# Settings (environment):  PTQV_INFRA_DIR (default /tmp/ptqv-infra), PTQV_INFRA_FAKE_GPUS (1),
+#   PTQV_INFRA_CTLD_PORT (6817), PTQV_INFRA_SLURMD_PORT (6818), PTQV_INFRA_SKIP_APT (0)
+# Output: $PTQV_INFRA_DIR/env with KEY=VALUE lines for the tests (PTQV_SLURM_PARTITION,
+#   PTQV_DOCKER_HOST, PTQV_DOCKER_IMAGE, ...).
+set -euo pipefail
+
+DIR="${PTQV_INFRA_DIR:-/tmp/ptqv-infra}"
+FAKE_GPUS="${PTQV_INFRA_FAKE_GPUS:-1}"
+CTLD_PORT="${PTQV_INFRA_CTLD_PORT:-6817}"
+SLURMD_PORT="${PTQV_INFRA_SLURMD_PORT:-6818}"
+SKIP_APT="${PTQV_INFRA_SKIP_APT:-0}"
+MARKER="# written by ptq-validators scripts/test-infra/start.sh"
+IMAGE=ptqv-test/busybox:1
+
+say() { printf '[ptqv-infra] %s\n' "$*" >&2; }
+die() { printf '[ptqv-infra] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts daemons)"
+for n in "$FAKE_GPUS" "$CTLD_PORT" "$SLURMD_PORT"; do [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"; done
+
+# A PID is running when /proc has it and it is not a zombie: where PID 1 is not an init, exited
+# daemons stay zombies for a while and `kill -0` would still call them alive.
+running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
+# ours PIDFILE COMM: the PID in PIDFILE runs and is the program COMM (guards against PID reuse)
+ours() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(tr -dc '0-9' <"$1")
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && running "$pid"
+}
+# wait_until SECONDS CMD...: poll CMD every 0.1 s
+wait_until() {
+  local end=$((EPOCHSECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do [ "$EPOCHSECONDS" -lt "$end" ] || return 1; sleep 0.1; done
+}
+env_set() {   # env_set KEY VALUE: replace KEY's line in $DIR/env
+  touch "$DIR/env"
+  grep -v "^$1=" "$DIR/env" >"$DIR/env.tmp" || true
+  printf '%s=%s\n' "$1" "$2" >>"$DIR/env.tmp"
+  mv "$DIR/env.tmp" "$DIR/env"
+}
+
+apt_install() {   # apt_install PACKAGE...: install what is missing, never start services
+  [ "$SKIP_APT" = 1 ] && die "missing packages ($*) and PTQV_INFRA_SKIP_APT=1"
+  say "apt-get install $*"
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >/dev/null
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return 0
+}
+
+mkdir -p "$DIR"/{pids,logs}
+chmod 755 "$DIR"
+
+# ------------------------------------------------------------------------------------ tools
+start_tools() {
+  command -v shellcheck >/dev/null || apt_install shellcheck
+  say "shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
+}
+
+# ------------------------------------------------------------------------------------ slurm
+start_slurm() {
+  local b need=0
+  for b in /usr/sbin/munged /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch /usr/bin/ss; do
+    [ -x "$b" ] || need=1
+  done
+  [ "$need" = 1 ] && apt_install munge slurmctld slurmd slurm-client iproute2
+
+  mkdir -p "$DIR"/slurm/{ctld,spool} "$DIR/dev"
+  chown slurm:slurm "$DIR/slurm/ctld" "$DIR/logs"   # slurmctld runs as SlurmUser=slurm
+
+  # munge: Debian's postinst made the key; no init system made the runtime directory
+  install -d -m 755 -o munge -g munge /run/munge
+  chmod 400 /etc/munge/munge.key
+  munge_ok() { munge -n </dev/null | unmunge >/dev/null; }
+  if ! munge_ok 2>/dev/null; then
+    local force=()
+    [ -S /run/munge/munge.socket.2 ] && force=(--force)   # stale socket left by a killed munged
+    runuser -u munge -- /usr/sbin/munged "${force[@]}" </dev/null >>"$DIR/logs/munged.out" 2>&1
+    wait_until 10 munge_ok || die "munged did not start (see /var/log/munge/munged.log)"
+    cp /run/munge/munged.pid "$DIR/pids/munged.pid"   # stop.sh stops munged only when we started it
+    say "munged started"
+  fi
+
+  # slurmctld binds to what the short hostname resolves to: it must resolve, to loopback
+  local node ip
+  node=$(hostname -s)
+  ip=$(getent ahostsv4 "$node" | awk 'NR == 1 {print $1}' || true)
+  if [ -z "$ip" ]; then
+    printf '127.0.0.1 %s %s\n' "$node" "$MARKER" >>/etc/hosts
+  elif [[ "$ip" != 127.* ]]; then
+    die "hostname $node resolves to $ip, not a loopback address; slurmctld would listen there"
+  fi
+
+  # the node line must not claim more than the machine has, or the node drains
+  local hw mem gres="" gres_types="" i dev
+  hw=$(/usr/sbin/slurmd -C | head -1 | sed 's/^NodeName=[^ ]* //')
+  mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
+  hw=${hw/RealMemory=$mem/RealMemory=$((mem * 90 / 100))}
+  local gres_conf="$MARKER"$'\nAutoDetect=off\n'
+  if [ "$FAKE_GPUS" -gt 0 ]; then
+    gres="Gres=gpu:$FAKE_GPUS"; gres_types="GresTypes=gpu"
+    # one distinct character device per fake GPU (clones of /dev/null): slurmd rejects duplicate
+    # or regular files; nothing opens them because TaskPlugin=task/none
+    for ((i = 0; i < FAKE_GPUS; i++)); do
+      dev="$DIR/dev/fakegpu$i"
+      [ -c "$dev" ] || { rm -f "$dev"; mknod -m 666 "$dev" c 1 3; }
+      gres_conf+="NodeName=$node Name=gpu File=$dev"$'\n'
+    done
+  fi
+  local conf
+  conf=$(cat <<CONF
+$MARKER
+ClusterName=ptqvtest
+SlurmctldHost=$node(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+AuthType=auth/munge
+CredType=cred/munge
+SlurmUser=slurm
+SlurmdUser=root
+StateSaveLocation=$DIR/slurm/ctld
+SlurmdSpoolDir=$DIR/slurm/spool
+SlurmctldPidFile=$DIR/pids/slurmctld.pid
+SlurmdPidFile=$DIR/pids/slurmd.pid
+SlurmctldLogFile=$DIR/logs/slurmctld.log
+SlurmdLogFile=$DIR/logs/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MinJobAge=3600
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+MailProg=/bin/true
+$gres_types
+NodeName=$node NodeAddr=127.0.0.1 $hw $gres State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+)
+  mkdir -p /etc/slurm
+  local f changed=0
+  for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do   # keep a foreign config once
+    if [ -e "$f" ] && ! grep -qxF "$MARKER" "$f" && [ ! -e "$f.before-ptqv" ]; then cp -p "$f" "$f.before-ptqv"; fi
+  done
+  if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then
+    printf '%s\n' "$conf" >/etc/slurm/slurm.conf; changed=1
+  fi
+  if [ "$(cat /etc/slurm/gres.conf 2>/dev/null)" != "${gres_conf%$'\n'}" ]; then
+    printf '%s' "$gres_conf" >/etc/slurm/gres.conf; changed=1
+  fi
+  if [ "$changed" = 1 ] && { ours "$DIR/pids/slurmctld.pid" slurmctld || ours "$DIR/pids/slurmd.pid" slurmd; }; then
+    say "slurm config changed: restarting"
+    bash "$(dirname "$0")/stop.sh" slurm
+  fi
+
+  if ! ours "$DIR/pids/slurmctld.pid" slurmctld; then
+    /usr/sbin/slurmctld </dev/null >>"$DIR/logs/slurmctld.out" 2>&1 || die "slurmctld failed (see $DIR/logs/slurmctld.log)"
+  fi
+  wait_until 20 bash -c 'scontrol ping | grep -q "is UP"' || die "slurmctld not answering (see $DIR/logs/slurmctld.log)"
+  if ! ours "$DIR/pids/slurmd.pid" slurmd; then
+    /usr/sbin/slurmd -N "$node" </dev/null >>"$DIR/logs/slurmd.out" 2>&1 || die "slurmd failed (see $DIR/logs/slurmd.log)"
+  fi
+  node_ready() { sinfo -h -N -n "$node" -o %t | grep -qE '^(idle|mix|alloc)'; }
+  if ! wait_until 20 node_ready; then   # a node left DOWN by an unclean stop: resume it once
+    scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true
+    wait_until 10 node_ready || die "node $node is not idle (see $DIR/logs/slurmd.log)"
+  fi
+  env_set PTQV_SLURM_PARTITION debug
+  env_set PTQV_SLURM_FAKE_GPUS "$FAKE_GPUS"
+  say "slurm up: node $node, partition debug, $FAKE_GPUS fake GPU(s)"
+}
+
+# ------------------------------------------------------------------------------------ docker
+start_docker() {
+  if [ ! -x /usr/sbin/dockerd ] || [ ! -x /bin/busybox ] || [ ! -x /bin/bash-static ]; then
+    apt_install docker.io busybox-static bash-static
+  fi
+  command -v docker >/dev/null || die "no docker client"
+  local root="$DIR/docker" sock="$DIR/docker/docker.sock"
+  mkdir -p "$root"
+  export DOCKER_HOST="unix://$sock"
+  if ! ours "$DIR/pids/dockerd.pid" dockerd; then
+    # no bridge, no iptables: nothing touches the host network; containers use --network=none
+    setsid /usr/sbin/dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
+      --ip-masq=false --host="$DOCKER_HOST" --data-root="$root/data" --exec-root="$root/exec" \
+      --pidfile="$DIR/pids/dockerd.pid" </dev/null >>"$DIR/logs/dockerd.log" 2>&1 &
+  fi
+  wait_until 30 docker info || die "dockerd did not answer (see $DIR/logs/dockerd.log)"
+  if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    local ctx="$root/image"
+    rm -rf "$ctx"; mkdir -p "$ctx/bin"
+    cp /bin/busybox "$ctx/bin/busybox"
+    cp /bin/bash-static "$ctx/bin/bash"
+    printf 'FROM scratch\nCOPY bin /bin\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\n' >"$ctx/Dockerfile"
+    docker build -q -t "$IMAGE" "$ctx" >/dev/null || die "docker build of $IMAGE failed"
+  fi
+  env_set PTQV_DOCKER_HOST "$DOCKER_HOST"
+  env_set PTQV_DOCKER_IMAGE "$IMAGE"
+  say "docker up: $DOCKER_HOST, image $IMAGE"
+}
+
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(tools slurm docker)
+for p in "${parts[@]}"; do
+  case "$p" in
+    tools) start_tools ;;
+    slurm) start_slurm ;;
+    docker) start_docker ;;
+    *) die "unknown part '$p' (tools, slurm, docker)" ;;
+  esac
+done

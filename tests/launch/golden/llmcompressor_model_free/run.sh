@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Rendered by ptqv (llmcompressor): the inner runner. Usage: run.sh full
+# Every value below was quoted by ptqv before templating; edit the spec and re-render instead.
+set -euo pipefail
+
+phase=${1:?usage: run.sh full}
+case "$phase" in
+  full) calib_size=512; export_path=@WS@/output/checkpoint ;;
+  *) echo "run.sh: unknown phase '$phase' (expected full)" >&2; exit 2 ;;
+esac
+export PTQV_PHASE="$phase" PTQV_CALIB_SIZE="$calib_size" PTQV_EXPORT_PATH="$export_path"
+
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+export HF_HOME='/lustre/hf cache'
+if [ -z "${HF_TOKEN:-}" ]; then
+  echo "run.sh: HF_TOKEN is not set; it is passed through by name from the submitting environment" >&2
+fi
+
+# NGC images set PIP_CONSTRAINT, which makes extra installs fail with ResolutionImpossible
+unset PIP_CONSTRAINT
+python -m pip install 'transformers>=4.57,<4.58'
+
+mkdir -p "$(dirname "$export_path")"
+cd @WS@
+python @WS@/scripts/quantize.py "$phase"

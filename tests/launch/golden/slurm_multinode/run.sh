@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Rendered by ptqv (slurm): the inner runner. Usage: run.sh smoke|full
+# Every value below was quoted by ptqv before templating; edit the spec and re-render instead.
+set -euo pipefail
+
+phase=${1:?usage: run.sh smoke|full}
+case "$phase" in
+  smoke) calib_size=4; export_path=@WS@/output/smoke ;;
+  full) calib_size=512; export_path=@WS@/output/checkpoint ;;
+  *) echo "run.sh: unknown phase '$phase' (expected smoke|full)" >&2; exit 2 ;;
+esac
+export PTQV_PHASE="$phase" PTQV_CALIB_SIZE="$calib_size" PTQV_EXPORT_PATH="$export_path"
+
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+export HF_HOME='/lustre/hf cache'
+if [ -z "${HF_TOKEN:-}" ]; then
+  echo "run.sh: HF_TOKEN is not set; it is passed through by name from the submitting environment" >&2
+fi
+
+# NGC images set PIP_CONSTRAINT, which makes extra installs fail with ResolutionImpossible
+unset PIP_CONSTRAINT
+python -m pip install 'transformers>=4.57,<4.58'
+
+mkdir -p "$(dirname "$export_path")"
+cd /opt/Model-Optimizer/examples/hf_ptq
+torchrun --nnodes="$SLURM_NNODES" --node_rank="$SLURM_NODEID" --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint="$MASTER_ADDR:$MASTER_PORT" hf_ptq.py \
+    --pyt_ckpt_path Qwen/Qwen3-8B \
+    --recipe general/ptq/nvfp4_default-kv_fp8_cast \
+    --kv_cache_qformat fp8_cast \
+    --calib_size "$calib_size" \
+    --batch_size 4 \
+    --dataset cnn_dailymail \
+    --export_path "$export_path" \
+    --use_fsdp2
