@@ -9,6 +9,7 @@ format or group size), ``fake_quant`` (float weight beside scales) or ``unrecogn
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -28,6 +29,8 @@ _FUSED_ROLE_SUFFIXES = tuple(sorted(
     ("weight_scale_2", "weight_scale", "input_scale", "weight_scale_inv", "blocks", "scales",
      "bias", "input_global_scale", "weight_global_scale"), key=len, reverse=True))
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
+
+_DIGIT_RUNS = re.compile(r"(\d+)")
 
 OK = "ok"
 UNEXPECTED_UNQUANTIZED = "unexpected_unquantized"
@@ -216,5 +219,9 @@ def _status(stored: Stored, declared: Declared) -> str:
     return OK
 
 
-def _natural_key(name: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")]
+def _natural_key(name: str) -> tuple[Any, ...]:
+    # Splitting on digit runs alternates text and numbers at fixed positions, so the parts of
+    # two keys always compare text with text and number with number.
+    parts = _DIGIT_RUNS.split(name)
+    parts[1::2] = map(int, parts[1::2])
+    return tuple(parts)

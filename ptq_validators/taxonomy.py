@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import lru_cache
 
 
 class LayerGroup(str, Enum):
@@ -60,6 +61,7 @@ _MLP_SEGMENTS = frozenset(
 )
 _MTP_SEGMENTS = frozenset({"mtp", "eh_proj", "shared_head", "mtp_block", "nextn"})
 _NORM_RE = re.compile(r"(^|_)(norm|layernorm|ln)(_|\d|$)|norm$")
+_DIGITS_RE = re.compile(r"(?<=\.)\d+(?=\.|$)")
 _LAYER_INDEX_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
@@ -69,6 +71,14 @@ def classify(module_name: str, *, num_hidden_layers: int | None = None) -> Layer
     ``num_hidden_layers`` lets a decoder layer index at or past the model's layer count be
     recognised as an MTP / next-n prediction layer (DeepSeek-V3 stores its MTP layer there).
     """
+    if _is_mtp_layer(module_name, num_hidden_layers):
+        return LayerGroup.MTP
+    # Indices do not change the group: classify the name with its numbers masked, once.
+    return _classify_shape(_DIGITS_RE.sub("#", module_name))
+
+
+@lru_cache(maxsize=4096)
+def _classify_shape(module_name: str) -> LayerGroup:
     segments = module_name.split(".")
     seg_set = set(segments)
     last = segments[-1]
@@ -77,7 +87,7 @@ def classify(module_name: str, *, num_hidden_layers: int | None = None) -> Layer
         return LayerGroup.PROJECTOR
     if seg_set & _VISION_SEGMENTS:
         return LayerGroup.VISION
-    if seg_set & _MTP_SEGMENTS or _is_mtp_layer(module_name, num_hidden_layers):
+    if seg_set & _MTP_SEGMENTS:
         return LayerGroup.MTP
     if last in _LM_HEAD_SEGMENTS or module_name in ("output", "model.output"):
         return LayerGroup.LM_HEAD

@@ -70,12 +70,10 @@ def _block(shape: tuple[int, ...], scale: TensorInfo, role: str) -> Stored:
 
 def _block_size(dim: int, cells: int) -> int | None:
     """The power-of-two block size b with ceil(dim / b) == cells, if one exists."""
-    size = 1
-    while size <= max(dim, 1):
-        if ceil_div(dim, size) == cells:
-            return size
-        size *= 2
-    return None
+    if dim == 0:
+        return None
+    size = 1 << (ceil_div(dim, cells) - 1).bit_length()  # smallest power of two >= dim/cells
+    return size if ceil_div(dim, size) == cells else None
 
 
 def _int8(module: Module, weight: TensorInfo, hints: Hints) -> Stored:
