@@ -8,6 +8,7 @@ bodies so ``ptqv --help`` stays fast.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -18,6 +19,7 @@ EXIT_CHECK_FAILED = 1
 def register(app: typer.Typer) -> None:
     """Add the pre-flight commands to ``app``."""
     app.command("env", epilog=_ENV_EPILOG)(env_command)
+    app.command("inspect", epilog=_INSPECT_EPILOG)(inspect_command)
 
 
 def _emit(data: dict[str, Any], as_json: bool, render) -> None:
@@ -110,4 +112,72 @@ def _render_env(report: dict[str, Any]) -> str:
     if findings:
         lines.append("findings:")
         lines += _render_findings(findings)
+    return "\n".join(lines)
+
+
+# --- ptqv inspect ---------------------------------------------------------------------------
+
+_INSPECT_EPILOG = (
+    "Example: ptqv inspect ./Qwen3-30B-A3B --deploy-gpu B200 --json\n\n"
+    "Exit codes: 0 nothing blocks, 1 a blocking finding (unknown architecture, missing "
+    "package of the model's own code, unreadable checkpoint), 2 usage, 3 bad input."
+)
+
+
+def inspect_command(
+    model: Path = typer.Argument(..., help="Local Hugging Face model directory."),
+    gpu: Optional[str] = typer.Option(
+        None, "--gpu", help="Calibration GPU for sizing (default: the local one, else H100)."),
+    deploy_gpu: Optional[str] = typer.Option(
+        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source
+    quantization, parameters and GPU sizing, ModelOpt support, and the path to take."""
+    import os
+
+    from ptq_validators.preflight.env import Probe, calibration_gpu, detect_gpus
+    from ptq_validators.preflight.inspection import inspect_model
+
+    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(Probe(os.environ))[0])
+    report = inspect_model(model, gpu=calib, deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    _emit(report, as_json, _render_inspect)
+    if report["verdict"] == "fail":
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _render_inspect(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    tf = report["transformers"]
+    lines = [
+        f"model: {report['model']}",
+        f"architecture: {cfg['model_type']} ({', '.join(cfg['architectures']) or '?'}); "
+        f"kind: {', '.join(cfg['kind'])}",
+        f"transformers: installed {tf['installed'] or 'no'}, model written with "
+        f"{tf['model_requires'] or '?'}, knows model_type: {tf['knows_model_type']}",
+    ]
+    if cfg["moe"]:
+        lines.append(f"MoE: {cfg['moe']['experts']} experts, top-{cfg['moe']['top_k']}")
+    if cfg["vision"]:
+        lines.append(f"vision tower: {cfg['vision']['model_type'] or '?'}, "
+                     f"{cfg['vision']['layers']} layers")
+    weights = report["weights"]
+    if weights:
+        lines.append(f"weights: {weights['params'] / 1e9:.2f} B parameters, "
+                     f"{weights['bytes'] / 2**30:.1f} GiB in {len(weights['files'])} file(s)")
+    sizing = report["sizing"]
+    if sizing:
+        assumed = " (assumed; pass --gpu)" if sizing.get("assumed_gpu") else ""
+        lines.append(f"calibration: {sizing['gpus']} x {sizing['gpu']}{assumed} over "
+                     f"{sizing['nodes']} node(s), needs ~{sizing['need_gib']} GiB"
+                     + ("; multi-node FSDP2" if sizing["multi_node_fsdp2"] else ""))
+    verified = report["verified"]
+    listed = f"{verified['family']} {verified['formats']}" if verified else "not listed"
+    lines.append(f"ModelOpt list: {listed}")
+    lines.append(f"next: {report['next_step']['path']} - {report['next_step']['detail']}")
+    lines += _render_recommendation(report["recommendation"])
+    if report["findings"]:
+        lines.append("findings:")
+        lines += _render_findings(report["findings"])
+    lines.append(f"verdict: {report['verdict']}")
     return "\n".join(lines)
