@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     """Add the pre-flight commands to ``app``."""
     app.command("env", epilog=_ENV_EPILOG)(env_command)
     app.command("inspect", epilog=_INSPECT_EPILOG)(inspect_command)
+    app.command("plan", epilog=_PLAN_EPILOG)(plan_command)
 
 
 def _emit(data: dict[str, Any], as_json: bool, render) -> None:
@@ -33,6 +34,7 @@ def _gpu_option(name: str | None, option: str):
 
 
 def _render_findings(findings: list[dict[str, str]]) -> list[str]:
+    """One line per finding, ``[severity] id: detail``."""
     return [f"  [{f['severity']}] {f['id']}: {f['detail']}" for f in findings]
 
 
@@ -180,4 +182,80 @@ def _render_inspect(report: dict[str, Any]) -> str:
         lines.append("findings:")
         lines += _render_findings(report["findings"])
     lines.append(f"verdict: {report['verdict']}")
+    return "\n".join(lines)
+
+
+# --- ptqv plan ------------------------------------------------------------------------------
+
+_PLAN_EPILOG = (
+    "Examples: ptqv plan ./Qwen3-30B-A3B --qformat nvfp4_experts_only --out plan.json; "
+    "ptqv plan ./Qwen2.5-VL-7B --scheme FP8_DYNAMIC --ignore lm_head --ignore 're:.*visual.*' "
+    "--json; ptqv plan ./model --recipe my_recipe.yaml\n\n"
+    "Exit codes: 0 pass, 1 a blocking finding (nothing or a targeted group left unquantized, "
+    "dimensions not divisible by the group size, format the deploy GPU cannot serve), "
+    "2 usage, 3 bad input."
+)
+
+
+def plan_command(
+    model: Path = typer.Argument(..., help="Local Hugging Face model directory."),
+    qformat: Optional[str] = typer.Option(None, "--qformat", help="ModelOpt --qformat preset."),
+    recipe: Optional[Path] = typer.Option(
+        None, "--recipe", help="ModelOpt PTQ recipe YAML or llm-compressor recipe YAML."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="llm-compressor preset scheme."),
+    ignore: list[str] = typer.Option(
+        [], "--ignore", help="llm-compressor ignore entry (repeatable; exact name, re:, class)."),
+    deploy_gpu: Optional[str] = typer.Option(
+        None, "--deploy-gpu", help="Block formats this serving GPU cannot run natively."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Build the model with its own code (runs it)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write the plan (layer table) here for `ptqv gate --plan`."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Apply a recipe to the model's real module names (built on the meta device, no weights)
+    and report per-group coverage, pattern problems and the verdict."""
+    from ptq_validators.errors import UsageError
+    from ptq_validators.preflight.plan import plan_model
+    from ptq_validators.recipes import llmc_scheme, modelopt_qformat
+    from ptq_validators.recipes.recipe_files import load_recipe_file
+
+    if sum(x is not None for x in (qformat, recipe, scheme)) != 1:
+        raise UsageError("give exactly one of --qformat, --recipe, --scheme",
+                         hint="e.g. ptqv plan MODEL --qformat nvfp4_mlp_only")
+    if ignore and scheme is None:
+        raise UsageError("--ignore applies to --scheme only",
+                         hint="put exclusions in the recipe file, or use --scheme")
+    if qformat:
+        chosen, spec = modelopt_qformat(qformat), {"qformat": qformat, "ignore": []}
+    elif scheme:
+        chosen, spec = llmc_scheme(scheme, ignore=ignore), {"scheme": scheme, "ignore": ignore}
+    else:
+        chosen, spec = load_recipe_file(recipe), {"recipe": str(recipe), "ignore": []}
+    plan = plan_model(model, chosen, spec, trust_remote_code=trust_remote_code,
+                      deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    if out is not None:
+        try:
+            out.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            from ptq_validators.errors import InputError
+
+            raise InputError(f"{out}: cannot write the plan ({exc.strerror})",
+                             hint="pass a writable --out path") from None
+    _emit(plan, as_json, _render_plan)
+    if plan["verdict"] == "fail":
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _render_plan(plan: dict[str, Any]) -> str:
+    inv = plan["inventory"]
+    lines = [f"model: {plan['model']} ({inv['layers']} linear layers from the {inv['source']})",
+             f"recipe: {json.dumps(plan['recipe'])}",
+             f"{'group':<12}{'total':>8}{'matched':>9}  precision"]
+    lines += [f"{g['group']:<12}{g['total']:>8}{g['matched']:>9}  {g['precision']}"
+              for g in plan["groups"]]
+    if plan["warnings"]:
+        lines.append("warnings:")
+        lines += _render_findings(plan["warnings"])
+    lines.append(f"verdict: {plan['verdict']}")
     return "\n".join(lines)
