@@ -129,8 +129,9 @@ def _build_on_meta(model_dir: Path, config: dict[str, Any], trust_remote_code: b
         with torch.device("meta"):
             if model_class is not None and not (trust_remote_code and config.get("auto_map")):
                 return model_class(hf_config)
-            for auto in (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText,
-                         transformers.AutoModel):
+            autos = (transformers.AutoModelForCausalLM,
+                     transformers.AutoModelForImageTextToText, transformers.AutoModel)
+            for auto in autos:
                 try:
                     return auto.from_config(hf_config, trust_remote_code=trust_remote_code)
                 except ValueError:
