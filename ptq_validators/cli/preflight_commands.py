@@ -1,0 +1,261 @@
+"""`ptqv env`, `ptqv inspect` and `ptqv plan`: the pre-flight commands.
+
+Each command builds a JSON-ready dict in ``ptq_validators.preflight`` and prints it either as
+JSON (``--json``) or as short text. The preflight modules are imported inside the command
+bodies so ``ptqv --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+EXIT_CHECK_FAILED = 1
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pre-flight commands to ``app``."""
+    app.command("env", epilog=_ENV_EPILOG)(env_command)
+    app.command("inspect", epilog=_INSPECT_EPILOG)(inspect_command)
+    app.command("plan", epilog=_PLAN_EPILOG)(plan_command)
+
+
+def _emit(data: dict[str, Any], as_json: bool, render) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else render(data))
+
+
+def _gpu_option(name: str | None, option: str):
+    from ptq_validators.preflight.gpus import resolve_gpu
+
+    return resolve_gpu(name, option=option) if name else None
+
+
+def _render_findings(findings: list[dict[str, str]]) -> list[str]:
+    """One line per finding, ``[severity] id: detail``."""
+    return [f"  [{f['severity']}] {f['id']}: {f['detail']}" for f in findings]
+
+
+def _render_recommendation(rec: dict[str, Any]) -> list[str]:
+    if rec["modelopt_qformat"] is None:
+        return ["format: no GPU known (pass --gpu / --deploy-gpu)"]
+    basis = rec["deploy_gpu"] if rec["decided_by"] == "deploy_gpu" else rec["calibration_gpu"]
+    return [
+        f"format (for {basis['name']}, {basis['sm']} {basis['arch']}): "
+        f"ModelOpt --qformat {rec['modelopt_qformat']} (fallback {rec['fallback_qformat']}), "
+        f"KV {rec['kv_cache_qformat']}; llm-compressor scheme {rec['llmc_scheme']}",
+        f"  {rec['note']}",
+    ]
+
+
+# --- ptqv env -------------------------------------------------------------------------------
+
+_ENV_EPILOG = (
+    "Example: ptqv env --deploy-gpu B200 --json\n\n"
+    "Always exits 0: a missing GPU, SLURM or Docker is reported, not an error."
+)
+
+
+def env_command(
+    gpu: Optional[str] = typer.Option(
+        None, "--gpu", help="Calibration GPU to assume instead of the local one (e.g. H100)."),
+    deploy_gpu: Optional[str] = typer.Option(
+        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Detect GPUs, SLURM, containers, the ModelOpt checkout and package versions; say where
+    to run and which format to choose."""
+    from ptq_validators.preflight.env import detect_env
+
+    report = detect_env(gpu=_gpu_option(gpu, "--gpu"),
+                        deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    _emit(report, as_json, _render_env)
+
+
+def _render_env(report: dict[str, Any]) -> str:
+    lines = []
+    if report["gpus"]:
+        for g in report["gpus"]:
+            memory = f"{g['memory_mib'] / 1024:.1f} GiB" if g["memory_mib"] else "? GiB"
+            sm = (g["compute_capability"] or "?").replace(".", "")
+            lines.append(f"GPU {g['index']}: {g['name']} (sm{sm}, {g['arch']}, {memory})")
+    else:
+        lines.append(f"GPUs: none ({report['gpu_note']})")
+    slurm = report["slurm"]
+    if slurm["available"]:
+        parts = ", ".join(f"{p['name']}{'*' if p['default'] else ''} ({p['nodes']} nodes, "
+                          f"{'/'.join(p['gpu_gres']) or 'no GPU GRES'})"
+                          for p in slurm["partitions"])
+        lines.append(f"SLURM: yes; partitions: {parts or 'none listed'}; pyxis: {slurm['pyxis']}")
+    else:
+        lines.append("SLURM: no (sbatch not on PATH)")
+    docker = report["docker"]
+    state = "no" if not docker["path"] else (
+        "daemon up" if docker["daemon"] else "client only, daemon unreachable")
+    runtime = ", NVIDIA runtime" if docker["gpu_runtime"] else ""
+    lines.append(f"Docker: {state}{runtime}; enroot: {'yes' if report['enroot'] else 'no'}")
+    checkout = report["modelopt_checkout"]
+    lines.append(f"ModelOpt checkout: {checkout['path'] or 'none found (set MODELOPT_DIR)'}"
+                 + (f"; launcher: {checkout['launcher']}" if checkout["launcher"] else ""))
+    lines.append("packages: " + ", ".join(f"{name} {version or '-'}"
+                                          for name, version in report["packages"].items()))
+    lines.append(f"PIP_CONSTRAINT: {report['pip_constraint'] or 'unset'}; HF_TOKEN: "
+                 f"{'set' if report['hf_token_set'] else 'unset'}; free disk: "
+                 f"{report['disk']['free_gib']} GiB in {report['disk']['path']}")
+    configs = report["cluster_configs"]
+    lines.append("clusters.yaml: " + ("; ".join(
+        f"{c['path']} ({', '.join(x['name'] for x in c['clusters']) or c['error']})"
+        for c in configs) or "none found"))
+    lines.append(f"run: {report['run_mode']['mode']} - {report['run_mode']['reason']}")
+    lines += _render_recommendation(report["recommendation"])
+    findings = report["findings"] + report["recommendation"]["findings"]
+    if findings:
+        lines.append("findings:")
+        lines += _render_findings(findings)
+    return "\n".join(lines)
+
+
+# --- ptqv inspect ---------------------------------------------------------------------------
+
+_INSPECT_EPILOG = (
+    "Example: ptqv inspect ./Qwen3-30B-A3B --deploy-gpu B200 --json\n\n"
+    "Exit codes: 0 nothing blocks, 1 a blocking finding (unknown architecture, missing "
+    "package of the model's own code, unreadable checkpoint), 2 usage, 3 bad input."
+)
+
+
+def inspect_command(
+    model: Path = typer.Argument(..., help="Local Hugging Face model directory."),
+    gpu: Optional[str] = typer.Option(
+        None, "--gpu", help="Calibration GPU for sizing (default: the local one, else H100)."),
+    deploy_gpu: Optional[str] = typer.Option(
+        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source
+    quantization, parameters and GPU sizing, ModelOpt support, and the path to take."""
+    import os
+
+    from ptq_validators.preflight.env import Probe, calibration_gpu, detect_gpus
+    from ptq_validators.preflight.inspection import inspect_model
+
+    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(Probe(os.environ))[0])
+    report = inspect_model(model, gpu=calib, deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    _emit(report, as_json, _render_inspect)
+    if report["verdict"] == "fail":
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _render_inspect(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    tf = report["transformers"]
+    lines = [
+        f"model: {report['model']}",
+        f"architecture: {cfg['model_type']} ({', '.join(cfg['architectures']) or '?'}); "
+        f"kind: {', '.join(cfg['kind'])}",
+        f"transformers: installed {tf['installed'] or 'no'}, model written with "
+        f"{tf['model_requires'] or '?'}, knows model_type: {tf['knows_model_type']}",
+    ]
+    if cfg["moe"]:
+        lines.append(f"MoE: {cfg['moe']['experts']} experts, top-{cfg['moe']['top_k']}")
+    if cfg["vision"]:
+        lines.append(f"vision tower: {cfg['vision']['model_type'] or '?'}, "
+                     f"{cfg['vision']['layers']} layers")
+    weights = report["weights"]
+    if weights:
+        lines.append(f"weights: {weights['params'] / 1e9:.2f} B parameters, "
+                     f"{weights['bytes'] / 2**30:.1f} GiB in {len(weights['files'])} file(s)")
+    sizing = report["sizing"]
+    if sizing:
+        assumed = " (assumed; pass --gpu)" if sizing.get("assumed_gpu") else ""
+        lines.append(f"calibration: {sizing['gpus']} x {sizing['gpu']}{assumed} over "
+                     f"{sizing['nodes']} node(s), needs ~{sizing['need_gib']} GiB"
+                     + ("; multi-node FSDP2" if sizing["multi_node_fsdp2"] else ""))
+    verified = report["verified"]
+    listed = f"{verified['family']} {verified['formats']}" if verified else "not listed"
+    lines.append(f"ModelOpt list: {listed}")
+    lines.append(f"next: {report['next_step']['path']} - {report['next_step']['detail']}")
+    lines += _render_recommendation(report["recommendation"])
+    if report["findings"]:
+        lines.append("findings:")
+        lines += _render_findings(report["findings"])
+    lines.append(f"verdict: {report['verdict']}")
+    return "\n".join(lines)
+
+
+# --- ptqv plan ------------------------------------------------------------------------------
+
+_PLAN_EPILOG = (
+    "Examples: ptqv plan ./Qwen3-30B-A3B --qformat nvfp4_experts_only --out plan.json; "
+    "ptqv plan ./Qwen2.5-VL-7B --scheme FP8_DYNAMIC --ignore lm_head --ignore 're:.*visual.*' "
+    "--json; ptqv plan ./model --recipe my_recipe.yaml\n\n"
+    "Exit codes: 0 pass, 1 a blocking finding (nothing or a targeted group left unquantized, "
+    "dimensions not divisible by the group size, format the deploy GPU cannot serve), "
+    "2 usage, 3 bad input."
+)
+
+
+def plan_command(
+    model: Path = typer.Argument(..., help="Local Hugging Face model directory."),
+    qformat: Optional[str] = typer.Option(None, "--qformat", help="ModelOpt --qformat preset."),
+    recipe: Optional[Path] = typer.Option(
+        None, "--recipe", help="ModelOpt PTQ recipe YAML or llm-compressor recipe YAML."),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="llm-compressor preset scheme."),
+    ignore: list[str] = typer.Option(
+        [], "--ignore", help="llm-compressor ignore entry (repeatable; exact name, re:, class)."),
+    deploy_gpu: Optional[str] = typer.Option(
+        None, "--deploy-gpu", help="Block formats this serving GPU cannot run natively."),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Build the model with its own code (runs it)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write the plan (layer table) here for `ptqv gate --plan`."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Apply a recipe to the model's real module names (built on the meta device, no weights)
+    and report per-group coverage, pattern problems and the verdict."""
+    from ptq_validators.errors import UsageError
+    from ptq_validators.preflight.plan import plan_model
+    from ptq_validators.recipes import llmc_scheme, modelopt_qformat
+    from ptq_validators.recipes.recipe_files import load_recipe_file
+
+    if sum(x is not None for x in (qformat, recipe, scheme)) != 1:
+        raise UsageError("give exactly one of --qformat, --recipe, --scheme",
+                         hint="e.g. ptqv plan MODEL --qformat nvfp4_mlp_only")
+    if ignore and scheme is None:
+        raise UsageError("--ignore applies to --scheme only",
+                         hint="put exclusions in the recipe file, or use --scheme")
+    if qformat:
+        chosen, spec = modelopt_qformat(qformat), {"qformat": qformat, "ignore": []}
+    elif scheme:
+        chosen, spec = llmc_scheme(scheme, ignore=ignore), {"scheme": scheme, "ignore": ignore}
+    else:
+        chosen, spec = load_recipe_file(recipe), {"recipe": str(recipe), "ignore": []}
+    plan = plan_model(model, chosen, spec, trust_remote_code=trust_remote_code,
+                      deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    if out is not None:
+        try:
+            out.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            from ptq_validators.errors import InputError
+
+            raise InputError(f"{out}: cannot write the plan ({exc.strerror})",
+                             hint="pass a writable --out path") from None
+    _emit(plan, as_json, _render_plan)
+    if plan["verdict"] == "fail":
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _render_plan(plan: dict[str, Any]) -> str:
+    inv = plan["inventory"]
+    lines = [f"model: {plan['model']} ({inv['layers']} linear layers from the {inv['source']})",
+             f"recipe: {json.dumps(plan['recipe'])}",
+             f"{'group':<12}{'total':>8}{'matched':>9}  precision"]
+    lines += [f"{g['group']:<12}{g['total']:>8}{g['matched']:>9}  {g['precision']}"
+              for g in plan["groups"]]
+    if plan["warnings"]:
+        lines.append("warnings:")
+        lines += _render_findings(plan["warnings"])
+    lines.append(f"verdict: {plan['verdict']}")
+    return "\n".join(lines)

@@ -1,0 +1,305 @@
+"""``ptqv env``: what this machine offers for a PTQ run, and where the run should happen.
+
+Probes GPUs (nvidia-smi), SLURM (sbatch/srun/sinfo, partitions, GPU GRES, pyxis), Docker and
+its NVIDIA runtime, enroot, a ModelOpt source checkout and its launcher, the installed versions
+of the quantization stack (package metadata only: nothing is imported), PIP_CONSTRAINT, whether
+HF_TOKEN is set (never its value), free disk, and ModelOpt ``clusters.yaml`` files. A missing
+tool is an answer ("none found"), never an error. External tools run as argv lists with a
+timeout; everything is read from the ``environ`` passed in, so tests can substitute PATH.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ptq_validators.preflight.findings import Finding
+from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
+from ptq_validators.preflight.recommend import recommend
+
+TOOL_TIMEOUT_S = 15
+PACKAGES = ("torch", "transformers", "accelerate", "nvidia-modelopt", "llmcompressor",
+            "compressed-tensors", "vllm", "tensorrt_llm")
+HF_PTQ = Path("examples/hf_ptq/hf_ptq.py")
+LAUNCHER = Path("tools/launcher/launch.py")
+
+
+class Probe:
+    """Runs external tools found on ``environ['PATH']``, with a timeout, never via a shell."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = dict(environ)
+
+    def which(self, tool: str) -> str | None:
+        return shutil.which(tool, path=self.environ.get("PATH", ""))
+
+    def run(self, argv: list[str]) -> tuple[int, str, str] | None:
+        """(returncode, stdout, stderr), or None when ``argv[0]`` is not on PATH."""
+        exe = self.which(argv[0])
+        if exe is None:
+            return None
+        try:
+            proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True,
+                                  timeout=TOOL_TIMEOUT_S, env=self.environ, check=False)
+        except subprocess.TimeoutExpired:
+            return 124, "", f"{argv[0]} timed out after {TOOL_TIMEOUT_S} s"
+        except OSError as exc:
+            return 126, "", str(exc)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+def detect_gpus(probe: Probe) -> tuple[list[dict[str, Any]], str | None]:
+    """Local GPUs from nvidia-smi, and a note when there are none (or nvidia-smi failed)."""
+    query = ["nvidia-smi", "--query-gpu=index,name,memory.total,compute_cap",
+             "--format=csv,noheader,nounits"]
+    result = probe.run(query)
+    if result is None:
+        return [], "nvidia-smi not found on PATH: no NVIDIA GPU on this machine"
+    if result[0] != 0 and "compute_cap" in (result[1] + result[2]):
+        # Drivers before ~510 do not know the compute_cap field; take it from the name table.
+        result = probe.run([query[0], "--query-gpu=index,name,memory.total", query[2]])
+    assert result is not None
+    code, out, err = result
+    if code != 0:
+        return [], f"nvidia-smi failed (exit {code}): {(err or out).strip()[:200]}"
+    gpus = [_gpu_row(line) for line in out.splitlines() if line.strip()]
+    return gpus, None if gpus else "nvidia-smi lists no GPU"
+
+
+def _gpu_row(line: str) -> dict[str, Any]:
+    fields = [field.strip() for field in line.split(",")]
+    index, name, memory_mib = fields[0], fields[1], fields[2]
+    cc = fields[3] if len(fields) > 3 and fields[3] not in ("", "[N/A]") else None
+    if cc is None:
+        known = match_gpu(name)
+        cc = known.cc if known else None
+    memory = float(memory_mib) if memory_mib.replace(".", "", 1).isdigit() else None
+    return {
+        "index": int(index) if index.isdigit() else index,
+        "name": name,
+        "memory_mib": memory,
+        "compute_capability": cc,
+        "arch": arch_name(cc) if cc else None,
+    }
+
+
+def calibration_gpu(gpus: list[dict[str, Any]]) -> GpuSpec | None:
+    """The weakest local GPU (mixed nodes: the minimum decides) as a ``GpuSpec``."""
+    usable = [g for g in gpus if g["compute_capability"]]
+    if not usable:
+        return None
+    weakest = min(usable, key=lambda g: (cc_tuple(g["compute_capability"]), g["memory_mib"] or 0))
+    memory_gib = round((weakest["memory_mib"] or 0) / 1024, 1)
+    return GpuSpec(weakest["name"], weakest["compute_capability"], memory_gib, weakest["arch"])
+
+
+def detect_slurm(probe: Probe) -> dict[str, Any]:
+    """SLURM client commands, partitions with their GPU GRES, and whether pyxis is loaded."""
+    commands = {tool: probe.which(tool) for tool in ("sbatch", "srun", "sinfo", "squeue", "sacct")}
+    info: dict[str, Any] = {"available": commands["sbatch"] is not None, "commands": commands,
+                            "partitions": [], "pyxis": None, "error": None}
+    result = probe.run(["sinfo", "--noheader", "--format=%P|%a|%l|%D|%G"])
+    if result is not None:
+        code, out, err = result
+        if code == 0:
+            info["partitions"] = [_partition_row(line) for line in out.splitlines() if line.strip()]
+        else:
+            info["error"] = f"sinfo failed (exit {code}): {(err or out).strip()[:200]}"
+    srun_help = probe.run(["srun", "--help"])
+    if srun_help is not None:
+        # pyxis adds --container-image to srun; without it #SBATCH container flags are ignored.
+        info["pyxis"] = "--container-image" in srun_help[1] + srun_help[2]
+    return info
+
+
+def _partition_row(line: str) -> dict[str, Any]:
+    name, avail, timelimit, nodes, gres = (line.split("|") + [""] * 5)[:5]
+    gpu_gres = [g for g in gres.split(",") if g.startswith("gpu")]
+    return {"name": name.rstrip("*"), "default": name.endswith("*"), "state": avail,
+            "timelimit": timelimit, "nodes": int(nodes) if nodes.isdigit() else nodes,
+            "gpu_gres": gpu_gres}
+
+
+def detect_containers(probe: Probe) -> dict[str, Any]:
+    """Docker (client, daemon reachable, NVIDIA runtime) and enroot."""
+    docker: dict[str, Any] = {"path": probe.which("docker"), "daemon": False,
+                              "gpu_runtime": False, "error": None}
+    if docker["path"]:
+        result = probe.run(["docker", "info", "--format", "{{json .Runtimes}}"])
+        assert result is not None
+        code, out, err = result
+        docker["daemon"] = code == 0 and out.strip() not in ("", "null")
+        if docker["daemon"]:
+            docker["gpu_runtime"] = "nvidia" in out
+        elif (err or out).strip():
+            docker["error"] = (err or out).strip().splitlines()[-1][:200]
+    if not docker["gpu_runtime"] and probe.which("nvidia-container-cli"):
+        docker["gpu_runtime"] = docker["daemon"]
+    return {"docker": docker, "enroot": probe.which("enroot")}
+
+
+def find_modelopt_checkout(environ: Mapping[str, str], cwd: Path, home: Path) -> dict[str, Any]:
+    """A ModelOpt source checkout (``examples/hf_ptq/hf_ptq.py``) and its launcher, if any.
+
+    Looks at ``$MODELOPT_DIR``, then the current directory and its parents, then
+    ``./Model-Optimizer`` and ``~/Model-Optimizer``.
+    """
+    candidates = [Path(environ["MODELOPT_DIR"])] if environ.get("MODELOPT_DIR") else []
+    candidates += [cwd, *cwd.parents, cwd / "Model-Optimizer", home / "Model-Optimizer"]
+    for root in candidates:
+        if (root / HF_PTQ).is_file():
+            launcher = root / LAUNCHER
+            return {"path": str(root), "hf_ptq": str(root / HF_PTQ),
+                    "launcher": str(launcher) if launcher.is_file() else None}
+    return {"path": None, "hf_ptq": None, "launcher": None}
+
+
+def installed_versions() -> dict[str, str | None]:
+    """Installed versions of the quantization stack, from package metadata (no imports)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def find_cluster_configs(cwd: Path, home: Path) -> list[dict[str, Any]]:
+    """ModelOpt ``clusters.yaml`` files in lookup order (the first one found is used).
+
+    Order: ``~/.config/modelopt/clusters.yaml``, then ``.agents/clusters.yaml`` and
+    ``.claude/clusters.yaml`` in the current directory or the nearest parent.
+    """
+    paths = [home / ".config" / "modelopt" / "clusters.yaml"]
+    for sub in (".agents", ".claude"):
+        paths += [d / sub / "clusters.yaml" for d in (cwd, *cwd.parents)]
+    found = []
+    for path in paths:
+        if path.is_file() and str(path) not in {f["path"] for f in found}:
+            found.append(_read_clusters(path))
+    return found
+
+
+def _read_clusters(path: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None,
+                             "error": None}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        entry["error"] = f"unreadable: {str(exc).splitlines()[0]}"
+        return entry
+    clusters = data.get("clusters") if isinstance(data, dict) else None
+    if not isinstance(clusters, dict):
+        entry["error"] = "no 'clusters:' mapping"
+        return entry
+    entry["default_cluster"] = data.get("default_cluster")
+    entry["clusters"] = [
+        {"name": name, "login_node": (spec or {}).get("login_node"),
+         "gpu_type": (spec or {}).get("gpu_type"), "env_type": (spec or {}).get("env_type")}
+        for name, spec in clusters.items()
+    ]
+    return entry
+
+
+def run_mode(gpus: list[dict[str, Any]], slurm: dict[str, Any],
+             clusters: list[dict[str, Any]]) -> dict[str, str]:
+    """Where the PTQ job should run: ``local``, ``slurm``, ``remote`` or ``none``."""
+    names = [c["name"] for f in clusters for c in f["clusters"]]
+    if gpus:
+        return {"mode": "local", "reason": f"{len(gpus)} local GPU(s): run hf_ptq.py here "
+                                           "(or in Docker with the NVIDIA runtime)"}
+    if slurm["available"]:
+        return {"mode": "slurm", "reason": "no local GPU but sbatch is available: submit a "
+                                           "SLURM job from this node"}
+    if names:
+        return {"mode": "remote", "reason": "no local GPU or SLURM; clusters configured: "
+                                            f"{', '.join(names)} (run remotely on one of them)"}
+    return {"mode": "none", "reason": "no local GPU, no SLURM and no clusters.yaml: run on a "
+                                      "GPU machine or add a cluster to "
+                                      "~/.config/modelopt/clusters.yaml"}
+
+
+def detect_env(
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+    gpu: GpuSpec | None = None,
+    deploy_gpu: GpuSpec | None = None,
+) -> dict[str, Any]:
+    """The full environment report (JSON-ready). Arguments default to this process's.
+
+    ``gpu`` replaces the detected GPUs as the calibration GPU of the recommendation (to plan
+    for a cluster from a login node); ``deploy_gpu`` is the serving GPU.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    home = Path(environ.get("HOME", str(Path.home()))) if home is None else home
+    probe = Probe(environ)
+
+    gpus, gpu_note = detect_gpus(probe)
+    slurm = detect_slurm(probe)
+    containers = detect_containers(probe)
+    clusters = find_cluster_configs(cwd, home)
+    disk = shutil.disk_usage(cwd)
+    findings = _findings(environ, gpu_note, slurm, containers, clusters)
+    return {
+        "schema_version": 1,
+        "kind": "ptqv-env",
+        "gpus": gpus,
+        "gpu_note": gpu_note,
+        "slurm": slurm,
+        **containers,
+        "modelopt_checkout": find_modelopt_checkout(environ, cwd, home),
+        "packages": installed_versions(),
+        "pip_constraint": environ.get("PIP_CONSTRAINT") or None,
+        "hf_token_set": bool(environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")),
+        "disk": {"path": str(cwd), "free_gib": round(disk.free / 2**30, 1)},
+        "cluster_configs": clusters,
+        "run_mode": run_mode(gpus, slurm, clusters),
+        "recommendation": recommend(gpu or calibration_gpu(gpus), deploy_gpu),
+        "findings": [f.to_json() for f in findings],
+    }
+
+
+def _findings(environ: Mapping[str, str], gpu_note: str | None, slurm: dict[str, Any],
+              containers: dict[str, Any], clusters: list[dict[str, Any]]) -> list[Finding]:
+    findings = []
+    if gpu_note:
+        findings.append(Finding("no-local-gpu", "info", gpu_note))
+    if slurm["available"] and slurm["pyxis"] is False:
+        findings.append(Finding(
+            "no-pyxis", "warn",
+            "srun has no --container-image: pyxis is not loaded, so container jobs need "
+            "another runtime (enroot directly, Apptainer) or a bare-metal environment"))
+    if slurm["error"]:
+        findings.append(Finding("sinfo-failed", "warn", slurm["error"]))
+    docker = containers["docker"]
+    if docker["path"] and not docker["daemon"]:
+        findings.append(Finding("docker-daemon-unreachable", "info",
+                                f"docker is installed but its daemon is not reachable "
+                                f"({docker['error'] or 'no answer'})"))
+    if environ.get("PIP_CONSTRAINT"):
+        findings.append(Finding(
+            "pip-constraint", "warn",
+            f"PIP_CONSTRAINT={environ['PIP_CONSTRAINT']}: NGC containers pin packages, so "
+            "upgrading transformers or ModelOpt can fail with ResolutionImpossible or pull a new "
+            "torch; unset PIP_CONSTRAINT for that pip call, or install with --no-deps"))
+    if not (environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")):
+        findings.append(Finding(
+            "no-hf-token", "info",
+            "HF_TOKEN is not set: gated models and hf_ptq's default calibration mix (gated "
+            "nvidia/Nemotron datasets) will not download; set it or pass --dataset cnn_dailymail"))
+    for entry in clusters:
+        if entry["error"]:
+            findings.append(Finding("clusters-yaml-invalid", "warn",
+                                    f"{entry['path']}: {entry['error']}"))
+    return findings
