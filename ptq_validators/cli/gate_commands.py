@@ -5,8 +5,10 @@ Heavy modules are imported inside the commands so that `ptqv --help` stays fast.
 
 from __future__ import annotations
 
+import gc
 import sys
-from typing import List, Optional
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
 
 import typer
 
@@ -32,6 +34,23 @@ DEMO_EPILOG = """Example:
 Exit codes: as for `ptqv gate`."""
 
 
+@contextmanager
+def _bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector while headers are parsed.
+
+    A 671B export yields about a million small acyclic objects (tensor entries, layers); the
+    cyclic collector would rescan all of them on every pass, about 40% of the wall time.
+    Reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def gate(
     output: str = typer.Argument(..., help="The exported (quantized) checkpoint directory."),
     source: str = typer.Option(..., "--source", help="The source checkpoint it was made from."),
@@ -50,8 +69,10 @@ def gate(
 
     options = GateOptions(qformat=qformat, scheme=scheme, ignore=list(ignore or []), plan=plan,
                           allow_quantized_vision=allow_quantized_vision)
-    report = run_gate(output, source, options)
-    sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report, limit=limit))
+    with _bulk_allocation():
+        report = run_gate(output, source, options)
+        document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)
+    sys.stdout.write(document)
     raise typer.Exit(0 if report.verdict == "pass" else 1)
 
 
@@ -65,8 +86,10 @@ def scan(
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
-    report = run_scan(checkpoint)
-    sys.stdout.write(render_json(report.to_json()) if json_output else render_scan(report, limit=limit))
+    with _bulk_allocation():
+        report = run_scan(checkpoint)
+        document = render_json(report.to_json()) if json_output else render_scan(report, limit=limit)
+    sys.stdout.write(document)
     failed = any(check.status == "fail" for check in report.checks)
     raise typer.Exit(1 if failed else 0)
 

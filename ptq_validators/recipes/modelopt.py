@@ -10,7 +10,8 @@ enable placed after those defaults re-enables a vision tower.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+import fnmatch
+import re
 from typing import Any
 
 from ptq_validators.precision import Precision
@@ -45,22 +46,30 @@ class ModelOptRecipe(Recipe):
         self.precision = precision
         self.group_size = group_size
         self.quant_algo = quant_algo
+        self._matchers: dict[str | None, re.Pattern[str]] = {}
 
     def intent(
         self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
     ) -> Intent:
         quantizer = f"{module_name}{'_' if fused_param else '.'}weight_quantizer"
-        decided: QuantCfgEntry | None = None
-        for entry in self.entries:
-            if entry.parent_class is not None and entry.parent_class != module_class:
-                continue
-            # ModelOpt case-folds nothing on Linux (fnmatch uses os.path.normcase).
-            if fnmatchcase(quantizer, entry.pattern):
-                decided = entry
-        if decided is None or not decided.enable:
-            rule = "no entry enables it" if decided is None else _describe_entry(decided)
-            return Intent(None, None, rule)
+        match = self._matcher(module_class).match(quantizer)
+        if match is None:
+            return Intent(None, None, "no entry enables it")
+        decided = self.entries[int(match.lastgroup[1:])]
+        if not decided.enable:
+            return Intent(None, None, _describe_entry(decided))
         return Intent(self.precision, self.group_size, _describe_entry(decided))
+
+    def _matcher(self, module_class: str | None) -> re.Pattern[str]:
+        """One regex whose alternatives are the entries in reverse order: the first alternative
+        that matches is the last matching entry, which is the one ModelOpt applies."""
+        matcher = self._matchers.get(module_class)
+        if matcher is None:
+            alternatives = [f"(?P<e{i}>{fnmatch.translate(e.pattern)})"
+                            for i, e in reversed(list(enumerate(self.entries)))
+                            if e.parent_class is None or e.parent_class == module_class]
+            matcher = self._matchers[module_class] = re.compile("|".join(alternatives) or "(?!)")
+        return matcher
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -8,5 +8,8 @@ from typing import Any
 
 
 def render_json(document: dict[str, Any]) -> str:
-    """The JSON document, indented, with a trailing newline."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    """The JSON document on one line, with a trailing newline.
+
+    Compact on purpose: ``indent`` makes the json module fall back to its pure-Python encoder,
+    which takes seconds on the 46k-layer report of a 671B export (pipe to ``jq`` to read it)."""
+    return json.dumps(document, ensure_ascii=False) + "\n"
