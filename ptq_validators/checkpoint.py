@@ -117,6 +117,19 @@ class Checkpoint:
         """Bytes of tensor data over all shards (headers excluded)."""
         return sum(h.file_size - h.data_offset for h in self.headers.values())
 
+    def read_tensors(self, names: list[str]) -> dict[str, bytes]:
+        """The data of tensors ``names`` (meant for small ones: scales), one open per shard."""
+        by_file: dict[str, list[str]] = {}
+        for name in names:
+            by_file.setdefault(self.tensor_file[name], []).append(name)
+        data: dict[str, bytes] = {}
+        for file, members in by_file.items():
+            base = self.headers[file].data_offset
+            members.sort(key=lambda n: self.tensors[n].begin)
+            ranges = [(base + self.tensors[n].begin, self.tensors[n].nbytes) for n in members]
+            data.update(zip(members, self.source.read_ranges(file, ranges)))
+        return data
+
     @property
     def pickle_files(self) -> list[str]:
         """Pickle-format weight files present (reported, never loaded)."""

@@ -8,15 +8,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint
-from ptq_validators.checks import coverage, documents, integrity, size
+from ptq_validators.checks import (
+    alignment, coverage, documents, excludes, fused, integrity, kv_cache, moe, names, numerics,
+    quant_config, safety, size, special,
+)
 from ptq_validators.checks import metadata as md
 from ptq_validators.checks.base import FAIL, CheckResult
 from ptq_validators.errors import InputError, UsageError
+from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.layers import LayerTable, build_layer_table
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
+from ptq_validators.values import DECODABLE, decode
 
 SCHEMA_VERSION = 1
+# Per-expert vectors of scalar scales (one per expert) are still small; larger scale tensors
+# are block/group grids, read only by --deep.
+MAX_SCALAR_ELEMENTS = 1024
 SIDECAR_FILES = ("config.json", "generation_config.json", *TOKENIZER_FILES, "chat_template.jinja",
                  "chat_template.json", *PROCESSOR_FILES)
 # ModelOpt splits fused 3-D expert parameters into per-expert linears on export.
@@ -33,6 +41,7 @@ class GateOptions:
     ignore: list[str] = field(default_factory=list)
     plan: str | None = None
     allow_quantized_vision: bool = False
+    deep: bool = False
 
     def recipe(self) -> Recipe | None:
         if self.qformat and self.scheme:
@@ -81,19 +90,24 @@ class GateReport:
         }
 
 
-def run_gate(output_dir: str, source_dir: str, options: GateOptions) -> GateReport:
-    """Open both checkpoints (headers and documents only) and judge the export."""
+def run_gate(output_dir: str, source_dir: str, options: GateOptions,
+             progress: Progress | None = None) -> GateReport:
+    """Open both checkpoints (headers, documents and small scales) and judge the export.
+    ``progress`` receives (shards done, shards, shard name) during ``--deep``."""
     recipe = options.recipe()
     source = Checkpoint.open(source_dir)
     output = Checkpoint.open(output_dir)
     source_table = build_layer_table(source)
     table = build_layer_table(output, source_shapes=source_table.shapes())
+    config = output.config
+    values = read_scalar_scales(output, table)
 
     output_bits = sum(info.bits for info in output.tensors.values())
     sizes = size.size_summary(source.weight_bytes, output.weight_bytes, source_table.parameters,
                               output_bits)
     compression = (recipe is not None or options.plan is not None
                    or table.declaration.family != "dense")
+    deep_findings, scanned = scan_deep(output, table, progress) if options.deep else (None, 0)
     checks = [
         size.check_size(sizes, compression=compression),
         coverage.check_precision(table),
@@ -102,13 +116,37 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions) -> GateRepo
         _plan_check(table, options.plan),
         coverage.check_vision(table, allow=options.allow_quantized_vision),
         coverage.check_head_and_embeddings(table),
+        moe.check_moe_completeness(table, config),
+        fused.check_fused_groups(table, values),
+        kv_cache.check_kv_cache(table),
+        quant_config.check_quant_config_consistency(output.json_document("hf_quant_config.json"),
+                                                    config, {layer.name for layer in table.layers}),
+        excludes.check_exclude_hygiene(table, config),
+        special.check_special_modules(table, config),
+        names.check_names(table, set(source.tensors), tied=excludes.tied_embeddings(config)),
+        alignment.check_alignment(table),
+        numerics.check_scale_values(values),
+        numerics.check_deep(deep_findings, scanned),
     ]
     drift_checks, diffs = _metadata_checks(source, output)
     checks += drift_checks
     checks.append(documents.check_files(source.files, output.files, SIDECAR_FILES))
-    checks.append(integrity.check_integrity(output.issues, output.pickle_files, len(output.headers)))
+    checks.append(integrity.check_integrity(output.issues, len(output.headers)))
+    checks.append(safety.check_safety(output.files, output.pickle_files, config))
     return GateReport(source_dir, output_dir, checks, sizes, table, diffs,
                       recipe.describe() if recipe else None)
+
+
+def read_scalar_scales(checkpoint: Checkpoint, table: LayerTable) -> dict[str, list[float]]:
+    """Decode the small scale tensors (global, input, KV, per-tensor weight scales): a few
+    bytes each, read with one open per shard. Weight bytes are never read here."""
+    names = [info.name for module in table.modules.values()
+             for role, info in module.tensors.items()
+             if role in numerics.SCALAR_ROLES and info.dtype in DECODABLE
+             and info.numel <= MAX_SCALAR_ELEMENTS
+             and (role != "weight_scale" or info.numel == 1)]
+    data = checkpoint.read_tensors(names)
+    return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}
 
 
 def _recipe_check(table: LayerTable, recipe: Recipe | None) -> CheckResult:

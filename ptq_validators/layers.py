@@ -89,6 +89,7 @@ class LayerTable:
 
     layers: list[Layer]
     declaration: Declaration
+    modules: dict[str, Module] = field(default_factory=dict)
     other_tensors: dict[str, TensorInfo] = field(default_factory=dict)
     num_hidden_layers: int | None = None
 
@@ -181,7 +182,8 @@ def build_layer_table(
     shapes = source_shapes or {}
     layers: list[Layer] = []
     other: dict[str, TensorInfo] = {}
-    for module in group_modules(checkpoint.tensors).values():
+    modules = group_modules(checkpoint.tensors)
+    for module in modules.values():
         if not is_layer(module):
             for role, info in module.tensors.items():
                 other[f"{module.name}.{role}" if module.name else role] = info
@@ -197,7 +199,7 @@ def build_layer_table(
         layers.append(Layer(module.name, group, module.fused, stored, declared,
                             dict(module.tensors), weight_bits, _status(stored, declared)))
     layers.sort(key=lambda layer: _natural_key(layer.name))
-    return LayerTable(layers, declaration, other, depth)
+    return LayerTable(layers, declaration, modules, other, depth)
 
 
 def _status(stored: Stored, declared: Declared) -> str:

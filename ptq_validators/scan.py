@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.checks import coverage, integrity
+from ptq_validators.checks import coverage, integrity, safety
 from ptq_validators.checks.base import CheckResult
 from ptq_validators.gate import SCHEMA_VERSION
 from ptq_validators.layers import LayerTable, build_layer_table
@@ -61,6 +61,7 @@ def run_scan(path: str) -> ScanReport:
     checks = [
         coverage.check_precision(table),
         coverage.check_coverage(table),
-        integrity.check_integrity(checkpoint.issues, checkpoint.pickle_files, len(checkpoint.headers)),
+        integrity.check_integrity(checkpoint.issues, len(checkpoint.headers)),
+        safety.check_safety(checkpoint.files, checkpoint.pickle_files, checkpoint.config),
     ]
     return ScanReport(path, checkpoint, table, checks)

@@ -6,12 +6,10 @@ from ptq_validators.checkpoint import IntegrityIssue
 from ptq_validators.checks.base import FAIL, PASS, WARN, CheckResult
 
 
-def check_integrity(issues: list[IntegrityIssue], pickle_files: list[str], shard_count: int) -> CheckResult:
-    """Blocking index/shard problems fail; tolerated header quirks and pickle files warn."""
+def check_integrity(issues: list[IntegrityIssue], shard_count: int) -> CheckResult:
+    """Blocking index/shard problems fail; tolerated header quirks warn."""
     blocking = [f"{i.file}: {i.message}" for i in issues if i.blocking]
     warnings = [f"{i.file}: {i.message}" for i in issues if not i.blocking]
-    warnings += [f"{name}: pickle file present (never loaded); serving engines may load it "
-                 "instead of the safetensors" for name in pickle_files]
     status = FAIL if blocking else WARN if warnings else PASS
     summary = (f"{len(blocking)} blocking, {len(warnings)} warnings" if blocking or warnings
                else f"{shard_count} shard{'s' if shard_count != 1 else ''}, index consistent")

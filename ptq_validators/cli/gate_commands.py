@@ -18,6 +18,8 @@ GATE_EPILOG = """Examples:
 
   ptqv gate out/qwen-w4a16 --source qwen-src --scheme W4A16 --ignore lm_head --json
 
+  ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep     # also NaN/Inf in block scales, sampled weights
+
 Exit codes: 0 pass (warnings allowed), 1 a blocking check failed, 2 usage,
 3 unreadable or invalid input."""
 
@@ -51,6 +53,15 @@ def _bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
+def _progress(done: int, total: int, shard: str) -> None:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    sys.stderr.write(f"\rptqv --deep [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {shard}{end}")
+    sys.stderr.flush()
+
+
 def gate(
     output: str = typer.Argument(..., help="The exported (quantized) checkpoint directory."),
     source: str = typer.Option(..., "--source", help="The source checkpoint it was made from."),
@@ -59,6 +70,7 @@ def gate(
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="With --scheme: an ignore entry of the recipe (repeatable; exact name, class or re:pattern)."),
     plan: Optional[str] = typer.Option(None, "--plan", help="A plan.json from `ptqv plan --out` to hold the export to."),
     allow_quantized_vision: bool = typer.Option(False, "--allow-quantized-vision", help="Quantized vision towers/projectors warn instead of failing."),
+    deep: bool = typer.Option(False, "--deep", help="Also read block scales and sample weights for NaN/Inf (streams shard by shard)."),
     json_output: bool = typer.Option(False, "--json", help="Print the versioned JSON report instead of Markdown."),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
@@ -68,9 +80,9 @@ def gate(
     from ptq_validators.report.markdown import render_gate
 
     options = GateOptions(qformat=qformat, scheme=scheme, ignore=list(ignore or []), plan=plan,
-                          allow_quantized_vision=allow_quantized_vision)
+                          allow_quantized_vision=allow_quantized_vision, deep=deep)
     with _bulk_allocation():
-        report = run_gate(output, source, options)
+        report = run_gate(output, source, options, progress=_progress if sys.stderr.isatty() else None)
         document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)
     sys.stdout.write(document)
     raise typer.Exit(0 if report.verdict == "pass" else 1)

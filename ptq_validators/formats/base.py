@@ -56,13 +56,17 @@ class Module:
 
 @dataclass
 class Stored:
-    """What the tensors show: precision, group size, original shape, and structure problems."""
+    """What the tensors show: precision, group size, original shape, and structure problems.
+    ``block`` is the 2-D block of block-wise scales; ``contraction_axis`` the axis of the
+    original shape that is reduced in the matmul (the last one, except for BMM experts)."""
 
     precision: Precision
     shape: tuple[int, ...]
     group_size: int | None = None
     problems: list[str] = field(default_factory=list)
     note: str | None = None
+    block: tuple[int, int] | None = None
+    contraction_axis: int = -1
 
     @property
     def elements(self) -> int:
@@ -74,11 +78,14 @@ class Stored:
 
 @dataclass(frozen=True)
 class Declared:
-    """What the metadata says about one module. ``precision`` None: declared unquantized."""
+    """What the metadata says about one module. ``precision`` None: declared unquantized.
+    ``required_roles`` are the tensors the declared format must store beside the weight
+    (``weight_scale``, ``input_scale`` for static activations ...)."""
 
     precision: Precision | None
     group_size: int | None
     rule: str
+    required_roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class Declaration(ABC):
 
     family: str
     summary: dict[str, Any]
+    #: The KV-cache quantization the metadata declares (e.g. ``FP8``); None when it declares none.
+    kv_cache: str | None = None
 
     @abstractmethod
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
@@ -104,6 +113,14 @@ class Declaration(ABC):
     def declared_bits(self, module_name: str) -> int | None:
         """Declared weight bit width, where it cannot be read from tensors (INT packing)."""
         return None
+
+    def exclusion_patterns(self) -> list[str]:
+        """The exclude / ignore entries as written (empty when the family has none)."""
+        return []
+
+    def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
+        """Whether one exclusion entry matches a module, with the family's own semantics."""
+        return False
 
 
 def ceil_div(a: int, b: int) -> int:

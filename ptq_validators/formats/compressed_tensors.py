@@ -109,6 +109,8 @@ class CompressedTensorsDeclaration(Declaration):
         self.status = block.get("quantization_status")
         self.ignore = [p for p in block.get("ignore") or [] if isinstance(p, str)]
         self.kv_cache_scheme = block.get("kv_cache_scheme")
+        if isinstance(self.kv_cache_scheme, dict):
+            self.kv_cache = weight_precision(self.kv_cache_scheme)[0].value
         self.groups: list[tuple[str, list[str], dict[str, Any]]] = []
         for name, group in (block.get("config_groups") or {}).items():
             if isinstance(group, dict):
@@ -126,6 +128,12 @@ class CompressedTensorsDeclaration(Declaration):
             "ignore": self.ignore,
             "kv_cache_scheme": self.kv_cache_scheme,
         }
+
+    def exclusion_patterns(self) -> list[str]:
+        return list(self.ignore)
+
+    def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
+        return ct_match(pattern, module_name, module_class or "Linear")
 
     def _group_for(self, module_name: str, module_class: str) -> tuple[str, str, dict[str, Any]] | None:
         # match_targets order: exact name, then regex, then class name.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
@@ -25,26 +26,41 @@ from ptq_validators.precision import Precision
 
 FAMILY = "modelopt"
 
-# quant_algo → (weight precision, default group size). Lower-case passthrough spellings
-# (fp8_pb_wo, mxfp4) are matched case-insensitively.
-QUANT_ALGOS: dict[str, tuple[Precision, int | None]] = {
-    "FP8": (Precision.FP8, None),
-    "FP8_PER_CHANNEL_PER_TOKEN": (Precision.FP8_PER_CHANNEL, None),
-    "FP8_PB_WO": (Precision.FP8_BLOCK, 128),
-    "FP8_PB_REAL": (Precision.FP8_BLOCK, 128),
-    "W8A8_SQ_PER_CHANNEL": (Precision.INT8, None),
-    "W8A16": (Precision.INT8, None),
-    "W4A16_AWQ": (Precision.INT4, 128),
-    "W4A8_AWQ": (Precision.INT4, 128),
-    "NVFP4": (Precision.NVFP4, 16),
-    "NVFP4_AWQ": (Precision.NVFP4, 16),
-    "NVFP4_SVD": (Precision.NVFP4, 16),
-    "W4A16_NVFP4": (Precision.NVFP4, 16),
-    "W4A8_NVFP4_FP8": (Precision.NVFP4, 32),
-    "MXFP8": (Precision.MXFP8, 32),
-    "MXFP4": (Precision.MXFP4, 32),
-    "W4A8_MXFP4_FP8": (Precision.MXFP4, 32),
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """What one ``quant_algo`` stores: weight precision, default group size, and the tensors
+    every quantized module carries beside its weight (formats.md §3.4)."""
+
+    precision: Precision
+    group_size: int | None
+    roles: frozenset[str]
+
+
+def _spec(precision: Precision, group: int | None, *roles: str) -> AlgoSpec:
+    return AlgoSpec(precision, group, frozenset(roles))
+
+
+# Lower-case passthrough spellings (fp8_pb_wo, mxfp4) are matched case-insensitively.
+QUANT_ALGOS: dict[str, AlgoSpec] = {
+    "FP8": _spec(Precision.FP8, None, "weight_scale", "input_scale"),
+    "FP8_PER_CHANNEL_PER_TOKEN": _spec(Precision.FP8_PER_CHANNEL, None, "weight_scale"),
+    "FP8_PB_WO": _spec(Precision.FP8_BLOCK, 128, "weight_scale"),
+    "FP8_PB_REAL": _spec(Precision.FP8_BLOCK, 128, "weight_scale"),
+    "W8A8_SQ_PER_CHANNEL": _spec(Precision.INT8, None, "weight_scale", "input_scale"),
+    "W8A16": _spec(Precision.INT8, None, "weight_scale"),
+    "W4A16_AWQ": _spec(Precision.INT4, 128, "weight_scale"),
+    "W4A8_AWQ": _spec(Precision.INT4, 128, "weight_scale", "weight_scale_2", "input_scale"),
+    "NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale"),
+    "NVFP4_AWQ": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale"),
+    "NVFP4_SVD": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale"),
+    "W4A16_NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2"),
+    "W4A8_NVFP4_FP8": _spec(Precision.NVFP4, 32, "weight_scale", "weight_scale_2", "input_scale"),
+    "MXFP8": _spec(Precision.MXFP8, 32, "weight_scale"),
+    "MXFP4": _spec(Precision.MXFP4, 32, "weight_scale"),
+    "W4A8_MXFP4_FP8": _spec(Precision.MXFP4, 32, "weight_scale", "input_scale"),
 }
+_UNKNOWN_ALGO = _spec(Precision.UNKNOWN, None)
 
 
 def recognize(module: Module, hints: Hints) -> Stored | None:
@@ -77,7 +93,7 @@ def _fp4(weight: TensorInfo, scale: TensorInfo, precision: Precision) -> Stored:
     group = unpacked[packed_axis] // cells if cells and unpacked[packed_axis] % cells == 0 else None
     if group is None or len(s) != len(w):
         problems.append(f"weight_scale {list(s)} does not tile weight {list(w)}")
-    return Stored(precision, tuple(unpacked), group, problems)
+    return Stored(precision, tuple(unpacked), group, problems, contraction_axis=packed_axis)
 
 
 def _int4_awq(weight: TensorInfo, scale: TensorInfo) -> Stored:
@@ -93,9 +109,9 @@ def _int4_awq(weight: TensorInfo, scale: TensorInfo) -> Stored:
     return Stored(Precision.INT4, shape, group, problems)
 
 
-def algo_precision(quant_algo: str) -> tuple[Precision, int | None]:
-    """Weight precision and default group size of a ``quant_algo`` (UNKNOWN when unknown)."""
-    return QUANT_ALGOS.get(str(quant_algo).upper(), (Precision.UNKNOWN, None))
+def algo_spec(quant_algo: str) -> AlgoSpec:
+    """What ``quant_algo`` stores (precision UNKNOWN when the algorithm is unknown)."""
+    return QUANT_ALGOS.get(str(quant_algo).upper(), _UNKNOWN_ALGO)
 
 
 class ModelOptDeclaration(Declaration):
@@ -107,6 +123,7 @@ class ModelOptDeclaration(Declaration):
         self.origin = origin
         self.quant_algo = block.get("quant_algo")
         self.kv_cache_quant_algo = block.get("kv_cache_quant_algo")
+        self.kv_cache = str(self.kv_cache_quant_algo) if self.kv_cache_quant_algo else None
         self.group_size = block.get("group_size")
         excludes = block.get("exclude_modules", block.get("ignore")) or []
         self.exclude_modules = [p for p in excludes if isinstance(p, str)]
@@ -125,6 +142,12 @@ class ModelOptDeclaration(Declaration):
             "quantized_layers": len(self.quantized_layers),
         }
 
+    def exclusion_patterns(self) -> list[str]:
+        return list(self.exclude_modules)
+
+    def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
+        return fnmatch.fnmatchcase(module_name, pattern)
+
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         if self._excluded is not None and self._excluded.match(module_name):
             pattern = next(p for p in self.exclude_modules if fnmatch.fnmatchcase(module_name, p))
@@ -133,13 +156,14 @@ class ModelOptDeclaration(Declaration):
             entry = self.quantized_layers.get(module_name)
             if not isinstance(entry, dict):
                 return Declared(None, None, "absent from quantized_layers")
-            precision, default_group = algo_precision(entry.get("quant_algo", ""))
-            return Declared(precision, entry.get("group_size", default_group),
-                            f"quantized_layers {entry.get('quant_algo')}")
+            spec = algo_spec(entry.get("quant_algo", ""))
+            return Declared(spec.precision, entry.get("group_size", spec.group_size),
+                            f"quantized_layers {entry.get('quant_algo')}", spec.roles)
         if not self.quant_algo:
             return Declared(None, None, "quant_algo is null")
-        precision, default_group = algo_precision(self.quant_algo)
-        return Declared(precision, self.group_size or default_group, f"quant_algo {self.quant_algo}")
+        spec = algo_spec(self.quant_algo)
+        return Declared(spec.precision, self.group_size or spec.group_size,
+                        f"quant_algo {self.quant_algo}", spec.roles)
 
 
 def read_declaration(documents: dict[str, Any]) -> ModelOptDeclaration | None:

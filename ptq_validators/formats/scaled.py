@@ -23,18 +23,18 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
     if weight is None or len(weight.shape) < 2:
         return None
     if weight.dtype in FP8_DTYPES:
-        return _fp8(module, weight)
+        return _fp8(module, weight, hints)
     if weight.dtype == "I8":
         return _int8(module, weight, hints)
     return None
 
 
-def _fp8(module: Module, weight: TensorInfo) -> Stored:
+def _fp8(module: Module, weight: TensorInfo, hints: Hints) -> Stored:
     shape = weight.shape
     out_dim, in_dim = shape[-2], shape[-1]
     scale_inv = module.get("weight_scale_inv")
     if scale_inv is not None:
-        return _block(shape, scale_inv, "weight_scale_inv")
+        return _block(shape, scale_inv, "weight_scale_inv", hints.declared_group_size)
     scale = module.get("weight_scale")
     if scale is None:
         return Stored(Precision.FP8, shape, problems=["FP8 weight without a weight_scale"])
@@ -47,11 +47,13 @@ def _fp8(module: Module, weight: TensorInfo) -> Stored:
         return Stored(Precision.FP8, shape)
     if scale.shape in ((*lead, out_dim), (*lead, out_dim, 1)):
         return Stored(Precision.FP8_PER_CHANNEL, shape)
-    return _block(shape, scale, "weight_scale")
+    return _block(shape, scale, "weight_scale", hints.declared_group_size)
 
 
-def _block(shape: tuple[int, ...], scale: TensorInfo, role: str) -> Stored:
-    """A block grid: 2-D ``[ceil(out/b0), ceil(in/b1)]`` or ModelOpt's 4-D ``[ob, 1, ib, 1]``."""
+def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: int | None) -> Stored:
+    """A block grid: 2-D ``[ceil(out/b0), ceil(in/b1)]`` or ModelOpt's 4-D ``[ob, 1, ib, 1]``.
+    The declared (square) block wins when the grid fits it: a weight smaller than its block
+    has a one-cell grid that would fit any larger power of two."""
     out_dim, in_dim = shape[-2], shape[-1]
     grid = scale.shape
     if len(grid) >= 4 and grid[-1] == 1 and grid[-3] == 1:
@@ -59,13 +61,16 @@ def _block(shape: tuple[int, ...], scale: TensorInfo, role: str) -> Stored:
     if len(grid) < 2 or grid[-2] == 0 or grid[-1] == 0:
         return Stored(Precision.FP8_BLOCK, shape,
                       problems=[f"{role} shape {list(scale.shape)} is not a block grid"])
-    block_out, block_in = _block_size(out_dim, grid[-2]), _block_size(in_dim, grid[-1])
+    if declared and ceil_div(out_dim, declared) == grid[-2] and ceil_div(in_dim, declared) == grid[-1]:
+        block_out = block_in = declared
+    else:
+        block_out, block_in = _block_size(out_dim, grid[-2]), _block_size(in_dim, grid[-1])
     problems = []
     if block_out is None or block_in is None:
         problems.append(f"{role} grid {list(scale.shape)} does not tile weight {list(shape)}")
-    stored = Stored(Precision.FP8_BLOCK, shape, block_in, problems)
-    stored.note = f"block {block_out}x{block_in}"
-    return stored
+    block = (block_out, block_in) if block_out and block_in else None
+    return Stored(Precision.FP8_BLOCK, shape, block_in, problems,
+                  note=f"block {block_out}x{block_in}", block=block)
 
 
 def _block_size(dim: int, cells: int) -> int | None:

@@ -31,6 +31,10 @@ class ByteSource(ABC):
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Exactly ``length`` bytes of ``name`` from ``offset`` (fewer only at end of file)."""
 
+    def read_ranges(self, name: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several ``(offset, length)`` ranges of one file; sources override this to batch."""
+        return [self.read_range(name, offset, length) for offset, length in ranges]
+
     @abstractmethod
     def read_bytes(self, name: str) -> bytes:
         """The whole of a small file."""
@@ -77,6 +81,17 @@ class LocalSource(ByteSource):
             with open(os.path.join(self.root, name), "rb") as handle:
                 handle.seek(offset)
                 return handle.read(length)
+        except OSError as exc:
+            raise InputError(f"{self.display(name)}: cannot read: {exc.strerror}") from None
+
+    def read_ranges(self, name: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        try:
+            with open(os.path.join(self.root, name), "rb") as handle:
+                chunks = []
+                for offset, length in ranges:
+                    handle.seek(offset)
+                    chunks.append(handle.read(length))
+                return chunks
         except OSError as exc:
             raise InputError(f"{self.display(name)}: cannot read: {exc.strerror}") from None
 

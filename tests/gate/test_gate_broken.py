@@ -199,12 +199,13 @@ def test_stray_safetensors_beside_a_single_file_export(ptqv, tmp_path):
     assert checks["integrity"]["details"][0].startswith("model.safetensors.index.json: 2 safetensors files but no index")
 
 
-def test_pickle_beside_the_export_is_reported_not_loaded(ptqv, tmp_path):
+def test_pickle_beside_the_export_is_blocking_and_never_loaded(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-fp8-llama")
     (out / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
     code, checks, _ = gate(ptqv, out)
-    assert checks["integrity"]["status"] == "warn"
-    assert "pytorch_model.bin: pickle file present (never loaded)" in checks["integrity"]["details"][0]
+    assert code == 1 and checks["safety"]["status"] == "fail"
+    assert checks["safety"]["details"] == [
+        "pytorch_model.bin: pickle file in the export (never loaded here; remove it)"]
 
 
 def test_report_keeps_json_clean_of_logs(ptqv):

@@ -1,0 +1,55 @@
+"""Exclude-list hygiene: each exclude / ignore entry is matched (with the family's own
+semantics) against the modules the checkpoint stores. An entry that matches nothing is a typo
+or a stale name (warning); one that matches quantized modules contradicts the tensors; one that
+swallows most of the model (``language_model*``) makes engines treat quantized layers as BF16."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
+from ptq_validators.layers import LayerTable
+from ptq_validators.taxonomy import LayerGroup
+
+OVER_BROAD_FRACTION = 0.8
+TITLE = "Exclude-list hygiene"
+
+
+def tied_embeddings(config: dict[str, Any]) -> bool:
+    """True when the config (or its text config) ties lm_head to the input embeddings."""
+    for block in (config, config.get("text_config") or {}):
+        if isinstance(block, dict) and block.get("tie_word_embeddings") is True:
+            return True
+    return False
+
+
+def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckResult:
+    declaration = table.declaration
+    patterns = declaration.exclusion_patterns()
+    if not patterns:
+        return CheckResult("excludes", TITLE, SKIP, "the metadata has no exclude list")
+    modules = {layer.name: layer for layer in table.layers}
+    # Modules without a linear weight (attention blocks, MoE containers) are legal targets too.
+    prefixes = {name for name in table.modules if name}
+    classes = {name: "Embedding" if layer.group is LayerGroup.EMBED else "Linear"
+               for name, layer in modules.items()}
+    failures, warnings = [], []
+    for pattern in patterns:
+        hits = [name for name in modules if declaration.pattern_matches(pattern, name, classes[name])]
+        quantized = [name for name in hits if modules[name].precision.is_quantized]
+        if quantized:
+            failures.append(f"{pattern!r} matches {len(quantized)} quantized modules: "
+                            + ", ".join(quantized[:5]))
+        elif modules and len(hits) >= OVER_BROAD_FRACTION * len(modules):
+            failures.append(f"{pattern!r} matches {len(hits)} of {len(modules)} modules: it covers "
+                            "most of the model")
+        elif not hits and not any(declaration.pattern_matches(pattern, p) for p in prefixes):
+            if tied_embeddings(config) and declaration.pattern_matches(pattern, "lm_head"):
+                continue  # the tied head has no tensor of its own
+            warnings.append(f"{pattern!r} matches nothing in this checkpoint (typo, stale name, "
+                            "or another naming scheme)")
+    status = FAIL if failures else WARN if warnings else PASS
+    summary = (f"{len(failures)} blocking, {len(warnings)} unmatched of {len(patterns)} entries"
+               if failures or warnings else f"{len(patterns)} entries, each matches unquantized modules")
+    return CheckResult("excludes", TITLE, status, summary, measured=len(failures), expected=0,
+                       details=failures + warnings)

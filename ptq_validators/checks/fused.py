@@ -1,0 +1,94 @@
+"""Fused-group consistency: modules a serving engine fuses into one GEMM (q/k/v, gate/up, w1/w3,
+MLA q_a/kv_a) must share precision and exclusion, and NVFP4 members must share their global
+and input scales (TensorRT-LLM asserts it; vLLM silently takes the max). FP8 per-tensor weight
+scales may differ: engines requantize to the max, so that is information only."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
+from ptq_validators.layers import Layer, LayerTable
+from ptq_validators.precision import Precision
+
+FUSED_SETS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("w1", "w3"),
+              ("q_a_proj", "kv_a_proj_with_mqa"))
+# Scales that must be equal across the members of an NVFP4 group (ModelOpt and
+# compressed-tensors spellings; they are reciprocals of each other, never mixed in one export).
+SHARED_SCALES = ("weight_scale_2", "input_scale", "weight_global_scale", "input_global_scale")
+RELATIVE_TOLERANCE = 1e-6
+TITLE = "Fused groups (q/k/v, gate/up)"
+
+
+def fused_groups(layers: Iterable[Layer]) -> list[list[Layer]]:
+    """Groups of sibling layers an engine fuses, in name order."""
+    by_parent: dict[str, dict[str, Layer]] = {}
+    for layer in layers:
+        parent, _, leaf = layer.name.rpartition(".")
+        by_parent.setdefault(parent, {})[leaf] = layer
+    groups = []
+    for parent, members in sorted(by_parent.items()):
+        for names in FUSED_SETS:
+            present = [members[n] for n in names if n in members]
+            if len(present) > 1:
+                groups.append(present)
+    return groups
+
+
+def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> CheckResult:
+    """``values`` holds the decoded small scale tensors by tensor name."""
+    groups = fused_groups(table.layers)
+    if not groups:
+        return CheckResult("fused", TITLE, SKIP, "no fused groups")
+    problems: list[str] = []
+    info: list[str] = []
+    for group in groups:
+        label = _label(group)
+        formats = {(m.precision, m.stored.group_size) for m in group}
+        if len(formats) > 1:
+            problems.append(f"{label}: members stored in different formats: " + ", ".join(
+                f"{m.name.rpartition('.')[2]} {m.precision.value}" for m in group))
+            continue
+        excluded = {m.declared.precision is None for m in group}
+        if len(excluded) > 1:
+            problems.append(f"{label}: some members are declared excluded, others not")
+        precision = group[0].precision
+        if precision in (Precision.NVFP4, Precision.MXFP4) or precision is Precision.INT4:
+            for role in SHARED_SCALES:
+                scales = _scalars(group, role, values)
+                if scales and not _all_equal(scales.values()):
+                    problems.append(f"{label}: {role} differs across members: " + ", ".join(
+                        f"{leaf}={value:.6g}" for leaf, value in scales.items()))
+        elif precision is Precision.FP8:
+            scales = _scalars(group, "weight_scale", values)
+            if scales and not _all_equal(scales.values()):
+                info.append(f"{label}: FP8 weight_scale differs across members (normal: engines "
+                            "requantize to the max)")
+    summary = (f"{len(problems)} of {len(groups)} groups inconsistent" if problems
+               else f"{len(groups)} groups consistent")
+    if info and not problems:
+        summary += f" ({len(info)} with differing FP8 weight scales, informational)"
+    return CheckResult("fused", TITLE, FAIL if problems else PASS, summary,
+                       measured=len(problems), expected=0, details=problems + info)
+
+
+def _label(group: list[Layer]) -> str:
+    parent = group[0].name.rpartition(".")[0]
+    return f"{parent}.{{{','.join(m.name.rpartition('.')[2] for m in group)}}}"
+
+
+def _scalars(group: list[Layer], role: str, values: dict[str, list[float]]) -> dict[str, float]:
+    """The single value of ``role`` per member (only when every member has exactly one)."""
+    found = {}
+    for member in group:
+        vals = values.get(f"{member.name}.{role}")
+        if vals is None or len(vals) != 1:
+            return {}
+        found[member.name.rpartition(".")[2]] = vals[0]
+    return found
+
+
+def _all_equal(values: Iterable[float]) -> bool:
+    values = list(values)
+    return all(math.isclose(v, values[0], rel_tol=RELATIVE_TOLERANCE) for v in values[1:])
