@@ -19,6 +19,7 @@ import time
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synthetic as syn  # noqa: E402
 
@@ -85,12 +86,20 @@ def main() -> None:
     rows = []
     wall, rss, _ = measure([*ptqv, "--help"], args.repeat)
     rows.append({"case": "`ptqv --help`", "command": "help", "wall_s": wall, "peak_mib": rss})
+    tiny = ROOT / "tests" / "fixtures" / "data"
+    wall, rss, _ = measure([*ptqv, "gate", str(tiny / "modelopt-nvfp4-moe"), "--source", str(tiny / "src-moe"),
+                            "--qformat", "nvfp4"], args.repeat)
+    rows.append({"case": "tiny MoE fixture (35 layers)", "command": "gate", "wall_s": wall, "peak_mib": rss})
     for label, export, source, qformat in build(args.workdir):
         base_wall, base_rss, _ = measure([sys.executable, "-c", BASELINE, str(export)], args.repeat)
         tensors = len(json.loads((export / "model.safetensors.index.json").read_text())["weight_map"])
         shards = len(list(export.glob("*.safetensors")))
-        for command, argv in (("gate", [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat, "--json"]),
-                              ("scan", [*ptqv, "scan", str(export), "--json"])):
+        commands = [("gate", [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat, "--json"]),
+                    ("scan", [*ptqv, "scan", str(export), "--json"])]
+        if label == "Llama-3-70B NVFP4":
+            # Reads every block scale (4.4 GB here) in 4 MiB chunks: memory must stay flat.
+            commands.append(("gate --deep", [*commands[0][1], "--deep"]))
+        for command, argv in commands:
             wall, rss, code = measure(argv, args.repeat)
             rows.append({"case": f"{label} ({shards} shards, {tensors} tensors)", "command": command,
                          "wall_s": wall, "peak_mib": rss, "exit": code, "baseline_wall_s": base_wall,

@@ -30,7 +30,8 @@ CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class JobSpec(BaseModel):
-    """Everything needed to render a PTQ job of any kind. See docs/launch.md for each key."""
+    """Everything needed to render a PTQ job of any kind (the README's "The job spec" lists
+    each key)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -199,7 +200,7 @@ def build_spec(data: dict[str, Any], source: str) -> JobSpec:
         more = f" (and {len(rest)} more)" if rest else ""
         raise InputError(
             f"{source}: {_describe(first)}{more}",
-            hint="fix the spec; docs/launch.md lists every key",
+            hint="fix the spec; the README section 'The job spec' lists every key",
         ) from None
 
 
@@ -214,7 +215,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}", hint="fix the YAML syntax") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: the spec must be a mapping of keys to values", hint="see docs/launch.md")
+        raise InputError(f"{path}: the spec must be a mapping of keys to values", hint="see the README section 'The job spec'")
     return data
 
 
