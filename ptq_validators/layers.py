@@ -192,7 +192,7 @@ def build_layer_table(
         module_class = "Embedding" if group is LayerGroup.EMBED else "Linear"
         declared = declaration.declared(module.name, module_class=module_class)
         hints = Hints(declaration.declared_bits(module.name), declared.group_size,
-                      shapes.get(module.name))
+                      shapes.get(module.name), declared.block)
         stored = recognize(module, hints)
         weight_bits = sum(info.bits for role, info in module.tensors.items()
                           if role in WEIGHT_SIDE_ROLES)
@@ -217,6 +217,8 @@ def _status(stored: Stored, declared: Declared) -> str:
     if declared.precision is not found:
         return DECLARATION_MISMATCH
     if declared.group_size and stored.group_size and declared.group_size != stored.group_size:
+        return DECLARATION_MISMATCH
+    if declared.block and stored.block and declared.block != stored.block:
         return DECLARATION_MISMATCH
     return OK
 

@@ -67,6 +67,19 @@ def edit_tensors(directory: Path, edit: Callable[[dict[str, RawTensor]], None],
     write_tensors(directory / file, tensors, metadata)
 
 
+def dequantize_layer(directory: Path, source: Path, layer: str) -> None:
+    """Replace every tensor of ``layer`` in the export with the source's float weight (a layer
+    the quantizer skipped), keeping every other byte of the export."""
+    source_tensors, _ = read_tensors(source / "model.safetensors")
+
+    def edit(tensors: dict[str, RawTensor]) -> None:
+        for name in [n for n in tensors if n.rpartition(".")[0] == layer]:
+            del tensors[name]
+        tensors[f"{layer}.weight"] = source_tensors[f"{layer}.weight"]
+
+    edit_tensors(directory, edit)
+
+
 def edit_json(directory: Path, name: str, edit: Callable[[dict[str, Any]], None]) -> None:
     path = directory / name
     document = json.loads(path.read_text())

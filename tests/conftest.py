@@ -30,6 +30,8 @@ def recipe_args(entry: dict[str, Any]) -> list[str]:
         return []  # the per-layer choice is the recipe; MIXED_PRECISION metadata records it
     if recipe.get("qformat"):
         return ["--qformat", recipe["qformat"]]
+    if not recipe.get("scheme"):
+        return []  # GPTQModel, AutoAWQ, transformers-native: the written metadata is the recipe
     args = ["--scheme", recipe["scheme"]]
     for pattern in recipe.get("ignore") or []:
         args += ["--ignore", pattern]

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptq_validators.formats import compressed_tensors, dense, modelopt, scaled
+from ptq_validators.formats import (
+    awq, compressed_tensors, dense, gpt_oss, gptq, hf_fp8, modelopt, scaled,
+)
 from ptq_validators.formats.base import Declaration, Hints, Module, Stored
 from ptq_validators.precision import Precision
 
-RECOGNIZERS = (compressed_tensors.recognize, modelopt.recognize, scaled.recognize, dense.recognize)
-DECLARATION_READERS = (modelopt.read_declaration, compressed_tensors.read_declaration)
+# GPTQ before AWQ: both anchor on ``qweight``; ``g_idx`` is what only GPTQ has.
+RECOGNIZERS = (compressed_tensors.recognize, modelopt.recognize, gptq.recognize, awq.recognize,
+               gpt_oss.recognize, scaled.recognize, dense.recognize)
+# ModelOpt first: its hf_quant_config.json wins over any config.json block. The others each
+# claim only their own quant_method.
+DECLARATION_READERS = (modelopt.read_declaration, compressed_tensors.read_declaration,
+                       gptq.read_declaration, awq.read_declaration, hf_fp8.read_declaration,
+                       gpt_oss.read_declaration)
 
 
 def recognize(module: Module, hints: Hints) -> Stored:

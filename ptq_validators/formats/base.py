@@ -86,6 +86,7 @@ class Declared:
     group_size: int | None
     rule: str
     required_roles: frozenset[str] = frozenset()
+    block: tuple[int, int] | None = None  # the declared [rows, cols] block of block-wise scales
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Hints:
     declared_bits: int | None = None
     declared_group_size: int | None = None
     source_shape: tuple[int, ...] | None = None
+    declared_block: tuple[int, int] | None = None
 
 
 class Declaration(ABC):

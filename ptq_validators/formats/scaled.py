@@ -32,25 +32,38 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
 def _fp8(module: Module, weight: TensorInfo, hints: Hints) -> Stored:
     shape = weight.shape
     out_dim, in_dim = shape[-2], shape[-1]
+    lead = shape[:-2]
     scale_inv = module.get("weight_scale_inv")
     if scale_inv is not None:
-        return _block(shape, scale_inv, "weight_scale_inv", hints.declared_group_size)
+        if _is_per_tensor(scale_inv, lead):  # HF FP8 with weight_block_size null
+            return Stored(Precision.FP8, shape)
+        return _block(shape, scale_inv, "weight_scale_inv", _declared_block(hints))
     scale = module.get("weight_scale")
     if scale is None:
         return Stored(Precision.FP8, shape, problems=["FP8 weight without a weight_scale"])
-    lead = shape[:-2]
     if scale.dtype in E8M0_DTYPES and scale.shape == (*lead, out_dim, ceil_div(in_dim, 32)):
         return Stored(Precision.MXFP8, shape, 32)
-    # One scale per tensor (or per expert) is ``[]``, ``[1]`` or ``[E]``; a rank-2 ``[1, 1]`` is
-    # a block grid with a single cell (a weight smaller than the block).
-    if scale.numel in (1, _numel(lead)) and len(scale.shape) <= len(lead) + 1:
+    if _is_per_tensor(scale, lead):
         return Stored(Precision.FP8, shape)
     if scale.shape in ((*lead, out_dim), (*lead, out_dim, 1)):
         return Stored(Precision.FP8_PER_CHANNEL, shape)
-    return _block(shape, scale, "weight_scale", hints.declared_group_size)
+    return _block(shape, scale, "weight_scale", _declared_block(hints))
 
 
-def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: int | None) -> Stored:
+def _is_per_tensor(scale: TensorInfo, lead: tuple[int, ...]) -> bool:
+    """One scale per tensor (or per expert) is ``[]``, ``[1]`` or ``[E]``; a rank-2 ``[1, 1]``
+    is a block grid with a single cell (a weight smaller than the block)."""
+    return scale.numel in (1, _numel(lead)) and len(scale.shape) <= len(lead) + 1
+
+
+def _declared_block(hints: Hints) -> tuple[int, int] | None:
+    """The declared block: both dims where the metadata has them (HF ``weight_block_size``), else
+    the square of the declared group size."""
+    group = hints.declared_group_size
+    return hints.declared_block or ((group, group) if group else None)
+
+
+def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: tuple[int, int] | None) -> Stored:
     """A block grid: 2-D ``[ceil(out/b0), ceil(in/b1)]`` or ModelOpt's 4-D ``[ob, 1, ib, 1]``.
     The declared (square) block wins when the grid fits it: a weight smaller than its block
     has a one-cell grid that would fit any larger power of two."""
@@ -61,8 +74,8 @@ def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: int |
     if len(grid) < 2 or grid[-2] == 0 or grid[-1] == 0:
         return Stored(Precision.FP8_BLOCK, shape,
                       problems=[f"{role} shape {list(scale.shape)} is not a block grid"])
-    if declared and ceil_div(out_dim, declared) == grid[-2] and ceil_div(in_dim, declared) == grid[-1]:
-        block_out = block_in = declared
+    if declared and ceil_div(out_dim, declared[0]) == grid[-2] and ceil_div(in_dim, declared[1]) == grid[-1]:
+        block_out, block_in = declared
     else:
         block_out, block_in = _block_size(out_dim, grid[-2]), _block_size(in_dim, grid[-1])
     problems = []

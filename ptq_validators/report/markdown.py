@@ -73,7 +73,8 @@ def render_scan(report: ScanReport, *, limit: int = 20) -> str:
 
 def _declared_line(summary: dict) -> str:
     family = summary.get("family")
-    keys = ("quant_algo", "kv_cache_quant_algo", "group_size", "format", "quantization_status")
+    keys = ("quant_algo", "kv_cache_quant_algo", "group_size", "format", "quantization_status",
+            "bits", "desc_act", "checkpoint_format", "weight_block_size", "version")
     parts = [f"{key}={summary[key]}" for key in keys if summary.get(key) is not None]
     origin = f" from {summary['origin']}" if summary.get("origin") else ""
     return f"{family}{origin}" + (f" ({', '.join(parts)})" if parts else "")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ckpt_edit import RawTensor, copy_checkpoint, edit_json, edit_tensors, read_tensors
+from tests.ckpt_edit import (
+    RawTensor, copy_checkpoint, dequantize_layer, edit_json, edit_tensors, read_tensors,
+)
 from tests.conftest import FIXTURES
 
 SRC_LLAMA = FIXTURES / "src-llama"
@@ -49,15 +51,8 @@ def test_fake_quant_export_is_not_smaller_and_not_compressed(ptqv, tmp_path):
 
 def test_layer_left_in_bf16_but_not_excluded(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-nvfp4-llama")
-    source, _ = read_tensors(SRC_LLAMA / "model.safetensors")
     layer = "model.layers.1.mlp.down_proj"
-
-    def dequantize_one(tensors):
-        for suffix in ("weight", "weight_scale", "weight_scale_2", "input_scale"):
-            del tensors[f"{layer}.{suffix}"]
-        tensors[f"{layer}.weight"] = source[f"{layer}.weight"]
-
-    edit_tensors(out, dequantize_one)
+    dequantize_layer(out, SRC_LLAMA, layer)
     code, checks, _ = gate(ptqv, out, SRC_LLAMA, "--qformat", "nvfp4")
     assert code == 1
     assert checks["coverage"]["measured"]["unexpected_unquantized"] == 1

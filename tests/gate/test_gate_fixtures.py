@@ -18,7 +18,7 @@ def test_good_export_passes(ptqv, entry):
     assert result.code == 0, failed
     assert report["verdict"] == "pass"
     recipe = next(c for c in report["checks"] if c["id"] == "recipe")
-    assert recipe["status"] in ("pass", "warn"), recipe
+    assert recipe["status"] in (("pass", "warn") if recipe_args(entry) else ("skip",)), recipe
     assert report["size"]["ratio"] < 1.0
 
 
@@ -27,7 +27,7 @@ def test_scan_takes_the_inventory(ptqv, entry):
     result = ptqv("scan", FIXTURES / entry["name"], "--json")
     assert result.code == 0, result.stdout
     inventory = result.json()
-    assert inventory["declared"]["family"] in ("modelopt", "compressed-tensors")
+    assert inventory["declared"]["family"] == entry["format_family"]
     assert any(p not in ("BF16", "FP16", "FP32") for p in inventory["precision_counts"])
 
 

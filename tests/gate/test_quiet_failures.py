@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ckpt_edit import RawTensor, copy_checkpoint, edit_json, edit_tensors, read_tensors
+from tests.ckpt_edit import RawTensor, copy_checkpoint, dequantize_layer, edit_json, edit_tensors
 from tests.conftest import FIXTURES
 
 F32_ONE = struct.pack("<f", 1.0)
@@ -105,15 +105,8 @@ def test_fp8_weight_scales_may_differ_within_qkv(ptqv):
 
 def test_fused_members_in_different_formats(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-nvfp4-llama")
-    source, _ = read_tensors(FIXTURES / "src-llama" / "model.safetensors")
     layer = "model.layers.0.self_attn.v_proj"
-
-    def dequantize(tensors):
-        for suffix in ("weight", "weight_scale", "weight_scale_2", "input_scale"):
-            tensors.pop(f"{layer}.{suffix}")
-        tensors[f"{layer}.weight"] = source[f"{layer}.weight"]
-
-    edit_tensors(out, dequantize)
+    dequantize_layer(out, FIXTURES / "src-llama", layer)
     edit_json(out, "hf_quant_config.json", lambda d: d["quantization"]["exclude_modules"].append(layer))
     edit_json(out, "config.json", lambda d: d["quantization_config"]["ignore"].append(layer))
     code, checks = gate(ptqv, out, "src-llama")
@@ -206,15 +199,8 @@ def test_mtp_layer_in_bf16_not_excluded(ptqv, tmp_path):
     # Declaring one decoder layer makes layer 1 an MTP layer (DeepSeek numbering); leave one of
     # its linears in BF16 without excluding it.
     out = variant(tmp_path, "modelopt-nvfp4-llama")
-    source, _ = read_tensors(FIXTURES / "src-llama" / "model.safetensors")
     layer = "model.layers.1.mlp.down_proj"
-
-    def dequantize(tensors):
-        for suffix in ("weight", "weight_scale", "weight_scale_2", "input_scale"):
-            tensors.pop(f"{layer}.{suffix}")
-        tensors[f"{layer}.weight"] = source[f"{layer}.weight"]
-
-    edit_tensors(out, dequantize)
+    dequantize_layer(out, FIXTURES / "src-llama", layer)
     edit_json(out, "config.json", lambda d: d.update(num_hidden_layers=1))
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
