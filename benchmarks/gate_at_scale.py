@@ -36,8 +36,10 @@ code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
 """
 
-NVFP4_EXCLUDES = ["lm_head", "model.embed_tokens", "*self_attn*", "*mlp.gate", "model.layers.61*"]
-FP8_EXCLUDES = ["lm_head", "model.embed_tokens", "*mlp.gate", "model.layers.61*"]
+# As ModelOpt writes them for these presets (prefix-wildcard summaries of the unquantized set).
+NVFP4_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.self_attn*", "model.layers.*.mlp.gate",
+                  "model.layers.61*"]
+FP8_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.mlp.gate", "model.layers.61*"]
 
 
 def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
@@ -50,10 +52,12 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
         if not source.exists():
             keep = (lambda m: m.endswith("mlp.gate") or "shared_head" in m) if source_fmt == "hf_fp8" else (lambda m: True)
             syn.write_checkpoint(source, cfg, syn.model_tensors(cfg, source_fmt, keep))
-        for fmt, qformat, algo, excludes in (("modelopt_nvfp4", "nvfp4", "NVFP4", NVFP4_EXCLUDES),
+        for fmt, qformat, algo, excludes in (("modelopt_nvfp4", "nvfp4_mlp_only", "NVFP4", NVFP4_EXCLUDES),
                                              ("modelopt_fp8", "fp8", "FP8", FP8_EXCLUDES)):
-            export = workdir / f"{slug}-{qformat}"
+            export = workdir / f"{slug}-{algo.lower()}"
             if not export.exists():
+                modules = [t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)]
+                excludes = [p for p in excludes if any(fnmatchcase(m, p) for m in modules)]
                 tensors = syn.model_tensors(cfg, fmt, lambda m: any(fnmatchcase(m, p) for p in excludes))
                 quant = {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": excludes}
                 if algo == "NVFP4":

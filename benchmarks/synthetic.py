@@ -124,6 +124,20 @@ def _nbytes(dtype: str, shape: tuple[int, ...]) -> int:
     return count * DTYPE_BYTES[dtype]
 
 
+def _write_scalar_scales(directory: Path, shards: list[list[Tensor]]) -> None:
+    """Give every 0-d F32 scale a real value (the sparse data region reads as zeros otherwise,
+    which the gate rightly rejects as a zero scale)."""
+    for number, members in enumerate(shards, 1):
+        path = directory / f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        with open(path, "r+b") as handle:
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_len))
+            for name, entry in header.items():
+                if name != "__metadata__" and entry["dtype"] == "F32" and entry["shape"] == []:
+                    handle.seek(8 + header_len + entry["data_offsets"][0])
+                    handle.write(struct.pack("<f", 0.01))
+
+
 def write_checkpoint(directory: Path, config: dict, tensors: list[Tensor],
                      quant_config: dict | None = None) -> int:
     """Write sparse shards, the index, config.json (and hf_quant_config.json); return bytes."""
@@ -156,9 +170,12 @@ def write_checkpoint(directory: Path, config: dict, tensors: list[Tensor],
         total += offset
     (directory / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    _write_scalar_scales(directory, shards)
     full_config = dict(config)
     if quant_config is not None:
-        full_config["quantization_config"] = {**quant_config, "quant_method": "modelopt"}
+        full_config["quantization_config"] = {
+            "quant_algo": quant_config["quant_algo"], "ignore": quant_config["exclude_modules"],
+            "quant_method": "modelopt"}
         (directory / "hf_quant_config.json").write_text(json.dumps(
             {"producer": {"name": "modelopt", "version": "0.47.0"}, "quantization": quant_config}))
     (directory / "config.json").write_text(json.dumps(full_config, indent=2))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ptq_validators.errors import InputError
@@ -39,18 +39,96 @@ class IntegrityIssue:
     blocking: bool
 
 
-@dataclass
-class Checkpoint:
+class Documents:
+    """The small files of a checkpoint directory (config, tokenizer, chat template, generation
+    and quantization configs), parsed on first use. No weights, no headers."""
+
+    def __init__(self, source: ByteSource, files: list[str]) -> None:
+        self.source = source
+        self.files = files
+        self._json_cache: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Documents:
+        """The documents of a local checkpoint directory."""
+        source = LocalSource(path)
+        return cls(source, source.list_files())
+
+    def has(self, name: str) -> bool:
+        return name in self.files
+
+    def json_document(self, name: str) -> dict[str, Any] | None:
+        """Parse JSON document ``name`` once (None when absent). Invalid JSON is an input error."""
+        if name in self._json_cache:
+            return self._json_cache[name]
+        if name not in self.files:
+            return None
+        raw = self.source.read_bytes(name)
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"{self.source.display(name)}: invalid JSON: {exc}",
+                             hint="repair or regenerate the file") from None
+        if not isinstance(value, dict):
+            raise InputError(f"{self.source.display(name)}: expected a JSON object",
+                             hint="repair or regenerate the file")
+        self._json_cache[name] = value
+        return value
+
+    def text_document(self, name: str) -> str | None:
+        """Read a small text document (None when absent)."""
+        if name not in self.files:
+            return None
+        try:
+            return self.source.read_bytes(name).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{self.source.display(name)}: not UTF-8 text",
+                             hint="repair or regenerate the file") from None
+
+    def file_digest(self, name: str) -> str | None:
+        """SHA-256 of a binary document such as ``tokenizer.model`` (None when absent)."""
+        if name not in self.files:
+            return None
+        return hashlib.sha256(self.source.read_bytes(name)).hexdigest()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """``config.json`` (an input error when missing: every HF checkpoint has one)."""
+        config = self.json_document("config.json")
+        if config is None:
+            raise InputError(f"{self.source.display('config.json')}: missing",
+                             hint="copy the model's config.json into the checkpoint directory")
+        return config
+
+    def chat_template(self) -> tuple[str | None, str | None]:
+        """The effective chat template and the file it came from (None, None when absent)."""
+        for name in CHAT_TEMPLATE_FILES:
+            if name not in self.files:
+                continue
+            if name.endswith(".jinja"):
+                return self.text_document(name), name
+            document = self.json_document(name) or {}
+            template = document.get("chat_template")
+            if template is not None:
+                return (template if isinstance(template, str)
+                        else json.dumps(template, sort_keys=True)), name
+        return None, None
+
+
+
+
+class Checkpoint(Documents):
     """Headers and documents of one checkpoint directory."""
 
-    source: ByteSource
-    files: list[str]
-    headers: dict[str, SafetensorsHeader]
-    tensors: dict[str, TensorInfo]
-    tensor_file: dict[str, str]
-    indexed: bool
-    issues: list[IntegrityIssue] = field(default_factory=list)
-    _json_cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    def __init__(self, source: ByteSource, files: list[str], headers: dict[str, SafetensorsHeader],
+                 tensors: dict[str, TensorInfo], tensor_file: dict[str, str], indexed: bool,
+                 issues: list[IntegrityIssue]) -> None:
+        super().__init__(source, files)
+        self.headers = headers
+        self.tensors = tensors
+        self.tensor_file = tensor_file
+        self.indexed = indexed
+        self.issues = issues
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Checkpoint:
@@ -136,67 +214,6 @@ class Checkpoint:
         return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
 
     # ----- documents ---------------------------------------------------------------------
-
-    def has(self, name: str) -> bool:
-        return name in self.files
-
-    def json_document(self, name: str) -> dict[str, Any] | None:
-        """Parse JSON document ``name`` once (None when absent). Invalid JSON is an input error."""
-        if name in self._json_cache:
-            return self._json_cache[name]
-        if name not in self.files:
-            return None
-        raw = self.source.read_bytes(name)
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"{self.source.display(name)}: invalid JSON: {exc}",
-                             hint="repair or regenerate the file") from None
-        if not isinstance(value, dict):
-            raise InputError(f"{self.source.display(name)}: expected a JSON object",
-                             hint="repair or regenerate the file")
-        self._json_cache[name] = value
-        return value
-
-    def text_document(self, name: str) -> str | None:
-        """Read a small text document (None when absent)."""
-        if name not in self.files:
-            return None
-        try:
-            return self.source.read_bytes(name).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{self.source.display(name)}: not UTF-8 text",
-                             hint="repair or regenerate the file") from None
-
-    def file_digest(self, name: str) -> str | None:
-        """SHA-256 of a binary document such as ``tokenizer.model`` (None when absent)."""
-        if name not in self.files:
-            return None
-        return hashlib.sha256(self.source.read_bytes(name)).hexdigest()
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """``config.json`` (an input error when missing: every HF checkpoint has one)."""
-        config = self.json_document("config.json")
-        if config is None:
-            raise InputError(f"{self.source.display('config.json')}: missing",
-                             hint="copy the model's config.json into the checkpoint directory")
-        return config
-
-    def chat_template(self) -> tuple[str | None, str | None]:
-        """The effective chat template and the file it came from (None, None when absent)."""
-        for name in CHAT_TEMPLATE_FILES:
-            if name not in self.files:
-                continue
-            if name.endswith(".jinja"):
-                return self.text_document(name), name
-            document = self.json_document(name) or {}
-            template = document.get("chat_template")
-            if template is not None:
-                return (template if isinstance(template, str)
-                        else json.dumps(template, sort_keys=True)), name
-        return None, None
-
 
 def _read_weight_map(source: ByteSource) -> dict[str, str]:
     display = source.display(INDEX_FILE)

@@ -20,6 +20,13 @@ class PtqvError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self):  # keep the hint when an error crosses a process boundary
+        return _rebuild, (type(self), self.message, self.hint)
+
+
+def _rebuild(cls: type[PtqvError], message: str, hint: str | None) -> PtqvError:
+    return cls(message, hint=hint)
+
 
 class UsageError(PtqvError):
     """The command line asks for something impossible (exit 2)."""

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint
+from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
 from ptq_validators.checks import (
     alignment, coverage, documents, excludes, fused, integrity, kv_cache, moe, names, numerics,
     quant_config, safety, size, special,
@@ -17,6 +17,7 @@ from ptq_validators.checks.base import FAIL, CheckResult
 from ptq_validators.errors import InputError, UsageError
 from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.layers import LayerTable, build_layer_table
+from ptq_validators.source_summary import summarizer
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
 from ptq_validators.values import DECODABLE, decode
@@ -24,7 +25,7 @@ from ptq_validators.values import DECODABLE, decode
 SCHEMA_VERSION = 1
 # Per-expert vectors of scalar scales (one per expert) are still small; larger scale tensors
 # are block/group grids, read only by --deep.
-MAX_SCALAR_ELEMENTS = 1024
+MAX_SCALAR_BYTES = 4096
 SIDECAR_FILES = ("config.json", "generation_config.json", *TOKENIZER_FILES, "chat_template.jinja",
                  "chat_template.json", *PROCESSOR_FILES)
 # ModelOpt splits fused 3-D expert parameters into per-expert linears on export.
@@ -95,15 +96,16 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
     """Open both checkpoints (headers, documents and small scales) and judge the export.
     ``progress`` receives (shards done, shards, shard name) during ``--deep``."""
     recipe = options.recipe()
-    source = Checkpoint.open(source_dir)
-    output = Checkpoint.open(output_dir)
-    source_table = build_layer_table(source)
-    table = build_layer_table(output, source_shapes=source_table.shapes())
+    source = Documents.open(source_dir)
+    with summarizer(source) as pending:
+        output = Checkpoint.open(output_dir)
+        summary = pending()
+    table = build_layer_table(output, source_shapes=summary.shapes)
     config = output.config
     values = read_scalar_scales(output, table)
 
     output_bits = sum(info.bits for info in output.tensors.values())
-    sizes = size.size_summary(source.weight_bytes, output.weight_bytes, source_table.parameters,
+    sizes = size.size_summary(summary.weight_bytes, output.weight_bytes, summary.parameters,
                               output_bits)
     compression = (recipe is not None or options.plan is not None
                    or table.declaration.family != "dense")
@@ -123,7 +125,8 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
                                                     config, {layer.name for layer in table.layers}),
         excludes.check_exclude_hygiene(table, config),
         special.check_special_modules(table, config),
-        names.check_names(table, set(source.tensors), tied=excludes.tied_embeddings(config)),
+        names.check_names(table, summary.tensor_names, summary.essential_names,
+                          tied=excludes.tied_embeddings(config)),
         alignment.check_alignment(table),
         numerics.check_scale_values(values),
         numerics.check_deep(deep_findings, scanned),
@@ -142,9 +145,8 @@ def read_scalar_scales(checkpoint: Checkpoint, table: LayerTable) -> dict[str, l
     bytes each, read with one open per shard. Weight bytes are never read here."""
     names = [info.name for module in table.modules.values()
              for role, info in module.tensors.items()
-             if role in numerics.SCALAR_ROLES and info.dtype in DECODABLE
-             and info.numel <= MAX_SCALAR_ELEMENTS
-             and (role != "weight_scale" or info.numel == 1)]
+             if role in numerics.SCALAR_ROLES and info.end - info.begin <= MAX_SCALAR_BYTES
+             and info.dtype in DECODABLE and (role != "weight_scale" or info.numel == 1)]
     data = checkpoint.read_tensors(names)
     return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}
 
@@ -213,7 +215,7 @@ def _expand_fused(intents: dict[str, Intent], found: set[str]) -> dict[str, Inte
     return expanded
 
 
-def _metadata_checks(source: Checkpoint, output: Checkpoint) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
+def _metadata_checks(source: Documents, output: Documents) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
     """Config, tokenizer, chat template and generation-config drift."""
     config_diffs = md.diff_documents("config.json", source.config, output.config, md.classify_config)
 

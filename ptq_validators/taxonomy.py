@@ -12,6 +12,8 @@ import re
 from enum import Enum
 from functools import lru_cache
 
+from ptq_validators.globs import index_key
+
 
 class LayerGroup(str, Enum):
     """Where a linear-like module sits in the model. Values are what JSON and reports show."""
@@ -61,7 +63,6 @@ _MLP_SEGMENTS = frozenset(
 )
 _MTP_SEGMENTS = frozenset({"mtp", "eh_proj", "shared_head", "mtp_block", "nextn"})
 _NORM_RE = re.compile(r"(^|_)(norm|layernorm|ln)(_|\d|$)|norm$")
-_DIGITS_RE = re.compile(r"(?<=\.)\d+(?=\.|$)")
 _LAYER_INDEX_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
@@ -74,7 +75,7 @@ def classify(module_name: str, *, num_hidden_layers: int | None = None) -> Layer
     if _is_mtp_layer(module_name, num_hidden_layers):
         return LayerGroup.MTP
     # Indices do not change the group: classify the name with its numbers masked, once.
-    return _classify_shape(_DIGITS_RE.sub("#", module_name))
+    return _classify_shape(index_key(module_name))
 
 
 @lru_cache(maxsize=4096)

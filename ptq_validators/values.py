@@ -30,8 +30,13 @@ E4M3_NAN_BYTES = (0x7F, 0xFF)
 DECODABLE = frozenset({"F32", "F64", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0"})
 
 
+_F32_SCALAR = struct.Struct("<f")
+
+
 def decode(dtype: str, data: bytes) -> list[float]:
     """The values of ``data`` stored as ``dtype`` (one of ``DECODABLE``)."""
+    if dtype == "F32" and len(data) == 4:  # the common case: one per-tensor scale
+        return [_F32_SCALAR.unpack(data)[0]]
     if dtype == "F32":
         return list(struct.unpack(f"<{len(data) // 4}f", data))
     if dtype == "F64":

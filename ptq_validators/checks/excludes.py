@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
+from ptq_validators.globs import index_free, index_key
 from ptq_validators.layers import LayerTable
 from ptq_validators.taxonomy import LayerGroup
 
@@ -31,11 +32,20 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     modules = {layer.name: layer for layer in table.layers}
     # Modules without a linear weight (attention blocks, MoE containers) are legal targets too.
     prefixes = {name for name in table.modules if name}
-    classes = {name: "Embedding" if layer.group is LayerGroup.EMBED else "Linear"
-               for name, layer in modules.items()}
+    # Names that differ only in indices share one answer for index-free patterns: ask once per
+    # (name shape, class) and expand.
+    shapes: dict[tuple[str, str], list[str]] = {}
+    for name, layer in modules.items():
+        cls = "Embedding" if layer.group is LayerGroup.EMBED else "Linear"
+        shapes.setdefault((index_key(name), cls), []).append(name)
     failures, warnings = [], []
     for pattern in patterns:
-        hits = [name for name in modules if declaration.pattern_matches(pattern, name, classes[name])]
+        if index_free([pattern]):
+            hits = [name for (key, cls), names in shapes.items()
+                    if declaration.pattern_matches(pattern, names[0], cls) for name in names]
+        else:
+            hits = [name for (key, cls), names in shapes.items() for name in names
+                    if declaration.pattern_matches(pattern, name, cls)]
         quantized = [name for name in hits if modules[name].precision.is_quantized]
         if quantized:
             failures.append(f"{pattern!r} matches {len(quantized)} quantized modules: "

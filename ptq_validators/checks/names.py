@@ -36,10 +36,20 @@ def _base_names(table: LayerTable, source_names: set[str]) -> tuple[set[str], li
     return bases, sorted(foreign)
 
 
-def check_names(table: LayerTable, source_names: set[str], *, tied: bool) -> CheckResult:
+def essential_names(table: LayerTable) -> set[str]:
+    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
+    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
+    return {info.name for module in table.modules.values()
+            for role, info in module.tensors.items() if role not in QUANTIZATION_ROLES}
+
+
+def check_names(table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str],
+                *, tied: bool) -> CheckResult:
+    """``source_names``: every tensor of the source; ``source_essential``: those the export
+    must keep (``essential_names`` of the source)."""
     bases, foreign = _base_names(table, source_names)
     renamed = sorted(bases - source_names)
-    dropped = sorted(source_names - bases)
+    dropped = sorted(source_essential - bases)
     if tied:
         dropped = [n for n in dropped if not n.endswith("lm_head.weight")]
     details = [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)" for name in foreign]

@@ -15,13 +15,14 @@ is unquantized.
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
 from ptq_validators.formats.scaled import E8M0_DTYPES
 from ptq_validators.io.safetensors import FLOAT_DTYPES, TensorInfo
+from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.precision import Precision
 
 FAMILY = "modelopt"
@@ -128,8 +129,8 @@ class ModelOptDeclaration(Declaration):
         excludes = block.get("exclude_modules", block.get("ignore")) or []
         self.exclude_modules = [p for p in excludes if isinstance(p, str)]
         # One alternation of the translated globs: a 671B export asks this ~50k times.
-        self._excluded = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.exclude_modules)
-                                    ) if self.exclude_modules else None
+        self._excluded = alternation(self.exclude_modules) if self.exclude_modules else None
+        self._index_free = index_free(self.exclude_modules)
         layers = block.get("quantized_layers") or {}
         self.quantized_layers = layers if isinstance(layers, dict) else {}
         self.summary = {
@@ -148,9 +149,22 @@ class ModelOptDeclaration(Declaration):
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return fnmatch.fnmatchcase(module_name, pattern)
 
+    def _exclusion(self, module_name: str) -> str | None:
+        """The exclude entry matching ``module_name`` (None when none does). Globs that cannot
+        tell digits apart are asked once per name shape (digits zeroed, lengths kept)."""
+        if self._excluded is None:
+            return None
+        return self._exclusion_of(index_key(module_name) if self._index_free else module_name)
+
+    @lru_cache(maxsize=8192)  # noqa: B019 -- one declaration per checkpoint, alive for the run
+    def _exclusion_of(self, module_name: str) -> str | None:
+        if not self._excluded.match(module_name):
+            return None
+        return next(p for p in self.exclude_modules if fnmatch.fnmatchcase(module_name, p))
+
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
-        if self._excluded is not None and self._excluded.match(module_name):
-            pattern = next(p for p in self.exclude_modules if fnmatch.fnmatchcase(module_name, p))
+        pattern = self._exclusion(module_name)
+        if pattern is not None:
             return Declared(None, None, f"exclude_modules {pattern!r}")
         if str(self.quant_algo).upper() == "MIXED_PRECISION":
             entry = self.quantized_layers.get(module_name)

@@ -86,12 +86,12 @@ class LocalSource(ByteSource):
 
     def read_ranges(self, name: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         try:
-            with open(os.path.join(self.root, name), "rb") as handle:
-                chunks = []
-                for offset, length in ranges:
-                    handle.seek(offset)
-                    chunks.append(handle.read(length))
-                return chunks
+            # pread: one syscall per range, and no read-ahead buffer filled for a 4-byte scale.
+            descriptor = os.open(os.path.join(self.root, name), os.O_RDONLY)
+            try:
+                return [os.pread(descriptor, length, offset) for offset, length in ranges]
+            finally:
+                os.close(descriptor)
         except OSError as exc:
             raise InputError(f"{self.display(name)}: cannot read: {exc.strerror}") from None
 

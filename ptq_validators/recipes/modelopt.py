@@ -9,11 +9,12 @@ enable placed after those defaults re-enables a vision tower.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-import fnmatch
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.precision import Precision
 from ptq_validators.recipes.base import Intent, Recipe, flatten, load_data, unknown_name_error
 
@@ -46,29 +47,39 @@ class ModelOptRecipe(Recipe):
         self.precision = precision
         self.group_size = group_size
         self.quant_algo = quant_algo
-        self._matchers: dict[str | None, re.Pattern[str]] = {}
+        self._matchers: dict[str | None, tuple[re.Pattern[str], list[int]]] = {}
+        self._index_free = index_free(e.pattern for e in entries)
 
     def intent(
         self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
     ) -> Intent:
+        if self._index_free:
+            # No entry can tell one digit from another, so layer and expert indices do not
+            # change the answer: ask once per name shape (digits zeroed, lengths kept).
+            return self._intent_of(index_key(module_name), module_class, fused_param)
+        return self._intent_of(module_name, module_class, fused_param)
+
+    @lru_cache(maxsize=4096)  # noqa: B019 -- recipes are few and live as long as the process
+    def _intent_of(self, module_name: str, module_class: str | None, fused_param: bool) -> Intent:
         quantizer = f"{module_name}{'_' if fused_param else '.'}weight_quantizer"
-        match = self._matcher(module_class).match(quantizer)
+        regex, order = self._matcher(module_class)
+        match = regex.match(quantizer)
         if match is None:
             return Intent(None, None, "no entry enables it")
-        decided = self.entries[int(match.lastgroup[1:])]
+        decided = self.entries[order[int(match.lastgroup[1:])]]
         if not decided.enable:
             return Intent(None, None, _describe_entry(decided))
         return Intent(self.precision, self.group_size, _describe_entry(decided))
 
-    def _matcher(self, module_class: str | None) -> re.Pattern[str]:
+    def _matcher(self, module_class: str | None) -> tuple[re.Pattern[str], list[int]]:
         """One regex whose alternatives are the entries in reverse order: the first alternative
         that matches is the last matching entry, which is the one ModelOpt applies."""
         matcher = self._matchers.get(module_class)
         if matcher is None:
-            alternatives = [f"(?P<e{i}>{fnmatch.translate(e.pattern)})"
-                            for i, e in reversed(list(enumerate(self.entries)))
-                            if e.parent_class is None or e.parent_class == module_class]
-            matcher = self._matchers[module_class] = re.compile("|".join(alternatives) or "(?!)")
+            order = [i for i, e in reversed(list(enumerate(self.entries)))
+                     if e.parent_class is None or e.parent_class == module_class]
+            regex = alternation([self.entries[i].pattern for i in order], named=True)
+            matcher = self._matchers[module_class] = (regex, order)
         return matcher
 
     def describe(self) -> dict[str, Any]:
