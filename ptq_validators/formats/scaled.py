@@ -8,6 +8,8 @@ per-channel, a coarse 2-D (or ModelOpt's 4-D ``[ob,1,ib,1]``) grid is block-wise
 
 from __future__ import annotations
 
+import math
+
 from ptq_validators.formats.base import Hints, Module, Stored, ceil_div
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision, int_precision
@@ -53,7 +55,7 @@ def _fp8(module: Module, weight: TensorInfo, hints: Hints) -> Stored:
 def _is_per_tensor(scale: TensorInfo, lead: tuple[int, ...]) -> bool:
     """One scale per tensor (or per expert) is ``[]``, ``[1]`` or ``[E]``; a rank-2 ``[1, 1]``
     is a block grid with a single cell (a weight smaller than the block)."""
-    return scale.numel in (1, _numel(lead)) and len(scale.shape) <= len(lead) + 1
+    return scale.numel in (1, math.prod(lead)) and len(scale.shape) <= len(lead) + 1
 
 
 def _declared_block(hints: Hints) -> tuple[int, int] | None:
@@ -112,10 +114,3 @@ def _int8(module: Module, weight: TensorInfo, hints: Hints) -> Stored:
     if group is None or ceil_div(in_dim, group) != groups or scale.shape[-2] != out_dim:
         problems.append(f"weight_scale {list(scale.shape)} does not match groups of weight {list(shape)}")
     return Stored(precision, shape, group, problems, note)
-
-
-def _numel(dims: tuple[int, ...]) -> int:
-    count = 1
-    for dim in dims:
-        count *= dim
-    return count

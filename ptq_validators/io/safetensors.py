@@ -9,6 +9,8 @@ reason in the reference reader's vocabulary (``InvalidOffset``, ``TensorInvalidI
 
 from __future__ import annotations
 
+import math
+
 import json
 import operator
 import struct
@@ -46,10 +48,7 @@ class TensorInfo(NamedTuple):
 
     @property
     def numel(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
