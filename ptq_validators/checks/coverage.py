@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
 
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
@@ -157,6 +156,3 @@ def _group(size: int | None) -> str:
 def skipped(check_id: str, title: str, reason: str) -> CheckResult:
     return CheckResult(check_id, title, SKIP, reason)
 
-
-def names(layers: Iterable[Layer]) -> list[str]:
-    return [layer.name for layer in layers]

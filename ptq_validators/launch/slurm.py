@@ -57,12 +57,6 @@ def job_state(runner: Runner, job_id: str) -> str:
     return state.split()[0] if state else "UNKNOWN"
 
 
-def job_reason(runner: Runner, job_id: str) -> str:
-    """Why a job waits or ended (e.g. ``DependencyNeverSatisfied``), from ``squeue %r``."""
-    done = runner.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%r"], timeout=30)
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
 def cancel(runner: Runner, job_ids: Sequence[str]) -> None:
     done = runner.run(["scancel", *job_ids], timeout=60)
     if done.returncode:

@@ -50,13 +50,6 @@ def arch_name(cc: str) -> str:
     return archs[max(same_major, key=cc_tuple)]["arch"] if same_major else f"sm{cc}"
 
 
-def native_precisions(cc: str) -> list[str]:
-    """Weight precisions the GPU executes natively (from the nearest known architecture)."""
-    archs = load(GPU_FILE)["archs"]
-    known = [key for key in archs if cc_tuple(key) <= cc_tuple(cc)]
-    return list(archs[max(known, key=cc_tuple)]["native"]) if known else []
-
-
 def match_gpu(name: str) -> GpuSpec | None:
     """The table entry for an nvidia-smi name or a short name, or None when unknown."""
     wanted = name.strip().lower()

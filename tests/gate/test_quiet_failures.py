@@ -3,7 +3,6 @@ fault, on a variant derived by editing one."""
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from pathlib import Path
