@@ -16,8 +16,9 @@ from ptq_validators.checks import metadata as md
 from ptq_validators.checks.base import FAIL, CheckResult
 from ptq_validators.errors import InputError, UsageError
 from ptq_validators.deep import Progress, scan_deep
-from ptq_validators.layers import LayerTable, build_layer_table
-from ptq_validators.source_summary import summarizer
+from ptq_validators import forked
+from ptq_validators.layers import LayerTable, build_layer_table, split_role
+from ptq_validators.source_summary import start_summary
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
 from ptq_validators.values import DECODABLE, decode
@@ -97,12 +98,15 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
     ``progress`` receives (shards done, shards, shard name) during ``--deep``."""
     recipe = options.recipe()
     source = Documents.open(source_dir)
-    with summarizer(source) as pending:
-        output = Checkpoint.open(output_dir)
-        summary = pending()
+    pending_summary = start_summary(source)
+    output = Checkpoint.open(output_dir)
+    # Decoding the scalar scales needs only the export's tensor names: let a child do it while
+    # the layer table is built (only worth a fork for exports as large as a large source).
+    pending_values = forked.start(lambda: read_scalar_scales(output), data_bytes=output.weight_bytes)
+    summary = pending_summary()
     table = build_layer_table(output, source_shapes=summary.shapes)
     config = output.config
-    values = read_scalar_scales(output, table)
+    values = pending_values()
 
     output_bits = sum(info.bits for info in output.tensors.values())
     sizes = size.size_summary(summary.weight_bytes, output.weight_bytes, summary.parameters,
@@ -140,13 +144,16 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
                       recipe.describe() if recipe else None)
 
 
-def read_scalar_scales(checkpoint: Checkpoint, table: LayerTable) -> dict[str, list[float]]:
+def read_scalar_scales(checkpoint: Checkpoint) -> dict[str, list[float]]:
     """Decode the small scale tensors (global, input, KV, per-tensor weight scales): a few
     bytes each, read with one open per shard. Weight bytes are never read here."""
-    names = [info.name for module in table.modules.values()
-             for role, info in module.tensors.items()
-             if role in numerics.SCALAR_ROLES and info.end - info.begin <= MAX_SCALAR_BYTES
-             and info.dtype in DECODABLE and (role != "weight_scale" or info.numel == 1)]
+    names = []
+    for name, info in checkpoint.tensors.items():
+        if info.end - info.begin > MAX_SCALAR_BYTES or info.dtype not in DECODABLE:
+            continue
+        role = split_role(name, info)[1]
+        if role in numerics.SCALAR_ROLES and (role != "weight_scale" or info.numel == 1):
+            names.append(name)
     data = checkpoint.read_tensors(names)
     return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}
 

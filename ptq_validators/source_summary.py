@@ -1,26 +1,19 @@
-"""What the gate needs of the source checkpoint, computed beside the export's own reading.
+"""What the gate needs of the source checkpoint: sizes, original layer shapes and tensor names.
 
-The source and the export are independent until their layer tables meet, and reading a large
-checkpoint's headers is CPU-bound Python: on a multi-core machine a forked worker reads the
-source while the calling process reads the export. Small sources are read in process, where a
-fork would cost more than it saves.
+The source and the export are independent until their layer tables meet, so for large
+checkpoints the source is summarised in a forked child (``forked.start``) while the calling
+process reads the export.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
+from ptq_validators import forked
 from ptq_validators.checkpoint import Checkpoint, Documents
 from ptq_validators.checks.names import essential_names
 from ptq_validators.layers import build_layer_table
-
-# Sources with more weight bytes than this are read in a worker process (when fork exists).
-PARALLEL_THRESHOLD_BYTES = 8 << 30
 
 
 @dataclass(frozen=True)
@@ -42,15 +35,8 @@ def summarize(path: str) -> SourceSummary:
                          frozenset(checkpoint.tensors), frozenset(essential_names(table)))
 
 
-@contextmanager
-def summarizer(source: Documents) -> Iterator[Callable[[], SourceSummary]]:
-    """Start summarising ``source``; the yielded callable returns the summary (waiting for the
-    worker if one was started). Errors of the source surface from that call."""
+def start_summary(source: Documents) -> Callable[[], SourceSummary]:
+    """Start summarising ``source`` (in a forked child when it is large); the returned callable
+    waits for the summary. Errors of the source surface from that call."""
     weight_bytes = sum(source.source.size(f) for f in source.files if f.endswith(".safetensors"))
-    if weight_bytes < PARALLEL_THRESHOLD_BYTES or "fork" not in multiprocessing.get_all_start_methods() \
-            or (os.cpu_count() or 1) < 2:
-        yield lambda: summarize(source.source.root)
-        return
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        future = pool.submit(summarize, source.source.root)
-        yield future.result
+    return forked.start(lambda: summarize(source.source.root), data_bytes=weight_bytes)

@@ -14,7 +14,7 @@ import math
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision
@@ -88,10 +88,10 @@ class Declared:
     block: tuple[int, int] | None = None  # the declared [rows, cols] block of block-wise scales
 
 
-@dataclass(frozen=True)
-class Hints:
+class Hints(NamedTuple):
     """What recognition may lean on beyond the tensors: the declaration for this module and the
-    original weight shape from the source checkpoint (needed for INT packing widths)."""
+    original weight shape from the source checkpoint (needed for INT packing widths). A
+    NamedTuple: one is made per layer, and it keys the layout cache."""
 
     declared_bits: int | None = None
     declared_group_size: int | None = None

@@ -131,6 +131,7 @@ class ModelOptDeclaration(Declaration):
         # One alternation of the translated globs: a 671B export asks this ~50k times.
         self._excluded = alternation(self.exclude_modules) if self.exclude_modules else None
         self._index_free = index_free(self.exclude_modules)
+        self._single_declared: Declared | None = None
         layers = block.get("quantized_layers") or {}
         self.quantized_layers = layers if isinstance(layers, dict) else {}
         self.summary = {
@@ -165,19 +166,35 @@ class ModelOptDeclaration(Declaration):
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         pattern = self._exclusion(module_name)
         if pattern is not None:
-            return Declared(None, None, f"exclude_modules {pattern!r}")
+            return _excluded(pattern)
         if str(self.quant_algo).upper() == "MIXED_PRECISION":
             entry = self.quantized_layers.get(module_name)
             if not isinstance(entry, dict):
-                return Declared(None, None, "absent from quantized_layers")
+                return _ABSENT
             spec = algo_spec(entry.get("quant_algo", ""))
             return Declared(spec.precision, entry.get("group_size", spec.group_size),
                             f"quantized_layers {entry.get('quant_algo')}", spec.roles)
-        if not self.quant_algo:
-            return Declared(None, None, "quant_algo is null")
-        spec = algo_spec(self.quant_algo)
-        return Declared(spec.precision, self.group_size or spec.group_size,
-                        f"quant_algo {self.quant_algo}", spec.roles)
+        return self._single
+
+    @property
+    def _single(self) -> Declared:
+        """The one declaration every non-excluded module shares (built once)."""
+        if self._single_declared is None:
+            if not self.quant_algo:
+                self._single_declared = Declared(None, None, "quant_algo is null")
+            else:
+                spec = algo_spec(self.quant_algo)
+                self._single_declared = Declared(spec.precision, self.group_size or spec.group_size,
+                                                 f"quant_algo {self.quant_algo}", spec.roles)
+        return self._single_declared
+
+
+_ABSENT = Declared(None, None, "absent from quantized_layers")
+
+
+@lru_cache(maxsize=256)
+def _excluded(pattern: str) -> Declared:
+    return Declared(None, None, f"exclude_modules {pattern!r}")
 
 
 def read_declaration(documents: dict[str, Any]) -> ModelOptDeclaration | None:
