@@ -100,6 +100,8 @@ def main() -> None:
         shards = len(list(export.glob("*.safetensors")))
         commands = [("gate", [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat, "--json"]),
                     ("scan", [*ptqv, "scan", str(export), "--json"])]
+        if label == "DeepSeek-V3 671B NVFP4":
+            commands.insert(1, ("gate (Markdown)", commands[0][1][:-1]))  # the same without --json
         if label == "Llama-3-70B NVFP4":
             # Reads every block scale (4.4 GB here) in 4 MiB chunks: memory must stay flat.
             commands.append(("gate --deep", [*commands[0][1], "--deep"]))
