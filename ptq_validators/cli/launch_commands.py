@@ -243,7 +243,8 @@ def jobs_status(job_id: str = typer.Argument(..., help="Job id from `ptqv launch
 def jobs_logs(job_id: str = typer.Argument(..., help="Job id."),
               root: Path | None = ROOT_OPTION,
               step: str | None = typer.Option(None, help="Only this step (e.g. smoke, full)."),
-              tail: int | None = typer.Option(None, help="Only the last N lines of each log.")) -> None:
+              tail: int | None = typer.Option(None, help="Only the last N lines of each log."),
+              json_out: bool = typer.Option(False, "--json", help="Print JSON: each step's path and lines.")) -> None:
     """Print a job's logs (each step's log, headed by its name on stderr).
 
     Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
@@ -251,15 +252,23 @@ def jobs_logs(job_id: str = typer.Argument(..., help="Job id."),
     from ptq_validators.launch.jobs import find_record, log_paths
 
     record = find_record(root or _default_root(), job_id)
+    logs = []
     for name, path in log_paths(record):
         if step and name != step:
             continue
-        _note(f"== {name}: {path}")
-        if not path.is_file():
+        lines = (path.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if path.is_file() else None)
+        logs.append({"step": name, "path": str(path),
+                     "lines": None if lines is None else (lines[-tail:] if tail else lines)})
+    if json_out:
+        _emit_json({"schema_version": 1, "job_id": job_id, "logs": logs})
+        return
+    for log in logs:
+        _note(f"== {log['step']}: {log['path']}")
+        if log["lines"] is None:
             _note("(no log yet)")
             continue
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        for line in lines[-tail:] if tail else lines:
+        for line in log["lines"]:
             typer.echo(line)
 
 

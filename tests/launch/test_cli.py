@@ -70,6 +70,9 @@ def test_launch_records_and_status_outlive_the_launcher(tmp_path: Path) -> None:
     assert status["steps"][0]["exit_code"] == 0
     logs = ptqv("jobs", "logs", job_id, "--root", str(root))
     assert "stand-in quantizer: phase smoke" in logs.stdout and "phase full" in logs.stdout
+    as_json = json.loads(ptqv("jobs", "logs", job_id, "--root", str(root), "--json", "--tail", "1").stdout)
+    assert as_json["job_id"] == job_id and len(as_json["logs"]) == len(status["steps"])
+    assert all(len(log["lines"]) <= 1 for log in as_json["logs"])
     listed = json.loads(ptqv("jobs", "list", "--root", str(root), "--json").stdout)
     assert [j["id"] for j in listed["jobs"]] == [job_id]
     record = json.loads((ws / "jobs.json").read_text())
