@@ -145,3 +145,31 @@ def test_arbitrary_json_headers_never_escape_as_anything_but_input_errors(header
         parse_header(text, 8 + len(text) + buffer, "fuzz.safetensors")
     except InputError:
         pass
+
+
+index_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(
+        ["model.safetensors", "../model.safetensors", "/etc/passwd", "", ".", "x.safetensors",
+         "model-00001-of-00002.safetensors", "a\0b", "sub/model.safetensors"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["weight_map", "metadata", "lm_head.weight", "model.embed_tokens.weight",
+                         "total_size", "x"]), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(index_values | st.binary(max_size=60).map(lambda b: b.decode("latin-1")))
+def test_random_indexes_never_escape_as_anything_but_input_errors(tmp_path, index):
+    from ptq_validators.checkpoint import Checkpoint
+
+    directory = tmp_path / "ckpt"
+    directory.mkdir(exist_ok=True)
+    (directory / "model.safetensors").write_bytes(_VALID)
+    text = index if isinstance(index, str) else json.dumps(index)
+    (directory / "model.safetensors.index.json").write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        checkpoint = Checkpoint.open(directory)
+    except InputError:
+        return
+    assert set(checkpoint.headers) <= {"model.safetensors"}
