@@ -7,20 +7,37 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
+from ptq_validators import forked
+from ptq_validators.checkpoint import (
+    PROCESSOR_FILES,
+    TOKENIZER_FILES,
+    Checkpoint,
+    Documents,
+)
 from ptq_validators.checks import (
-    alignment, coverage, documents, excludes, fused, integrity, kv_cache, moe, names, numerics,
-    quant_config, safety, size, special,
+    alignment,
+    coverage,
+    documents,
+    excludes,
+    fused,
+    integrity,
+    kv_cache,
+    moe,
+    names,
+    numerics,
+    quant_config,
+    safety,
+    size,
+    special,
 )
 from ptq_validators.checks import metadata as md
 from ptq_validators.checks.base import FAIL, CheckResult
-from ptq_validators.errors import InputError, UsageError
 from ptq_validators.deep import Progress, scan_deep
-from ptq_validators import forked
+from ptq_validators.errors import InputError, UsageError
 from ptq_validators.layers import LayerTable, build_layer_table, split_role
-from ptq_validators.source_summary import start_summary
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
+from ptq_validators.source_summary import start_summary
 from ptq_validators.values import DECODABLE, decode
 
 SCHEMA_VERSION = 1

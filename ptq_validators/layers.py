@@ -18,7 +18,13 @@ from typing import Any
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats import read_declaration, recognize
 from ptq_validators.formats.base import (
-    KNOWN_ROLES, WEIGHT_SIDE_ROLES, Declaration, Declared, Hints, Module, Stored,
+    KNOWN_ROLES,
+    WEIGHT_SIDE_ROLES,
+    Declaration,
+    Declared,
+    Hints,
+    Module,
+    Stored,
 )
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision

@@ -8,6 +8,7 @@ import struct
 import sys
 from array import array
 
+
 # Every F8_E4M3 (e4m3fn) byte as a float: 1 sign, 4 exponent (bias 7), 3 mantissa bits;
 # 0x7F and 0xFF are NaN, there is no infinity.
 def _e4m3(byte: int) -> float:

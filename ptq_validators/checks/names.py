@@ -6,7 +6,12 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 from __future__ import annotations
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
-from ptq_validators.formats.base import ACTIVATION_ROLES, KNOWN_ROLES, KV_ROLES, WEIGHT_SIDE_ROLES
+from ptq_validators.formats.base import (
+    ACTIVATION_ROLES,
+    KNOWN_ROLES,
+    KV_ROLES,
+    WEIGHT_SIDE_ROLES,
+)
 from ptq_validators.layers import LayerTable
 
 # Roles a quantizer adds beside (or instead of) the source's own tensors.

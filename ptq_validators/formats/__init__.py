@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.formats import (
-    awq, compressed_tensors, dense, gpt_oss, gptq, hf_fp8, modelopt, scaled,
+    awq,
+    compressed_tensors,
+    dense,
+    gpt_oss,
+    gptq,
+    hf_fp8,
+    modelopt,
+    scaled,
 )
 from ptq_validators.formats.base import Declaration, Hints, Module, Stored
 from ptq_validators.precision import Precision

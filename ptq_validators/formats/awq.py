@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored, ceil_div
+from ptq_validators.formats.base import (
+    Declaration,
+    Declared,
+    Hints,
+    Module,
+    Stored,
+    ceil_div,
+)
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.taxonomy import LayerGroup, classify
 

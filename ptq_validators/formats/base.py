@@ -11,7 +11,6 @@ shape, or None when the tensors are not of its family) and, where the family has
 from __future__ import annotations
 
 import math
-
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple

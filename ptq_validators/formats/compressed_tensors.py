@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored, ceil_div
+from ptq_validators.formats.base import (
+    Declaration,
+    Declared,
+    Hints,
+    Module,
+    Stored,
+    ceil_div,
+)
 from ptq_validators.formats.scaled import E8M0_DTYPES
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.recipes.compressed_tensors import ct_match

@@ -20,7 +20,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored, ceil_div
+from ptq_validators.formats.base import (
+    Declaration,
+    Declared,
+    Hints,
+    Module,
+    Stored,
+    ceil_div,
+)
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.taxonomy import CONVENTIONALLY_UNQUANTIZED, LayerGroup, classify
 

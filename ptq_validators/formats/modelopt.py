@@ -21,8 +21,8 @@ from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
 from ptq_validators.formats.scaled import E8M0_DTYPES
-from ptq_validators.io.safetensors import FLOAT_DTYPES, TensorInfo
 from ptq_validators.globs import alternation, index_free, index_key
+from ptq_validators.io.safetensors import FLOAT_DTYPES, TensorInfo
 from ptq_validators.precision import Precision
 
 FAMILY = "modelopt"

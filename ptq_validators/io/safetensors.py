@@ -9,9 +9,8 @@ reason in the reference reader's vocabulary (``InvalidOffset``, ``TensorInvalidI
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import operator
 import struct
 from dataclasses import dataclass, field

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SHELL_SUFFIXES = (".sh", ".sbatch")
 _SBATCH_CONTAINER = re.compile(r"^#SBATCH\s+--container-", re.MULTILINE)

@@ -159,7 +159,11 @@ def _checkpoint_names(model, state):
     try:
         from transformers.conversion_mapping import get_model_conversion_mapping
         from transformers.core_model_loading import (
-            WeightConverter, WeightRenaming, rename_source_key, revert_weight_conversion)
+            WeightConverter,
+            WeightRenaming,
+            rename_source_key,
+            revert_weight_conversion,
+        )
     except ImportError:
         return (lambda key: key), state
     checkpoint_state = revert_weight_conversion(model, dict(state))

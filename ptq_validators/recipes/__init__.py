@@ -9,7 +9,10 @@ in high precision) and which rule decided it. The plan (before calibration) and 
 from __future__ import annotations
 
 from ptq_validators.recipes.base import Intent, Recipe
-from ptq_validators.recipes.compressed_tensors import CompressedTensorsRecipe, llmc_scheme
+from ptq_validators.recipes.compressed_tensors import (
+    CompressedTensorsRecipe,
+    llmc_scheme,
+)
 from ptq_validators.recipes.modelopt import ModelOptRecipe, modelopt_qformat
 
 __all__ = [

@@ -16,7 +16,13 @@ from typing import Any
 
 from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.precision import Precision
-from ptq_validators.recipes.base import Intent, Recipe, flatten, load_data, unknown_name_error
+from ptq_validators.recipes.base import (
+    Intent,
+    Recipe,
+    flatten,
+    load_data,
+    unknown_name_error,
+)
 
 QFORMAT_FILE = "modelopt_qformats.yaml"
 

@@ -20,7 +20,11 @@ import yaml
 from ptq_validators.errors import InputError
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.recipes.base import Intent, Recipe
-from ptq_validators.recipes.compressed_tensors import CompressedTensorsRecipe, ct_match, llmc_scheme
+from ptq_validators.recipes.compressed_tensors import (
+    CompressedTensorsRecipe,
+    ct_match,
+    llmc_scheme,
+)
 from ptq_validators.recipes.modelopt import QuantCfgEntry, default_disabled_entries
 
 _QUANT_MODIFIERS = ("QuantizationModifier", "GPTQModifier")
