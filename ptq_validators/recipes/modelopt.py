@@ -29,11 +29,15 @@ QFORMAT_FILE = "modelopt_qformats.yaml"
 
 @dataclass(frozen=True)
 class QuantCfgEntry:
-    """One ``quant_cfg`` entry: a quantizer-name glob that enables or disables quantization."""
+    """One ``quant_cfg`` entry: a quantizer-name glob that enables or disables quantization.
+    ``precision`` / ``group_size`` are set only where an entry carries its own format (recipe
+    files may mix formats); preset entries take the recipe's."""
 
     pattern: str
     enable: bool
     parent_class: str | None = None
+    precision: Precision | None = None
+    group_size: int | None = None
 
 
 class ModelOptRecipe(Recipe):
@@ -47,8 +51,10 @@ class ModelOptRecipe(Recipe):
         precision: Precision,
         group_size: int | None,
         quant_algo: str | None,
+        entries_carry_precision: bool = False,
     ) -> None:
         self.name = name
+        self.entries_carry_precision = entries_carry_precision
         self.entries = entries
         self.precision = precision
         self.group_size = group_size
@@ -75,6 +81,9 @@ class ModelOptRecipe(Recipe):
         decided = self.entries[order[int(match.lastgroup[1:])]]
         if not decided.enable:
             return Intent(None, None, _describe_entry(decided))
+        if self.entries_carry_precision:  # an enable-only entry of unknown format decides nothing
+            return Intent(decided.precision, decided.group_size if decided.precision else None,
+                          _describe_entry(decided))
         return Intent(self.precision, self.group_size, _describe_entry(decided))
 
     def _matcher(self, module_class: str | None) -> tuple[re.Pattern[str], list[int]]:

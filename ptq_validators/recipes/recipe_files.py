@@ -11,7 +11,6 @@ Parsed with ``yaml.safe_load`` only. Bad files raise ``InputError`` naming the f
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,11 @@ from ptq_validators.recipes.compressed_tensors import (
     ct_match,
     llmc_scheme,
 )
-from ptq_validators.recipes.modelopt import QuantCfgEntry, default_disabled_entries
+from ptq_validators.recipes.modelopt import (
+    ModelOptRecipe,
+    QuantCfgEntry,
+    default_disabled_entries,
+)
 
 _QUANT_MODIFIERS = ("QuantizationModifier", "GPTQModifier")
 
@@ -51,43 +54,26 @@ def load_recipe_file(path: Path) -> Recipe:
 # --- ModelOpt ------------------------------------------------------------------------------
 
 
-class ModelOptFileRecipe(Recipe):
+class ModelOptFileRecipe(ModelOptRecipe):
     """A ModelOpt ``quant_cfg`` list whose entries may carry different formats."""
 
-    def __init__(self, name: str, entries: list[tuple[QuantCfgEntry, Precision | None,
-                                                         int | None]]) -> None:
-        self.name = name
-        self.entries = entries
-        enabled = [p for e, p, _ in entries if e.enable and p is not None]
-        self.precision = enabled[-1] if enabled else Precision.UNKNOWN
-        self.group_size = next((g for e, p, g in reversed(entries) if e.enable and p), None)
-
-    def intent(self, module_name: str, *, module_class: str | None = None,
-               fused_param: bool = False) -> Intent:
-        quantizer = f"{module_name}{'_' if fused_param else '.'}weight_quantizer"
-        decided = None
-        for entry, precision, group_size in self.entries:
-            if entry.parent_class is not None and entry.parent_class != module_class:
-                continue
-            if fnmatchcase(quantizer, entry.pattern):
-                decided = (entry, precision, group_size)
-        if decided is None:
-            return Intent(None, None, "no entry enables it")
-        entry, precision, group_size = decided
-        verb = "enabled" if entry.enable else "disabled"
-        if not entry.enable or precision is None:
-            return Intent(None, None, f"{verb} by {entry.pattern!r}")
-        return Intent(precision, group_size, f"{verb} by {entry.pattern!r}")
+    def __init__(self, name: str, entries: list[QuantCfgEntry]) -> None:
+        enabled = [e for e in entries if e.enable and e.precision is not None]
+        super().__init__(name, entries,
+                         precision=enabled[-1].precision if enabled else Precision.UNKNOWN,
+                         group_size=enabled[-1].group_size if enabled else None,
+                         quant_algo=None, entries_carry_precision=True)
 
     def patterns(self) -> list[str]:
-        return [e.pattern for e, _, _ in self.entries]
+        return [e.pattern for e in self.entries]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "modelopt-recipe", "name": self.name,
                 "entries": [{"quantizer_name": e.pattern, "enable": e.enable,
                              "parent_class": e.parent_class,
-                             "precision": p.value if p else None, "group_size": g}
-                            for e, p, g in self.entries]}
+                             "precision": e.precision.value if e.precision else None,
+                             "group_size": e.group_size}
+                            for e in self.entries]}
 
 
 def _modelopt_recipe(path: Path, data: dict[str, Any]) -> ModelOptFileRecipe:
@@ -110,16 +96,15 @@ def _modelopt_recipe(path: Path, data: dict[str, Any]) -> ModelOptFileRecipe:
                              hint="inline imported snippets as plain entries")
         pattern = str(item["quantizer_name"])
         parent = item.get("parent_class")
-        entry = QuantCfgEntry(pattern, bool(item.get("enable", True)),
-                              parent.removeprefix("nn.") if parent else None)
         if "cfg" in item:
             inherited[pattern] = _modelopt_precision(path, index, item["cfg"])
         # An enable-only entry keeps the quantizer's attributes: take the last cfg seen for
         # the same pattern (the common "re-enable" form).
         precision, group = inherited.get(pattern, (None, None))
-        entries.append((entry, precision, group))
-    entries += [(entry, None, None) for entry in default_disabled_entries()]
-    return ModelOptFileRecipe(path.name, entries)
+        entries.append(QuantCfgEntry(pattern, bool(item.get("enable", True)),
+                                     parent.removeprefix("nn.") if parent else None,
+                                     precision, group))
+    return ModelOptFileRecipe(path.name, entries + default_disabled_entries())
 
 
 def _modelopt_precision(path: Path, index: int, cfg: Any) -> tuple[Precision | None, int | None]:
