@@ -125,9 +125,9 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
     config = output.config
     values = pending_values()
 
-    output_bits = sum(info.bits for info in output.tensors.values())
+    # The reader checked that the tensors cover each data buffer exactly: bits = bytes x 8.
     sizes = size.size_summary(summary.weight_bytes, output.weight_bytes, summary.parameters,
-                              output_bits)
+                              output.weight_bytes * 8)
     compression = (recipe is not None or options.plan is not None
                    or table.declaration.family != "dense")
     deep_findings, scanned = scan_deep(output, table, progress) if options.deep else (None, 0)

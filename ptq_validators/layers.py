@@ -92,12 +92,11 @@ class Layer:
 
 @dataclass
 class LayerTable:
-    """All layers of one checkpoint plus the tensors that belong to no layer."""
+    """All layers of one checkpoint, and every module (layer or not) by name."""
 
     layers: list[Layer]
     declaration: Declaration
     modules: dict[str, Module] = field(default_factory=dict)
-    other_tensors: dict[str, TensorInfo] = field(default_factory=dict)
     num_hidden_layers: int | None = None
 
     def by_name(self) -> dict[str, Layer]:
@@ -114,9 +113,12 @@ class LayerTable:
 
     @property
     def parameters(self) -> int:
-        """Original parameter count: layer elements plus every other tensor's elements."""
+        """Original parameter count: layer elements plus the elements of every tensor that
+        belongs to no layer (norms, biases of non-linear modules, buffers)."""
+        layer_names = {layer.name for layer in self.layers}
         return sum(layer.elements for layer in self.layers) + sum(
-            t.numel for t in self.other_tensors.values())
+            info.numel for name, module in self.modules.items() if name not in layer_names
+            for info in module.tensors.values())
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {layer.name: layer.stored.shape for layer in self.layers}
@@ -188,15 +190,12 @@ def build_layer_table(
     depth = num_hidden_layers(documents.get("config.json") or {})
     shapes = source_shapes or {}
     layers: list[Layer] = []
-    other: dict[str, TensorInfo] = {}
     modules = group_modules(checkpoint.tensors)
     # The experts of a MoE model repeat a few tensor layouts tens of thousands of times:
     # recognise each distinct layout (roles, dtypes, shapes and hints) once.
     recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
     for module in modules.values():
         if not is_layer(module):
-            for role, info in module.tensors.items():
-                other[f"{module.name}.{role}" if module.name else role] = info
             continue
         group = classify(module.name, num_hidden_layers=depth)
         module_class = "Embedding" if group is LayerGroup.EMBED else "Linear"
@@ -213,7 +212,7 @@ def build_layer_table(
         layers.append(Layer(module.name, group, module.fused, stored, declared,
                             dict(module.tensors), weight_bits, _status(stored, declared)))
     layers.sort(key=lambda layer: _natural_key(layer.name))
-    return LayerTable(layers, declaration, modules, other, depth)
+    return LayerTable(layers, declaration, modules, depth)
 
 
 def _status(stored: Stored, declared: Declared) -> str:

@@ -20,16 +20,19 @@ class ScanReport:
     table: LayerTable
     checks: list[CheckResult]
 
-    @property
-    def layer_bits(self) -> int:
-        return sum(layer.weight_bits for layer in self.table.layers)
-
-    @property
-    def layer_elements(self) -> int:
-        return sum(layer.elements for layer in self.table.layers)
+    def size(self) -> dict[str, Any]:
+        """Weight bytes, parameters, bits per parameter, and bits per weight of linear layers."""
+        parameters = self.table.parameters
+        elements = sum(layer.elements for layer in self.table.layers)
+        layer_bits = sum(layer.weight_bits for layer in self.table.layers)
+        return {
+            "weight_bytes": self.checkpoint.weight_bytes,
+            "parameters": parameters,
+            "bits_per_param": round(self.checkpoint.weight_bytes * 8 / parameters, 6) if parameters else None,
+            "linear_bits_per_weight": round(layer_bits / elements, 6) if elements else None,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        elements = self.layer_elements
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "ptqv-scan",
@@ -40,13 +43,7 @@ class ScanReport:
                 "indexed": self.checkpoint.indexed,
                 "pickle_files": self.checkpoint.pickle_files,
             },
-            "size": {
-                "weight_bytes": self.checkpoint.weight_bytes,
-                "parameters": self.table.parameters,
-                "bits_per_param": round(self.checkpoint.weight_bytes * 8 / self.table.parameters, 6)
-                if self.table.parameters else None,
-                "linear_bits_per_weight": round(self.layer_bits / elements, 6) if elements else None,
-            },
+            "size": self.size(),
             "checks": [check.to_json() for check in self.checks],
             "precision_counts": self.table.precision_counts(),
             "group_counts": self.table.group_counts(),

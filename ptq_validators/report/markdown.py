@@ -49,10 +49,9 @@ def render_gate(report: GateReport, *, limit: int = 20) -> str:
 
 
 def render_scan(report: ScanReport, *, limit: int = 20) -> str:
-    data = report.to_json()
-    size = data["size"]
+    size = report.size()
     lines = _table(report.checks)
-    lines += ["", f"**{report.path}** — {_declared_line(data['declared'])}",
+    lines += ["", f"**{report.path}** — {_declared_line(report.table.declaration.summary)}",
               f"{size['weight_bytes']} weight bytes, {size['parameters']} parameters, "
               f"{size['bits_per_param']} bits/param; linear layers {size['linear_bits_per_weight']} "
               "bits/weight", "", "| Layer group | Precision |", "|---|---|"]
