@@ -37,8 +37,13 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
 """
 
 # As ModelOpt writes them for these presets (prefix-wildcard summaries of the unquantized set).
-NVFP4_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.self_attn*", "model.layers.*.mlp.gate",
-                  "model.layers.61*"]
+NVFP4_EXCLUDES = [
+    "lm_head",
+    "model.embed_tokens",
+    "model.layers.*.self_attn*",
+    "model.layers.*.mlp.gate",
+    "model.layers.61*",
+]
 FP8_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.mlp.gate", "model.layers.61*"]
 
 
@@ -50,15 +55,23 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
         slug = cfg["model_type"]
         source = workdir / f"{slug}-source"
         if not source.exists():
-            keep = (lambda m: m.endswith("mlp.gate") or "shared_head" in m) if source_fmt == "hf_fp8" else (lambda m: True)
+            keep = (
+                (lambda m: m.endswith("mlp.gate") or "shared_head" in m)
+                if source_fmt == "hf_fp8"
+                else (lambda m: True)
+            )
             syn.write_checkpoint(source, cfg, syn.model_tensors(cfg, source_fmt, keep))
-        for fmt, qformat, algo, excludes in (("modelopt_nvfp4", "nvfp4_mlp_only", "NVFP4", NVFP4_EXCLUDES),
-                                             ("modelopt_fp8", "fp8", "FP8", FP8_EXCLUDES)):
+        for fmt, qformat, algo, excludes in (
+            ("modelopt_nvfp4", "nvfp4_mlp_only", "NVFP4", NVFP4_EXCLUDES),
+            ("modelopt_fp8", "fp8", "FP8", FP8_EXCLUDES),
+        ):
             export = workdir / f"{slug}-{algo.lower()}"
             if not export.exists():
                 modules = [t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)]
                 excludes = [p for p in excludes if any(fnmatchcase(m, p) for m in modules)]
-                tensors = syn.model_tensors(cfg, fmt, lambda m: any(fnmatchcase(m, p) for p in excludes))
+                tensors = syn.model_tensors(
+                    cfg, fmt, lambda m, excludes=excludes: any(fnmatchcase(m, p) for p in excludes)
+                )
                 quant = {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": excludes}
                 if algo == "NVFP4":
                     quant["group_size"] = 16
@@ -72,7 +85,9 @@ def measure(argv: list[str], repeat: int) -> tuple[float, float, int]:
     walls, peak, code = [], 0.0, 0
     for _ in range(repeat):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
+        )
         walls.append(time.perf_counter() - start)
         rss_kib, code = (int(x) for x in out.stdout.split())
         peak = max(peak, rss_kib / 1024)
@@ -91,15 +106,27 @@ def main() -> None:
     wall, rss, _ = measure([*ptqv, "--help"], args.repeat)
     rows.append({"case": "`ptqv --help`", "command": "help", "wall_s": wall, "peak_mib": rss})
     tiny = ROOT / "tests" / "fixtures" / "data"
-    wall, rss, _ = measure([*ptqv, "gate", str(tiny / "modelopt-nvfp4-moe"), "--source", str(tiny / "src-moe"),
-                            "--qformat", "nvfp4"], args.repeat)
+    wall, rss, _ = measure(
+        [
+            *ptqv,
+            "gate",
+            str(tiny / "modelopt-nvfp4-moe"),
+            "--source",
+            str(tiny / "src-moe"),
+            "--qformat",
+            "nvfp4",
+        ],
+        args.repeat,
+    )
     rows.append({"case": "tiny MoE fixture (35 layers)", "command": "gate", "wall_s": wall, "peak_mib": rss})
     for label, export, source, qformat in build(args.workdir):
         base_wall, base_rss, _ = measure([sys.executable, "-c", BASELINE, str(export)], args.repeat)
         tensors = len(json.loads((export / "model.safetensors.index.json").read_text())["weight_map"])
         shards = len(list(export.glob("*.safetensors")))
-        commands = [("gate", [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat, "--json"]),
-                    ("scan", [*ptqv, "scan", str(export), "--json"])]
+        commands = [
+            ("gate", [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat, "--json"]),
+            ("scan", [*ptqv, "scan", str(export), "--json"]),
+        ]
         if label == "DeepSeek-V3 671B NVFP4":
             commands.insert(1, ("gate (Markdown)", commands[0][1][:-1]))  # the same without --json
         if label == "Llama-3-70B NVFP4":
@@ -107,9 +134,18 @@ def main() -> None:
             commands.append(("gate --deep", [*commands[0][1], "--deep"]))
         for command, argv in commands:
             wall, rss, code = measure(argv, args.repeat)
-            rows.append({"case": f"{label} ({shards} shards, {tensors} tensors)", "command": command,
-                         "wall_s": wall, "peak_mib": rss, "exit": code, "baseline_wall_s": base_wall,
-                         "baseline_peak_mib": base_rss, "ratio": wall / base_wall})
+            rows.append(
+                {
+                    "case": f"{label} ({shards} shards, {tensors} tensors)",
+                    "command": command,
+                    "wall_s": wall,
+                    "peak_mib": rss,
+                    "exit": code,
+                    "baseline_wall_s": base_wall,
+                    "baseline_peak_mib": base_rss,
+                    "ratio": wall / base_wall,
+                }
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -118,7 +154,9 @@ def main() -> None:
     for row in rows:
         base = f"{row['baseline_wall_s']:.2f}" if "baseline_wall_s" in row else "–"
         ratio = f"{row['ratio']:.1f}×" if "ratio" in row else "–"
-        print(f"| {row['case']} | {row['command']} | {row['wall_s']:.2f} | {row['peak_mib']:.0f} | {base} | {ratio} |")
+        print(
+            f"| {row['case']} | {row['command']} | {row['wall_s']:.2f} | {row['peak_mib']:.0f} | {base} | {ratio} |"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,13 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 # Chat template locations, in the order transformers prefers them.
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "tokenizer_config.json")
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-    "vocab.json", "merges.txt", "added_tokens.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
 )
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
 
@@ -67,11 +72,13 @@ class Documents:
         try:
             value = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"{self.source.display(name)}: invalid JSON: {exc}",
-                             hint="repair or regenerate the file") from None
+            raise InputError(
+                f"{self.source.display(name)}: invalid JSON: {exc}", hint="repair or regenerate the file"
+            ) from None
         if not isinstance(value, dict):
-            raise InputError(f"{self.source.display(name)}: expected a JSON object",
-                             hint="repair or regenerate the file")
+            raise InputError(
+                f"{self.source.display(name)}: expected a JSON object", hint="repair or regenerate the file"
+            )
         self._json_cache[name] = value
         return value
 
@@ -82,8 +89,9 @@ class Documents:
         try:
             return self.source.read_bytes(name).decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError(f"{self.source.display(name)}: not UTF-8 text",
-                             hint="repair or regenerate the file") from None
+            raise InputError(
+                f"{self.source.display(name)}: not UTF-8 text", hint="repair or regenerate the file"
+            ) from None
 
     def file_digest(self, name: str) -> str | None:
         """SHA-256 of a binary document such as ``tokenizer.model`` (None when absent)."""
@@ -96,8 +104,10 @@ class Documents:
         """``config.json`` (an input error when missing: every HF checkpoint has one)."""
         config = self.json_document("config.json")
         if config is None:
-            raise InputError(f"{self.source.display('config.json')}: missing",
-                             hint="copy the model's config.json into the checkpoint directory")
+            raise InputError(
+                f"{self.source.display('config.json')}: missing",
+                hint="copy the model's config.json into the checkpoint directory",
+            )
         return config
 
     def chat_template(self) -> tuple[str | None, str | None]:
@@ -110,19 +120,23 @@ class Documents:
             document = self.json_document(name) or {}
             template = document.get("chat_template")
             if template is not None:
-                return (template if isinstance(template, str)
-                        else json.dumps(template, sort_keys=True)), name
+                return (template if isinstance(template, str) else json.dumps(template, sort_keys=True)), name
         return None, None
-
-
 
 
 class Checkpoint(Documents):
     """Headers and documents of one checkpoint directory."""
 
-    def __init__(self, source: ByteSource, files: list[str], headers: dict[str, SafetensorsHeader],
-                 tensors: dict[str, TensorInfo], tensor_file: dict[str, str], indexed: bool,
-                 issues: list[IntegrityIssue]) -> None:
+    def __init__(
+        self,
+        source: ByteSource,
+        files: list[str],
+        headers: dict[str, SafetensorsHeader],
+        tensors: dict[str, TensorInfo],
+        tensor_file: dict[str, str],
+        indexed: bool,
+        issues: list[IntegrityIssue],
+    ) -> None:
         super().__init__(source, files)
         self.headers = headers
         self.tensors = tensors
@@ -147,9 +161,14 @@ class Checkpoint(Documents):
             for name in shard_names:
                 _check_shard_name(source, name, files)
             for stray in sorted(set(on_disk) - set(shard_names)):
-                issues.append(IntegrityIssue(
-                    stray, "safetensors file on disk is not named by the index (a stray or "
-                    "stale shard; loaders that glob will pick it up)", True))
+                issues.append(
+                    IntegrityIssue(
+                        stray,
+                        "safetensors file on disk is not named by the index (a stray or "
+                        "stale shard; loaders that glob will pick it up)",
+                        True,
+                    )
+                )
         else:
             weight_map = None
             shard_names = on_disk
@@ -163,9 +182,14 @@ class Checkpoint(Documents):
             for name in shard_names:
                 _check_shard_name(source, name, files)
             if len(shard_names) > 1:
-                issues.append(IntegrityIssue(
-                    INDEX_FILE, f"{len(shard_names)} safetensors files but no index; loaders "
-                    "will not know which to read", True))
+                issues.append(
+                    IntegrityIssue(
+                        INDEX_FILE,
+                        f"{len(shard_names)} safetensors files but no index; loaders "
+                        "will not know which to read",
+                        True,
+                    )
+                )
 
         headers = {name: read_header(source, name) for name in shard_names}
         tensors: dict[str, TensorInfo] = {}
@@ -173,17 +197,22 @@ class Checkpoint(Documents):
         for name, header in headers.items():
             for tname, info in header.tensors.items():
                 if tname in tensors:
-                    issues.append(IntegrityIssue(
-                        name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True))
+                    issues.append(
+                        IntegrityIssue(name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True)
+                    )
                     continue
                 tensors[tname] = info
                 tensor_file[tname] = name
             issues.extend(IntegrityIssue(name, w, False) for w in header.warnings)
             fmt = (header.metadata or {}).get("format")
             if fmt is not None and fmt not in ("pt", "tf", "flax", "mlx"):
-                issues.append(IntegrityIssue(
-                    name, f"__metadata__ format {fmt!r} is not pt/tf/flax/mlx; transformers "
-                    "refuses to load it", True))
+                issues.append(
+                    IntegrityIssue(
+                        name,
+                        f"__metadata__ format {fmt!r} is not pt/tf/flax/mlx; transformers refuses to load it",
+                        True,
+                    )
+                )
         if weight_map is not None:
             issues.extend(_cross_check_index(weight_map, tensor_file))
         return cls(source, files, headers, tensors, tensor_file, weight_map is not None, issues)
@@ -205,7 +234,7 @@ class Checkpoint(Documents):
             base = self.headers[file].data_offset
             members.sort(key=lambda n: self.tensors[n].begin)
             ranges = [(base + self.tensors[n].begin, self.tensors[n].nbytes) for n in members]
-            data.update(zip(members, self.source.read_ranges(file, ranges)))
+            data.update(zip(members, self.source.read_ranges(file, ranges), strict=False))
         return data
 
     @property
@@ -214,6 +243,7 @@ class Checkpoint(Documents):
         return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
 
     # ----- documents ---------------------------------------------------------------------
+
 
 def _read_weight_map(source: ByteSource) -> dict[str, str]:
     display = source.display(INDEX_FILE)
@@ -225,25 +255,31 @@ def _read_weight_map(source: ByteSource) -> dict[str, str]:
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
     ):
-        raise InputError(f"{display}: 'weight_map' must map tensor names to shard file names",
-                         hint="regenerate the index")
+        raise InputError(
+            f"{display}: 'weight_map' must map tensor names to shard file names", hint="regenerate the index"
+        )
     return weight_map
 
 
 def _check_shard_name(source: ByteSource, name: str, files: list[str]) -> None:
     """A shard name must be a plain file name of a regular file inside the checkpoint."""
     display = source.display(INDEX_FILE)
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-            or os.path.isabs(name)):
-        raise InputError(f"{display}: shard name {name!r} is not a plain file name inside the "
-                         "checkpoint directory; refused", hint="an index may only name files "
-                         "next to it; regenerate the index")
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or os.path.isabs(name):
+        raise InputError(
+            f"{display}: shard name {name!r} is not a plain file name inside the "
+            "checkpoint directory; refused",
+            hint="an index may only name files next to it; regenerate the index",
+        )
     if name not in files:
-        raise InputError(f"{display}: names shard {name!r}, which is missing",
-                         hint="copy the missing shard or regenerate the index")
+        raise InputError(
+            f"{display}: names shard {name!r}, which is missing",
+            hint="copy the missing shard or regenerate the index",
+        )
     if not source.is_inside(name):
-        raise InputError(f"{source.display(name)}: is a symlink that leaves the checkpoint "
-                         "directory; refused", hint="copy the real file into the directory")
+        raise InputError(
+            f"{source.display(name)}: is a symlink that leaves the checkpoint directory; refused",
+            hint="copy the real file into the directory",
+        )
 
 
 def _cross_check_index(weight_map: dict[str, str], tensor_file: dict[str, str]) -> list[IntegrityIssue]:
@@ -251,11 +287,17 @@ def _cross_check_index(weight_map: dict[str, str], tensor_file: dict[str, str]) 
     for tname, shard in weight_map.items():
         actual = tensor_file.get(tname)
         if actual is None:
-            issues.append(IntegrityIssue(INDEX_FILE, f"index names tensor {tname!r} in {shard}, "
-                                         "but no shard stores it", True))
+            issues.append(
+                IntegrityIssue(
+                    INDEX_FILE, f"index names tensor {tname!r} in {shard}, but no shard stores it", True
+                )
+            )
         elif actual != shard:
-            issues.append(IntegrityIssue(INDEX_FILE, f"index puts tensor {tname!r} in {shard}, "
-                                         f"but it is stored in {actual}", True))
+            issues.append(
+                IntegrityIssue(
+                    INDEX_FILE, f"index puts tensor {tname!r} in {shard}, but it is stored in {actual}", True
+                )
+            )
     for tname, shard in tensor_file.items():
         if tname not in weight_map:
             issues.append(IntegrityIssue(shard, f"tensor {tname!r} is missing from the index", True))

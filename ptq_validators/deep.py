@@ -4,7 +4,7 @@ read. Memory stays at one chunk whatever the checkpoint size."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.io.safetensors import TensorInfo
@@ -43,7 +43,9 @@ def _chunks(info: TensorInfo) -> list[tuple[int, int]]:
     return [(info.begin + o, min(CHUNK_BYTES, info.nbytes - o)) for o in range(0, info.nbytes, CHUNK_BYTES)]
 
 
-def scan_deep(checkpoint: Checkpoint, table: LayerTable, progress: Progress | None = None) -> tuple[list[str], int]:
+def scan_deep(
+    checkpoint: Checkpoint, table: LayerTable, progress: Progress | None = None
+) -> tuple[list[str], int]:
     """Findings (one line per tensor with NaN/Inf) and the number of tensors read."""
     by_file: dict[str, list[tuple[TensorInfo, str, bool]]] = {}
     for target in _targets(table):
@@ -55,7 +57,7 @@ def scan_deep(checkpoint: Checkpoint, table: LayerTable, progress: Progress | No
         for info, dtype, full in sorted(targets, key=lambda t: t[0].begin):
             full = full or info.nbytes <= SAMPLE_WINDOWS * WINDOW_BYTES
             bad = 0
-            for offset, length in (_chunks(info) if full else _windows(info)):
+            for offset, length in _chunks(info) if full else _windows(info):
                 (data,) = checkpoint.source.read_ranges(file, [(base + offset, length)])
                 bad += non_finite_count(dtype, data)
             scanned += 1

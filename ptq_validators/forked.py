@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def start(fn: Callable[[], T], *, data_bytes: int) -> Callable[[], T]:
         os.close(read_end)
         try:
             payload = pickle.dumps((True, fn()), protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:  # noqa: BLE001 -- every failure goes back to the caller
+        except BaseException as exc:
             payload = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(payload)

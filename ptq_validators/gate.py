@@ -44,11 +44,20 @@ SCHEMA_VERSION = 1
 # Per-expert vectors of scalar scales (one per expert) are still small; larger scale tensors
 # are block/group grids, read only by --deep.
 MAX_SCALAR_BYTES = 4096
-SIDECAR_FILES = ("config.json", "generation_config.json", *TOKENIZER_FILES, "chat_template.jinja",
-                 "chat_template.json", *PROCESSOR_FILES)
+SIDECAR_FILES = (
+    "config.json",
+    "generation_config.json",
+    *TOKENIZER_FILES,
+    "chat_template.jinja",
+    "chat_template.json",
+    *PROCESSOR_FILES,
+)
 # ModelOpt splits fused 3-D expert parameters into per-expert linears on export.
-_FUSED_SPLITS = {"gate_up_proj": ("gate_proj", "up_proj"), "down_proj": ("down_proj",),
-                 "up_proj": ("up_proj",)}
+_FUSED_SPLITS = {
+    "gate_up_proj": ("gate_proj", "up_proj"),
+    "down_proj": ("down_proj",),
+    "up_proj": ("up_proj",),
+}
 
 
 @dataclass
@@ -66,8 +75,9 @@ class GateOptions:
         if self.qformat and self.scheme:
             raise UsageError("--qformat and --scheme are exclusive", hint="pass only one of them")
         if self.ignore and not self.scheme:
-            raise UsageError("--ignore applies to --scheme only",
-                             hint="ModelOpt qformats carry their own exclusions")
+            raise UsageError(
+                "--ignore applies to --scheme only", hint="ModelOpt qformats carry their own exclusions"
+            )
         if self.qformat:
             return modelopt_qformat(self.qformat)
         if self.scheme:
@@ -109,8 +119,9 @@ class GateReport:
         }
 
 
-def run_gate(output_dir: str, source_dir: str, options: GateOptions,
-             progress: Progress | None = None) -> GateReport:
+def run_gate(
+    output_dir: str, source_dir: str, options: GateOptions, progress: Progress | None = None
+) -> GateReport:
     """Open both checkpoints (headers, documents and small scales) and judge the export.
     ``progress`` receives (shards done, shards, shard name) during ``--deep``."""
     recipe = options.recipe()
@@ -126,10 +137,10 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
     values = pending_values()
 
     # The reader checked that the tensors cover each data buffer exactly: bits = bytes x 8.
-    sizes = size.size_summary(summary.weight_bytes, output.weight_bytes, summary.parameters,
-                              output.weight_bytes * 8)
-    compression = (recipe is not None or options.plan is not None
-                   or table.declaration.family != "dense")
+    sizes = size.size_summary(
+        summary.weight_bytes, output.weight_bytes, summary.parameters, output.weight_bytes * 8
+    )
+    compression = recipe is not None or options.plan is not None or table.declaration.family != "dense"
     deep_findings, scanned = scan_deep(output, table, progress) if options.deep else (None, 0)
     checks = [
         size.check_size(sizes, compression=compression),
@@ -142,12 +153,14 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
         moe.check_moe_completeness(table, config),
         fused.check_fused_groups(table, values),
         kv_cache.check_kv_cache(table),
-        quant_config.check_quant_config_consistency(output.json_document("hf_quant_config.json"),
-                                                    config, {layer.name for layer in table.layers}),
+        quant_config.check_quant_config_consistency(
+            output.json_document("hf_quant_config.json"), config, {layer.name for layer in table.layers}
+        ),
         excludes.check_exclude_hygiene(table, config),
         special.check_special_modules(table, config),
-        names.check_names(table, summary.tensor_names, summary.essential_names,
-                          tied=excludes.tied_embeddings(config)),
+        names.check_names(
+            table, summary.tensor_names, summary.essential_names, tied=excludes.tied_embeddings(config)
+        ),
         alignment.check_alignment(table),
         numerics.check_scale_values(values),
         numerics.check_deep(deep_findings, scanned),
@@ -157,8 +170,9 @@ def run_gate(output_dir: str, source_dir: str, options: GateOptions,
     checks.append(documents.check_files(source.files, output.files, SIDECAR_FILES))
     checks.append(integrity.check_integrity(output.issues, len(output.headers)))
     checks.append(safety.check_safety(output.files, output.pickle_files, config))
-    return GateReport(source_dir, output_dir, checks, sizes, table, diffs,
-                      recipe.describe() if recipe else None)
+    return GateReport(
+        source_dir, output_dir, checks, sizes, table, diffs, recipe.describe() if recipe else None
+    )
 
 
 def read_scalar_scales(checkpoint: Checkpoint) -> dict[str, list[float]]:
@@ -179,11 +193,17 @@ def _recipe_check(table: LayerTable, recipe: Recipe | None) -> CheckResult:
     title = "Recipe coverage"
     if recipe is None:
         return coverage.skipped("recipe", title, "no --qformat or --scheme given")
-    intents = {layer.name: recipe.intent(layer.name, fused_param=layer.fused,
-                                          module_class="Embedding" if layer.group.value == "embed" else "Linear")
-               for layer in table.layers}
-    return coverage.check_expectation(table, intents, check_id="recipe",
-                                      title=f"{title} ({recipe.name})", strict=False)
+    intents = {
+        layer.name: recipe.intent(
+            layer.name,
+            fused_param=layer.fused,
+            module_class="Embedding" if layer.group.value == "embed" else "Linear",
+        )
+        for layer in table.layers
+    }
+    return coverage.check_expectation(
+        table, intents, check_id="recipe", title=f"{title} ({recipe.name})", strict=False
+    )
 
 
 def _plan_check(table: LayerTable, plan_path: str | None) -> CheckResult:
@@ -200,26 +220,34 @@ def load_plan(path: str) -> dict[str, Intent]:
         with open(path, encoding="utf-8") as handle:
             plan = json.load(handle)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read plan: {exc.strerror}",
-                         hint="pass the file written by `ptqv plan --out`") from None
+        raise InputError(
+            f"{path}: cannot read plan: {exc.strerror}", hint="pass the file written by `ptqv plan --out`"
+        ) from None
     except ValueError as exc:
-        raise InputError(f"{path}: invalid JSON: {exc}",
-                         hint="pass the file written by `ptqv plan --out`") from None
-    if not (isinstance(plan, dict) and plan.get("kind") == "ptqv-plan"
-            and isinstance(plan.get("layers"), list)):
-        raise InputError(f"{path}: not a ptqv plan (expected kind 'ptqv-plan' with 'layers')",
-                         hint="pass the file written by `ptqv plan --out`")
+        raise InputError(
+            f"{path}: invalid JSON: {exc}", hint="pass the file written by `ptqv plan --out`"
+        ) from None
+    if not (
+        isinstance(plan, dict) and plan.get("kind") == "ptqv-plan" and isinstance(plan.get("layers"), list)
+    ):
+        raise InputError(
+            f"{path}: not a ptqv plan (expected kind 'ptqv-plan' with 'layers')",
+            hint="pass the file written by `ptqv plan --out`",
+        )
     if plan.get("schema_version") != SCHEMA_VERSION:
-        raise InputError(f"{path}: plan schema_version {plan.get('schema_version')!r} is not "
-                         f"{SCHEMA_VERSION}", hint="re-create the plan with this version of ptqv")
+        raise InputError(
+            f"{path}: plan schema_version {plan.get('schema_version')!r} is not {SCHEMA_VERSION}",
+            hint="re-create the plan with this version of ptqv",
+        )
     intents: dict[str, Intent] = {}
     for row in plan["layers"]:
         try:
             precision = Precision(row["precision"])
             name = str(row["name"])
         except (KeyError, TypeError, ValueError):
-            raise InputError(f"{path}: invalid layer row {row!r}",
-                             hint="re-create the plan with `ptqv plan --out`") from None
+            raise InputError(
+                f"{path}: invalid layer row {row!r}", hint="re-create the plan with `ptqv plan --out`"
+            ) from None
         intended = precision if precision.is_quantized else None
         intents[name] = Intent(intended, row.get("group_size") if intended else None, "plan")
     return intents
@@ -231,9 +259,15 @@ def _expand_fused(intents: dict[str, Intent], found: set[str]) -> dict[str, Inte
     for name, intent in intents.items():
         prefix, _, param = name.rpartition(".")
         splits = _FUSED_SPLITS.get(param) if name not in found else None
-        members = [f for f in found if splits and f.startswith(prefix + ".")
-                   and f[len(prefix) + 1:].partition(".")[0].isdigit()
-                   and f.rpartition(".")[2] in splits and f.count(".") == name.count(".") + 1]
+        members = [
+            f
+            for f in found
+            if splits
+            and f.startswith(prefix + ".")
+            and f[len(prefix) + 1 :].partition(".")[0].isdigit()
+            and f.rpartition(".")[2] in splits
+            and f.count(".") == name.count(".") + 1
+        ]
         for member in members or [name]:
             expanded[member] = intent
     return expanded
@@ -258,32 +292,44 @@ def _metadata_checks(source: Documents, output: Documents) -> tuple[list[CheckRe
     for name in ("tokenizer.model", "vocab.json", "merges.txt"):
         src_digest, out_digest = source.file_digest(name), output.file_digest(name)
         if src_digest and out_digest and src_digest != out_digest:
-            tokenizer_diffs.append(md.MetadataDiff(name, "sha256", src_digest[:16], out_digest[:16],
-                                                   md.BLOCKING))
+            tokenizer_diffs.append(
+                md.MetadataDiff(name, "sha256", src_digest[:16], out_digest[:16], md.BLOCKING)
+            )
 
     template_diffs: list[md.MetadataDiff] = []
     src_template, src_where = source.chat_template()
     out_template, out_where = output.chat_template()
     if src_template is not None and src_template != out_template:
         shown = "absent" if out_template is None else f"{len(out_template)} chars in {out_where}"
-        template_diffs.append(md.MetadataDiff(out_where or "chat_template", "chat_template",
-                                              f"{len(src_template)} chars in {src_where}", shown,
-                                              md.BLOCKING))
+        template_diffs.append(
+            md.MetadataDiff(
+                out_where or "chat_template",
+                "chat_template",
+                f"{len(src_template)} chars in {src_where}",
+                shown,
+                md.BLOCKING,
+            )
+        )
 
     src_gen = source.json_document("generation_config.json")
     out_gen = output.json_document("generation_config.json") or {}
-    gen_diffs = (md.diff_documents("generation_config.json", src_gen, out_gen,
-                                   md.classify_generation, depth=1) if src_gen is not None else [])
+    gen_diffs = (
+        md.diff_documents("generation_config.json", src_gen, out_gen, md.classify_generation, depth=1)
+        if src_gen is not None
+        else []
+    )
 
     has_tokenizer = any(source.has(name) for name in TOKENIZER_FILES)
     checks = [
         documents.check_drift("config", "Model config drift", config_diffs, compared=True),
-        documents.check_drift("tokenizer", "Tokenizer and special tokens", tokenizer_diffs,
-                              compared=has_tokenizer),
-        documents.check_drift("chat_template", "Chat template", template_diffs,
-                              compared=src_template is not None),
-        documents.check_drift("generation_config", "Generation config", gen_diffs,
-                              compared=src_gen is not None),
+        documents.check_drift(
+            "tokenizer", "Tokenizer and special tokens", tokenizer_diffs, compared=has_tokenizer
+        ),
+        documents.check_drift(
+            "chat_template", "Chat template", template_diffs, compared=src_template is not None
+        ),
+        documents.check_drift(
+            "generation_config", "Generation config", gen_diffs, compared=src_gen is not None
+        ),
     ]
     return checks, config_diffs + tokenizer_diffs + template_diffs + gen_diffs
-

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 _INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)")
 _DIGIT_RUN = re.compile(r"\d+")
 
 
 def _flanked_by_letters(pattern: str, start: int, end: int) -> bool:
-    return 0 < start and end < len(pattern) and pattern[start - 1].isalpha() and pattern[end].isalpha()
+    return start > 0 and end < len(pattern) and pattern[start - 1].isalpha() and pattern[end].isalpha()
 
 
 def index_free(patterns: Iterable[str]) -> bool:
@@ -40,6 +40,8 @@ def index_key(name: str) -> str:
 def alternation(patterns: list[str], *, named: bool = False) -> re.Pattern[str]:
     """One regex matching any of ``patterns``; with ``named``, alternative ``i`` is the group
     ``e{i}``, so ``match.lastgroup`` says which pattern matched first."""
-    parts = [f"(?P<e{i}>{fnmatch.translate(p)})" if named else f"(?:{fnmatch.translate(p)})"
-             for i, p in enumerate(patterns)]
+    parts = [
+        f"(?P<e{i}>{fnmatch.translate(p)})" if named else f"(?:{fnmatch.translate(p)})"
+        for i, p in enumerate(patterns)
+    ]
     return re.compile("|".join(parts) or "(?!)")

@@ -31,9 +31,23 @@ from ptq_validators.precision import Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
 # Suffixes that BMM-style fused experts append to the parameter name (formats.md §3.6, §5.2).
-_FUSED_ROLE_SUFFIXES = tuple(sorted(
-    ("weight_scale_2", "weight_scale", "input_scale", "weight_scale_inv", "blocks", "scales",
-     "bias", "input_global_scale", "weight_global_scale"), key=len, reverse=True))
+_FUSED_ROLE_SUFFIXES = tuple(
+    sorted(
+        (
+            "weight_scale_2",
+            "weight_scale",
+            "input_scale",
+            "weight_scale_inv",
+            "blocks",
+            "scales",
+            "bias",
+            "input_global_scale",
+            "weight_global_scale",
+        ),
+        key=len,
+        reverse=True,
+    )
+)
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
@@ -117,8 +131,11 @@ class LayerTable:
         belongs to no layer (norms, biases of non-linear modules, buffers)."""
         layer_names = {layer.name for layer in self.layers}
         return sum(layer.elements for layer in self.layers) + sum(
-            info.numel for name, module in self.modules.items() if name not in layer_names
-            for info in module.tensors.values())
+            info.numel
+            for name, module in self.modules.items()
+            if name not in layer_names
+            for info in module.tensors.values()
+        )
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {layer.name: layer.stored.shape for layer in self.layers}
@@ -200,17 +217,36 @@ def build_layer_table(
         group = classify(module.name, num_hidden_layers=depth)
         module_class = "Embedding" if group is LayerGroup.EMBED else "Linear"
         declared = declaration.declared(module.name, module_class=module_class)
-        hints = Hints(declaration.declared_bits(module.name), declared.group_size,
-                      shapes.get(module.name), declared.block)
-        layout = (hints, module.fused,
-                  tuple((role, info.dtype, info.shape) for role, info in module.tensors.items()))
+        hints = Hints(
+            declaration.declared_bits(module.name),
+            declared.group_size,
+            shapes.get(module.name),
+            declared.block,
+        )
+        layout = (
+            hints,
+            module.fused,
+            tuple((role, info.dtype, info.shape) for role, info in module.tensors.items()),
+        )
         known = recognized.get(layout)
         if known is None:
-            known = recognized[layout] = (recognize(module, hints), sum(
-                info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES))
+            known = recognized[layout] = (
+                recognize(module, hints),
+                sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES),
+            )
         stored, weight_bits = known
-        layers.append(Layer(module.name, group, module.fused, stored, declared,
-                            dict(module.tensors), weight_bits, _status(stored, declared)))
+        layers.append(
+            Layer(
+                module.name,
+                group,
+                module.fused,
+                stored,
+                declared,
+                dict(module.tensors),
+                weight_bits,
+                _status(stored, declared),
+            )
+        )
     layers.sort(key=lambda layer: _natural_key(layer.name))
     return LayerTable(layers, declaration, modules, depth)
 

@@ -7,8 +7,8 @@ process reads the export.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ptq_validators import forked
 from ptq_validators.checkpoint import Checkpoint, Documents
@@ -31,8 +31,13 @@ def summarize(path: str) -> SourceSummary:
     """Read the source's headers and build its layer table, keeping only what the gate uses."""
     checkpoint = Checkpoint.open(path)
     table = build_layer_table(checkpoint)
-    return SourceSummary(checkpoint.weight_bytes, table.parameters, table.shapes(),
-                         frozenset(checkpoint.tensors), frozenset(essential_names(table)))
+    return SourceSummary(
+        checkpoint.weight_bytes,
+        table.parameters,
+        table.shapes(),
+        frozenset(checkpoint.tensors),
+        frozenset(essential_names(table)),
+    )
 
 
 def start_summary(source: Documents) -> Callable[[], SourceSummary]:

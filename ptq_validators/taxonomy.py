@@ -33,33 +33,107 @@ class LayerGroup(str, Enum):
 
 # Groups a serving engine expects to stay in high precision unless a recipe says otherwise.
 CONVENTIONALLY_UNQUANTIZED = frozenset(
-    {LayerGroup.ROUTER, LayerGroup.LM_HEAD, LayerGroup.EMBED, LayerGroup.VISION,
-     LayerGroup.PROJECTOR, LayerGroup.MTP, LayerGroup.NORM}
+    {
+        LayerGroup.ROUTER,
+        LayerGroup.LM_HEAD,
+        LayerGroup.EMBED,
+        LayerGroup.VISION,
+        LayerGroup.PROJECTOR,
+        LayerGroup.MTP,
+        LayerGroup.NORM,
+    }
 )
 
 _PROJECTOR_SEGMENTS = frozenset(
-    {"multi_modal_projector", "mm_projector", "merger", "connector", "embed_vision",
-     "vision_projection", "visual_projection"}
+    {
+        "multi_modal_projector",
+        "mm_projector",
+        "merger",
+        "connector",
+        "embed_vision",
+        "vision_projection",
+        "visual_projection",
+    }
 )
 _VISION_SEGMENTS = frozenset(
-    {"vision_tower", "visual", "vision_model", "vision_encoder", "image_encoder", "vit",
-     "vision", "audio_tower", "audio_model", "audio_encoder", "siglip", "vision_embed_tokens"}
+    {
+        "vision_tower",
+        "visual",
+        "vision_model",
+        "vision_encoder",
+        "image_encoder",
+        "vit",
+        "vision",
+        "audio_tower",
+        "audio_model",
+        "audio_encoder",
+        "siglip",
+        "vision_embed_tokens",
+    }
 )
 _EMBED_SEGMENTS = frozenset(
-    {"embed_tokens", "wte", "word_embeddings", "embed_in", "embeddings", "tok_embeddings",
-     "embedding", "shared"}
+    {
+        "embed_tokens",
+        "wte",
+        "word_embeddings",
+        "embed_in",
+        "embeddings",
+        "tok_embeddings",
+        "embedding",
+        "shared",
+    }
 )
 _LM_HEAD_SEGMENTS = frozenset({"lm_head", "output_layer", "embed_out"})
 _ROUTER_SEGMENTS = frozenset({"router", "shared_expert_gate", "gate"})
 _ATTENTION_SEGMENTS = frozenset(
-    {"self_attn", "attn", "attention", "cross_attn", "self_attention", "linear_attn",
-     "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "query_key_value", "c_attn",
-     "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "wq", "wk", "wv", "wo"}
+    {
+        "self_attn",
+        "attn",
+        "attention",
+        "cross_attn",
+        "self_attention",
+        "linear_attn",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "qkv_proj",
+        "query_key_value",
+        "c_attn",
+        "q_a_proj",
+        "q_b_proj",
+        "kv_a_proj_with_mqa",
+        "kv_b_proj",
+        "wq",
+        "wk",
+        "wv",
+        "wo",
+    }
 )
 _MLP_SEGMENTS = frozenset(
-    {"mlp", "feed_forward", "ffn", "block_sparse_moe", "moe", "shared_expert",
-     "shared_experts", "shared_mlp", "gate_proj", "up_proj", "down_proj", "gate_up_proj",
-     "fc1", "fc2", "c_fc", "c_proj", "w1", "w2", "w3", "dense_h_to_4h", "dense_4h_to_h"}
+    {
+        "mlp",
+        "feed_forward",
+        "ffn",
+        "block_sparse_moe",
+        "moe",
+        "shared_expert",
+        "shared_experts",
+        "shared_mlp",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+        "gate_up_proj",
+        "fc1",
+        "fc2",
+        "c_fc",
+        "c_proj",
+        "w1",
+        "w2",
+        "w3",
+        "dense_h_to_4h",
+        "dense_4h_to_h",
+    }
 )
 _MTP_SEGMENTS = frozenset({"mtp", "eh_proj", "shared_head", "mtp_block", "nextn"})
 _NORM_RE = re.compile(r"(^|_)(norm|layernorm|ln)(_|\d|$)|norm$")

@@ -17,7 +17,7 @@ def _e4m3(byte: int) -> float:
     if exponent == 0xF and mantissa == 0x7:
         return math.nan
     if exponent == 0:
-        return sign * mantissa / 8 * 2.0 ** -6
+        return sign * mantissa / 8 * 2.0**-6
     return sign * (1 + mantissa / 8) * 2.0 ** (exponent - 7)
 
 
@@ -46,7 +46,9 @@ def decode(dtype: str, data: bytes) -> list[float]:
         return list(struct.unpack(f"<{len(data) // 2}e", data))
     if dtype == "BF16":
         halves = struct.unpack(f"<{len(data) // 2}H", data)
-        return list(struct.unpack(f"<{len(halves)}f", struct.pack(f"<{len(halves)}I", *(h << 16 for h in halves))))
+        return list(
+            struct.unpack(f"<{len(halves)}f", struct.pack(f"<{len(halves)}I", *(h << 16 for h in halves)))
+        )
     if dtype == "F8_E4M3":
         return [E4M3[b] for b in data]
     if dtype == "F8_E5M2":

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ptq_validators.io.safetensors import read_header
 from ptq_validators.io.source import LocalSource
@@ -34,8 +35,10 @@ def read_tensors(path: Path) -> tuple[dict[str, RawTensor], dict[str, str] | Non
     header = read_header(LocalSource(path.parent), path.name)
     blob = path.read_bytes()
     base = header.data_offset
-    tensors = {name: RawTensor(info.dtype, info.shape, blob[base + info.begin: base + info.end])
-               for name, info in header.tensors.items()}
+    tensors = {
+        name: RawTensor(info.dtype, info.shape, blob[base + info.begin : base + info.end])
+        for name, info in header.tensors.items()
+    }
     return tensors, header.metadata
 
 
@@ -47,8 +50,11 @@ def write_tensors(path: Path, tensors: dict[str, RawTensor], metadata: dict[str,
     offset = 0
     for name in sorted(tensors):
         tensor = tensors[name]
-        header[name] = {"dtype": tensor.dtype, "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + len(tensor.data)]}
+        header[name] = {
+            "dtype": tensor.dtype,
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(tensor.data)],
+        }
         offset += len(tensor.data)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
@@ -59,8 +65,9 @@ def write_tensors(path: Path, tensors: dict[str, RawTensor], metadata: dict[str,
             handle.write(tensors[name].data)
 
 
-def edit_tensors(directory: Path, edit: Callable[[dict[str, RawTensor]], None],
-                 file: str = "model.safetensors") -> None:
+def edit_tensors(
+    directory: Path, edit: Callable[[dict[str, RawTensor]], None], file: str = "model.safetensors"
+) -> None:
     """Apply ``edit`` to the tensors of one shard in place."""
     tensors, metadata = read_tensors(directory / file)
     edit(tensors)
@@ -100,5 +107,6 @@ def shard(directory: Path, parts: int = 2) -> dict[str, str]:
         weight_map.update({n: shard_name for n in chunk})
     total = sum(len(t.data) for t in tensors.values())
     (directory / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
     return weight_map

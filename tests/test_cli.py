@@ -12,8 +12,14 @@ from tests.conftest import FIXTURES, ROOT
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ptq_validators", *args], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ptq_validators", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_help_lists_the_commands_and_exit_codes():
@@ -52,9 +58,9 @@ def test_gate_and_scan_never_import_torch_or_transformers():
     program = textwrap.dedent(f"""
         import json, sys
         from ptq_validators.cli import main
-        for argv in (["gate", {str(FIXTURES / 'modelopt-nvfp4-moe')!r}, "--source",
-                      {str(FIXTURES / 'src-moe')!r}, "--qformat", "nvfp4", "--json"],
-                     ["scan", {str(FIXTURES / 'llmc-nvfp4-llama')!r}, "--json"]):
+        for argv in (["gate", {str(FIXTURES / "modelopt-nvfp4-moe")!r}, "--source",
+                      {str(FIXTURES / "src-moe")!r}, "--qformat", "nvfp4", "--json"],
+                     ["scan", {str(FIXTURES / "llmc-nvfp4-llama")!r}, "--json"]):
             try:
                 main(argv)
             except SystemExit as exc:
@@ -62,8 +68,9 @@ def test_gate_and_scan_never_import_torch_or_transformers():
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "numpy"))
         print(json.dumps(heavy), file=sys.stderr)
     """)
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stderr.strip().splitlines()[-1]) == []
 

@@ -9,9 +9,20 @@ from ptq_validators.checks.base import FAIL, PASS, WARN, CheckResult
 from ptq_validators.layers import LayerTable
 from ptq_validators.precision import Precision
 
-GROUPED = frozenset({Precision.NVFP4, Precision.MXFP4, Precision.MXFP8, Precision.INT2,
-                     Precision.INT3, Precision.INT4, Precision.INT5, Precision.INT6,
-                     Precision.INT7, Precision.INT8})
+GROUPED = frozenset(
+    {
+        Precision.NVFP4,
+        Precision.MXFP4,
+        Precision.MXFP8,
+        Precision.INT2,
+        Precision.INT3,
+        Precision.INT4,
+        Precision.INT5,
+        Precision.INT6,
+        Precision.INT7,
+        Precision.INT8,
+    }
+)
 TITLE = "Shape alignment"
 
 
@@ -23,15 +34,23 @@ def check_alignment(table: LayerTable) -> CheckResult:
             continue
         contraction = stored.shape[stored.contraction_axis]
         if layer.precision in GROUPED and stored.group_size and contraction % stored.group_size:
-            failures.append(f"{layer.name}: contraction dim {contraction} is not a multiple of the "
-                            f"{layer.precision.value} group {stored.group_size}")
+            failures.append(
+                f"{layer.name}: contraction dim {contraction} is not a multiple of the "
+                f"{layer.precision.value} group {stored.group_size}"
+            )
         if layer.precision is Precision.FP8_BLOCK and stored.block:
             (b_out, b_in), (out_dim, in_dim) = stored.block, stored.shape[-2:]
             if out_dim % b_out or in_dim % b_in:
-                warnings.append(f"{layer.name}: [{out_dim}, {in_dim}] is not a multiple of the "
-                                f"{b_out}x{b_in} block (padded grid; engines may refuse to shard it)")
+                warnings.append(
+                    f"{layer.name}: [{out_dim}, {in_dim}] is not a multiple of the "
+                    f"{b_out}x{b_in} block (padded grid; engines may refuse to shard it)"
+                )
     status = FAIL if failures else WARN if warnings else PASS
-    summary = (f"{len(failures)} misaligned, {len(warnings)} padded block layers" if failures or warnings
-               else "every quantized layer is a whole number of groups")
-    return CheckResult("alignment", TITLE, status, summary, measured=len(failures), expected=0,
-                       details=failures + warnings)
+    summary = (
+        f"{len(failures)} misaligned, {len(warnings)} padded block layers"
+        if failures or warnings
+        else "every quantized layer is a whole number of groups"
+    )
+    return CheckResult(
+        "alignment", TITLE, status, summary, measured=len(failures), expected=0, details=failures + warnings
+    )

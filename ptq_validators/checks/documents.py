@@ -6,11 +6,20 @@ from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.checks.metadata import BLOCKING, EXPECTED, WARNING, MetadataDiff
 
 # Files whose absence in the export (when the source has them) blocks; others warn.
-REQUIRED_IF_IN_SOURCE = frozenset({
-    "config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-    "special_tokens_map.json", "generation_config.json", "chat_template.jinja",
-    "chat_template.json", "vocab.json", "merges.txt",
-})
+REQUIRED_IF_IN_SOURCE = frozenset(
+    {
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+        "special_tokens_map.json",
+        "generation_config.json",
+        "chat_template.jinja",
+        "chat_template.json",
+        "vocab.json",
+        "merges.txt",
+    }
+)
 
 
 def check_files(source_files: list[str], output_files: list[str], candidates: tuple[str, ...]) -> CheckResult:
@@ -21,9 +30,15 @@ def check_files(source_files: list[str], output_files: list[str], candidates: tu
         present = sum(1 for name in candidates if name in output_files)
         return CheckResult("files", "Sidecar files", PASS, f"{present} documents present")
     status = FAIL if blocking else WARN
-    return CheckResult("files", "Sidecar files", status, "missing: " + ", ".join(missing),
-                       measured=missing, expected=[],
-                       details=[f"{name}: in the source, missing from the export" for name in missing])
+    return CheckResult(
+        "files",
+        "Sidecar files",
+        status,
+        "missing: " + ", ".join(missing),
+        measured=missing,
+        expected=[],
+        details=[f"{name}: in the source, missing from the export" for name in missing],
+    )
 
 
 def check_drift(check_id: str, title: str, diffs: list[MetadataDiff], *, compared: bool) -> CheckResult:
@@ -37,10 +52,14 @@ def check_drift(check_id: str, title: str, diffs: list[MetadataDiff], *, compare
     if not diffs:
         summary = "unchanged"
     else:
-        parts = [f"{len(rows)} {name}" for name, rows in
-                 (("blocking", blocking), ("warnings", warnings), ("expected", expected)) if rows]
+        parts = [
+            f"{len(rows)} {name}"
+            for name, rows in (("blocking", blocking), ("warnings", warnings), ("expected", expected))
+            if rows
+        ]
         summary = ", ".join(parts) + " differences"
-    details = [f"{d.file} {d.key}: {d.source!r} → {d.output!r} ({d.classification})"
-               for d in blocking + warnings + expected]
-    return CheckResult(check_id, title, status, summary, measured=len(blocking), expected=0,
-                       details=details)
+    details = [
+        f"{d.file} {d.key}: {d.source!r} → {d.output!r} ({d.classification})"
+        for d in blocking + warnings + expected
+    ]
+    return CheckResult(check_id, title, status, summary, measured=len(blocking), expected=0, details=details)

@@ -41,25 +41,40 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     failures, warnings = [], []
     for pattern in patterns:
         if index_free([pattern]):
-            hits = [name for (key, cls), names in shapes.items()
-                    if declaration.pattern_matches(pattern, names[0], cls) for name in names]
+            hits = [
+                name
+                for (key, cls), names in shapes.items()
+                if declaration.pattern_matches(pattern, names[0], cls)
+                for name in names
+            ]
         else:
-            hits = [name for (key, cls), names in shapes.items() for name in names
-                    if declaration.pattern_matches(pattern, name, cls)]
+            hits = [
+                name
+                for (key, cls), names in shapes.items()
+                for name in names
+                if declaration.pattern_matches(pattern, name, cls)
+            ]
         quantized = [name for name in hits if modules[name].precision.is_quantized]
         if quantized:
-            failures.append(f"{pattern!r} matches {len(quantized)} quantized modules: "
-                            + ", ".join(quantized[:5]))
+            failures.append(
+                f"{pattern!r} matches {len(quantized)} quantized modules: " + ", ".join(quantized[:5])
+            )
         elif modules and len(hits) >= OVER_BROAD_FRACTION * len(modules):
-            failures.append(f"{pattern!r} matches {len(hits)} of {len(modules)} modules: it covers "
-                            "most of the model")
+            failures.append(
+                f"{pattern!r} matches {len(hits)} of {len(modules)} modules: it covers most of the model"
+            )
         elif not hits and not any(declaration.pattern_matches(pattern, p) for p in prefixes):
             if tied_embeddings(config) and declaration.pattern_matches(pattern, "lm_head"):
                 continue  # the tied head has no tensor of its own
-            warnings.append(f"{pattern!r} matches nothing in this checkpoint (typo, stale name, "
-                            "or another naming scheme)")
+            warnings.append(
+                f"{pattern!r} matches nothing in this checkpoint (typo, stale name, or another naming scheme)"
+            )
     status = FAIL if failures else WARN if warnings else PASS
-    summary = (f"{len(failures)} blocking, {len(warnings)} unmatched of {len(patterns)} entries"
-               if failures or warnings else f"{len(patterns)} entries, each matches unquantized modules")
-    return CheckResult("excludes", TITLE, status, summary, measured=len(failures), expected=0,
-                       details=failures + warnings)
+    summary = (
+        f"{len(failures)} blocking, {len(warnings)} unmatched of {len(patterns)} entries"
+        if failures or warnings
+        else f"{len(patterns)} entries, each matches unquantized modules"
+    )
+    return CheckResult(
+        "excludes", TITLE, status, summary, measured=len(failures), expected=0, details=failures + warnings
+    )

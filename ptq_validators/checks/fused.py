@@ -6,14 +6,18 @@ scales may differ: engines requantize to the max, so that is information only.""
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.layers import Layer, LayerTable
 from ptq_validators.precision import Precision
 
-FUSED_SETS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("w1", "w3"),
-              ("q_a_proj", "kv_a_proj_with_mqa"))
+FUSED_SETS = (
+    ("q_proj", "k_proj", "v_proj"),
+    ("gate_proj", "up_proj"),
+    ("w1", "w3"),
+    ("q_a_proj", "kv_a_proj_with_mqa"),
+)
 # Scales that must be equal across the members of an NVFP4 group (ModelOpt and
 # compressed-tensors spellings; they are reciprocals of each other, never mixed in one export).
 SHARED_SCALES = ("weight_scale_2", "input_scale", "weight_global_scale", "input_global_scale")
@@ -28,7 +32,7 @@ def fused_groups(layers: Iterable[Layer]) -> list[list[Layer]]:
         parent, _, leaf = layer.name.rpartition(".")
         by_parent.setdefault(parent, {})[leaf] = layer
     groups = []
-    for parent, members in sorted(by_parent.items()):
+    for _parent, members in sorted(by_parent.items()):
         for names in FUSED_SETS:
             present = [members[n] for n in names if n in members]
             if len(present) > 1:
@@ -47,8 +51,10 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
         label = _label(group)
         formats = {(m.precision, m.stored.group_size) for m in group}
         if len(formats) > 1:
-            problems.append(f"{label}: members stored in different formats: " + ", ".join(
-                f"{m.name.rpartition('.')[2]} {m.precision.value}" for m in group))
+            problems.append(
+                f"{label}: members stored in different formats: "
+                + ", ".join(f"{m.name.rpartition('.')[2]} {m.precision.value}" for m in group)
+            )
             continue
         excluded = {m.declared.precision is None for m in group}
         if len(excluded) > 1:
@@ -58,19 +64,33 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
             for role in SHARED_SCALES:
                 scales = _scalars(group, role, values)
                 if scales and not _all_equal(scales.values()):
-                    problems.append(f"{label}: {role} differs across members: " + ", ".join(
-                        f"{leaf}={value:.6g}" for leaf, value in scales.items()))
+                    problems.append(
+                        f"{label}: {role} differs across members: "
+                        + ", ".join(f"{leaf}={value:.6g}" for leaf, value in scales.items())
+                    )
         elif precision is Precision.FP8:
             scales = _scalars(group, "weight_scale", values)
             if scales and not _all_equal(scales.values()):
-                info.append(f"{label}: FP8 weight_scale differs across members (normal: engines "
-                            "requantize to the max)")
-    summary = (f"{len(problems)} of {len(groups)} groups inconsistent" if problems
-               else f"{len(groups)} groups consistent")
+                info.append(
+                    f"{label}: FP8 weight_scale differs across members (normal: engines "
+                    "requantize to the max)"
+                )
+    summary = (
+        f"{len(problems)} of {len(groups)} groups inconsistent"
+        if problems
+        else f"{len(groups)} groups consistent"
+    )
     if info and not problems:
         summary += f" ({len(info)} with differing FP8 weight scales, informational)"
-    return CheckResult("fused", TITLE, FAIL if problems else PASS, summary,
-                       measured=len(problems), expected=0, details=problems + info)
+    return CheckResult(
+        "fused",
+        TITLE,
+        FAIL if problems else PASS,
+        summary,
+        measured=len(problems),
+        expected=0,
+        details=problems + info,
+    )
 
 
 def _label(group: list[Layer]) -> str:

@@ -11,7 +11,17 @@ def check_integrity(issues: list[IntegrityIssue], shard_count: int) -> CheckResu
     blocking = [f"{i.file}: {i.message}" for i in issues if i.blocking]
     warnings = [f"{i.file}: {i.message}" for i in issues if not i.blocking]
     status = FAIL if blocking else WARN if warnings else PASS
-    summary = (f"{len(blocking)} blocking, {len(warnings)} warnings" if blocking or warnings
-               else f"{shard_count} shard{'s' if shard_count != 1 else ''}, index consistent")
-    return CheckResult("integrity", "Shards and index", status, summary,
-                       measured=len(blocking), expected=0, details=blocking + warnings)
+    summary = (
+        f"{len(blocking)} blocking, {len(warnings)} warnings"
+        if blocking or warnings
+        else f"{shard_count} shard{'s' if shard_count != 1 else ''}, index consistent"
+    )
+    return CheckResult(
+        "integrity",
+        "Shards and index",
+        status,
+        summary,
+        measured=len(blocking),
+        expected=0,
+        details=blocking + warnings,
+    )

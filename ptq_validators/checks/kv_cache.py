@@ -22,27 +22,43 @@ def _convention(module: str, role: str) -> str:
 
 def check_kv_cache(table: LayerTable) -> CheckResult:
     declared = table.declaration.kv_cache
-    attention = sorted({layer.name.rpartition(".")[0] for layer in table.layers
-                        if layer.group is LayerGroup.ATTENTION
-                        and layer.name.rpartition(".")[2] in ("q_proj", "k_proj", "v_proj", "qkv_proj")})
+    attention = sorted(
+        {
+            layer.name.rpartition(".")[0]
+            for layer in table.layers
+            if layer.group is LayerGroup.ATTENTION
+            and layer.name.rpartition(".")[2] in ("q_proj", "k_proj", "v_proj", "qkv_proj")
+        }
+    )
     stored: dict[str, set[str]] = {}
     conventions: set[str] = set()
     for name, module in table.modules.items():
         for role in KV_ROLES:
             if role in module.tensors:
                 attn = name.rpartition(".")[0] if name.rpartition(".")[2] in _PROJECTIONS else name
-                stored.setdefault(attn, set()).add("k" if role == "k_scale" else "v" if role == "v_scale" else "kv")
+                stored.setdefault(attn, set()).add(
+                    "k" if role == "k_scale" else "v" if role == "v_scale" else "kv"
+                )
                 conventions.add(_convention(name, role))
-    measured = {"declared": declared, "attention_layers": len(attention),
-                "layers_with_scales": len(stored), "convention": sorted(conventions)}
+    measured = {
+        "declared": declared,
+        "attention_layers": len(attention),
+        "layers_with_scales": len(stored),
+        "convention": sorted(conventions),
+    }
     if not declared and not stored:
-        return CheckResult("kv_cache", TITLE, SKIP, "no KV-cache quantization declared or stored",
-                           measured=measured)
+        return CheckResult(
+            "kv_cache", TITLE, SKIP, "no KV-cache quantization declared or stored", measured=measured
+        )
     if declared and not stored:
-        return CheckResult("kv_cache", TITLE, FAIL,
-                           f"{declared} KV cache declared but no k/v scales stored",
-                           measured=measured, details=["engines fall back to a KV scale of 1.0 "
-                                                       "when the checkpoint has none"])
+        return CheckResult(
+            "kv_cache",
+            TITLE,
+            FAIL,
+            f"{declared} KV cache declared but no k/v scales stored",
+            measured=measured,
+            details=["engines fall back to a KV scale of 1.0 when the checkpoint has none"],
+        )
     details = []
     for attn, kinds in sorted(stored.items()):
         if kinds in ({"k"}, {"v"}):
@@ -51,13 +67,22 @@ def check_kv_cache(table: LayerTable) -> CheckResult:
     if missing:
         details.append(f"{len(missing)} attention layers have no k/v scales: " + ", ".join(missing[:8]))
     if details:
-        return CheckResult("kv_cache", TITLE, FAIL, f"{len(details)} problems", measured=measured,
-                           details=details)
+        return CheckResult(
+            "kv_cache", TITLE, FAIL, f"{len(details)} problems", measured=measured, details=details
+        )
     convention = ", ".join(sorted(conventions))
     if not declared:
-        return CheckResult("kv_cache", TITLE, WARN,
-                           f"k/v scales stored ({convention}) but no KV-cache quantization declared",
-                           measured=measured)
-    return CheckResult("kv_cache", TITLE, PASS,
-                       f"{declared}: {len(stored)} layers with k/v scales ({convention})",
-                       measured=measured)
+        return CheckResult(
+            "kv_cache",
+            TITLE,
+            WARN,
+            f"k/v scales stored ({convention}) but no KV-cache quantization declared",
+            measured=measured,
+        )
+    return CheckResult(
+        "kv_cache",
+        TITLE,
+        PASS,
+        f"{declared}: {len(stored)} layers with k/v scales ({convention})",
+        measured=measured,
+    )

@@ -9,36 +9,110 @@ behave differently: context length, rope, vocabulary, template, sampling default
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 EXPECTED, WARNING, BLOCKING = "expected", "warning", "blocking"
 
-CONFIG_EXPECTED = frozenset({
-    "quantization_config", "transformers_version", "torch_dtype", "dtype", "_name_or_path",
-    "_commit_hash", "use_cache",
-})
-CONFIG_BLOCKING = frozenset({
-    "architectures", "model_type", "max_position_embeddings", "rope_scaling", "rope_theta",
-    "rope_parameters", "rope_type", "partial_rotary_factor", "vocab_size", "num_hidden_layers",
-    "num_attention_heads", "num_key_value_heads", "hidden_size", "intermediate_size",
-    "moe_intermediate_size", "head_dim", "tie_word_embeddings", "sliding_window", "layer_types",
-    "num_experts", "num_local_experts", "n_routed_experts", "n_shared_experts",
-    "num_experts_per_tok", "bos_token_id", "eos_token_id", "pad_token_id", "hidden_act",
-    "rms_norm_eps", "attention_bias", "mlp_bias", "text_config", "vision_config", "audio_config",
-    "image_token_id", "image_token_index", "video_token_id", "num_nextn_predict_layers",
-    "mtp_num_hidden_layers", "first_k_dense_replace", "kv_lora_rank", "q_lora_rank",
-})
-TOKENIZER_BLOCKING = frozenset({
-    "model", "added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder",
-    "bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token",
-    "additional_special_tokens", "added_tokens_decoder", "extra_special_tokens", "chat_template",
-})
-GENERATION_BLOCKING = frozenset({
-    "do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty",
-    "num_beams", "eos_token_id", "bos_token_id", "pad_token_id", "max_new_tokens", "max_length",
-    "presence_penalty", "frequency_penalty", "no_repeat_ngram_size",
-})
+CONFIG_EXPECTED = frozenset(
+    {
+        "quantization_config",
+        "transformers_version",
+        "torch_dtype",
+        "dtype",
+        "_name_or_path",
+        "_commit_hash",
+        "use_cache",
+    }
+)
+CONFIG_BLOCKING = frozenset(
+    {
+        "architectures",
+        "model_type",
+        "max_position_embeddings",
+        "rope_scaling",
+        "rope_theta",
+        "rope_parameters",
+        "rope_type",
+        "partial_rotary_factor",
+        "vocab_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "hidden_size",
+        "intermediate_size",
+        "moe_intermediate_size",
+        "head_dim",
+        "tie_word_embeddings",
+        "sliding_window",
+        "layer_types",
+        "num_experts",
+        "num_local_experts",
+        "n_routed_experts",
+        "n_shared_experts",
+        "num_experts_per_tok",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "hidden_act",
+        "rms_norm_eps",
+        "attention_bias",
+        "mlp_bias",
+        "text_config",
+        "vision_config",
+        "audio_config",
+        "image_token_id",
+        "image_token_index",
+        "video_token_id",
+        "num_nextn_predict_layers",
+        "mtp_num_hidden_layers",
+        "first_k_dense_replace",
+        "kv_lora_rank",
+        "q_lora_rank",
+    }
+)
+TOKENIZER_BLOCKING = frozenset(
+    {
+        "model",
+        "added_tokens",
+        "normalizer",
+        "pre_tokenizer",
+        "post_processor",
+        "decoder",
+        "bos_token",
+        "eos_token",
+        "pad_token",
+        "unk_token",
+        "sep_token",
+        "cls_token",
+        "mask_token",
+        "additional_special_tokens",
+        "added_tokens_decoder",
+        "extra_special_tokens",
+        "chat_template",
+    }
+)
+GENERATION_BLOCKING = frozenset(
+    {
+        "do_sample",
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "typical_p",
+        "repetition_penalty",
+        "num_beams",
+        "eos_token_id",
+        "bos_token_id",
+        "pad_token_id",
+        "max_new_tokens",
+        "max_length",
+        "presence_penalty",
+        "frequency_penalty",
+        "no_repeat_ngram_size",
+    }
+)
 GENERATION_EXPECTED = frozenset({"transformers_version", "_from_model_config"})
 _MAX_VALUE_CHARS = 120
 
@@ -54,15 +128,27 @@ class MetadataDiff:
     classification: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "key": self.key, "source": self.source,
-                "output": self.output, "classification": self.classification}
+        return {
+            "file": self.file,
+            "key": self.key,
+            "source": self.source,
+            "output": self.output,
+            "classification": self.classification,
+        }
 
 
 Classifier = Callable[[str], str]
 
 
-def diff_documents(file: str, source: dict[str, Any], output: dict[str, Any],
-                   classify: Classifier, *, depth: int = 2, prefix: str = "") -> list[MetadataDiff]:
+def diff_documents(
+    file: str,
+    source: dict[str, Any],
+    output: dict[str, Any],
+    classify: Classifier,
+    *,
+    depth: int = 2,
+    prefix: str = "",
+) -> list[MetadataDiff]:
     """Key-by-key differences, descending ``depth`` levels into nested objects; ``classify``
     receives the key path (``text_config.rope_theta``) and returns the classification."""
     diffs: list[MetadataDiff] = []
@@ -109,8 +195,11 @@ def diff_vocabulary(file: str, source: dict[str, Any], output: dict[str, Any]) -
     for key in ("vocab", "merges"):
         src, out = src_model.get(key), out_model.get(key)
         if src != out:
-            diffs.append(MetadataDiff(file, f"model.{key}", _summarise_collection(src),
-                                      _summarise_change(src, out), BLOCKING))
+            diffs.append(
+                MetadataDiff(
+                    file, f"model.{key}", _summarise_collection(src), _summarise_change(src, out), BLOCKING
+                )
+            )
     rest_src = {k: v for k, v in source.items() if k != "model"}
     rest_out = {k: v for k, v in output.items() if k != "model"}
     rest_src["model"] = {k: v for k, v in src_model.items() if k not in ("vocab", "merges")}
@@ -132,7 +221,7 @@ def _summarise_change(src: Any, out: Any) -> Any:
         changed = sum(1 for k in src.keys() & out.keys() if src[k] != out[k])
         return f"{len(out)} entries ({added} added, {removed} removed, {changed} changed)"
     if isinstance(src, list) and isinstance(out, list):
-        differing = sum(1 for a, b in zip(src, out) if a != b) + abs(len(src) - len(out))
+        differing = sum(1 for a, b in zip(src, out, strict=False) if a != b) + abs(len(src) - len(out))
         return f"{len(out)} entries ({differing} differ)"
     return _summarise_collection(out)
 

@@ -46,25 +46,32 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
         if absent:
             details.append(f"{moe}.experts.*.{proj}: expert ids {_ids(absent)} are missing")
         required = set().union(*(set(e.tensors) for e in experts.values()))
-        required |= set().union(*(e.declared.required_roles for e in experts.values()
-                                  if e.precision.is_quantized))
+        required |= set().union(
+            *(e.declared.required_roles for e in experts.values() if e.precision.is_quantized)
+        )
         required.discard("bias")
         lacking: dict[str, list[int]] = {}
         for expert_id, expert in sorted(experts.items()):
             for role in sorted(required - set(expert.tensors)):
                 lacking.setdefault(role, []).append(expert_id)
-        details += [f"{moe}.experts.*.{proj}: expert ids {_ids(ids_)} lack {role}"
-                    for role, ids_ in lacking.items()]
+        details += [
+            f"{moe}.experts.*.{proj}: expert ids {_ids(ids_)} lack {role}" for role, ids_ in lacking.items()
+        ]
     for layer in fused:
         stored_experts = layer.stored.shape[0] if len(layer.stored.shape) == 3 else None
         if declared_experts and stored_experts != declared_experts:
-            details.append(f"{layer.name}: stores {stored_experts} experts, the config declares "
-                           f"{declared_experts}")
-    layers = len({moe for moe, _ in per_moe}) + len({f.name.rpartition('.')[0] for f in fused})
-    summary = (f"{len(details)} problems in {layers} MoE layers" if details else
-               f"{layers} MoE layers x {declared_experts or 'all'} experts complete")
-    return CheckResult("moe", TITLE, FAIL if details else PASS, summary,
-                       measured=len(details), expected=0, details=details)
+            details.append(
+                f"{layer.name}: stores {stored_experts} experts, the config declares {declared_experts}"
+            )
+    layers = len({moe for moe, _ in per_moe}) + len({f.name.rpartition(".")[0] for f in fused})
+    summary = (
+        f"{len(details)} problems in {layers} MoE layers"
+        if details
+        else f"{layers} MoE layers x {declared_experts or 'all'} experts complete"
+    )
+    return CheckResult(
+        "moe", TITLE, FAIL if details else PASS, summary, measured=len(details), expected=0, details=details
+    )
 
 
 def _ids(ids: list[int] | range) -> str:

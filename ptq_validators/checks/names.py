@@ -44,12 +44,17 @@ def _base_names(table: LayerTable, source_names: set[str]) -> tuple[set[str], li
 def essential_names(table: LayerTable) -> set[str]:
     """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
     ``weight_scale_inv`` need not survive into an NVFP4 export)."""
-    return {info.name for module in table.modules.values()
-            for role, info in module.tensors.items() if role not in QUANTIZATION_ROLES}
+    return {
+        info.name
+        for module in table.modules.values()
+        for role, info in module.tensors.items()
+        if role not in QUANTIZATION_ROLES
+    }
 
 
-def check_names(table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str],
-                *, tied: bool) -> CheckResult:
+def check_names(
+    table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str], *, tied: bool
+) -> CheckResult:
     """``source_names``: every tensor of the source; ``source_essential``: those the export
     must keep (``essential_names`` of the source)."""
     bases, foreign = _base_names(table, source_names)
@@ -60,8 +65,16 @@ def check_names(table: LayerTable, source_names: frozenset[str], source_essentia
     details = [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)" for name in foreign]
     details += [f"{name}: not in the source (renamed or added)" for name in renamed if name not in foreign]
     details += [f"{name}: in the source, missing from the export" for name in dropped]
-    summary = (f"{len(foreign)} foreign suffixes, {len(renamed)} renamed/added, {len(dropped)} dropped"
-               if details else f"{len(bases)} names match the source")
-    return CheckResult("names", TITLE, FAIL if details else PASS, summary,
-                       measured={"foreign": len(foreign), "renamed": len(renamed), "dropped": len(dropped)},
-                       details=details)
+    summary = (
+        f"{len(foreign)} foreign suffixes, {len(renamed)} renamed/added, {len(dropped)} dropped"
+        if details
+        else f"{len(bases)} names match the source"
+    )
+    return CheckResult(
+        "names",
+        TITLE,
+        FAIL if details else PASS,
+        summary,
+        measured={"foreign": len(foreign), "renamed": len(renamed), "dropped": len(dropped)},
+        details=details,
+    )

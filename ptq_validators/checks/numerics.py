@@ -13,8 +13,18 @@ TITLE = "Scale values"
 DEEP_TITLE = "Deep numerics (--deep)"
 # Scales that are one (or one per expert) number and must be > 0; block/group scales may
 # legitimately be zero for all-zero blocks, so they are only checked for NaN/Inf by --deep.
-SCALAR_ROLES = frozenset({"weight_scale_2", "input_scale", "weight_global_scale",
-                          "input_global_scale", "k_scale", "v_scale", "kv_scale", "weight_scale"})
+SCALAR_ROLES = frozenset(
+    {
+        "weight_scale_2",
+        "input_scale",
+        "weight_global_scale",
+        "input_global_scale",
+        "k_scale",
+        "v_scale",
+        "kv_scale",
+        "weight_scale",
+    }
+)
 
 
 def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
@@ -26,17 +36,29 @@ def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
         wrong = [v for v in numbers if not math.isfinite(v) or v <= 0]
         if wrong:
             bad.append(f"{name}: {', '.join(f'{v:g}' for v in wrong[:4])} (must be finite and > 0)")
-    summary = (f"{len(bad)} of {len(values)} scale tensors zero, negative or non-finite" if bad
-               else f"{len(values)} scale tensors finite and positive")
-    return CheckResult("scales", TITLE, FAIL if bad else PASS, summary, measured=len(bad),
-                       expected=0, details=bad)
+    summary = (
+        f"{len(bad)} of {len(values)} scale tensors zero, negative or non-finite"
+        if bad
+        else f"{len(values)} scale tensors finite and positive"
+    )
+    return CheckResult(
+        "scales", TITLE, FAIL if bad else PASS, summary, measured=len(bad), expected=0, details=bad
+    )
 
 
 def check_deep(findings: list[str] | None, scanned: int) -> CheckResult:
     """``findings`` from ``deep.scan_deep`` (None when --deep was not asked for)."""
     if findings is None:
         return CheckResult("deep", DEEP_TITLE, SKIP, "not requested (pass --deep)")
-    summary = (f"{len(findings)} tensors with NaN/Inf" if findings
-               else f"{scanned} tensors scanned, all finite")
-    return CheckResult("deep", DEEP_TITLE, FAIL if findings else PASS, summary,
-                       measured=len(findings), expected=0, details=findings)
+    summary = (
+        f"{len(findings)} tensors with NaN/Inf" if findings else f"{scanned} tensors scanned, all finite"
+    )
+    return CheckResult(
+        "deep",
+        DEEP_TITLE,
+        FAIL if findings else PASS,
+        summary,
+        measured=len(findings),
+        expected=0,
+        details=findings,
+    )

@@ -18,13 +18,20 @@ def check_safety(files: list[str], pickle_files: list[str], config: dict[str, An
     warnings = []
     code = sorted(name for name in files if name.endswith(".py"))
     if config.get("auto_map") or code:
-        warnings.append("remote code: " + ", ".join(code or ["auto_map in config.json"])
-                        + " — serving needs an explicit trust_remote_code decision")
+        warnings.append(
+            "remote code: "
+            + ", ".join(code or ["auto_map in config.json"])
+            + " — serving needs an explicit trust_remote_code decision"
+        )
     private = sorted(k for k in config if k.startswith("_") and k not in BENIGN_PRIVATE_KEYS)
     if private:
         warnings.append(f"config.json has internal keys {', '.join(private)}: check where they came from")
     status = FAIL if failures else WARN if warnings else PASS
-    summary = (f"{len(failures)} blocking, {len(warnings)} warnings" if failures or warnings
-               else "no pickle files, no remote code, no internal config keys")
-    return CheckResult("safety", TITLE, status, summary, measured=len(failures), expected=0,
-                       details=failures + warnings)
+    summary = (
+        f"{len(failures)} blocking, {len(warnings)} warnings"
+        if failures or warnings
+        else "no pickle files, no remote code, no internal config keys"
+    )
+    return CheckResult(
+        "safety", TITLE, status, summary, measured=len(failures), expected=0, details=failures + warnings
+    )

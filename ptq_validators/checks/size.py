@@ -7,7 +7,9 @@ from typing import Any
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
 
 
-def size_summary(source_bytes: int, output_bytes: int, source_params: int, output_bits: int) -> dict[str, Any]:
+def size_summary(
+    source_bytes: int, output_bytes: int, source_params: int, output_bits: int
+) -> dict[str, Any]:
     """The ``size`` block of the report: bytes, ratio, and output bits per source parameter."""
     return {
         "source_bytes": source_bytes,
@@ -21,18 +23,30 @@ def size_summary(source_bytes: int, output_bytes: int, source_params: int, outpu
 def check_size(size: dict[str, Any], *, compression: bool) -> CheckResult:
     """Blocking when a compression recipe produced an export no smaller than its source."""
     ratio = size["ratio"]
-    summary = (f"{_human(size['output_bytes'])} vs {_human(size['source_bytes'])} source: "
-               f"ratio {ratio:.3f}, {size['bits_per_param']:.3f} bits/param"
-               if ratio is not None and size["bits_per_param"] is not None else "source has no weights")
+    summary = (
+        f"{_human(size['output_bytes'])} vs {_human(size['source_bytes'])} source: "
+        f"ratio {ratio:.3f}, {size['bits_per_param']:.3f} bits/param"
+        if ratio is not None and size["bits_per_param"] is not None
+        else "source has no weights"
+    )
     status = PASS
     details = []
     if compression and ratio is not None and ratio >= 1.0:
         status = FAIL
-        details.append("the export is not smaller than its source: weights were not compressed "
-                       "(fake-quant export, float copies left beside packed weights, or an "
-                       "unquantized recipe)")
-    return CheckResult("size", "Size vs source", status, summary, measured=ratio,
-                       expected="< 1.0" if compression else None, details=details)
+        details.append(
+            "the export is not smaller than its source: weights were not compressed "
+            "(fake-quant export, float copies left beside packed weights, or an "
+            "unquantized recipe)"
+        )
+    return CheckResult(
+        "size",
+        "Size vs source",
+        status,
+        summary,
+        measured=ratio,
+        expected="< 1.0" if compression else None,
+        details=details,
+    )
 
 
 def _human(count: int) -> str:

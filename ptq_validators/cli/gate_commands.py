@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, List, Optional
 
 import typer
 
@@ -65,13 +65,31 @@ def _progress(done: int, total: int, shard: str) -> None:
 def gate(
     output: str = typer.Argument(..., help="The exported (quantized) checkpoint directory."),
     source: str = typer.Option(..., "--source", help="The source checkpoint it was made from."),
-    qformat: Optional[str] = typer.Option(None, "--qformat", help="The ModelOpt --qformat used (e.g. nvfp4, fp8, nvfp4_mlp_only)."),
-    scheme: Optional[str] = typer.Option(None, "--scheme", help="The llm-compressor preset scheme used (e.g. W4A16, NVFP4, FP8_DYNAMIC)."),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="With --scheme: an ignore entry of the recipe (repeatable; exact name, class or re:pattern)."),
-    plan: Optional[str] = typer.Option(None, "--plan", help="A plan.json from `ptqv plan --out` to hold the export to."),
-    allow_quantized_vision: bool = typer.Option(False, "--allow-quantized-vision", help="Quantized vision towers/projectors warn instead of failing."),
-    deep: bool = typer.Option(False, "--deep", help="Also read block scales and sample weights for NaN/Inf (streams shard by shard)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the versioned JSON report instead of Markdown."),
+    qformat: str | None = typer.Option(
+        None, "--qformat", help="The ModelOpt --qformat used (e.g. nvfp4, fp8, nvfp4_mlp_only)."
+    ),
+    scheme: str | None = typer.Option(
+        None, "--scheme", help="The llm-compressor preset scheme used (e.g. W4A16, NVFP4, FP8_DYNAMIC)."
+    ),
+    ignore: list[str] | None = typer.Option(
+        None,
+        "--ignore",
+        help="With --scheme: an ignore entry of the recipe (repeatable; exact name, class or re:pattern).",
+    ),
+    plan: str | None = typer.Option(
+        None, "--plan", help="A plan.json from `ptqv plan --out` to hold the export to."
+    ),
+    allow_quantized_vision: bool = typer.Option(
+        False, "--allow-quantized-vision", help="Quantized vision towers/projectors warn instead of failing."
+    ),
+    deep: bool = typer.Option(
+        False,
+        "--deep",
+        help="Also read block scales and sample weights for NaN/Inf (streams shard by shard).",
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the versioned JSON report instead of Markdown."
+    ),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
@@ -79,8 +97,14 @@ def gate(
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
-    options = GateOptions(qformat=qformat, scheme=scheme, ignore=list(ignore or []), plan=plan,
-                          allow_quantized_vision=allow_quantized_vision, deep=deep)
+    options = GateOptions(
+        qformat=qformat,
+        scheme=scheme,
+        ignore=list(ignore or []),
+        plan=plan,
+        allow_quantized_vision=allow_quantized_vision,
+        deep=deep,
+    )
     with _bulk_allocation():
         report = run_gate(output, source, options, progress=_progress if sys.stderr.isatty() else None)
         document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)

@@ -47,8 +47,14 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     return data
 
 
-def _render(kind: str, spec_path: Path | None, overrides: dict[str, Any], out: Path | None,
-            session: str | None, lint: bool) -> tuple[Any, list[Any]]:
+def _render(
+    kind: str,
+    spec_path: Path | None,
+    overrides: dict[str, Any],
+    out: Path | None,
+    session: str | None,
+    lint: bool,
+) -> tuple[Any, list[Any]]:
     from ptq_validators.errors import TemplateError
     from ptq_validators.launch.lint import lint_files, shellcheck_available
     from ptq_validators.launch.render import KINDS, render_job, variant_for
@@ -66,13 +72,17 @@ def _render(kind: str, spec_path: Path | None, overrides: dict[str, Any], out: P
     findings = []
     if lint:
         if not shellcheck_available():
-            _note("shellcheck is not installed: only `bash -n` checked the scripts (apt-get install shellcheck)")
+            _note(
+                "shellcheck is not installed: only `bash -n` checked the scripts (apt-get install shellcheck)"
+            )
         findings = lint_files(job.files)
         for finding in findings:
             _note(str(finding))
         if findings:
-            raise TemplateError(f"{len(findings)} lint finding(s) in {ws.scripts}",
-                                hint="the findings are listed above; a template bug: report it with the spec")
+            raise TemplateError(
+                f"{len(findings)} lint finding(s) in {ws.scripts}",
+                hint="the findings are listed above; a template bug: report it with the spec",
+            )
     return job, findings
 
 
@@ -96,13 +106,23 @@ def render(
     extra_pip: list[str] | None = typer.Option(None, help="Requirement to pip install first; repeatable."),
     hf_cache: str | None = typer.Option(None, help="HF cache directory (HF_HOME)."),
     env: list[str] | None = typer.Option(None, help="KEY=VALUE to export (no secrets); repeatable."),
-    pass_env: list[str] | None = typer.Option(None, help="Variable passed through by name [HF_TOKEN]; repeatable."),
-    modelopt_repo: str | None = typer.Option(None, help="Model-Optimizer checkout (hf_ptq.py, tools/launcher)."),
+    pass_env: list[str] | None = typer.Option(
+        None, help="Variable passed through by name [HF_TOKEN]; repeatable."
+    ),
+    modelopt_repo: str | None = typer.Option(
+        None, help="Model-Optimizer checkout (hf_ptq.py, tools/launcher)."
+    ),
     stand_in: str | None = typer.Option(
-        None, help="Stand-in program that replaces the quantizer program (its arguments are kept), "
-        "e.g. 'python3 fake_ptq.py'; for tests and rehearsals."),
-    out: Path | None = typer.Option(None, "--out", help="Workspaces root [$PTQV_WORKSPACES or ./workspaces]."),
-    session: str | None = typer.Option(None, help="Session id [from the agent's environment, else generated]."),
+        None,
+        help="Stand-in program that replaces the quantizer program (its arguments are kept), "
+        "e.g. 'python3 fake_ptq.py'; for tests and rehearsals.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Workspaces root [$PTQV_WORKSPACES or ./workspaces]."
+    ),
+    session: str | None = typer.Option(
+        None, help="Session id [from the agent's environment, else generated]."
+    ),
     lint: bool = typer.Option(False, "--lint", help="Lint the files: bash -n, shellcheck, YAML schemas."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of one path per line."),
 ) -> None:
@@ -114,17 +134,40 @@ def render(
     Example: ptqv render slurm --spec job.yaml --partition batch --lint
     """
     overrides = _overrides(
-        model=model, qformat=qformat, recipe=recipe, scheme=scheme, calib_size=calib_size,
-        dataset=dataset, output=output, gpus=gpus, nodes=nodes, partition=partition,
-        account=account, time=time, container=container, mounts=mount, extra_pip=extra_pip,
-        hf_cache=hf_cache, env=env, env_passthrough=pass_env, modelopt_repo=modelopt_repo,
+        model=model,
+        qformat=qformat,
+        recipe=recipe,
+        scheme=scheme,
+        calib_size=calib_size,
+        dataset=dataset,
+        output=output,
+        gpus=gpus,
+        nodes=nodes,
+        partition=partition,
+        account=account,
+        time=time,
+        container=container,
+        mounts=mount,
+        extra_pip=extra_pip,
+        hf_cache=hf_cache,
+        env=env,
+        env_passthrough=pass_env,
+        modelopt_repo=modelopt_repo,
         quantizer_command=stand_in,
     )
     job, findings = _render(kind, spec, overrides, out, session, lint)
     if json_out:
-        _emit_json({"schema_version": 1, "kind": job.kind, "workspace": str(job.workspace.path),
-                    "manifest": str(job.manifest), "files": [str(f) for f in job.files],
-                    "linted": lint, "lint_findings": [str(f) for f in findings]})
+        _emit_json(
+            {
+                "schema_version": 1,
+                "kind": job.kind,
+                "workspace": str(job.workspace.path),
+                "manifest": str(job.manifest),
+                "files": [str(f) for f in job.files],
+                "linted": lint,
+                "lint_findings": [str(f) for f in findings],
+            }
+        )
     else:
         for path in job.files:
             typer.echo(str(path))
@@ -177,15 +220,26 @@ def launch(
     if not yes:
         for line in plan.commands():
             _note(f"would run: {line}")
-        raise UsageError("ptqv launch runs nothing without --yes",
-                         hint="add --yes to run it, or --dry-run to print exactly what would run")
+        raise UsageError(
+            "ptqv launch runs nothing without --yes",
+            hint="add --yes to run it, or --dry-run to print exactly what would run",
+        )
     record = execute(plan, runner)
     if json_out:
-        _emit_json({"schema_version": 1, "dry_run": False, **plan.as_json(), "status": record.status,
-                    "slurm_ids": {s.name: s.slurm_id for s in record.steps if s.slurm_id}})
+        _emit_json(
+            {
+                "schema_version": 1,
+                "dry_run": False,
+                **plan.as_json(),
+                "status": record.status,
+                "slurm_ids": {s.name: s.slurm_id for s in record.steps if s.slurm_id},
+            }
+        )
     else:
         typer.echo(record.id)
-        _note(f"follow it with: ptqv jobs status {record.id} --root {shlex.quote(str(Path(record.workspace).parents[1]))}")
+        _note(
+            f"follow it with: ptqv jobs status {record.id} --root {shlex.quote(str(Path(record.workspace).parents[1]))}"
+        )
 
 
 jobs_app = typer.Typer(help="Launched jobs: list, status, logs, cancel.", no_args_is_help=True)
@@ -199,8 +253,9 @@ def _record_json(record: Any) -> dict[str, Any]:
 
 
 @jobs_app.command("list")
-def jobs_list(root: Path | None = ROOT_OPTION,
-              json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def jobs_list(
+    root: Path | None = ROOT_OPTION, json_out: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """List the launched jobs under the root, with their current status.
 
     Example: ptqv jobs list --json
@@ -218,9 +273,11 @@ def jobs_list(root: Path | None = ROOT_OPTION,
 
 
 @jobs_app.command("status")
-def jobs_status(job_id: str = typer.Argument(..., help="Job id from `ptqv launch` or `jobs list`."),
-                root: Path | None = ROOT_OPTION,
-                json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def jobs_status(
+    job_id: str = typer.Argument(..., help="Job id from `ptqv launch` or `jobs list`."),
+    root: Path | None = ROOT_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Show a job's status and the state of each step (process or SLURM job).
 
     Example: ptqv jobs status j20260822-101500-ab12 --json
@@ -240,11 +297,13 @@ def jobs_status(job_id: str = typer.Argument(..., help="Job id from `ptqv launch
 
 
 @jobs_app.command("logs")
-def jobs_logs(job_id: str = typer.Argument(..., help="Job id."),
-              root: Path | None = ROOT_OPTION,
-              step: str | None = typer.Option(None, help="Only this step (e.g. smoke, full)."),
-              tail: int | None = typer.Option(None, help="Only the last N lines of each log."),
-              json_out: bool = typer.Option(False, "--json", help="Print JSON: each step's path and lines.")) -> None:
+def jobs_logs(
+    job_id: str = typer.Argument(..., help="Job id."),
+    root: Path | None = ROOT_OPTION,
+    step: str | None = typer.Option(None, help="Only this step (e.g. smoke, full)."),
+    tail: int | None = typer.Option(None, help="Only the last N lines of each log."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON: each step's path and lines."),
+) -> None:
     """Print a job's logs (each step's log, headed by its name on stderr).
 
     Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
@@ -256,10 +315,14 @@ def jobs_logs(job_id: str = typer.Argument(..., help="Job id."),
     for name, path in log_paths(record):
         if step and name != step:
             continue
-        lines = (path.read_text(encoding="utf-8", errors="replace").splitlines()
-                 if path.is_file() else None)
-        logs.append({"step": name, "path": str(path),
-                     "lines": None if lines is None else (lines[-tail:] if tail else lines)})
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else None
+        logs.append(
+            {
+                "step": name,
+                "path": str(path),
+                "lines": None if lines is None else (lines[-tail:] if tail else lines),
+            }
+        )
     if json_out:
         _emit_json({"schema_version": 1, "job_id": job_id, "logs": logs})
         return
@@ -273,10 +336,12 @@ def jobs_logs(job_id: str = typer.Argument(..., help="Job id."),
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str = typer.Argument(..., help="Job id."),
-                root: Path | None = ROOT_OPTION,
-                yes: bool = typer.Option(False, "--yes", help="Really cancel it."),
-                json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def jobs_cancel(
+    job_id: str = typer.Argument(..., help="Job id."),
+    root: Path | None = ROOT_OPTION,
+    yes: bool = typer.Option(False, "--yes", help="Really cancel it."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Cancel a running job: scancel its SLURM jobs, or SIGTERM its process group.
 
     Example: ptqv jobs cancel j20260822-101500-ab12 --yes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -59,18 +59,19 @@ _ENV_EPILOG = (
 
 
 def env_command(
-    gpu: Optional[str] = typer.Option(
-        None, "--gpu", help="Calibration GPU to assume instead of the local one (e.g. H100)."),
-    deploy_gpu: Optional[str] = typer.Option(
-        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."),
+    gpu: str | None = typer.Option(
+        None, "--gpu", help="Calibration GPU to assume instead of the local one (e.g. H100)."
+    ),
+    deploy_gpu: str | None = typer.Option(
+        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Detect GPUs, SLURM, containers, the ModelOpt checkout and package versions; say where
     to run and which format to choose."""
     from ptq_validators.preflight.env import detect_env
 
-    report = detect_env(gpu=_gpu_option(gpu, "--gpu"),
-                        deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    report = detect_env(gpu=_gpu_option(gpu, "--gpu"), deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
     _emit(report, as_json, _render_env)
 
 
@@ -85,29 +86,45 @@ def _render_env(report: dict[str, Any]) -> str:
         lines.append(f"GPUs: none ({report['gpu_note']})")
     slurm = report["slurm"]
     if slurm["available"]:
-        parts = ", ".join(f"{p['name']}{'*' if p['default'] else ''} ({p['nodes']} nodes, "
-                          f"{'/'.join(p['gpu_gres']) or 'no GPU GRES'})"
-                          for p in slurm["partitions"])
+        parts = ", ".join(
+            f"{p['name']}{'*' if p['default'] else ''} ({p['nodes']} nodes, "
+            f"{'/'.join(p['gpu_gres']) or 'no GPU GRES'})"
+            for p in slurm["partitions"]
+        )
         lines.append(f"SLURM: yes; partitions: {parts or 'none listed'}; pyxis: {slurm['pyxis']}")
     else:
         lines.append("SLURM: no (sbatch not on PATH)")
     docker = report["docker"]
-    state = "no" if not docker["path"] else (
-        "daemon up" if docker["daemon"] else "client only, daemon unreachable")
+    state = (
+        "no"
+        if not docker["path"]
+        else ("daemon up" if docker["daemon"] else "client only, daemon unreachable")
+    )
     runtime = ", NVIDIA runtime" if docker["gpu_runtime"] else ""
     lines.append(f"Docker: {state}{runtime}; enroot: {'yes' if report['enroot'] else 'no'}")
     checkout = report["modelopt_checkout"]
-    lines.append(f"ModelOpt checkout: {checkout['path'] or 'none found (set MODELOPT_DIR)'}"
-                 + (f"; launcher: {checkout['launcher']}" if checkout["launcher"] else ""))
-    lines.append("packages: " + ", ".join(f"{name} {version or '-'}"
-                                          for name, version in report["packages"].items()))
-    lines.append(f"PIP_CONSTRAINT: {report['pip_constraint'] or 'unset'}; HF_TOKEN: "
-                 f"{'set' if report['hf_token_set'] else 'unset'}; free disk: "
-                 f"{report['disk']['free_gib']} GiB in {report['disk']['path']}")
+    lines.append(
+        f"ModelOpt checkout: {checkout['path'] or 'none found (set MODELOPT_DIR)'}"
+        + (f"; launcher: {checkout['launcher']}" if checkout["launcher"] else "")
+    )
+    lines.append(
+        "packages: " + ", ".join(f"{name} {version or '-'}" for name, version in report["packages"].items())
+    )
+    lines.append(
+        f"PIP_CONSTRAINT: {report['pip_constraint'] or 'unset'}; HF_TOKEN: "
+        f"{'set' if report['hf_token_set'] else 'unset'}; free disk: "
+        f"{report['disk']['free_gib']} GiB in {report['disk']['path']}"
+    )
     configs = report["cluster_configs"]
-    lines.append("clusters.yaml: " + ("; ".join(
-        f"{c['path']} ({', '.join(x['name'] for x in c['clusters']) or c['error']})"
-        for c in configs) or "none found"))
+    lines.append(
+        "clusters.yaml: "
+        + (
+            "; ".join(
+                f"{c['path']} ({', '.join(x['name'] for x in c['clusters']) or c['error']})" for c in configs
+            )
+            or "none found"
+        )
+    )
     lines.append(f"run: {report['run_mode']['mode']} - {report['run_mode']['reason']}")
     lines += _render_recommendation(report["recommendation"])
     findings = report["findings"] + report["recommendation"]["findings"]
@@ -128,10 +145,12 @@ _INSPECT_EPILOG = (
 
 def inspect_command(
     model: Path = typer.Argument(..., help="Local Hugging Face model directory."),
-    gpu: Optional[str] = typer.Option(
-        None, "--gpu", help="Calibration GPU for sizing (default: the local one, else H100)."),
-    deploy_gpu: Optional[str] = typer.Option(
-        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."),
+    gpu: str | None = typer.Option(
+        None, "--gpu", help="Calibration GPU for sizing (default: the local one, else H100)."
+    ),
+    deploy_gpu: str | None = typer.Option(
+        None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source
@@ -161,18 +180,21 @@ def _render_inspect(report: dict[str, Any]) -> str:
     if cfg["moe"]:
         lines.append(f"MoE: {cfg['moe']['experts']} experts, top-{cfg['moe']['top_k']}")
     if cfg["vision"]:
-        lines.append(f"vision tower: {cfg['vision']['model_type'] or '?'}, "
-                     f"{cfg['vision']['layers']} layers")
+        lines.append(f"vision tower: {cfg['vision']['model_type'] or '?'}, {cfg['vision']['layers']} layers")
     weights = report["weights"]
     if weights:
-        lines.append(f"weights: {weights['params'] / 1e9:.2f} B parameters, "
-                     f"{weights['bytes'] / 2**30:.1f} GiB in {len(weights['files'])} file(s)")
+        lines.append(
+            f"weights: {weights['params'] / 1e9:.2f} B parameters, "
+            f"{weights['bytes'] / 2**30:.1f} GiB in {len(weights['files'])} file(s)"
+        )
     sizing = report["sizing"]
     if sizing:
         assumed = " (assumed; pass --gpu)" if sizing.get("assumed_gpu") else ""
-        lines.append(f"calibration: {sizing['gpus']} x {sizing['gpu']}{assumed} over "
-                     f"{sizing['nodes']} node(s), needs ~{sizing['need_gib']} GiB"
-                     + ("; multi-node FSDP2" if sizing["multi_node_fsdp2"] else ""))
+        lines.append(
+            f"calibration: {sizing['gpus']} x {sizing['gpu']}{assumed} over "
+            f"{sizing['nodes']} node(s), needs ~{sizing['need_gib']} GiB"
+            + ("; multi-node FSDP2" if sizing["multi_node_fsdp2"] else "")
+        )
     verified = report["verified"]
     listed = f"{verified['family']} {verified['formats']}" if verified else "not listed"
     lines.append(f"ModelOpt list: {listed}")
@@ -199,18 +221,23 @@ _PLAN_EPILOG = (
 
 def plan_command(
     model: Path = typer.Argument(..., help="Local Hugging Face model directory."),
-    qformat: Optional[str] = typer.Option(None, "--qformat", help="ModelOpt --qformat preset."),
-    recipe: Optional[Path] = typer.Option(
-        None, "--recipe", help="ModelOpt PTQ recipe YAML or llm-compressor recipe YAML."),
-    scheme: Optional[str] = typer.Option(None, "--scheme", help="llm-compressor preset scheme."),
+    qformat: str | None = typer.Option(None, "--qformat", help="ModelOpt --qformat preset."),
+    recipe: Path | None = typer.Option(
+        None, "--recipe", help="ModelOpt PTQ recipe YAML or llm-compressor recipe YAML."
+    ),
+    scheme: str | None = typer.Option(None, "--scheme", help="llm-compressor preset scheme."),
     ignore: list[str] = typer.Option(
-        [], "--ignore", help="llm-compressor ignore entry (repeatable; exact name, re:, class)."),
-    deploy_gpu: Optional[str] = typer.Option(
-        None, "--deploy-gpu", help="Block formats this serving GPU cannot run natively."),
+        [], "--ignore", help="llm-compressor ignore entry (repeatable; exact name, re:, class)."
+    ),
+    deploy_gpu: str | None = typer.Option(
+        None, "--deploy-gpu", help="Block formats this serving GPU cannot run natively."
+    ),
     trust_remote_code: bool = typer.Option(
-        False, "--trust-remote-code", help="Build the model with its own code (runs it)."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="Write the plan (layer table) here for `ptqv gate --plan`."),
+        False, "--trust-remote-code", help="Build the model with its own code (runs it)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the plan (layer table) here for `ptqv gate --plan`."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Apply a recipe to the model's real module names (built on the meta device, no weights)
@@ -221,27 +248,36 @@ def plan_command(
     from ptq_validators.recipes.recipe_files import load_recipe_file
 
     if sum(x is not None for x in (qformat, recipe, scheme)) != 1:
-        raise UsageError("give exactly one of --qformat, --recipe, --scheme",
-                         hint="e.g. ptqv plan MODEL --qformat nvfp4_mlp_only")
+        raise UsageError(
+            "give exactly one of --qformat, --recipe, --scheme",
+            hint="e.g. ptqv plan MODEL --qformat nvfp4_mlp_only",
+        )
     if ignore and scheme is None:
-        raise UsageError("--ignore applies to --scheme only",
-                         hint="put exclusions in the recipe file, or use --scheme")
+        raise UsageError(
+            "--ignore applies to --scheme only", hint="put exclusions in the recipe file, or use --scheme"
+        )
     if qformat:
         chosen, spec = modelopt_qformat(qformat), {"qformat": qformat, "ignore": []}
     elif scheme:
         chosen, spec = llmc_scheme(scheme, ignore=ignore), {"scheme": scheme, "ignore": ignore}
     else:
         chosen, spec = load_recipe_file(recipe), {"recipe": str(recipe), "ignore": []}
-    plan = plan_model(model, chosen, spec, trust_remote_code=trust_remote_code,
-                      deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
+    plan = plan_model(
+        model,
+        chosen,
+        spec,
+        trust_remote_code=trust_remote_code,
+        deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"),
+    )
     if out is not None:
         try:
             out.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             from ptq_validators.errors import InputError
 
-            raise InputError(f"{out}: cannot write the plan ({exc.strerror})",
-                             hint="pass a writable --out path") from None
+            raise InputError(
+                f"{out}: cannot write the plan ({exc.strerror})", hint="pass a writable --out path"
+            ) from None
     _emit(plan, as_json, _render_plan)
     if plan["verdict"] == "fail":
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -249,11 +285,12 @@ def plan_command(
 
 def _render_plan(plan: dict[str, Any]) -> str:
     inv = plan["inventory"]
-    lines = [f"model: {plan['model']} ({inv['layers']} linear layers from the {inv['source']})",
-             f"recipe: {json.dumps(plan['recipe'])}",
-             f"{'group':<12}{'total':>8}{'matched':>9}  precision"]
-    lines += [f"{g['group']:<12}{g['total']:>8}{g['matched']:>9}  {g['precision']}"
-              for g in plan["groups"]]
+    lines = [
+        f"model: {plan['model']} ({inv['layers']} linear layers from the {inv['source']})",
+        f"recipe: {json.dumps(plan['recipe'])}",
+        f"{'group':<12}{'total':>8}{'matched':>9}  precision",
+    ]
+    lines += [f"{g['group']:<12}{g['total']:>8}{g['matched']:>9}  {g['precision']}" for g in plan["groups"]]
     if plan["warnings"]:
         lines.append("warnings:")
         lines += _render_findings(plan["warnings"])

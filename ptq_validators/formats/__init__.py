@@ -24,13 +24,25 @@ from ptq_validators.formats.base import Declaration, Hints, Module, Stored
 from ptq_validators.precision import Precision
 
 # GPTQ before AWQ: both anchor on ``qweight``; ``g_idx`` is what only GPTQ has.
-RECOGNIZERS = (compressed_tensors.recognize, modelopt.recognize, gptq.recognize, awq.recognize,
-               gpt_oss.recognize, scaled.recognize, dense.recognize)
+RECOGNIZERS = (
+    compressed_tensors.recognize,
+    modelopt.recognize,
+    gptq.recognize,
+    awq.recognize,
+    gpt_oss.recognize,
+    scaled.recognize,
+    dense.recognize,
+)
 # ModelOpt first: its hf_quant_config.json wins over any config.json block. The others each
 # claim only their own quant_method.
-DECLARATION_READERS = (modelopt.read_declaration, compressed_tensors.read_declaration,
-                       gptq.read_declaration, awq.read_declaration, hf_fp8.read_declaration,
-                       gpt_oss.read_declaration)
+DECLARATION_READERS = (
+    modelopt.read_declaration,
+    compressed_tensors.read_declaration,
+    gptq.read_declaration,
+    awq.read_declaration,
+    hf_fp8.read_declaration,
+    gpt_oss.read_declaration,
+)
 
 
 def recognize(module: Module, hints: Hints) -> Stored:
@@ -42,8 +54,11 @@ def recognize(module: Module, hints: Hints) -> Stored:
     anchor = module.anchor
     shape = anchor.shape if anchor is not None else ()
     dtype = anchor.dtype if anchor is not None else "?"
-    return Stored(Precision.UNKNOWN, shape, problems=[f"no adapter recognises a {dtype} weight "
-                                                     f"with {sorted(module.tensors)}"])
+    return Stored(
+        Precision.UNKNOWN,
+        shape,
+        problems=[f"no adapter recognises a {dtype} weight with {sorted(module.tensors)}"],
+    )
 
 
 def read_declaration(documents: dict[str, Any]) -> Declaration:

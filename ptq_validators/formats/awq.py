@@ -45,18 +45,27 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
     scales, qzeros = module.get("scales"), module.get("qzeros")
     if scales is None or len(scales.shape) != 2 or scales.shape[1] != out_dim or scales.shape[0] == 0:
         found = list(scales.shape) if scales is not None else None
-        return Stored(Precision.UNKNOWN, qweight.shape, problems=[
-            f"qweight {list(qweight.shape)} with scales {found} is not AutoAWQ's GEMM layout "
-            f"(scales [in/g, {out_dim}]); GEMV and Marlin layouts are not supported"])
+        return Stored(
+            Precision.UNKNOWN,
+            qweight.shape,
+            problems=[
+                f"qweight {list(qweight.shape)} with scales {found} is not AutoAWQ's GEMM layout "
+                f"(scales [in/g, {out_dim}]); GEMV and Marlin layouts are not supported"
+            ],
+        )
     problems = []
     if hints.source_shape is not None and hints.source_shape != shape:
-        problems.append(f"qweight {list(qweight.shape)} unpacks to {list(shape)} at {bits} bits, "
-                        f"the source layer is {list(hints.source_shape)}")
+        problems.append(
+            f"qweight {list(qweight.shape)} unpacks to {list(shape)} at {bits} bits, "
+            f"the source layer is {list(hints.source_shape)}"
+        )
     groups = scales.shape[0]
     declared = hints.declared_group_size
     if declared and ceil_div(in_dim, declared) != groups:
-        problems.append(f"scales has {groups} rows; group_size {declared} over in={in_dim} "
-                        f"needs {ceil_div(in_dim, declared)}")
+        problems.append(
+            f"scales has {groups} rows; group_size {declared} over in={in_dim} "
+            f"needs {ceil_div(in_dim, declared)}"
+        )
     group = declared if declared and ceil_div(in_dim, declared) == groups else ceil_div(in_dim, groups)
     if qzeros is not None and qzeros.shape != (groups, words):
         problems.append(f"qzeros {list(qzeros.shape)} is not [{groups}, {words}] like scales and qweight")
@@ -94,8 +103,9 @@ class AwqDeclaration(Declaration):
             return Declared(None, None, f"AutoAWQ does not quantize {group.value}")
         precision = int_precision(self.bits) if isinstance(self.bits, int) else Precision.UNKNOWN
         group_size = self.group_size if isinstance(self.group_size, int) and self.group_size > 0 else None
-        return Declared(precision, group_size, f"bits {self.bits}, group_size {self.group_size}",
-                        REQUIRED_ROLES)
+        return Declared(
+            precision, group_size, f"bits {self.bits}, group_size {self.group_size}", REQUIRED_ROLES
+        )
 
     def declared_bits(self, module_name: str) -> int | None:
         return self.bits if isinstance(self.bits, int) else None

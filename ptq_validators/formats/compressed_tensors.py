@@ -66,16 +66,19 @@ def _packed_int(packed_shape: tuple[int, ...], scale: Any, hints: Hints) -> Stor
     elif bits:
         in_dim = 32 * words // bits
     else:
-        return Stored(Precision.UNKNOWN, packed_shape,
-                      problems=["packed INT weight with no declared bit width"])
+        return Stored(
+            Precision.UNKNOWN, packed_shape, problems=["packed INT weight with no declared bit width"]
+        )
     shape = (*packed_shape[:-1], in_dim)
     if not bits:
         return Stored(Precision.UNKNOWN, shape, problems=["packed INT weight with no declared bit width"])
     problems = []
     legacy_words = ceil_div(in_dim, 32 // bits) if bits <= 32 else -1
     if words not in (ceil_div(in_dim * bits, 32), legacy_words):
-        problems.append(f"weight_packed has {words} words per row; {bits}-bit x {in_dim} needs "
-                        f"{ceil_div(in_dim * bits, 32)}")
+        problems.append(
+            f"weight_packed has {words} words per row; {bits}-bit x {in_dim} needs "
+            f"{ceil_div(in_dim * bits, 32)}"
+        )
     group = None
     if scale is not None and scale.shape[-1] > 1:
         group = hints.declared_group_size or (in_dim // scale.shape[-1])
@@ -164,8 +167,11 @@ class CompressedTensorsDeclaration(Declaration):
             return Declared(None, None, f"{name} quantizes no weights")
         precision, group = weight_precision(args)
         if self.status not in (None, "compressed") or self.format in ("dense", "fakequant"):
-            return Declared(Precision.FAKE_QUANT, None,
-                            f"{name} target {target!r}, status {self.status!r}, format {self.format!r}")
+            return Declared(
+                Precision.FAKE_QUANT,
+                None,
+                f"{name} target {target!r}, status {self.status!r}, format {self.format!r}",
+            )
         return Declared(precision, group, f"{name} target {target!r}")
 
     def declared_bits(self, module_name: str) -> int | None:

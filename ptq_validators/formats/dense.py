@@ -17,8 +17,11 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
     if weight is None or weight.dtype not in FLOAT_DTYPE_PRECISION:
         return None
     if any(role in module.tensors for role in _QUANT_PARAMS):
-        return Stored(Precision.FAKE_QUANT, weight.shape,
-                      note=f"{weight.dtype} weight stored beside quantization scales")
+        return Stored(
+            Precision.FAKE_QUANT,
+            weight.shape,
+            note=f"{weight.dtype} weight stored beside quantization scales",
+        )
     return Stored(FLOAT_DTYPE_PRECISION[weight.dtype], weight.shape)
 
 
@@ -29,8 +32,10 @@ class DenseDeclaration(Declaration):
 
     def __init__(self, quant_method: str | None = None) -> None:
         self.quant_method = quant_method
-        self.summary = {"family": FAMILY if quant_method is None else f"unsupported:{quant_method}",
-                        "origin": None}
+        self.summary = {
+            "family": FAMILY if quant_method is None else f"unsupported:{quant_method}",
+            "origin": None,
+        }
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         return Declared(None, None, "no quantization metadata")

@@ -37,20 +37,28 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
         return None
     shape = blocks.shape
     if blocks.dtype != "U8" or len(shape) < 3 or shape[-1] != _BYTES_PER_GROUP:
-        return Stored(Precision.UNKNOWN, shape, problems=[
-            f"blocks {blocks.dtype} {list(shape)} is not MXFP4 [..., out, G, {_BYTES_PER_GROUP}] bytes"])
+        return Stored(
+            Precision.UNKNOWN,
+            shape,
+            problems=[
+                f"blocks {blocks.dtype} {list(shape)} is not MXFP4 [..., out, G, {_BYTES_PER_GROUP}] bytes"
+            ],
+        )
     original = (*shape[:-2], shape[-2] * GROUP)
     problems = []
     scales = module.get("scales")
     if scales is None:
         problems.append("blocks without scales")
     elif scales.shape != shape[:-1] or scales.dtype not in E8M0_DTYPES:
-        problems.append(f"scales {scales.dtype} {list(scales.shape)} is not one E8M0 exponent per "
-                        f"32 values: {list(shape[:-1])}")
+        problems.append(
+            f"scales {scales.dtype} {list(scales.shape)} is not one E8M0 exponent per "
+            f"32 values: {list(shape[:-1])}"
+        )
     if hints.source_shape is not None and _elements(hints.source_shape) != _elements(original):
         # The source keeps the BMM layout [E, in, out]: compare element counts, not order.
-        problems.append(f"blocks unpack to {list(original)}, the source parameter is "
-                        f"{list(hints.source_shape)}")
+        problems.append(
+            f"blocks unpack to {list(original)}, the source parameter is {list(hints.source_shape)}"
+        )
     return Stored(Precision.MXFP4, original, GROUP, problems, note="GPT-OSS MXFP4 experts")
 
 

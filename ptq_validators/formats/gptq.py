@@ -51,28 +51,34 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
         return Stored(Precision.UNKNOWN, shape, problems=["g_idx is empty"])
     problems = []
     if hints.source_shape is not None and hints.source_shape != shape:
-        problems.append(f"qweight {list(qweight.shape)} with g_idx [{in_dim}] unpacks to "
-                        f"{list(shape)}, the source layer is {list(hints.source_shape)}")
+        problems.append(
+            f"qweight {list(qweight.shape)} with g_idx [{in_dim}] unpacks to "
+            f"{list(shape)}, the source layer is {list(hints.source_shape)}"
+        )
     # The codes' width is in the shapes whenever 32·rows/in is whole (in is a multiple of 32 in
     # every real model); the declared width only fills in when it is not.
     shape_bits = 32 * rows // in_dim if 32 * rows % in_dim == 0 else None
     declared = hints.declared_bits
     bits = shape_bits or declared
     if bits is None:
-        return Stored(Precision.UNKNOWN, shape, problems=[
-            *problems, f"qweight has {rows} rows for in={in_dim}: not a whole bit width"])
+        return Stored(
+            Precision.UNKNOWN,
+            shape,
+            problems=[*problems, f"qweight has {rows} rows for in={in_dim}: not a whole bit width"],
+        )
     if declared and declared != bits:
-        problems.append(f"qweight has {rows} rows for in={in_dim}: {bits}-bit codes, declared "
-                        f"{declared}-bit")
+        problems.append(f"qweight has {rows} rows for in={in_dim}: {bits}-bit codes, declared {declared}-bit")
     elif rows != ceil_div(in_dim * bits, 32):
-        problems.append(f"qweight has {rows} rows; {bits}-bit x in={in_dim} needs "
-                        f"{ceil_div(in_dim * bits, 32)}")
+        problems.append(
+            f"qweight has {rows} rows; {bits}-bit x in={in_dim} needs {ceil_div(in_dim * bits, 32)}"
+        )
     group = _group(module, in_dim, out_dim, bits, hints.declared_group_size, problems)
     return Stored(int_precision(bits), shape, group, problems, note=f"GPTQ {bits}-bit, packed along in")
 
 
-def _group(module: Module, in_dim: int, out_dim: int, bits: int, declared: int | None,
-           problems: list[str]) -> int | None:
+def _group(
+    module: Module, in_dim: int, out_dim: int, bits: int, declared: int | None, problems: list[str]
+) -> int | None:
     """The group size the ``scales`` rows show (None: one group over all of ``in``), with
     ``scales`` and ``qzeros`` checked against it and against the declared ``group_size``."""
     scales, qzeros = module.get("scales"), module.get("qzeros")
@@ -82,13 +88,14 @@ def _group(module: Module, in_dim: int, out_dim: int, bits: int, declared: int |
     groups = scales.shape[0]
     expected = ceil_div(in_dim, declared) if declared and declared > 0 else 1
     if declared is not None and groups != expected:
-        problems.append(f"scales has {groups} rows; group_size {declared} over in={in_dim} "
-                        f"needs {expected}")
+        problems.append(f"scales has {groups} rows; group_size {declared} over in={in_dim} needs {expected}")
     if scales.shape[1] != out_dim:
         problems.append(f"scales {list(scales.shape)} does not have out={out_dim} columns")
     if qzeros is not None and qzeros.shape != (groups, ceil_div(out_dim * bits, 32)):
-        problems.append(f"qzeros {list(qzeros.shape)} is not [{groups}, "
-                        f"{ceil_div(out_dim * bits, 32)}] for {bits}-bit out={out_dim}")
+        problems.append(
+            f"qzeros {list(qzeros.shape)} is not [{groups}, "
+            f"{ceil_div(out_dim * bits, 32)}] for {bits}-bit out={out_dim}"
+        )
     # One row cannot tell g=in from g=128 with in=128: the declared size decides when it fits.
     if declared and declared > 0 and groups == expected:
         return declared
@@ -111,7 +118,7 @@ class GptqDeclaration(Declaration):
         self.checkpoint_format = block.get("checkpoint_format", block.get("format"))
         dynamic = block.get("dynamic") or {}
         self.dynamic: list[tuple[str, re.Pattern[str], dict[str, Any]]] = []
-        for key, overrides in (dynamic.items() if isinstance(dynamic, dict) else ()):
+        for key, overrides in dynamic.items() if isinstance(dynamic, dict) else ():
             self.dynamic.append((key, _compile(key), overrides if isinstance(overrides, dict) else {}))
         self.summary = {
             "family": FAMILY,
@@ -149,8 +156,12 @@ class GptqDeclaration(Declaration):
         precision = int_precision(bits) if isinstance(bits, int) else Precision.UNKNOWN
         rule = f"dynamic {override[0]!r}" if override is not None else f"bits {bits}"
         # group_size -1 (one group over all of ``in``) is kept: recognition expects one row.
-        return Declared(precision, group_size if isinstance(group_size, int) else None,
-                        f"{rule}, group_size {group_size}", REQUIRED_ROLES)
+        return Declared(
+            precision,
+            group_size if isinstance(group_size, int) else None,
+            f"{rule}, group_size {group_size}",
+            REQUIRED_ROLES,
+        )
 
     def declared_bits(self, module_name: str) -> int | None:
         override = self._override(module_name)
@@ -186,6 +197,7 @@ def read_declaration(documents: dict[str, Any]) -> GptqDeclaration | None:
         declaration = GptqDeclaration(quant_config, "config.json quantization_config")
         if own is not None:
             declaration.summary["differs_from_quantize_config"] = [
-                key for key in _LOADED_KEYS if quant_config.get(key) != own.get(key)]
+                key for key in _LOADED_KEYS if quant_config.get(key) != own.get(key)
+            ]
         return declaration
     return GptqDeclaration(own, "quantize_config.json") if own is not None else None

@@ -66,13 +66,15 @@ class HfFp8Declaration(Declaration):
         self.matcher = ModuleMatcher([p for p in excludes or [] if isinstance(p, str)])
         self.modules_to_convert = [p for p in block.get("modules_to_convert") or [] if isinstance(p, str)]
         block_size = block.get("weight_block_size")
-        self.weight_block_size = (list(block_size) if isinstance(block_size, (list, tuple))
-                                  and len(block_size) == 2 else None)
+        self.weight_block_size = (
+            list(block_size) if isinstance(block_size, (list, tuple)) and len(block_size) == 2 else None
+        )
         self.activation_scheme = block.get("activation_scheme", "dynamic")
         self.scale_fmt = block.get("scale_fmt", "float")
         # FP8Linear stores a static input scale as ``activation_scale``.
-        self.required_roles = frozenset({"weight_scale_inv"} | (
-            {"activation_scale"} if self.activation_scheme == "static" else set()))
+        self.required_roles = frozenset(
+            {"weight_scale_inv"} | ({"activation_scale"} if self.activation_scheme == "static" else set())
+        )
         self.summary = {
             "family": FAMILY,
             "origin": "config.json quantization_config",
@@ -97,11 +99,13 @@ class HfFp8Declaration(Declaration):
         if self.default_skips and group is LayerGroup.LM_HEAD:
             return Declared(None, None, "modules_to_not_convert null: the output embedding is kept")
         if self.weight_block_size is None:
-            return Declared(Precision.FP8, None, "weight_block_size null: per-tensor FP8",
-                            self.required_roles)
+            return Declared(
+                Precision.FP8, None, "weight_block_size null: per-tensor FP8", self.required_roles
+            )
         b0, b1 = self.weight_block_size
-        return Declared(Precision.FP8_BLOCK, b1, f"weight_block_size [{b0}, {b1}]", self.required_roles,
-                        block=(b0, b1))
+        return Declared(
+            Precision.FP8_BLOCK, b1, f"weight_block_size [{b0}, {b1}]", self.required_roles, block=(b0, b1)
+        )
 
     def exclusion_patterns(self) -> list[str]:
         return list(self.matcher.entries)

@@ -172,8 +172,12 @@ class ModelOptDeclaration(Declaration):
             if not isinstance(entry, dict):
                 return _ABSENT
             spec = algo_spec(entry.get("quant_algo", ""))
-            return Declared(spec.precision, entry.get("group_size", spec.group_size),
-                            f"quantized_layers {entry.get('quant_algo')}", spec.roles)
+            return Declared(
+                spec.precision,
+                entry.get("group_size", spec.group_size),
+                f"quantized_layers {entry.get('quant_algo')}",
+                spec.roles,
+            )
         return self._single
 
     @property
@@ -184,8 +188,12 @@ class ModelOptDeclaration(Declaration):
                 self._single_declared = Declared(None, None, "quant_algo is null")
             else:
                 spec = algo_spec(self.quant_algo)
-                self._single_declared = Declared(spec.precision, self.group_size or spec.group_size,
-                                                 f"quant_algo {self.quant_algo}", spec.roles)
+                self._single_declared = Declared(
+                    spec.precision,
+                    self.group_size or spec.group_size,
+                    f"quant_algo {self.quant_algo}",
+                    spec.roles,
+                )
         return self._single_declared
 
 

@@ -74,8 +74,9 @@ def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: tuple
     if len(grid) >= 4 and grid[-1] == 1 and grid[-3] == 1:
         grid = (*grid[:-4], grid[-4], grid[-2])
     if len(grid) < 2 or grid[-2] == 0 or grid[-1] == 0:
-        return Stored(Precision.FP8_BLOCK, shape,
-                      problems=[f"{role} shape {list(scale.shape)} is not a block grid"])
+        return Stored(
+            Precision.FP8_BLOCK, shape, problems=[f"{role} shape {list(scale.shape)} is not a block grid"]
+        )
     if declared and ceil_div(out_dim, declared[0]) == grid[-2] and ceil_div(in_dim, declared[1]) == grid[-1]:
         block_out, block_in = declared
     else:
@@ -84,8 +85,9 @@ def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: tuple
     if block_out is None or block_in is None:
         problems.append(f"{role} grid {list(scale.shape)} does not tile weight {list(shape)}")
     block = (block_out, block_in) if block_out and block_in else None
-    return Stored(Precision.FP8_BLOCK, shape, block_in, problems,
-                  note=f"block {block_out}x{block_in}", block=block)
+    return Stored(
+        Precision.FP8_BLOCK, shape, block_in, problems, note=f"block {block_out}x{block_in}", block=block
+    )
 
 
 def _block_size(dim: int, cells: int) -> int | None:

@@ -23,10 +23,28 @@ MAX_HEADER_SIZE = 100_000_000  # the reference reader's MAX_HEADER_SIZE
 
 # Bits per element of every dtype code the reference reader knows (safetensors 0.8).
 DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
-    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-    "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
-    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "I64": 64,
+    "U64": 64,
+    "F64": 64,
+    "C64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
 }
 FLOAT_DTYPES = frozenset({"BF16", "F16", "F32", "F64"})
 _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
@@ -78,8 +96,7 @@ class SafetensorsHeader:
 
 
 def _fail(display: str, reason: str, detail: str) -> InputError:
-    return InputError(f"{display}: invalid safetensors header ({reason}): {detail}",
-                      hint=_CORRUPT_HINT)
+    return InputError(f"{display}: invalid safetensors header ({reason}): {detail}", hint=_CORRUPT_HINT)
 
 
 def read_header(source: ByteSource, name: str) -> SafetensorsHeader:
@@ -92,8 +109,11 @@ def read_header(source: ByteSource, name: str) -> SafetensorsHeader:
     if length > MAX_HEADER_SIZE:
         raise _fail(display, "HeaderTooLarge", f"header length {length} exceeds {MAX_HEADER_SIZE}")
     if 8 + length > file_size:
-        raise _fail(display, "InvalidHeaderLength",
-                    f"header length {length} runs past the end of the {file_size}-byte file")
+        raise _fail(
+            display,
+            "InvalidHeaderLength",
+            f"header length {length} runs past the end of the {file_size}-byte file",
+        )
     return parse_header(source.read_range(name, 8, length), file_size, display)
 
 
@@ -137,7 +157,12 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
     # this runs once per tensor, ~200k times for a 671B export.
     if type(entry) is not list or (entry and type(entry[0]) is not tuple):
         raise _fail(display, "InvalidTensorInfo", f"tensor {name!r}: entry is not an object")
-    if len(entry) == 3 and entry[0][0] == "dtype" and entry[1][0] == "shape" and entry[2][0] == "data_offsets":
+    if (
+        len(entry) == 3
+        and entry[0][0] == "dtype"
+        and entry[1][0] == "shape"
+        and entry[2][0] == "data_offsets"
+    ):
         # The order every writer uses: unpack without building a dict.
         dtype, shape, offsets = entry[0][1], entry[1][1], entry[2][1]
     else:
@@ -147,14 +172,26 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
         raise _fail(display, "UnknownDtype", f"tensor {name!r}: dtype {dtype!r} is not a safetensors dtype")
     numel = 1
     if type(shape) is not list:
-        raise _fail(display, "InvalidShape", f"tensor {name!r}: shape must be a list of non-negative integers")
+        raise _fail(
+            display, "InvalidShape", f"tensor {name!r}: shape must be a list of non-negative integers"
+        )
     for dim in shape:
         if type(dim) is not int or dim < 0:
-            raise _fail(display, "InvalidShape", f"tensor {name!r}: shape must be a list of non-negative integers")
+            raise _fail(
+                display, "InvalidShape", f"tensor {name!r}: shape must be a list of non-negative integers"
+            )
         numel *= dim
-    if not (type(offsets) is list and len(offsets) == 2 and type(offsets[0]) is int
-            and type(offsets[1]) is int and offsets[0] >= 0 and offsets[1] >= 0):
-        raise _fail(display, "InvalidOffset", f"tensor {name!r}: data_offsets must be two non-negative integers")
+    if not (
+        type(offsets) is list
+        and len(offsets) == 2
+        and type(offsets[0]) is int
+        and type(offsets[1]) is int
+        and offsets[0] >= 0
+        and offsets[1] >= 0
+    ):
+        raise _fail(
+            display, "InvalidOffset", f"tensor {name!r}: data_offsets must be two non-negative integers"
+        )
     begin, end = offsets
     if end < begin:
         raise _fail(display, "InvalidOffset", f"tensor {name!r}: data_offsets end {end} < begin {begin}")
@@ -162,16 +199,23 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
     if bits.bit_length() > 126:
         raise _fail(display, "ValidationOverflow", f"tensor {name!r}: shape {shape} overflows")
     if bits % 8:
-        raise _fail(display, "MisalignedSlice",
-                    f"tensor {name!r}: {numel} elements of {dtype} do not end on a byte boundary")
+        raise _fail(
+            display,
+            "MisalignedSlice",
+            f"tensor {name!r}: {numel} elements of {dtype} do not end on a byte boundary",
+        )
     if end - begin != bits // 8:
-        raise _fail(display, "TensorInvalidInfo",
-                    f"tensor {name!r}: spans {end - begin} bytes but {dtype} {list(shape)} needs {bits // 8}")
+        raise _fail(
+            display,
+            "TensorInvalidInfo",
+            f"tensor {name!r}: spans {end - begin} bytes but {dtype} {list(shape)} needs {bits // 8}",
+        )
     return TensorInfo(name, dtype, tuple(shape), begin, end)
 
 
-def _unusual_entry(name: str, pairs: list[tuple[str, Any]], display: str,
-                   warnings: list[str]) -> tuple[Any, Any, Any]:
+def _unusual_entry(
+    name: str, pairs: list[tuple[str, Any]], display: str, warnings: list[str]
+) -> tuple[Any, Any, Any]:
     """Fields of an entry written in another order, with extra fields, or with some missing."""
     entry = _as_object(pairs, display)
     missing = _TENSOR_FIELDS - entry.keys()
@@ -189,12 +233,18 @@ def _check_layout(tensors: dict[str, TensorInfo], buffer_size: int, display: str
     for info in sorted(tensors.values(), key=_BY_OFFSETS):
         if info.begin != expected:
             what = "overlaps the previous tensor" if info.begin < expected else "leaves a hole"
-            raise _fail(display, "InvalidOffset",
-                        f"tensor {info.name!r} begins at {info.begin}, expected {expected} ({what})")
+            raise _fail(
+                display,
+                "InvalidOffset",
+                f"tensor {info.name!r} begins at {info.begin}, expected {expected} ({what})",
+            )
         expected = info.end
     if expected != buffer_size:
-        raise _fail(display, "MetadataIncompleteBuffer",
-                    f"tensors cover {expected} bytes of a {buffer_size}-byte data buffer")
+        raise _fail(
+            display,
+            "MetadataIncompleteBuffer",
+            f"tensors cover {expected} bytes of a {buffer_size}-byte data buffer",
+        )
 
 
 def _is_object(value: Any) -> bool:

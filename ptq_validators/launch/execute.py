@@ -24,7 +24,12 @@ from ptq_validators.launch.runner import Runner
 from ptq_validators.launch.spec import build_spec
 from ptq_validators.launch.workspace import Workspace
 
-ENTRY_SCRIPT = {"direct": "job.sh", "nemotron": "job.sh", "llmcompressor": "job.sh", "launcher": "launcher.sh"}
+ENTRY_SCRIPT = {
+    "direct": "job.sh",
+    "nemotron": "job.sh",
+    "llmcompressor": "job.sh",
+    "launcher": "launcher.sh",
+}
 
 
 @dataclass
@@ -54,9 +59,14 @@ class LaunchPlan:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "job_id": self.job_id, "kind": self.kind, "mode": self.mode, "workspace": str(self.workspace),
-            "steps": [{"name": s.name, "argv": s.argv, "cwd": str(s.cwd),
-                       "log": str(s.log) if s.log else None} for s in self.steps],
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "mode": self.mode,
+            "workspace": str(self.workspace),
+            "steps": [
+                {"name": s.name, "argv": s.argv, "cwd": str(s.cwd), "log": str(s.log) if s.log else None}
+                for s in self.steps
+            ],
             "commands": self.commands(),
         }
 
@@ -66,13 +76,17 @@ def read_manifest(job_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError:
-        raise InputError(f"{job_dir}: no {MANIFEST}; not a rendered job directory",
-                         hint="render it first: ptqv render KIND --spec job.yaml") from None
+        raise InputError(
+            f"{job_dir}: no {MANIFEST}; not a rendered job directory",
+            hint="render it first: ptqv render KIND --spec job.yaml",
+        ) from None
     except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})", hint="re-render the job") from None
     if Path(data.get("workspace", "")).resolve() != job_dir.resolve():
-        raise InputError(f"{path}: rendered for {data.get('workspace')}, found in {job_dir}",
-                         hint="the scripts hold absolute paths: re-render the job where it is")
+        raise InputError(
+            f"{path}: rendered for {data.get('workspace')}, found in {job_dir}",
+            hint="the scripts hold absolute paths: re-render the job where it is",
+        )
     return data
 
 
@@ -92,7 +106,9 @@ def plan_launch(job_dir: Path, runner: Runner, job_id: str) -> LaunchPlan:
         previous = None
         for phase in manifest["slurm_job_names"]:
             after = f"<{previous} job id>" if previous else None
-            plan.steps.append(PlannedStep(phase, slurm.sbatch_argv(ws.scripts / f"{phase}.sbatch", after), ws.path, None))
+            plan.steps.append(
+                PlannedStep(phase, slurm.sbatch_argv(ws.scripts / f"{phase}.sbatch", after), ws.path, None)
+            )
             previous = phase
         return plan
     if kind == "docker":
@@ -100,16 +116,21 @@ def plan_launch(job_dir: Path, runner: Runner, job_id: str) -> LaunchPlan:
         argv = docker_argv(spec, ws, gpus=gpu_runtime(runner), name=f"ptqv-{job_id}")
         return LaunchPlan(job_id, kind, "docker", ws.path, [PlannedStep("job", argv, ws.path, log)])
     script = ws.scripts / ENTRY_SCRIPT[kind]
-    return LaunchPlan(job_id, kind, "bare", ws.path, [PlannedStep("job", ["bash", str(script)], ws.path, log)])
+    return LaunchPlan(
+        job_id, kind, "bare", ws.path, [PlannedStep("job", ["bash", str(script)], ws.path, log)]
+    )
 
 
 def execute(plan: LaunchPlan, runner: Runner) -> JobRecord:
     """Run ``plan`` and save its record (also when a later SLURM submission fails)."""
-    record = JobRecord(plan.job_id, plan.kind, plan.mode, str(plan.workspace),
-                       time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    record = JobRecord(
+        plan.job_id, plan.kind, plan.mode, str(plan.workspace), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    )
     if plan.mode == "docker" and runner.run(["docker", "info"], timeout=60).returncode:
-        raise RemoteError("the Docker engine is not reachable (`docker info` failed)",
-                          hint="start dockerd or set DOCKER_HOST")
+        raise RemoteError(
+            "the Docker engine is not reachable (`docker info` failed)",
+            hint="start dockerd or set DOCKER_HOST",
+        )
     try:
         previous = None
         for step in plan.steps:
@@ -117,16 +138,31 @@ def execute(plan: LaunchPlan, runner: Runner) -> JobRecord:
                 script = Path(step.argv[-1])
                 job = slurm.submit(runner, script, cwd=step.cwd, after_ok=previous)
                 name = plan.slurm_job_names[step.name]
-                record.steps.append(Step(step.name, slurm.sbatch_argv(script, previous),
-                                         str(plan.workspace / "logs" / f"{name}_{job}.log"),
-                                         slurm_id=job, state="PENDING"))
+                record.steps.append(
+                    Step(
+                        step.name,
+                        slurm.sbatch_argv(script, previous),
+                        str(plan.workspace / "logs" / f"{name}_{job}.log"),
+                        slurm_id=job,
+                        state="PENDING",
+                    )
+                )
                 previous = job
             else:
                 log = step.log or plan.workspace / "logs" / f"{plan.job_id}.log"
                 rc_file = log.with_suffix(".rc")
                 spawned = runner.spawn(step.argv, cwd=step.cwd, log=log, rc_file=rc_file)
-                record.steps.append(Step(step.name, step.argv, str(log), pid=spawned.pid,
-                                         start_time=spawned.start_time, rc_file=str(rc_file), state="RUNNING"))
+                record.steps.append(
+                    Step(
+                        step.name,
+                        step.argv,
+                        str(log),
+                        pid=spawned.pid,
+                        start_time=spawned.start_time,
+                        rc_file=str(rc_file),
+                        state="RUNNING",
+                    )
+                )
     finally:
         if record.steps:
             record.status = "running"

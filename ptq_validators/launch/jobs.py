@@ -26,8 +26,19 @@ from ptq_validators.launch.supervise import write_atomic
 
 JOBS_FILE = "jobs.json"
 SCHEMA_VERSION = 1
-FAILED_SLURM = frozenset({"FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-                          "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"})
+FAILED_SLURM = frozenset(
+    {
+        "FAILED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "PREEMPTED",
+        "REVOKED",
+        "SPECIAL_EXIT",
+    }
+)
 
 
 @dataclass

@@ -58,13 +58,19 @@ def lint_shell(path: Path) -> list[Finding]:
             # SC2016 (a `$` inside single quotes) is the point of shlex.quote: hostile values such
             # as a model id of `$(touch pwned)` must stay literal
             ["shellcheck", "--format=json", "--shell=bash", "--exclude=SC2016", str(path)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         for item in json.loads(check.stdout or "[]"):
-            findings.append(Finding(path, "shellcheck", f"line {item['line']}: SC{item['code']} {item['message']}"))
+            findings.append(
+                Finding(path, "shellcheck", f"line {item['line']}: SC{item['code']} {item['message']}")
+            )
     text = path.read_text(encoding="utf-8")
     if _SBATCH_CONTAINER.search(text):
-        findings.append(Finding(path, "p09", "pyxis --container-* flags as #SBATCH lines are ignored; put them on srun"))
+        findings.append(
+            Finding(path, "p09", "pyxis --container-* flags as #SBATCH lines are ignored; put them on srun")
+        )
     if _NO_HOSTKEY_CHECK.search(text):
         findings.append(Finding(path, "p09", "SSH host-key checking is disabled"))
     return findings
@@ -135,7 +141,9 @@ class LauncherTask(_Strict):
                 raise ValueError("each environment entry is a single-key mapping (- KEY: value)")
             for key, val in item.items():
                 if _LAUNCHER_UNSAFE.search(val):  # written into an unquoted `export` (§2.8)
-                    raise ValueError(f"{key}={val!r} holds shell characters; the launcher exports it unquoted")
+                    raise ValueError(
+                        f"{key}={val!r} holds shell characters; the launcher exports it unquoted"
+                    )
         return value
 
 

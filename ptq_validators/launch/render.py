@@ -30,9 +30,16 @@ MANIFEST = "render.json"
 # single-process hf_ptq (device_map=auto) must not see rank variables (launchers.md §3.1)
 RANK_VARS = "SLURM_PROCID SLURM_LOCALID SLURM_NTASKS WORLD_SIZE LOCAL_RANK RANK"
 NEMOTRON_QUANT_CFGS = (
-    "int8_sq", "fp8", "fp8_blockwise", "int4_awq", "w4a8_awq", "nvfp4",
-    "mamba_moe_fp8_aggressive", "mamba_moe_fp8_conservative",
-    "mamba_moe_nvfp4_aggressive", "mamba_moe_nvfp4_conservative",
+    "int8_sq",
+    "fp8",
+    "fp8_blockwise",
+    "int4_awq",
+    "w4a8_awq",
+    "nvfp4",
+    "mamba_moe_fp8_aggressive",
+    "mamba_moe_fp8_conservative",
+    "mamba_moe_nvfp4_aggressive",
+    "mamba_moe_nvfp4_conservative",
 )
 # llm-compressor schemes that need no calibration data: model_free_ptq handles them shard by shard
 DATA_FREE_SCHEMES = ("FP8_DYNAMIC", "FP8_BLOCK", "NVFP4A16", "MXFP4A16", "MXFP8A16", "MXFP8", "W8A16")
@@ -55,10 +62,10 @@ def argv_lines(argv: Sequence[str], valued: Sequence[str], head: int, tail: int)
     """Quote ``argv`` for one flag per line: the first ``head`` words and the last ``tail`` words
     on a line each, every flag in ``valued`` with its value."""
     lines: list[list[str]] = [[q(w) for w in argv[:head]]]
-    words = iter(argv[head:len(argv) - tail])
+    words = iter(argv[head : len(argv) - tail])
     for word in words:
         lines.append([q(word), q(next(words))] if word in valued else [q(word)])
-    return [*lines, [q(w) for w in argv[len(argv) - tail:]]]
+    return [*lines, [q(w) for w in argv[len(argv) - tail :]]]
 
 
 def command_lines(lines: Sequence[Sequence[str]]) -> str:
@@ -152,9 +159,13 @@ def _hf_ptq_command(spec: JobSpec, kind: str) -> list[list[str]]:
     """hf_ptq.py with its flags (launchers.md §1.1); torchrun + --use_fsdp2 for several nodes."""
     if spec.nodes > 1:
         program = [
-            "torchrun", '--nnodes="$SLURM_NNODES"', '--node_rank="$SLURM_NODEID"',
-            f"--nproc_per_node={spec.gpus}", "--rdzv_backend=c10d",
-            '--rdzv_endpoint="$MASTER_ADDR:$MASTER_PORT"', "hf_ptq.py",
+            "torchrun",
+            '--nnodes="$SLURM_NNODES"',
+            '--node_rank="$SLURM_NODEID"',
+            f"--nproc_per_node={spec.gpus}",
+            "--rdzv_backend=c10d",
+            '--rdzv_endpoint="$MASTER_ADDR:$MASTER_PORT"',
+            "hf_ptq.py",
         ]
     else:
         program = ["python", "hf_ptq.py"]
@@ -189,12 +200,20 @@ def _hf_ptq_workdir(spec: JobSpec, ws: Workspace, kind: str) -> Path:
     return Path(spec.modelopt_repo).absolute() / "examples" / "hf_ptq"
 
 
-def _runner_context(spec: JobSpec, kind: str, ws: Workspace, run_phases: list[Phase],
-                    command: list[list[str]], workdir: Path, unset_ranks: bool) -> dict[str, object]:
+def _runner_context(
+    spec: JobSpec,
+    kind: str,
+    ws: Workspace,
+    run_phases: list[Phase],
+    command: list[list[str]],
+    workdir: Path,
+    unset_ranks: bool,
+) -> dict[str, object]:
     return {
         "kind": kind,
-        "phases": [{"name": p.name, "calib_size": p.calib_size, "export_path": q(p.export_path)}
-                   for p in run_phases],
+        "phases": [
+            {"name": p.name, "calib_size": p.calib_size, "export_path": q(p.export_path)} for p in run_phases
+        ],
         "phase_names": "|".join(p.name for p in run_phases),
         "unset_ranks": unset_ranks,
         "rank_vars": RANK_VARS,
@@ -250,8 +269,9 @@ def _srun_words(spec: JobSpec, ws: Workspace, phase: str, run_phases: list[Phase
     return lines
 
 
-def _sbatch_context(spec: JobSpec, ws: Workspace, phase: Phase, run_phases: list[Phase],
-                    name: str) -> dict[str, object]:
+def _sbatch_context(
+    spec: JobSpec, ws: Workspace, phase: Phase, run_phases: list[Phase], name: str
+) -> dict[str, object]:
     return {
         "job_name": f"{name}-{phase.name}",
         "phase": phase.name,
@@ -330,7 +350,11 @@ def _launcher_files(spec: JobSpec, ws: Workspace, name: str) -> list[tuple[str, 
     if spec.hf_cache:
         command.append([q(f"hf_local={Path(spec.hf_cache).absolute()}")])
     command.append(["--yes"])
-    sh_ctx = {"launcher_dir": q(launcher_dir), "local": bool(spec.hf_cache), "command": command_lines(command)}
+    sh_ctx = {
+        "launcher_dir": q(launcher_dir),
+        "local": bool(spec.hf_cache),
+        "command": command_lines(command),
+    }
     return [("launcher.yaml.j2", "launcher.yaml", yaml_ctx), ("launcher.sh.j2", "launcher.sh", sh_ctx)]
 
 
@@ -351,8 +375,10 @@ def _nemotron_command(spec: JobSpec, ws: Workspace) -> tuple[list[list[str]], Pa
     values = {"hf_model_id": spec.model, "export_quant_cfg": spec.qformat}
     for text in [*values.values(), str(ws.path), spec.dataset or ""]:
         if "${" in text:  # OmegaConf would interpolate it
-            raise InputError(f"{text!r}: '${{' is not allowed in nemotron values (OmegaConf interpolation)",
-                             hint="rename the path or value")
+            raise InputError(
+                f"{text!r}: '${{' is not allowed in nemotron values (OmegaConf interpolation)",
+                hint="rename the path or value",
+            )
     if not spec.nemotron_repo and not spec.quantizer_command:
         raise InputError(
             "kind nemotron needs nemotron_repo (a NVIDIA-NeMo/Nemotron checkout to run `uv run nemotron` in)",
@@ -414,22 +440,31 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
     name = job_name(spec, kind)
     format_of(spec, kind)
     if spec.nodes > 1 and kind != "slurm":
-        raise InputError(f"nodes = {spec.nodes}: multi-node (FSDP2) jobs need kind slurm",
-                         hint="set nodes: 1 or render kind slurm")
+        raise InputError(
+            f"nodes = {spec.nodes}: multi-node (FSDP2) jobs need kind slurm",
+            hint="set nodes: 1 or render kind slurm",
+        )
     run_phases = phases(spec, ws)
     if kind == "launcher":
         return _launcher_files(spec, ws, name)
     if kind == "nemotron":
         megatron = phases(spec, ws, export=ws.output / "megatron")
         command, workdir = _nemotron_command(spec, ws)
-        export = command_lines([
-            ["torchrun", f"--nproc_per_node={spec.pp}", "/opt/Megatron-Bridge/examples/quantization/export.py"],
-            ["--hf-model-id", q(spec.model)],
-            ["--megatron-load-path", q(megatron[-1].export_path)],
-            ["--export-dir", q(run_phases[-1].export_path)],
-            ["--pp", str(spec.pp)], ["--tp", "1"],  # the unified HF exporter needs TP=1
-            ["--trust-remote-code"] if spec.trust_remote_code else [],
-        ])
+        export = command_lines(
+            [
+                [
+                    "torchrun",
+                    f"--nproc_per_node={spec.pp}",
+                    "/opt/Megatron-Bridge/examples/quantization/export.py",
+                ],
+                ["--hf-model-id", q(spec.model)],
+                ["--megatron-load-path", q(megatron[-1].export_path)],
+                ["--export-dir", q(run_phases[-1].export_path)],
+                ["--pp", str(spec.pp)],
+                ["--tp", "1"],  # the unified HF exporter needs TP=1
+                ["--trust-remote-code"] if spec.trust_remote_code else [],
+            ]
+        )
         return [
             ("runner.sh.j2", "run.sh", _runner_context(spec, kind, ws, megatron, command, workdir, False)),
             ("job.sh.j2", "job.sh", _job_context(kind, ws, megatron)),
@@ -440,8 +475,10 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
         if entry == "model_free_ptq":  # data-free: a smoke calibration has nothing to test
             run_phases = [run_phases[-1]]
         elif not spec.dataset:
-            raise InputError(f"scheme {spec.scheme} calibrates with oneshot, which needs a dataset",
-                             hint="set dataset (e.g. open_platypus), or llmc_entrypoint: model_free_ptq")
+            raise InputError(
+                f"scheme {spec.scheme} calibrates with oneshot, which needs a dataset",
+                hint="set dataset (e.g. open_platypus), or llmc_entrypoint: model_free_ptq",
+            )
         recipe = ws.scripts / "recipe.yaml"
         py = {
             "entry": entry,
@@ -462,25 +499,41 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
             ("llmc_quantize.py.j2", "quantize.py", py),
         ]
         if entry == "oneshot":
-            files.append(("llmc_recipe.yaml.j2", "recipe.yaml", {
-                "scheme": y(spec.scheme), "ignore": [y(i) for i in spec.ignore]}))
+            files.append(
+                (
+                    "llmc_recipe.yaml.j2",
+                    "recipe.yaml",
+                    {"scheme": y(spec.scheme), "ignore": [y(i) for i in spec.ignore]},
+                )
+            )
         return files
     # the hf_ptq kinds: direct, docker, slurm
     workdir = _hf_ptq_workdir(spec, ws, kind)
-    runner = ("runner.sh.j2", "run.sh", _runner_context(
-        spec, kind, ws, run_phases, _hf_ptq_command(spec, kind), workdir, unset_ranks=spec.nodes == 1))
+    runner = (
+        "runner.sh.j2",
+        "run.sh",
+        _runner_context(
+            spec, kind, ws, run_phases, _hf_ptq_command(spec, kind), workdir, unset_ranks=spec.nodes == 1
+        ),
+    )
     if kind == "direct":
         return [runner, ("job.sh.j2", "job.sh", _job_context(kind, ws, run_phases))]
     if kind == "docker":
         argv = docker_argv(spec, ws, gpus=True)
         docker = {"command": command_lines(argv_lines(argv, ("-v", "-e", "-w", "--ulimit", "--name"), 3, 3))}
-        return [runner, ("job.sh.j2", "job.sh", _job_context(kind, ws, run_phases)),
-                ("docker.sh.j2", "docker.sh", docker)]
+        return [
+            runner,
+            ("job.sh.j2", "job.sh", _job_context(kind, ws, run_phases)),
+            ("docker.sh.j2", "docker.sh", docker),
+        ]
     files = [runner]
     for phase in run_phases:
-        files.append(("sbatch.sh.j2", f"{phase.name}.sbatch", _sbatch_context(spec, ws, phase, run_phases, name)))
-    files.append(("submit.sh.j2", "submit.sh", {
-        "workspace": q(ws.path), "phases": [p.name for p in run_phases]}))
+        files.append(
+            ("sbatch.sh.j2", f"{phase.name}.sbatch", _sbatch_context(spec, ws, phase, run_phases, name))
+        )
+    files.append(
+        ("submit.sh.j2", "submit.sh", {"workspace": q(ws.path), "phases": [p.name for p in run_phases]})
+    )
     return files
 
 

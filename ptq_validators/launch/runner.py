@@ -36,8 +36,14 @@ class Spawned:
 
 
 class Runner(Protocol):
-    def run(self, argv: Sequence[str], *, cwd: Path | None = None,
-            env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed: ...
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Completed: ...
 
     def spawn(self, argv: Sequence[str], *, cwd: Path, log: Path, rc_file: Path) -> Spawned: ...
 
@@ -60,11 +66,24 @@ def process_start_time(pid: int) -> str | None:
 class LocalRunner:
     """Runs commands on this machine."""
 
-    def run(self, argv: Sequence[str], *, cwd: Path | None = None,
-            env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Completed:
         try:
-            done = subprocess.run(list(argv), cwd=cwd, env=None if env is None else dict(env),
-                                  capture_output=True, text=True, timeout=timeout, check=False)
+            done = subprocess.run(
+                list(argv),
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except FileNotFoundError:
             return Completed(127, "", f"{argv[0]}: command not found")
         return Completed(done.returncode, done.stdout, done.stderr)
@@ -72,14 +91,26 @@ class LocalRunner:
     def spawn(self, argv: Sequence[str], *, cwd: Path, log: Path, rc_file: Path) -> Spawned:
         """Start ``argv`` detached (own session, survives this process) through
         ``ptq_validators.launch.supervise``, which logs to ``log`` and writes the exit code."""
-        supervisor = [sys.executable, "-m", "ptq_validators.launch.supervise",
-                      "--log", str(log), "--rc-file", str(rc_file), "--cwd", str(cwd), "--", *argv]
+        supervisor = [
+            sys.executable,
+            "-m",
+            "ptq_validators.launch.supervise",
+            "--log",
+            str(log),
+            "--rc-file",
+            str(rc_file),
+            "--cwd",
+            str(cwd),
+            "--",
+            *argv,
+        ]
         env = dict(os.environ)
         # the supervisor must import this very package, also from a source checkout
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        done = subprocess.run(supervisor, capture_output=True, text=True, env=env, check=False,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            supervisor, capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL
+        )
         if done.returncode:
             raise OSError(f"could not start the job: {done.stderr.strip()}")
         pid = int(done.stdout.split()[0])

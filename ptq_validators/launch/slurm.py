@@ -13,8 +13,21 @@ from pathlib import Path
 from ptq_validators.errors import RemoteError
 from ptq_validators.launch.runner import Runner
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-                      "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"})
+TERMINAL = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "REVOKED",
+        "SPECIAL_EXIT",
+    }
+)
 _JOB_ID = re.compile(r"^(\d+)(?:;\S+)?$")
 
 
@@ -30,7 +43,9 @@ def parse_job_id(stdout: str) -> str:
     """The job id from ``sbatch --parsable`` output (``ID`` or ``ID;cluster``)."""
     match = _JOB_ID.match(stdout.strip().splitlines()[-1].strip() if stdout.strip() else "")
     if not match:
-        raise RemoteError(f"sbatch printed no job id: {stdout.strip()!r}", hint="check the sbatch output above")
+        raise RemoteError(
+            f"sbatch printed no job id: {stdout.strip()!r}", hint="check the sbatch output above"
+        )
     return match.group(1)
 
 
@@ -49,7 +64,9 @@ def job_state(runner: Runner, job_id: str) -> str:
     """The job's state from ``squeue`` (finished jobs stay visible for MinJobAge), else ``sacct``,
     else ``UNKNOWN``. ``CANCELLED by 0`` is reduced to ``CANCELLED``."""
     done = runner.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], timeout=30)
-    state = done.stdout.strip().splitlines()[0].strip() if done.returncode == 0 and done.stdout.strip() else ""
+    state = (
+        done.stdout.strip().splitlines()[0].strip() if done.returncode == 0 and done.stdout.strip() else ""
+    )
     if not state:
         done = runner.run(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"], timeout=30)
         if done.returncode == 0 and done.stdout.strip():

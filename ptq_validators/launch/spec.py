@@ -37,7 +37,6 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|API_KEY|ACCESS_KEY|CREDENTIAL", re
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-
 class JobSpec(BaseModel):
     """Everything needed to render a PTQ job of any kind (the README's "The job spec" lists
     each key)."""
@@ -68,14 +67,17 @@ class JobSpec(BaseModel):
     # where
     name: str | None = Field(None, description="job name (default: the model variant)")
     output: str | None = Field(None, description="export directory (default: <workspace>/output/checkpoint)")
-    modelopt_repo: str | None = Field(None, description="Model-Optimizer checkout (hf_ptq.py, tools/launcher)")
+    modelopt_repo: str | None = Field(
+        None, description="Model-Optimizer checkout (hf_ptq.py, tools/launcher)"
+    )
     hf_cache: str | None = Field(None, description="HF cache directory (HF_HOME; /hf-local for the launcher)")
     container: str | None = Field(None, description="container image (.sqsh or registry URI)")
     mounts: list[str] = Field([], description="container mounts, SRC:DST[:ro|rw]")
     docker_network: str | None = Field(None, description="docker run --network value, e.g. host or none")
     docker_ulimits: bool = Field(
-        True, description="docker run --ulimit memlock=-1 --ulimit stack=67108864 (NGC advice); "
-        "false where the engine may not raise limits"
+        True,
+        description="docker run --ulimit memlock=-1 --ulimit stack=67108864 (NGC advice); "
+        "false where the engine may not raise limits",
     )
 
     # resources
@@ -148,9 +150,7 @@ class JobSpec(BaseModel):
     def _requirements(cls, value: list[str]) -> list[str]:
         for req in value:
             if not req or req.startswith("-") or any(c.isspace() for c in req):
-                raise ValueError(
-                    f"{req!r} is not a requirement (one per item, no spaces, no pip options)"
-                )
+                raise ValueError(f"{req!r} is not a requirement (one per item, no spaces, no pip options)")
         return value
 
     @field_validator("env")
@@ -224,7 +224,10 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}", hint="fix the YAML syntax") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: the spec must be a mapping of keys to values", hint="see the README section 'The job spec'")
+        raise InputError(
+            f"{path}: the spec must be a mapping of keys to values",
+            hint="see the README section 'The job spec'",
+        )
     return data
 
 

@@ -55,7 +55,9 @@ def main(argv: list[str]) -> int:
     # a cancel signals the whole group: the command gets SIGTERM, the supervisor stays to record it
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        rc = subprocess.call(command, cwd=args.cwd, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+        rc = subprocess.call(
+            command, cwd=args.cwd, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        )
     except OSError as exc:
         print(f"supervise: cannot run {command[0]}: {exc}", flush=True)
         rc = 127

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import yaml
 _DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(filename: str) -> dict[str, Any]:
     """The parsed data file ``filename`` (e.g. ``gpus.yaml``); each carries an ``upstream`` key."""
     with open(_DATA_DIR / filename, encoding="utf-8") as handle:

@@ -25,8 +25,16 @@ from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gp
 from ptq_validators.preflight.recommend import recommend
 
 TOOL_TIMEOUT_S = 15
-PACKAGES = ("torch", "transformers", "accelerate", "nvidia-modelopt", "llmcompressor",
-            "compressed-tensors", "vllm", "tensorrt_llm")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "nvidia-modelopt",
+    "llmcompressor",
+    "compressed-tensors",
+    "vllm",
+    "tensorrt_llm",
+)
 HF_PTQ = Path("examples/hf_ptq/hf_ptq.py")
 LAUNCHER = Path("tools/launcher/launch.py")
 
@@ -46,8 +54,14 @@ class Probe:
         if exe is None:
             return None
         try:
-            proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True,
-                                  timeout=TOOL_TIMEOUT_S, env=self.environ, check=False)
+            proc = subprocess.run(
+                [exe, *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=TOOL_TIMEOUT_S,
+                env=self.environ,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return 124, "", f"{argv[0]} timed out after {TOOL_TIMEOUT_S} s"
         except OSError as exc:
@@ -57,8 +71,7 @@ class Probe:
 
 def detect_gpus(probe: Probe) -> tuple[list[dict[str, Any]], str | None]:
     """Local GPUs from nvidia-smi, and a note when there are none (or nvidia-smi failed)."""
-    query = ["nvidia-smi", "--query-gpu=index,name,memory.total,compute_cap",
-             "--format=csv,noheader,nounits"]
+    query = ["nvidia-smi", "--query-gpu=index,name,memory.total,compute_cap", "--format=csv,noheader,nounits"]
     result = probe.run(query)
     if result is None:
         return [], "nvidia-smi not found on PATH: no NVIDIA GPU on this machine"
@@ -103,8 +116,13 @@ def calibration_gpu(gpus: list[dict[str, Any]]) -> GpuSpec | None:
 def detect_slurm(probe: Probe) -> dict[str, Any]:
     """SLURM client commands, partitions with their GPU GRES, and whether pyxis is loaded."""
     commands = {tool: probe.which(tool) for tool in ("sbatch", "srun", "sinfo", "squeue", "sacct")}
-    info: dict[str, Any] = {"available": commands["sbatch"] is not None, "commands": commands,
-                            "partitions": [], "pyxis": None, "error": None}
+    info: dict[str, Any] = {
+        "available": commands["sbatch"] is not None,
+        "commands": commands,
+        "partitions": [],
+        "pyxis": None,
+        "error": None,
+    }
     result = probe.run(["sinfo", "--noheader", "--format=%P|%a|%l|%D|%G"])
     if result is not None:
         code, out, err = result
@@ -122,15 +140,24 @@ def detect_slurm(probe: Probe) -> dict[str, Any]:
 def _partition_row(line: str) -> dict[str, Any]:
     name, avail, timelimit, nodes, gres = (line.split("|") + [""] * 5)[:5]
     gpu_gres = [g for g in gres.split(",") if g.startswith("gpu")]
-    return {"name": name.rstrip("*"), "default": name.endswith("*"), "state": avail,
-            "timelimit": timelimit, "nodes": int(nodes) if nodes.isdigit() else nodes,
-            "gpu_gres": gpu_gres}
+    return {
+        "name": name.rstrip("*"),
+        "default": name.endswith("*"),
+        "state": avail,
+        "timelimit": timelimit,
+        "nodes": int(nodes) if nodes.isdigit() else nodes,
+        "gpu_gres": gpu_gres,
+    }
 
 
 def detect_containers(probe: Probe) -> dict[str, Any]:
     """Docker (client, daemon reachable, NVIDIA runtime) and enroot."""
-    docker: dict[str, Any] = {"path": probe.which("docker"), "daemon": False,
-                              "gpu_runtime": False, "error": None}
+    docker: dict[str, Any] = {
+        "path": probe.which("docker"),
+        "daemon": False,
+        "gpu_runtime": False,
+        "error": None,
+    }
     if docker["path"]:
         result = probe.run(["docker", "info", "--format", "{{json .Runtimes}}"])
         assert result is not None
@@ -156,8 +183,11 @@ def find_modelopt_checkout(environ: Mapping[str, str], cwd: Path, home: Path) ->
     for root in candidates:
         if (root / HF_PTQ).is_file():
             launcher = root / LAUNCHER
-            return {"path": str(root), "hf_ptq": str(root / HF_PTQ),
-                    "launcher": str(launcher) if launcher.is_file() else None}
+            return {
+                "path": str(root),
+                "hf_ptq": str(root / HF_PTQ),
+                "launcher": str(launcher) if launcher.is_file() else None,
+            }
     return {"path": None, "hf_ptq": None, "launcher": None}
 
 
@@ -189,8 +219,7 @@ def find_cluster_configs(cwd: Path, home: Path) -> list[dict[str, Any]]:
 
 
 def _read_clusters(path: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None,
-                             "error": None}
+    entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None, "error": None}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -202,29 +231,44 @@ def _read_clusters(path: Path) -> dict[str, Any]:
         return entry
     entry["default_cluster"] = data.get("default_cluster")
     entry["clusters"] = [
-        {"name": name, "login_node": (spec or {}).get("login_node"),
-         "gpu_type": (spec or {}).get("gpu_type"), "env_type": (spec or {}).get("env_type")}
+        {
+            "name": name,
+            "login_node": (spec or {}).get("login_node"),
+            "gpu_type": (spec or {}).get("gpu_type"),
+            "env_type": (spec or {}).get("env_type"),
+        }
         for name, spec in clusters.items()
     ]
     return entry
 
 
-def run_mode(gpus: list[dict[str, Any]], slurm: dict[str, Any],
-             clusters: list[dict[str, Any]]) -> dict[str, str]:
+def run_mode(
+    gpus: list[dict[str, Any]], slurm: dict[str, Any], clusters: list[dict[str, Any]]
+) -> dict[str, str]:
     """Where the PTQ job should run: ``local``, ``slurm``, ``remote`` or ``none``."""
     names = [c["name"] for f in clusters for c in f["clusters"]]
     if gpus:
-        return {"mode": "local", "reason": f"{len(gpus)} local GPU(s): run hf_ptq.py here "
-                                           "(or in Docker with the NVIDIA runtime)"}
+        return {
+            "mode": "local",
+            "reason": f"{len(gpus)} local GPU(s): run hf_ptq.py here (or in Docker with the NVIDIA runtime)",
+        }
     if slurm["available"]:
-        return {"mode": "slurm", "reason": "no local GPU but sbatch is available: submit a "
-                                           "SLURM job from this node"}
+        return {
+            "mode": "slurm",
+            "reason": "no local GPU but sbatch is available: submit a SLURM job from this node",
+        }
     if names:
-        return {"mode": "remote", "reason": "no local GPU or SLURM; clusters configured: "
-                                            f"{', '.join(names)} (run remotely on one of them)"}
-    return {"mode": "none", "reason": "no local GPU, no SLURM and no clusters.yaml: run on a "
-                                      "GPU machine or add a cluster to "
-                                      "~/.config/modelopt/clusters.yaml"}
+        return {
+            "mode": "remote",
+            "reason": "no local GPU or SLURM; clusters configured: "
+            f"{', '.join(names)} (run remotely on one of them)",
+        }
+    return {
+        "mode": "none",
+        "reason": "no local GPU, no SLURM and no clusters.yaml: run on a "
+        "GPU machine or add a cluster to "
+        "~/.config/modelopt/clusters.yaml",
+    }
 
 
 def detect_env(
@@ -270,36 +314,56 @@ def detect_env(
     }
 
 
-def _findings(environ: Mapping[str, str], gpu_note: str | None, slurm: dict[str, Any],
-              containers: dict[str, Any], clusters: list[dict[str, Any]]) -> list[Finding]:
+def _findings(
+    environ: Mapping[str, str],
+    gpu_note: str | None,
+    slurm: dict[str, Any],
+    containers: dict[str, Any],
+    clusters: list[dict[str, Any]],
+) -> list[Finding]:
     findings = []
     if gpu_note:
         findings.append(Finding("no-local-gpu", "info", gpu_note))
     if slurm["available"] and slurm["pyxis"] is False:
-        findings.append(Finding(
-            "no-pyxis", "warn",
-            "srun has no --container-image: pyxis is not loaded, so container jobs need "
-            "another runtime (enroot directly, Apptainer) or a bare-metal environment"))
+        findings.append(
+            Finding(
+                "no-pyxis",
+                "warn",
+                "srun has no --container-image: pyxis is not loaded, so container jobs need "
+                "another runtime (enroot directly, Apptainer) or a bare-metal environment",
+            )
+        )
     if slurm["error"]:
         findings.append(Finding("sinfo-failed", "warn", slurm["error"]))
     docker = containers["docker"]
     if docker["path"] and not docker["daemon"]:
-        findings.append(Finding("docker-daemon-unreachable", "info",
-                                f"docker is installed but its daemon is not reachable "
-                                f"({docker['error'] or 'no answer'})"))
+        findings.append(
+            Finding(
+                "docker-daemon-unreachable",
+                "info",
+                f"docker is installed but its daemon is not reachable ({docker['error'] or 'no answer'})",
+            )
+        )
     if environ.get("PIP_CONSTRAINT"):
-        findings.append(Finding(
-            "pip-constraint", "warn",
-            f"PIP_CONSTRAINT={environ['PIP_CONSTRAINT']}: NGC containers pin packages, so "
-            "upgrading transformers or ModelOpt can fail with ResolutionImpossible or pull a new "
-            "torch; unset PIP_CONSTRAINT for that pip call, or install with --no-deps"))
+        findings.append(
+            Finding(
+                "pip-constraint",
+                "warn",
+                f"PIP_CONSTRAINT={environ['PIP_CONSTRAINT']}: NGC containers pin packages, so "
+                "upgrading transformers or ModelOpt can fail with ResolutionImpossible or pull a new "
+                "torch; unset PIP_CONSTRAINT for that pip call, or install with --no-deps",
+            )
+        )
     if not (environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")):
-        findings.append(Finding(
-            "no-hf-token", "info",
-            "HF_TOKEN is not set: gated models and hf_ptq's default calibration mix (gated "
-            "nvidia/Nemotron datasets) will not download; set it or pass --dataset cnn_dailymail"))
+        findings.append(
+            Finding(
+                "no-hf-token",
+                "info",
+                "HF_TOKEN is not set: gated models and hf_ptq's default calibration mix (gated "
+                "nvidia/Nemotron datasets) will not download; set it or pass --dataset cnn_dailymail",
+            )
+        )
     for entry in clusters:
         if entry["error"]:
-            findings.append(Finding("clusters-yaml-invalid", "warn",
-                                    f"{entry['path']}: {entry['error']}"))
+            findings.append(Finding("clusters-yaml-invalid", "warn", f"{entry['path']}: {entry['error']}"))
     return findings

@@ -29,8 +29,13 @@ class GpuSpec:
         return cc_tuple(self.cc)
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "compute_capability": self.cc, "memory_gib": self.memory_gib,
-                "arch": self.arch, "sm": f"sm{self.cc.replace('.', '')}"}
+        return {
+            "name": self.name,
+            "compute_capability": self.cc,
+            "memory_gib": self.memory_gib,
+            "arch": self.arch,
+            "sm": f"sm{self.cc.replace('.', '')}",
+        }
 
 
 def cc_tuple(cc: str) -> tuple[int, int]:
@@ -45,8 +50,9 @@ def arch_name(cc: str) -> str:
     if cc in archs:
         return archs[cc]["arch"]
     # An unknown minor revision takes the name of the nearest lower one of the same major.
-    same_major = [key for key in archs if cc_tuple(key)[0] == cc_tuple(cc)[0]
-                  and cc_tuple(key) <= cc_tuple(cc)]
+    same_major = [
+        key for key in archs if cc_tuple(key)[0] == cc_tuple(cc)[0] and cc_tuple(key) <= cc_tuple(cc)
+    ]
     return archs[max(same_major, key=cc_tuple)]["arch"] if same_major else f"sm{cc}"
 
 

@@ -45,8 +45,9 @@ class Inventory:
     notes: list[str]
 
 
-def build_inventory(model_dir: Path, config: dict[str, Any], header_shapes: dict[str, tuple],
-                    *, trust_remote_code: bool) -> Inventory:
+def build_inventory(
+    model_dir: Path, config: dict[str, Any], header_shapes: dict[str, tuple], *, trust_remote_code: bool
+) -> Inventory:
     """The inventory from the meta device when torch and transformers are installed, else from
     ``header_shapes`` (tensor name → shape; empty without weights: then an ``InputError``)."""
     try:
@@ -54,11 +55,15 @@ def build_inventory(model_dir: Path, config: dict[str, Any], header_shapes: dict
         import transformers  # noqa: F401
     except ImportError:
         if not header_shapes:
-            raise InputError(f"{model_dir}: no safetensors weights and no torch/transformers to "
-                             "build the model on the meta device",
-                             hint="pip install 'ptq-validators[meta]' or add the weights") from None
-        return _from_headers(header_shapes, ["torch/transformers not installed: module names "
-                                             "from the safetensors headers (no classes)"])
+            raise InputError(
+                f"{model_dir}: no safetensors weights and no torch/transformers to "
+                "build the model on the meta device",
+                hint="pip install 'ptq-validators[meta]' or add the weights",
+            ) from None
+        return _from_headers(
+            header_shapes,
+            ["torch/transformers not installed: module names from the safetensors headers (no classes)"],
+        )
     return _from_meta(model_dir, config, header_shapes, trust_remote_code)
 
 
@@ -77,8 +82,9 @@ def _from_headers(header_shapes: dict[str, tuple], notes: list[str]) -> Inventor
     return Inventory("headers", layers, None, notes)
 
 
-def _from_meta(model_dir: Path, config: dict[str, Any], header_shapes: dict[str, tuple],
-               trust_remote_code: bool) -> Inventory:
+def _from_meta(
+    model_dir: Path, config: dict[str, Any], header_shapes: dict[str, tuple], trust_remote_code: bool
+) -> Inventory:
     import torch
 
     model = _build_on_meta(model_dir, config, trust_remote_code)
@@ -95,20 +101,29 @@ def _from_meta(model_dir: Path, config: dict[str, Any], header_shapes: dict[str,
         module = model.get_submodule(owner) if owner else model
         if param.dim() == 3 and leaf != "weight":
             # A fused expert parameter: the checkpoint stores it per expert (2-D) or fused.
-            layers.append(Layer(key.removesuffix(".weight"), runtime_key, type(module).__name__,
-                                tuple(tensor.shape), True))
-        elif (leaf == "weight" and param.dim() == 2
-              and not isinstance(module, torch.nn.Embedding)
-              and classify(key) not in _SKIP_GROUPS):
-            layers.append(Layer(key[: -len(".weight")], owner, type(module).__name__,
-                                tuple(tensor.shape), False))
+            layers.append(
+                Layer(
+                    key.removesuffix(".weight"), runtime_key, type(module).__name__, tuple(tensor.shape), True
+                )
+            )
+        elif (
+            leaf == "weight"
+            and param.dim() == 2
+            and not isinstance(module, torch.nn.Embedding)
+            and classify(key) not in _SKIP_GROUPS
+        ):
+            layers.append(
+                Layer(key[: -len(".weight")], owner, type(module).__name__, tuple(tensor.shape), False)
+            )
     notes = []
     missing = {k: s for k, s in header_shapes.items() if k not in checkpoint_state}
     extra = _from_headers(missing, []).layers
     if extra:
         # e.g. DeepSeek's MTP layer, stored past num_hidden_layers and never built.
-        notes.append(f"{len(extra)} weights in the checkpoint are not part of the built model "
-                     f"(e.g. {extra[0].name}); they are listed from the headers")
+        notes.append(
+            f"{len(extra)} weights in the checkpoint are not part of the built model "
+            f"(e.g. {extra[0].name}); they are listed from the headers"
+        )
         layers += extra
     return Inventory("meta-device", layers, params, notes)
 
@@ -122,15 +137,17 @@ def _build_on_meta(model_dir: Path, config: dict[str, Any], trust_remote_code: b
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        hf_config = transformers.AutoConfig.from_pretrained(
-            model_dir, trust_remote_code=trust_remote_code)
+        hf_config = transformers.AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         architecture = (config.get("architectures") or [None])[0]
         model_class = getattr(transformers, architecture, None) if architecture else None
         with torch.device("meta"):
             if model_class is not None and not (trust_remote_code and config.get("auto_map")):
                 return model_class(hf_config)
-            autos = (transformers.AutoModelForCausalLM,
-                     transformers.AutoModelForImageTextToText, transformers.AutoModel)
+            autos = (
+                transformers.AutoModelForCausalLM,
+                transformers.AutoModelForImageTextToText,
+                transformers.AutoModel,
+            )
             for auto in autos:
                 try:
                     return auto.from_config(hf_config, trust_remote_code=trust_remote_code)
@@ -141,11 +158,14 @@ def _build_on_meta(model_dir: Path, config: dict[str, Any], trust_remote_code: b
             f"{model_dir}: cannot build the model on the meta device "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
             hint="install a transformers that knows this model_type, or pass "
-                 "--trust-remote-code if you trust the model's own code") from None
+            "--trust-remote-code if you trust the model's own code",
+        ) from None
     finally:
         logger.setLevel(level)
-    raise InputError(f"{model_dir}: no transformers auto class builds this config",
-                     hint="check config.json architectures / model_type")
+    raise InputError(
+        f"{model_dir}: no transformers auto class builds this config",
+        hint="check config.json architectures / model_type",
+    )
 
 
 def _checkpoint_names(model, state):

@@ -27,17 +27,20 @@ _AUTO_FILES = ("models/auto/configuration_auto.py", "models/auto/auto_mappings.p
 def read_config(model_dir: Path) -> dict[str, Any]:
     """The parsed ``config.json`` of ``model_dir``; an ``InputError`` naming the fix otherwise."""
     if not model_dir.is_dir():
-        raise InputError(f"{model_dir}: no such model directory",
-                         hint="pass a local Hugging Face model directory (with config.json)")
+        raise InputError(
+            f"{model_dir}: no such model directory",
+            hint="pass a local Hugging Face model directory (with config.json)",
+        )
     path = model_dir / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: missing", hint="a Hugging Face model directory has a "
-                         "config.json; download it with the weights") from None
+        raise InputError(
+            f"{path}: missing",
+            hint="a Hugging Face model directory has a config.json; download it with the weights",
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})",
-                         hint="re-download config.json") from None
+        raise InputError(f"{path}: not valid JSON ({exc})", hint="re-download config.json") from None
     if not isinstance(config, dict):
         raise InputError(f"{path}: not a JSON object", hint="re-download config.json")
     return config
@@ -73,17 +76,28 @@ def describe(config: dict[str, Any]) -> dict[str, Any]:
         "architectures": config.get("architectures") or [],
         "transformers_version": config.get("transformers_version"),
         "auto_map": config.get("auto_map") or text.get("auto_map") or None,
-        "dtype": config.get("dtype") or config.get("torch_dtype") or text.get("dtype")
+        "dtype": config.get("dtype")
+        or config.get("torch_dtype")
+        or text.get("dtype")
         or text.get("torch_dtype"),
         "kind": kinds,
         "num_hidden_layers": text.get("num_hidden_layers"),
         "hidden_size": text.get("hidden_size"),
-        "moe": {"experts": experts, "top_k": _first(text, _TOP_K_KEYS),
-                "shared_experts": text.get("n_shared_experts")} if experts else None,
-        "vision": {"model_type": vision.get("model_type"),
-                   "layers": vision.get("num_hidden_layers") or vision.get("depth"),
-                   "hidden_size": vision.get("hidden_size"),
-                   "intermediate_size": vision.get("intermediate_size")} if vision else None,
+        "moe": {
+            "experts": experts,
+            "top_k": _first(text, _TOP_K_KEYS),
+            "shared_experts": text.get("n_shared_experts"),
+        }
+        if experts
+        else None,
+        "vision": {
+            "model_type": vision.get("model_type"),
+            "layers": vision.get("num_hidden_layers") or vision.get("depth"),
+            "hidden_size": vision.get("hidden_size"),
+            "intermediate_size": vision.get("intermediate_size"),
+        }
+        if vision
+        else None,
         "hybrid": hybrid,
         "mtp_layers": mtp_layers,
         "source_quantization": _source_quantization(quant) if isinstance(quant, dict) else None,
@@ -95,8 +109,12 @@ def _hybrid_layers(text: dict[str, Any]) -> dict[str, Any] | None:
     pattern = text.get("hybrid_override_pattern")
     if isinstance(pattern, str) and "M" in pattern:
         # Nemotron-H: M = Mamba-2 mixer, * = attention, - = MLP, E = MoE.
-        return {"mamba": pattern.count("M"), "attention": pattern.count("*"),
-                "mlp": pattern.count("-"), "moe": pattern.count("E")}
+        return {
+            "mamba": pattern.count("M"),
+            "attention": pattern.count("*"),
+            "mlp": pattern.count("-"),
+            "moe": pattern.count("E"),
+        }
     types = text.get("layer_types")
     if isinstance(types, list) and any(t in ("mamba", "linear_attention") for t in types):
         return {t: types.count(t) for t in sorted(set(types))}
@@ -109,8 +127,7 @@ def _source_quantization(quant: dict[str, Any]) -> dict[str, Any]:
         "quant_method": method,
         "fmt": quant.get("fmt"),
         "weight_block_size": quant.get("weight_block_size"),
-        "modules_to_not_convert": quant.get("modules_to_not_convert")
-        or quant.get("ignored_layers"),
+        "modules_to_not_convert": quant.get("modules_to_not_convert") or quant.get("ignored_layers"),
     }
 
 

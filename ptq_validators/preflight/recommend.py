@@ -60,15 +60,18 @@ def recommend(
     }
     findings: list[Finding] = []
     if target is None:
-        findings.append(Finding(
-            "no-gpu-known", "info",
-            "no GPU detected or named: pass --gpu NAME (calibration) and --deploy-gpu NAME "
-            "(serving) for a recommendation"))
+        findings.append(
+            Finding(
+                "no-gpu-known",
+                "info",
+                "no GPU detected or named: pass --gpu NAME (calibration) and --deploy-gpu NAME "
+                "(serving) for a recommendation",
+            )
+        )
         result["findings"] = [f.to_json() for f in findings]
         return result
 
-    row = next(r for r in load(FORMATS_FILE)["recommendations"]
-               if target.cc_tuple >= cc_tuple(r["min_cc"]))
+    row = next(r for r in load(FORMATS_FILE)["recommendations"] if target.cc_tuple >= cc_tuple(r["min_cc"]))
     if moe is None:
         same = row["dense"] == row["moe"]
         qformat = row["dense"] if same else f"{row['dense']} (dense) | {row['moe']} (MoE)"
@@ -82,17 +85,25 @@ def recommend(
         note=" ".join(row["note"].split()),
     )
     if deploy is None and cc_tuple("8.9") <= calibration.cc_tuple < cc_tuple("10.0"):
-        findings.append(Finding(
-            "nvfp4-needs-blackwell-to-serve", "info",
-            f"{calibration.name} can calibrate and export NVFP4 but cannot serve it; if the model "
-            "will be served on Blackwell, pass --deploy-gpu B200 (or the real GPU) to get the "
-            "NVFP4 recommendation"))
+        findings.append(
+            Finding(
+                "nvfp4-needs-blackwell-to-serve",
+                "info",
+                f"{calibration.name} can calibrate and export NVFP4 but cannot serve it; if the model "
+                "will be served on Blackwell, pass --deploy-gpu B200 (or the real GPU) to get the "
+                "NVFP4 recommendation",
+            )
+        )
     if deploy is not None and calibration is not None and calibration.cc_tuple < deploy.cc_tuple:
-        findings.append(Finding(
-            "calibrate-older-than-deploy", "info",
-            f"calibrating on {calibration.name} (sm{calibration.cc.replace('.', '')}) for "
-            f"{deploy.name} (sm{deploy.cc.replace('.', '')}): ModelOpt calibrates in fake-quant, "
-            "so this works, but the deploy smoke test (hf_ptq's TensorRT-LLM check for NVFP4) "
-            "is skipped on the calibration GPU; test on the deploy GPU"))
+        findings.append(
+            Finding(
+                "calibrate-older-than-deploy",
+                "info",
+                f"calibrating on {calibration.name} (sm{calibration.cc.replace('.', '')}) for "
+                f"{deploy.name} (sm{deploy.cc.replace('.', '')}): ModelOpt calibrates in fake-quant, "
+                "so this works, but the deploy smoke test (hf_ptq's TensorRT-LLM check for NVFP4) "
+                "is skipped on the calibration GPU; test on the deploy GPU",
+            )
+        )
     result["findings"] = [f.to_json() for f in findings]
     return result

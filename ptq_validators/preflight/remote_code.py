@@ -33,9 +33,17 @@ def scan_imports(model_dir: Path) -> list[dict[str, Any]]:
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=path.name)
         except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
-            errors.append({"module": None, "package": None, "install": None,
-                           "files": [path.name], "optional": False, "installed": None,
-                           "error": f"{path.name}: cannot parse ({exc.__class__.__name__})"})
+            errors.append(
+                {
+                    "module": None,
+                    "package": None,
+                    "install": None,
+                    "files": [path.name],
+                    "optional": False,
+                    "installed": None,
+                    "error": f"{path.name}: cannot parse ({exc.__class__.__name__})",
+                }
+            )
             continue
         for module, optional in _imports(tree):
             if module in local or module in sys.stdlib_module_names or module == "__future__":
@@ -49,9 +57,14 @@ def scan_imports(model_dir: Path) -> list[dict[str, Any]]:
     for module in sorted(found):
         hint = hints.get(module, {})
         package = hint.get("package", module.replace("_", "-"))
-        rows.append({**found[module], "package": package,
-                     "install": hint.get("install", f"pip install {package}"),
-                     "installed": importlib.util.find_spec(module) is not None})
+        rows.append(
+            {
+                **found[module],
+                "package": package,
+                "install": hint.get("install", f"pip install {package}"),
+                "installed": importlib.util.find_spec(module) is not None,
+            }
+        )
     return rows + errors
 
 

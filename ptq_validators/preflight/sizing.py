@@ -18,8 +18,7 @@ GPUS_PER_NODE = 8
 MULTI_NODE_PARAMS = 200e9
 
 
-def calibration_sizing(weight_bytes: int, params: int, memory_gib: float,
-                       gpu_name: str) -> dict[str, Any]:
+def calibration_sizing(weight_bytes: int, params: int, memory_gib: float, gpu_name: str) -> dict[str, Any]:
     """How many GPUs of ``memory_gib`` the calibration needs, and whether it is multi-node."""
     need_gib = weight_bytes * OVERHEAD / 2**30
     per_gpu = memory_gib * GPU_MEM_FRACTION
@@ -39,6 +38,6 @@ def calibration_sizing(weight_bytes: int, params: int, memory_gib: float,
         "nodes": nodes,
         "multi_node_fsdp2": multi_node,
         "rule": f"ceil(weight bytes x {OVERHEAD} / ({memory_gib} GiB x {GPU_MEM_FRACTION})), "
-                f"rounded to 1/2/4/8 per node; 200B+ parameters or more than "
-                f"{GPUS_PER_NODE} GPUs: multi-node FSDP2",
+        f"rounded to 1/2/4/8 per node; 200B+ parameters or more than "
+        f"{GPUS_PER_NODE} GPUs: multi-node FSDP2",
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class Recipe(ABC):
         """A JSON-ready description (kind, name, patterns) for reports and plan files."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_data(filename: str) -> dict[str, Any]:
     """Load one bundled data file (``yaml.safe_load``); keys starting with ``_`` are anchors."""
     with open(_DATA_DIR / filename, encoding="utf-8") as handle:
@@ -55,9 +55,7 @@ def load_data(filename: str) -> dict[str, Any]:
 
 def unknown_name_error(kind: str, name: str, valid: list[str]) -> UsageError:
     """A usage error for an unknown qformat/scheme that lists the valid names."""
-    return UsageError(
-        f"unknown {kind} {name!r}", hint=f"use one of: {', '.join(sorted(valid))}"
-    )
+    return UsageError(f"unknown {kind} {name!r}", hint=f"use one of: {', '.join(sorted(valid))}")
 
 
 def flatten(items: list[Any]) -> list[str]:

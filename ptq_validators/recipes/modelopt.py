@@ -82,8 +82,9 @@ class ModelOptRecipe(Recipe):
         if not decided.enable:
             return Intent(None, None, _describe_entry(decided))
         if self.entries_carry_precision:  # an enable-only entry of unknown format decides nothing
-            return Intent(decided.precision, decided.group_size if decided.precision else None,
-                          _describe_entry(decided))
+            return Intent(
+                decided.precision, decided.group_size if decided.precision else None, _describe_entry(decided)
+            )
         return Intent(self.precision, self.group_size, _describe_entry(decided))
 
     def _matcher(self, module_class: str | None) -> tuple[re.Pattern[str], list[int]]:
@@ -91,8 +92,11 @@ class ModelOptRecipe(Recipe):
         that matches is the last matching entry, which is the one ModelOpt applies."""
         matcher = self._matchers.get(module_class)
         if matcher is None:
-            order = [i for i, e in reversed(list(enumerate(self.entries)))
-                     if e.parent_class is None or e.parent_class == module_class]
+            order = [
+                i
+                for i, e in reversed(list(enumerate(self.entries)))
+                if e.parent_class is None or e.parent_class == module_class
+            ]
             regex = alternation([self.entries[i].pattern for i in order], named=True)
             matcher = self._matchers[module_class] = (regex, order)
         return matcher

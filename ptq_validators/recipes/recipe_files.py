@@ -38,17 +38,20 @@ def load_recipe_file(path: Path) -> Recipe:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})", hint="pass a recipe YAML file")
+        raise InputError(f"{path}: cannot read ({exc.strerror})", hint="pass a recipe YAML file") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})",
-                         hint="fix the YAML syntax") from None
+        raise InputError(
+            f"{path}: invalid YAML ({str(exc).splitlines()[0]})", hint="fix the YAML syntax"
+        ) from None
     if isinstance(data, dict) and "quantize" in data and "metadata" in data:
         return _modelopt_recipe(path, data)
     if isinstance(data, dict) and any(str(k).endswith("_stage") for k in data):
         return _llmc_recipe(path, data)
-    raise InputError(f"{path}: not a ModelOpt recipe (metadata + quantize.quant_cfg) nor an "
-                     "llm-compressor recipe (*_stage → *_modifiers)",
-                     hint="pass a PTQ recipe file, or use --qformat / --scheme")
+    raise InputError(
+        f"{path}: not a ModelOpt recipe (metadata + quantize.quant_cfg) nor an "
+        "llm-compressor recipe (*_stage → *_modifiers)",
+        hint="pass a PTQ recipe file, or use --qformat / --scheme",
+    )
 
 
 # --- ModelOpt ------------------------------------------------------------------------------
@@ -59,41 +62,58 @@ class ModelOptFileRecipe(ModelOptRecipe):
 
     def __init__(self, name: str, entries: list[QuantCfgEntry]) -> None:
         enabled = [e for e in entries if e.enable and e.precision is not None]
-        super().__init__(name, entries,
-                         precision=enabled[-1].precision if enabled else Precision.UNKNOWN,
-                         group_size=enabled[-1].group_size if enabled else None,
-                         quant_algo=None, entries_carry_precision=True)
+        super().__init__(
+            name,
+            entries,
+            precision=enabled[-1].precision if enabled else Precision.UNKNOWN,
+            group_size=enabled[-1].group_size if enabled else None,
+            quant_algo=None,
+            entries_carry_precision=True,
+        )
 
     def patterns(self) -> list[str]:
         return [e.pattern for e in self.entries]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "modelopt-recipe", "name": self.name,
-                "entries": [{"quantizer_name": e.pattern, "enable": e.enable,
-                             "parent_class": e.parent_class,
-                             "precision": e.precision.value if e.precision else None,
-                             "group_size": e.group_size}
-                            for e in self.entries]}
+        return {
+            "kind": "modelopt-recipe",
+            "name": self.name,
+            "entries": [
+                {
+                    "quantizer_name": e.pattern,
+                    "enable": e.enable,
+                    "parent_class": e.parent_class,
+                    "precision": e.precision.value if e.precision else None,
+                    "group_size": e.group_size,
+                }
+                for e in self.entries
+            ],
+        }
 
 
 def _modelopt_recipe(path: Path, data: dict[str, Any]) -> ModelOptFileRecipe:
     recipe_type = (data.get("metadata") or {}).get("recipe_type")
     if recipe_type != "ptq":
-        raise InputError(f"{path}: metadata.recipe_type is {recipe_type!r}; only 'ptq' recipes "
-                         "can be planned", hint="plan the PTQ recipe (AutoQuantize searches "
-                         "formats at run time)")
+        raise InputError(
+            f"{path}: metadata.recipe_type is {recipe_type!r}; only 'ptq' recipes can be planned",
+            hint="plan the PTQ recipe (AutoQuantize searches formats at run time)",
+        )
     quant_cfg = (data.get("quantize") or {}).get("quant_cfg")
     if not isinstance(quant_cfg, list):
-        raise InputError(f"{path}: quantize.quant_cfg must be a list of entries",
-                         hint="see modelopt_recipes/general/ptq/*.yaml for the shape")
+        raise InputError(
+            f"{path}: quantize.quant_cfg must be a list of entries",
+            hint="see modelopt_recipes/general/ptq/*.yaml for the shape",
+        )
     entries = []
     inherited: dict[str, tuple[Precision | None, int | None]] = {}
     for index, item in enumerate(quant_cfg):
         if not isinstance(item, dict) or "$import" in item or "quantizer_name" not in item:
-            raise InputError(f"{path}: quant_cfg[{index}] is not a {{quantizer_name, cfg|enable}} "
-                             "entry" + (" ($import is not resolved)" if isinstance(item, dict)
-                                        and "$import" in item else ""),
-                             hint="inline imported snippets as plain entries")
+            raise InputError(
+                f"{path}: quant_cfg[{index}] is not a {{quantizer_name, cfg|enable}} "
+                "entry"
+                + (" ($import is not resolved)" if isinstance(item, dict) and "$import" in item else ""),
+                hint="inline imported snippets as plain entries",
+            )
         pattern = str(item["quantizer_name"])
         parent = item.get("parent_class")
         if "cfg" in item:
@@ -101,17 +121,25 @@ def _modelopt_recipe(path: Path, data: dict[str, Any]) -> ModelOptFileRecipe:
         # An enable-only entry keeps the quantizer's attributes: take the last cfg seen for
         # the same pattern (the common "re-enable" form).
         precision, group = inherited.get(pattern, (None, None))
-        entries.append(QuantCfgEntry(pattern, bool(item.get("enable", True)),
-                                     parent.removeprefix("nn.") if parent else None,
-                                     precision, group))
+        entries.append(
+            QuantCfgEntry(
+                pattern,
+                bool(item.get("enable", True)),
+                parent.removeprefix("nn.") if parent else None,
+                precision,
+                group,
+            )
+        )
     return ModelOptFileRecipe(path.name, entries + default_disabled_entries())
 
 
 def _modelopt_precision(path: Path, index: int, cfg: Any) -> tuple[Precision | None, int | None]:
     cfg = cfg[0] if isinstance(cfg, list) and cfg else cfg  # sequential (W4A8): first stage
     if not isinstance(cfg, dict):
-        raise InputError(f"{path}: quant_cfg[{index}].cfg must be a mapping",
-                         hint="e.g. cfg: {num_bits: [4, 3], axis: null}")
+        raise InputError(
+            f"{path}: quant_cfg[{index}].cfg must be a mapping",
+            hint="e.g. cfg: {num_bits: [4, 3], axis: null}",
+        )
     bits = cfg.get("num_bits")
     blocks = cfg.get("block_sizes") or {}
     block = blocks.get(-1) or blocks.get("-1")
@@ -144,8 +172,9 @@ class LlmcFileRecipe(Recipe):
         self.precision = groups[0].precision
         self.group_size = groups[0].group_size
 
-    def intent(self, module_name: str, *, module_class: str | None = None,
-               fused_param: bool = False) -> Intent:
+    def intent(
+        self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
+    ) -> Intent:
         cls = module_class or "Linear"
         for pattern in self.ignore:
             if ct_match(pattern, module_name, cls):
@@ -155,16 +184,19 @@ class LlmcFileRecipe(Recipe):
             for group in self.groups:
                 for target in group.targets:
                     if _match_kind(target, module_name, cls) == kind:
-                        return group.intent(module_name, module_class=cls,
-                                            fused_param=fused_param)
+                        return group.intent(module_name, module_class=cls, fused_param=fused_param)
         return Intent(None, None, "no target matches")
 
     def patterns(self) -> list[str]:
         return [t for g in self.groups for t in g.targets] + self.ignore
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "llmc-recipe", "name": self.name, "ignore": self.ignore,
-                "groups": [g.describe() for g in self.groups]}
+        return {
+            "kind": "llmc-recipe",
+            "name": self.name,
+            "ignore": self.ignore,
+            "groups": [g.describe() for g in self.groups],
+        }
 
 
 def _match_kind(target: str, name: str, cls: str) -> str | None:
@@ -189,8 +221,10 @@ def _llmc_recipe(path: Path, data: dict[str, Any]) -> LlmcFileRecipe:
                     ignore += [str(p) for p in args.get("ignore") or []]
                     groups += _llmc_groups(path, args)
     if not groups:
-        raise InputError(f"{path}: no QuantizationModifier/GPTQModifier with a scheme or "
-                         "config_groups", hint="add the quantization modifier the recipe runs")
+        raise InputError(
+            f"{path}: no QuantizationModifier/GPTQModifier with a scheme or config_groups",
+            hint="add the quantization modifier the recipe runs",
+        )
     return LlmcFileRecipe(path.name, groups, ignore)
 
 
@@ -201,8 +235,10 @@ def _llmc_groups(path: Path, args: dict[str, Any]) -> list[CompressedTensorsReci
     if isinstance(scheme, str):
         return [llmc_scheme(scheme, targets=targets)]
     if isinstance(scheme, dict):
-        return [llmc_scheme(name, targets=[str(t) for t in group_targets])
-                for name, group_targets in scheme.items()]
+        return [
+            llmc_scheme(name, targets=[str(t) for t in group_targets])
+            for name, group_targets in scheme.items()
+        ]
     groups = []
     for name, group in (args.get("config_groups") or {}).items():
         weights = (group or {}).get("weights") or {}
@@ -211,18 +247,27 @@ def _llmc_groups(path: Path, args: dict[str, Any]) -> list[CompressedTensorsReci
         if kind == "float" and bits == 8:
             strategy = weights.get("strategy")
             precision = {"block": Precision.FP8_BLOCK, "channel": Precision.FP8_PER_CHANNEL}.get(
-                strategy, Precision.FP8)
+                strategy, Precision.FP8
+            )
         elif kind == "float" and bits == 4:
-            precision = Precision.NVFP4 if weights.get("strategy") == "tensor_group" \
-                else Precision.MXFP4
+            precision = Precision.NVFP4 if weights.get("strategy") == "tensor_group" else Precision.MXFP4
         elif isinstance(bits, int):
             precision = int_precision(bits)
         else:
-            raise InputError(f"{path}: config_groups.{name}.weights has no num_bits",
-                             hint="give weights: {num_bits, type, strategy}")
+            raise InputError(
+                f"{path}: config_groups.{name}.weights has no num_bits",
+                hint="give weights: {num_bits, type, strategy}",
+            )
         block = weights.get("block_structure")
         group_size = weights.get("group_size") or (block[-1] if isinstance(block, list) else None)
-        groups.append(CompressedTensorsRecipe(
-            str(name), precision=precision, group_size=group_size,
-            targets=[str(t) for t in group.get("targets") or targets], ignore=[], fmt=None))
+        groups.append(
+            CompressedTensorsRecipe(
+                str(name),
+                precision=precision,
+                group_size=group_size,
+                targets=[str(t) for t in group.get("targets") or targets],
+                ignore=[],
+                fmt=None,
+            )
+        )
     return groups

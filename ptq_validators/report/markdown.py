@@ -37,8 +37,10 @@ def _details(checks: list[CheckResult], limit: int) -> list[str]:
 def render_gate(report: GateReport, *, limit: int = 20) -> str:
     """The gate report: the table first, then verdict, layer groups and details."""
     lines = _table(report.checks)
-    lines += ["", f"**Verdict: {report.verdict.upper()}** — `{report.output}` against source "
-              f"`{report.source}`"]
+    lines += [
+        "",
+        f"**Verdict: {report.verdict.upper()}** — `{report.output}` against source `{report.source}`",
+    ]
     declared = report.table.declaration.summary
     lines.append(f"Declared: {_declared_line(declared)}")
     lines += ["", "| Layer group | Precision |", "|---|---|"]
@@ -51,19 +53,27 @@ def render_gate(report: GateReport, *, limit: int = 20) -> str:
 def render_scan(report: ScanReport, *, limit: int = 20) -> str:
     size = report.size()
     lines = _table(report.checks)
-    lines += ["", f"**{report.path}** — {_declared_line(report.table.declaration.summary)}",
-              f"{size['weight_bytes']} weight bytes, {size['parameters']} parameters, "
-              f"{size['bits_per_param']} bits/param; linear layers {size['linear_bits_per_weight']} "
-              "bits/weight", "", "| Layer group | Precision |", "|---|---|"]
+    lines += [
+        "",
+        f"**{report.path}** — {_declared_line(report.table.declaration.summary)}",
+        f"{size['weight_bytes']} weight bytes, {size['parameters']} parameters, "
+        f"{size['bits_per_param']} bits/param; linear layers {size['linear_bits_per_weight']} "
+        "bits/weight",
+        "",
+        "| Layer group | Precision |",
+        "|---|---|",
+    ]
     for group, counts in report.table.group_counts().items():
         lines.append(f"| {group} | {describe_counts(counts)} |")
     lines += ["", "| Layer | Group | Precision | Declared | Bits/weight |", "|---|---|---|---|---|"]
     rows = report.table.layers
     for layer in rows[: limit * 5]:
         declared = layer.declared.precision.value if layer.declared.precision else "unquantized"
-        lines.append(f"| {layer.name} | {layer.group.value} | {layer.precision.value}"
-                     f"{f' g{layer.stored.group_size}' if layer.stored.group_size else ''} | "
-                     f"{declared} | {float(layer.bits_per_weight):.4f} |")
+        lines.append(
+            f"| {layer.name} | {layer.group.value} | {layer.precision.value}"
+            f"{f' g{layer.stored.group_size}' if layer.stored.group_size else ''} | "
+            f"{declared} | {float(layer.bits_per_weight):.4f} |"
+        )
     if len(rows) > limit * 5:
         lines.append(f"| … {len(rows) - limit * 5} more | | | | |")
     lines += _details(report.checks, limit)
@@ -72,8 +82,18 @@ def render_scan(report: ScanReport, *, limit: int = 20) -> str:
 
 def _declared_line(summary: dict) -> str:
     family = summary.get("family")
-    keys = ("quant_algo", "kv_cache_quant_algo", "group_size", "format", "quantization_status",
-            "bits", "desc_act", "checkpoint_format", "weight_block_size", "version")
+    keys = (
+        "quant_algo",
+        "kv_cache_quant_algo",
+        "group_size",
+        "format",
+        "quantization_status",
+        "bits",
+        "desc_act",
+        "checkpoint_format",
+        "weight_block_size",
+        "version",
+    )
     parts = [f"{key}={summary[key]}" for key in keys if summary.get(key) is not None]
     origin = f" from {summary['origin']}" if summary.get("origin") else ""
     return f"{family}{origin}" + (f" ({', '.join(parts)})" if parts else "")

@@ -24,26 +24,69 @@ CASES = [
     ("modelopt-fp8-llama", "model.layers.0.self_attn.k_proj", "FP8", None, 8 + F(32, 64 * 128)),
     ("llmc-fp8-llama", "model.layers.0.mlp.down_proj", "FP8", None, 8 + F(16, N)),
     ("llmc-fp8dynamic-llama", "model.layers.0.mlp.down_proj", "FP8_PER_CHANNEL", None, 8 + F(16, IN)),
-    ("llmc-fp8block-llama", "model.layers.0.mlp.down_proj", "FP8_BLOCK", 128,
-     8 + F(16 * ceil(OUT / 128) * ceil(IN / 128), N)),
-    ("llmc-nvfp4-llama", "model.layers.0.mlp.down_proj", "NVFP4", 16, 4 + F(8 * ceil(IN / 16), IN) + F(32, N)),
-    ("llmc-nvfp4a16-llama", "model.layers.0.mlp.down_proj", "NVFP4", 16, 4 + F(8 * ceil(IN / 16), IN) + F(32, N)),
-    ("llmc-w4a16-llama", "model.layers.0.mlp.down_proj", "INT4", 128,
-     F(32 * OUT * ceil(IN * 4 / 32) + 16 * OUT * ceil(IN / 128) + 128, N)),
-    ("llmc-gptq-w4a16-llama", "model.layers.0.mlp.down_proj", "INT4", 128,
-     F(32 * OUT * ceil(IN * 4 / 32) + 16 * OUT * ceil(IN / 128) + 128, N)),
+    (
+        "llmc-fp8block-llama",
+        "model.layers.0.mlp.down_proj",
+        "FP8_BLOCK",
+        128,
+        8 + F(16 * ceil(OUT / 128) * ceil(IN / 128), N),
+    ),
+    (
+        "llmc-nvfp4-llama",
+        "model.layers.0.mlp.down_proj",
+        "NVFP4",
+        16,
+        4 + F(8 * ceil(IN / 16), IN) + F(32, N),
+    ),
+    (
+        "llmc-nvfp4a16-llama",
+        "model.layers.0.mlp.down_proj",
+        "NVFP4",
+        16,
+        4 + F(8 * ceil(IN / 16), IN) + F(32, N),
+    ),
+    (
+        "llmc-w4a16-llama",
+        "model.layers.0.mlp.down_proj",
+        "INT4",
+        128,
+        F(32 * OUT * ceil(IN * 4 / 32) + 16 * OUT * ceil(IN / 128) + 128, N),
+    ),
+    (
+        "llmc-gptq-w4a16-llama",
+        "model.layers.0.mlp.down_proj",
+        "INT4",
+        128,
+        F(32 * OUT * ceil(IN * 4 / 32) + 16 * OUT * ceil(IN / 128) + 128, N),
+    ),
     # MoE experts (hidden 128, moe_intermediate 64): ModelOpt splits the fused experts.
-    ("modelopt-nvfp4-moe", "model.layers.0.mlp.experts.0.down_proj", "NVFP4", 16, 4 + F(8, 16) + F(32, 128 * 64)),
-    ("llmc-nvfp4-moe", "model.layers.0.mlp.experts.0.down_proj", "NVFP4", 16,
-     4 + F(8 * ceil(64 / 16), 64) + F(32, 128 * 64)),
+    (
+        "modelopt-nvfp4-moe",
+        "model.layers.0.mlp.experts.0.down_proj",
+        "NVFP4",
+        16,
+        4 + F(8, 16) + F(32, 128 * 64),
+    ),
+    (
+        "llmc-nvfp4-moe",
+        "model.layers.0.mlp.experts.0.down_proj",
+        "NVFP4",
+        16,
+        4 + F(8 * ceil(64 / 16), 64) + F(32, 128 * 64),
+    ),
     ("src-llama", "model.layers.0.mlp.down_proj", "BF16", None, F(16)),
 ]
 
 
-@pytest.mark.parametrize(("fixture", "layer", "precision", "group", "bits"), CASES,
-                         ids=[f"{c[0]}:{c[1].split('.')[-1]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("fixture", "layer", "precision", "group", "bits"),
+    CASES,
+    ids=[f"{c[0]}:{c[1].split('.')[-1]}" for c in CASES],
+)
 def test_bits_per_weight_match_the_formula(fixture, layer, precision, group, bits):
-    source = build_layer_table(Checkpoint.open(FIXTURES / "src-moe" if "moe" in fixture else FIXTURES / "src-llama"))
+    source = build_layer_table(
+        Checkpoint.open(FIXTURES / "src-moe" if "moe" in fixture else FIXTURES / "src-llama")
+    )
     table = build_layer_table(Checkpoint.open(FIXTURES / fixture), source_shapes=source.shapes())
     row = table.by_name()[layer]
     assert row.precision.value == precision
@@ -59,8 +102,12 @@ def test_packed_int_width_comes_from_the_declaration_without_a_source():
 
 
 def test_original_shapes_are_recovered_from_packed_layouts():
-    expected = {"modelopt-nvfp4-llama": (OUT, IN), "modelopt-int4awq-llama": (OUT, IN),
-                "llmc-nvfp4-llama": (OUT, IN), "modelopt-fp8-llama": (OUT, IN)}
+    expected = {
+        "modelopt-nvfp4-llama": (OUT, IN),
+        "modelopt-int4awq-llama": (OUT, IN),
+        "llmc-nvfp4-llama": (OUT, IN),
+        "modelopt-fp8-llama": (OUT, IN),
+    }
     for fixture, shape in expected.items():
         table = build_layer_table(Checkpoint.open(FIXTURES / fixture))
         assert table.by_name()["model.layers.0.mlp.down_proj"].stored.shape == shape, fixture

@@ -46,8 +46,10 @@ def test_index_naming_a_missing_shard(ptqv, tmp_path):
     out, _ = sharded(tmp_path)
     (out / "model-00002-of-00002.safetensors").unlink()
     result = ptqv("gate", out, "--source", SRC)
-    assert_input_error(result, "model.safetensors.index.json: names shard "
-                               "'model-00002-of-00002.safetensors', which is missing")
+    assert_input_error(
+        result,
+        "model.safetensors.index.json: names shard 'model-00002-of-00002.safetensors', which is missing",
+    )
 
 
 def test_shard_names_that_leave_the_directory_are_refused(ptqv, tmp_path):
@@ -55,7 +57,7 @@ def test_shard_names_that_leave_the_directory_are_refused(ptqv, tmp_path):
         out = tmp_path / f"case{abs(hash(bad))}"
         copy_checkpoint(FIXTURES / "modelopt-nvfp4-llama", out)
         shard(out, 2)
-        rewrite_index(out, lambda wm: wm.__setitem__(next(iter(wm)), bad))
+        rewrite_index(out, lambda wm, bad=bad: wm.__setitem__(next(iter(wm)), bad))
         result = ptqv("scan", out)
         assert_input_error(result, f"shard name {bad!r} is not a plain file name", "refused")
 
@@ -75,8 +77,11 @@ def test_index_inconsistencies_fail_the_integrity_check(ptqv, tmp_path):
     moved, dropped = names[0], names[1]
 
     def corrupt(wm):
-        wm[moved] = "model-00002-of-00002.safetensors" if wm[moved].startswith("model-00001") \
+        wm[moved] = (
+            "model-00002-of-00002.safetensors"
+            if wm[moved].startswith("model-00001")
             else "model-00001-of-00002.safetensors"
+        )
         del wm[dropped]
         wm["model.layers.9.ghost.weight"] = "model-00001-of-00002.safetensors"
 
@@ -97,8 +102,9 @@ def test_truncated_shard_names_the_file(ptqv, tmp_path):
     path = out / "model.safetensors"
     path.write_bytes(path.read_bytes()[:-100])
     result = ptqv("gate", out, "--source", SRC)
-    assert_input_error(result, f"{out}/model.safetensors: invalid safetensors header "
-                               "(MetadataIncompleteBuffer)")
+    assert_input_error(
+        result, f"{out}/model.safetensors: invalid safetensors header (MetadataIncompleteBuffer)"
+    )
 
 
 def test_invalid_config_json_names_the_file(ptqv, tmp_path):
@@ -112,13 +118,16 @@ def test_pickle_only_directory_is_refused_without_loading(ptqv, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04garbage")
     result = ptqv("scan", tmp_path)
-    assert_input_error(result, "no *.safetensors weights (pickle files present: pytorch_model.bin; never loaded)")
+    assert_input_error(
+        result, "no *.safetensors weights (pickle files present: pytorch_model.bin; never loaded)"
+    )
 
 
 def test_missing_directory_and_usage_errors(ptqv, tmp_path):
     assert_input_error(ptqv("scan", tmp_path / "nope"), "no such directory")
-    both = ptqv("gate", FIXTURES / "modelopt-fp8-llama", "--source", SRC, "--qformat", "fp8",
-                "--scheme", "FP8")
+    both = ptqv(
+        "gate", FIXTURES / "modelopt-fp8-llama", "--source", SRC, "--qformat", "fp8", "--scheme", "FP8"
+    )
     assert both.code == 2 and "--qformat and --scheme are exclusive" in both.stderr
     unknown = ptqv("gate", FIXTURES / "modelopt-fp8-llama", "--source", SRC, "--qformat", "fp9")
     assert unknown.code == 2 and "unknown ModelOpt qformat 'fp9'" in unknown.stderr

@@ -37,52 +37,155 @@ def variant(tmp_path: Path, fixture: str) -> Path:
 def gptq_bits(out: int, in_: int, b: int, g: int) -> F:
     """formats.md §12.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
     groups = ceil(in_ / g)
-    return F(32 * ceil(in_ * b / 32) * out + 32 * groups * ceil(out * b / 32) + 16 * groups * out
-             + 32 * in_, out * in_)
+    return F(
+        32 * ceil(in_ * b / 32) * out + 32 * groups * ceil(out * b / 32) + 16 * groups * out + 32 * in_,
+        out * in_,
+    )
 
 
 # fixture, source, layer, precision, group, original shape, exact bits per weight
 CASES = [
     # GPTQModel 7.7, 4-bit g128 (desc_act off and on): down_proj in=256, k_proj in=128 out=64.
-    ("gptq-w4g128-llama", "src-llama", "model.layers.0.mlp.down_proj", "INT4", 128, (128, 256),
-     gptq_bits(128, 256, 4, 128)),
-    ("gptq-w4g128-llama", "src-llama", "model.layers.1.self_attn.k_proj", "INT4", 128, (64, 128),
-     gptq_bits(64, 128, 4, 128)),
-    ("gptq-w4g128-actorder-llama", "src-llama", "model.layers.0.mlp.down_proj", "INT4", 128, (128, 256),
-     gptq_bits(128, 256, 4, 128)),
+    (
+        "gptq-w4g128-llama",
+        "src-llama",
+        "model.layers.0.mlp.down_proj",
+        "INT4",
+        128,
+        (128, 256),
+        gptq_bits(128, 256, 4, 128),
+    ),
+    (
+        "gptq-w4g128-llama",
+        "src-llama",
+        "model.layers.1.self_attn.k_proj",
+        "INT4",
+        128,
+        (64, 128),
+        gptq_bits(64, 128, 4, 128),
+    ),
+    (
+        "gptq-w4g128-actorder-llama",
+        "src-llama",
+        "model.layers.0.mlp.down_proj",
+        "INT4",
+        128,
+        (128, 256),
+        gptq_bits(128, 256, 4, 128),
+    ),
     # AutoAWQ 0.2.9 GEMM, 4-bit g128: 4 + 4/g + 16/g whatever the shape.
-    ("awq-gemm-llama", "src-llama", "model.layers.0.mlp.down_proj", "INT4", 128, (128, 256),
-     4 + F(4, 128) + F(16, 128)),
-    ("awq-gemm-llama", "src-llama", "model.layers.1.self_attn.v_proj", "INT4", 128, (64, 128),
-     4 + F(4, 128) + F(16, 128)),
+    (
+        "awq-gemm-llama",
+        "src-llama",
+        "model.layers.0.mlp.down_proj",
+        "INT4",
+        128,
+        (128, 256),
+        4 + F(4, 128) + F(16, 128),
+    ),
+    (
+        "awq-gemm-llama",
+        "src-llama",
+        "model.layers.1.self_attn.v_proj",
+        "INT4",
+        128,
+        (64, 128),
+        4 + F(4, 128) + F(16, 128),
+    ),
     # transformers FineGrainedFP8 [128, 128] (F32 weight_scale_inv): 8 + 32·ceil(out/128)·ceil(in/128)/N.
-    ("hf-fp8-llama", "src-llama", "model.layers.0.mlp.down_proj", "FP8_BLOCK", 128, (128, 256),
-     8 + F(32 * ceil(128 / 128) * ceil(256 / 128), 128 * 256)),
-    ("hf-fp8-llama", "src-llama", "model.layers.1.mlp.gate_proj", "FP8_BLOCK", 128, (256, 128),
-     8 + F(32 * ceil(256 / 128) * ceil(128 / 128), 256 * 128)),
+    (
+        "hf-fp8-llama",
+        "src-llama",
+        "model.layers.0.mlp.down_proj",
+        "FP8_BLOCK",
+        128,
+        (128, 256),
+        8 + F(32 * ceil(128 / 128) * ceil(256 / 128), 128 * 256),
+    ),
+    (
+        "hf-fp8-llama",
+        "src-llama",
+        "model.layers.1.mlp.gate_proj",
+        "FP8_BLOCK",
+        128,
+        (256, 128),
+        8 + F(32 * ceil(256 / 128) * ceil(128 / 128), 256 * 128),
+    ),
     # GPT-OSS MXFP4 experts (a labelled stand-in: no CPU producer writes this layout): blocks
     # [E, out, G, 16] + scales [E, out, G] → [E, out, 32G], 4 + 8·ceil(in/32)/in.
-    ("gptoss-mxfp4", "src-gptoss", "model.layers.0.mlp.experts.gate_up_proj", "MXFP4", 32, (4, 128, 64),
-     4 + F(8 * ceil(64 / 32), 64)),
-    ("gptoss-mxfp4", "src-gptoss", "model.layers.1.mlp.experts.down_proj", "MXFP4", 32, (4, 64, 64),
-     4 + F(8 * ceil(64 / 32), 64)),
+    (
+        "gptoss-mxfp4",
+        "src-gptoss",
+        "model.layers.0.mlp.experts.gate_up_proj",
+        "MXFP4",
+        32,
+        (4, 128, 64),
+        4 + F(8 * ceil(64 / 32), 64),
+    ),
+    (
+        "gptoss-mxfp4",
+        "src-gptoss",
+        "model.layers.1.mlp.experts.down_proj",
+        "MXFP4",
+        32,
+        (4, 64, 64),
+        4 + F(8 * ceil(64 / 32), 64),
+    ),
     # Fused 3-D experts (E=4, hidden 64, intermediate 64) in the BMM layout [E, in, out]: BF16
     # as transformers saves them, NVFP4 as ModelOpt keeps them (packed along in, dim -2).
-    ("src-gptoss", "src-gptoss", "model.layers.0.mlp.experts.gate_up_proj", "BF16", None, (4, 64, 128),
-     F(16)),
-    ("modelopt-nvfp4-gptoss", "src-gptoss", "model.layers.0.mlp.experts.gate_up_proj", "NVFP4", 16,
-     (4, 64, 128), 4 + F(8, 16) + F(32, 4 * 64 * 128)),
-    ("modelopt-nvfp4-gptoss", "src-gptoss", "model.layers.1.mlp.experts.down_proj", "NVFP4", 16,
-     (4, 64, 64), 4 + F(8, 16) + F(32, 4 * 64 * 64)),
-    ("modelopt-nvfp4experts-llama4", "src-llama4", "model.layers.0.feed_forward.experts.gate_up_proj",
-     "NVFP4", 16, (4, 64, 128), 4 + F(8, 16) + F(32, 4 * 64 * 128)),
-    ("modelopt-nvfp4experts-llama4", "src-llama4", "model.layers.1.feed_forward.experts.down_proj",
-     "NVFP4", 16, (4, 64, 64), 4 + F(8, 16) + F(32, 4 * 64 * 64)),
+    (
+        "src-gptoss",
+        "src-gptoss",
+        "model.layers.0.mlp.experts.gate_up_proj",
+        "BF16",
+        None,
+        (4, 64, 128),
+        F(16),
+    ),
+    (
+        "modelopt-nvfp4-gptoss",
+        "src-gptoss",
+        "model.layers.0.mlp.experts.gate_up_proj",
+        "NVFP4",
+        16,
+        (4, 64, 128),
+        4 + F(8, 16) + F(32, 4 * 64 * 128),
+    ),
+    (
+        "modelopt-nvfp4-gptoss",
+        "src-gptoss",
+        "model.layers.1.mlp.experts.down_proj",
+        "NVFP4",
+        16,
+        (4, 64, 64),
+        4 + F(8, 16) + F(32, 4 * 64 * 64),
+    ),
+    (
+        "modelopt-nvfp4experts-llama4",
+        "src-llama4",
+        "model.layers.0.feed_forward.experts.gate_up_proj",
+        "NVFP4",
+        16,
+        (4, 64, 128),
+        4 + F(8, 16) + F(32, 4 * 64 * 128),
+    ),
+    (
+        "modelopt-nvfp4experts-llama4",
+        "src-llama4",
+        "model.layers.1.feed_forward.experts.down_proj",
+        "NVFP4",
+        16,
+        (4, 64, 64),
+        4 + F(8, 16) + F(32, 4 * 64 * 64),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("fixture", "source", "layer", "precision", "group", "shape", "bits"), CASES,
-                         ids=[f"{c[0]}:{'.'.join(c[2].split('.')[-2:])}" for c in CASES])
+@pytest.mark.parametrize(
+    ("fixture", "source", "layer", "precision", "group", "shape", "bits"),
+    CASES,
+    ids=[f"{c[0]}:{'.'.join(c[2].split('.')[-2:])}" for c in CASES],
+)
 def test_precision_group_shape_and_exact_bits(fixture, source, layer, precision, group, shape, bits):
     row = table(fixture, source).by_name()[layer]
     assert (row.precision.value, row.stored.group_size, row.stored.shape) == (precision, group, shape)
@@ -91,15 +194,18 @@ def test_precision_group_shape_and_exact_bits(fixture, source, layer, precision,
     assert row.status == "ok"
 
 
-@pytest.mark.parametrize(("fixture", "source", "family", "counts"), [
-    ("gptq-w4g128-llama", "src-llama", "gptq", {"BF16": 2, "INT4": 14}),
-    ("gptq-w4g128-actorder-llama", "src-llama", "gptq", {"BF16": 2, "INT4": 14}),
-    ("awq-gemm-llama", "src-llama", "awq", {"FP16": 2, "INT4": 14}),
-    ("hf-fp8-llama", "src-llama", "hf-fp8", {"BF16": 10, "FP8_BLOCK": 6}),
-    ("gptoss-mxfp4", "src-gptoss", "mxfp4", {"BF16": 12, "MXFP4": 4}),
-    ("modelopt-nvfp4-gptoss", "src-gptoss", "modelopt", {"BF16": 4, "NVFP4": 12}),
-    ("modelopt-nvfp4experts-llama4", "src-llama4", "modelopt", {"BF16": 18, "NVFP4": 4}),
-])
+@pytest.mark.parametrize(
+    ("fixture", "source", "family", "counts"),
+    [
+        ("gptq-w4g128-llama", "src-llama", "gptq", {"BF16": 2, "INT4": 14}),
+        ("gptq-w4g128-actorder-llama", "src-llama", "gptq", {"BF16": 2, "INT4": 14}),
+        ("awq-gemm-llama", "src-llama", "awq", {"FP16": 2, "INT4": 14}),
+        ("hf-fp8-llama", "src-llama", "hf-fp8", {"BF16": 10, "FP8_BLOCK": 6}),
+        ("gptoss-mxfp4", "src-gptoss", "mxfp4", {"BF16": 12, "MXFP4": 4}),
+        ("modelopt-nvfp4-gptoss", "src-gptoss", "modelopt", {"BF16": 4, "NVFP4": 12}),
+        ("modelopt-nvfp4experts-llama4", "src-llama4", "modelopt", {"BF16": 18, "NVFP4": 4}),
+    ],
+)
 def test_real_export_passes_the_gate(ptqv, fixture, source, family, counts):
     code, checks, report = gate(ptqv, FIXTURES / fixture, FIXTURES / source)
     assert code == 0, [c for c in checks.values() if c["status"] == "fail"]
@@ -110,9 +216,17 @@ def test_real_export_passes_the_gate(ptqv, fixture, source, family, counts):
 def test_gptq_declaration_reads_config_json_and_compares_quantize_config(ptqv, tmp_path):
     declaration = table("gptq-w4g128-actorder-llama", "src-llama").declaration
     assert declaration.summary == {
-        "family": "gptq", "origin": "config.json quantization_config", "bits": 4, "group_size": 128,
-        "desc_act": True, "sym": True, "checkpoint_format": "gptq", "lm_head": False, "dynamic": [],
-        "differs_from_quantize_config": []}
+        "family": "gptq",
+        "origin": "config.json quantization_config",
+        "bits": 4,
+        "group_size": 128,
+        "desc_act": True,
+        "sym": True,
+        "checkpoint_format": "gptq",
+        "lm_head": False,
+        "dynamic": [],
+        "differs_from_quantize_config": [],
+    }
     out = variant(tmp_path, "gptq-w4g128-llama")
     edit_json(out, "quantize_config.json", lambda doc: doc.__setitem__("group_size", 64))
     _, _, report = gate(ptqv, out)
@@ -128,20 +242,33 @@ def test_gptq_declaration_reads_config_json_and_compares_quantize_config(ptqv, t
 def test_awq_declaration_reads_config_json():
     declaration = table("awq-gemm-llama", "src-llama").declaration
     assert declaration.summary == {
-        "family": "awq", "origin": "config.json quantization_config", "bits": 4, "group_size": 128,
-        "zero_point": True, "version": "gemm", "modules_to_not_convert": []}
+        "family": "awq",
+        "origin": "config.json quantization_config",
+        "bits": 4,
+        "group_size": 128,
+        "zero_point": True,
+        "version": "gemm",
+        "modules_to_not_convert": [],
+    }
 
 
 def test_hf_fp8_declaration_reads_the_block_and_the_exclusions():
     fp8 = table("hf-fp8-llama", "src-llama")
     assert fp8.declaration.summary == {
-        "family": "hf-fp8", "origin": "config.json quantization_config", "weight_block_size": [128, 128],
-        "group_size": 128, "activation_scheme": "dynamic", "scale_fmt": "float",
-        "modules_to_not_convert": ["lm_head", "model.layers.*.self_attn"], "modules_to_convert": []}
+        "family": "hf-fp8",
+        "origin": "config.json quantization_config",
+        "weight_block_size": [128, 128],
+        "group_size": 128,
+        "activation_scheme": "dynamic",
+        "scale_fmt": "float",
+        "modules_to_not_convert": ["lm_head", "model.layers.*.self_attn"],
+        "modules_to_convert": [],
+    }
     rows = fp8.by_name()
     # The glob-looking entry is a regex to transformers: ".*" spans the layer index.
     assert rows["model.layers.1.self_attn.k_proj"].declared.rule == (
-        "modules_to_not_convert 'model.layers.*.self_attn'")
+        "modules_to_not_convert 'model.layers.*.self_attn'"
+    )
     assert rows["model.layers.0.mlp.gate_proj"].stored.note == "block 128x128"
 
 
@@ -153,8 +280,10 @@ def test_mxfp4_declares_only_experts_and_reads_modules_to_not_convert():
         "model.layers.1.mlp.experts.down_proj": "quant_method mxfp4",
         "model.layers.1.mlp.experts.gate_up_proj": "quant_method mxfp4",
         "model.layers.1.mlp.router": "modules_to_not_convert 'model.layers.*.mlp.router'",
-        **{f"model.layers.1.self_attn.{p}": "modules_to_not_convert 'model.layers.*.self_attn'"
-           for p in ("q_proj", "k_proj", "v_proj", "o_proj")},
+        **{
+            f"model.layers.1.self_attn.{p}": "modules_to_not_convert 'model.layers.*.self_attn'"
+            for p in ("q_proj", "k_proj", "v_proj", "o_proj")
+        },
     }
     assert sorted(rows["model.layers.0.mlp.experts.down_proj"].tensors) == ["bias", "blocks", "scales"]
 
@@ -164,7 +293,10 @@ def test_fused_experts_sit_beside_per_expert_linears():
     fused = rows["model.layers.0.feed_forward.experts.gate_up_proj"]
     shared = rows["model.layers.0.feed_forward.shared_expert.gate_proj"]
     assert (fused.group.value, fused.fused, sorted(fused.tensors)) == (
-        "experts", True, ["input_scale", "weight", "weight_scale", "weight_scale_2"])
+        "experts",
+        True,
+        ["input_scale", "weight", "weight_scale", "weight_scale_2"],
+    )
     assert (shared.group.value, shared.fused, shared.precision.value) == ("mlp", False, "BF16")
     assert shared.declared.rule == "exclude_modules 'model.layers.0.feed_forward.shared_expert*'"
 
@@ -191,7 +323,8 @@ def test_gptq_scales_rows_that_do_not_match_the_group_size(ptqv, tmp_path):
     assert code == 1
     assert checks["layer_precision"]["status"] == "fail"
     assert checks["layer_precision"]["details"] == [
-        f"{layer}: scales has 1 rows; group_size 128 over in=256 needs 2"]
+        f"{layer}: scales has 1 rows; group_size 128 over in=256 needs 2"
+    ]
 
 
 def test_gptq_dynamic_negation_excludes_a_stored_packed_module(ptqv, tmp_path):
@@ -201,8 +334,10 @@ def test_gptq_dynamic_negation_excludes_a_stored_packed_module(ptqv, tmp_path):
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["coverage"]["measured"]["quantized_but_excluded"] == 3
-    assert ("model.layers.1.mlp.up_proj: quantized but excluded — stored INT4, declared unquantized "
-            r"(dynamic '-:model\\.layers\\.1\\.mlp\\..*')") in checks["coverage"]["details"]
+    assert (
+        "model.layers.1.mlp.up_proj: quantized but excluded — stored INT4, declared unquantized "
+        r"(dynamic '-:model\\.layers\\.1\\.mlp\\..*')"
+    ) in checks["coverage"]["details"]
 
 
 def test_gptq_dynamic_override_is_applied_in_order(ptqv, tmp_path):
@@ -215,7 +350,8 @@ def test_gptq_dynamic_override_is_applied_in_order(ptqv, tmp_path):
     assert code == 1
     assert checks["coverage"]["measured"]["declaration_mismatch"] == 1
     assert checks["layer_precision"]["details"] == [
-        f"{layer}: qweight has 32 rows for in=256: 4-bit codes, declared 8-bit"]
+        f"{layer}: qweight has 32 rows for in=256: 4-bit codes, declared 8-bit"
+    ]
     row = next(r for r in report["layers"] if r["name"] == layer)
     assert (row["precision"], row["declared"]) == ("INT4", "INT8")
 
@@ -226,19 +362,25 @@ def test_gptq_lm_head_flag_declares_the_head_quantized(ptqv, tmp_path):
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["coverage"]["details"] == [
-        "lm_head: unexpected unquantized — stored BF16, declared INT4 (bits 4, group_size 128)"]
+        "lm_head: unexpected unquantized — stored BF16, declared INT4 (bits 4, group_size 128)"
+    ]
 
 
 def test_awq_substring_exclusion_of_stored_packed_modules(ptqv, tmp_path):
     out = variant(tmp_path, "awq-gemm-llama")
     # AutoAWQ matches by substring: "mlp" excludes every MLP projection of both layers.
-    edit_json(out, "config.json",
-              lambda doc: doc["quantization_config"].__setitem__("modules_to_not_convert", ["mlp"]))
+    edit_json(
+        out,
+        "config.json",
+        lambda doc: doc["quantization_config"].__setitem__("modules_to_not_convert", ["mlp"]),
+    )
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["coverage"]["measured"]["quantized_but_excluded"] == 6
-    assert ("model.layers.0.mlp.gate_proj: quantized but excluded — stored INT4, declared "
-            "unquantized (modules_to_not_convert 'mlp')") in checks["coverage"]["details"]
+    assert (
+        "model.layers.0.mlp.gate_proj: quantized but excluded — stored INT4, declared "
+        "unquantized (modules_to_not_convert 'mlp')"
+    ) in checks["coverage"]["details"]
 
 
 def test_awq_scales_rows_that_do_not_match_the_group_size(ptqv, tmp_path):
@@ -253,7 +395,8 @@ def test_awq_scales_rows_that_do_not_match_the_group_size(ptqv, tmp_path):
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["layer_precision"]["details"] == [
-        f"{layer}: scales has 1 rows; group_size 128 over in=256 needs 2"]
+        f"{layer}: scales has 1 rows; group_size 128 over in=256 needs 2"
+    ]
 
 
 def test_fused_expert_block_scale_that_does_not_tile(ptqv, tmp_path):
@@ -263,14 +406,15 @@ def test_fused_expert_block_scale_that_does_not_tile(ptqv, tmp_path):
     def drop_a_row(tensors):
         scale = tensors[name]
         row = len(scale.data) // (4 * 4)
-        data = b"".join(scale.data[(e * 4) * row:(e * 4 + 3) * row] for e in range(4))
+        data = b"".join(scale.data[(e * 4) * row : (e * 4 + 3) * row] for e in range(4))
         tensors[name] = RawTensor(scale.dtype, (4, 3, 64), data)
 
     edit_tensors(out, drop_a_row)
     code, checks, _ = gate(ptqv, out, FIXTURES / "src-gptoss")
     assert code == 1
     assert checks["layer_precision"]["details"] == [
-        "model.layers.0.mlp.experts.down_proj: weight_scale [4, 3, 64] does not tile weight [4, 32, 64]"]
+        "model.layers.0.mlp.experts.down_proj: weight_scale [4, 3, 64] does not tile weight [4, 32, 64]"
+    ]
 
 
 def _fp8_config(directory: Path, **changes) -> None:
@@ -283,8 +427,10 @@ def test_hf_fp8_layers_left_in_bf16_without_an_exclusion(ptqv, tmp_path):
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["coverage"]["measured"]["unexpected_unquantized"] == 8
-    assert ("model.layers.0.self_attn.k_proj: unexpected unquantized — stored BF16, declared FP8_BLOCK "
-            "(weight_block_size [128, 128])") in checks["coverage"]["details"]
+    assert (
+        "model.layers.0.self_attn.k_proj: unexpected unquantized — stored BF16, declared FP8_BLOCK "
+        "(weight_block_size [128, 128])"
+    ) in checks["coverage"]["details"]
 
 
 def test_hf_fp8_null_exclusions_keep_only_the_output_embedding(ptqv, tmp_path):
@@ -294,7 +440,10 @@ def test_hf_fp8_null_exclusions_keep_only_the_output_embedding(ptqv, tmp_path):
     assert code == 1
     assert checks["coverage"]["measured"]["unexpected_unquantized"] == 8  # the attention layers
     head = next(r for r in report["layers"] if r["name"] == "lm_head")
-    assert (head["status"], head["declared_by"]) == ("ok", "modules_to_not_convert null: the output embedding is kept")
+    assert (head["status"], head["declared_by"]) == (
+        "ok",
+        "modules_to_not_convert null: the output embedding is kept",
+    )
 
 
 def test_hf_fp8_module_boundary_exclusion_of_stored_fp8(ptqv, tmp_path):
@@ -326,13 +475,18 @@ def test_hf_fp8_declared_block_rows_differ_from_the_stored_grid(ptqv, tmp_path):
 def test_mxfp4_experts_excluded_by_metadata_but_stored_packed(ptqv, tmp_path):
     out = variant(tmp_path, "gptoss-mxfp4")
     # transformers tests the experts module: "model.layers.1.mlp" matches it at a module boundary.
-    edit_json(out, "config.json", lambda doc: doc["quantization_config"]["modules_to_not_convert"]
-              .append("model.layers.1.mlp"))
+    edit_json(
+        out,
+        "config.json",
+        lambda doc: doc["quantization_config"]["modules_to_not_convert"].append("model.layers.1.mlp"),
+    )
     code, checks, _ = gate(ptqv, out, FIXTURES / "src-gptoss")
     assert code == 1
     assert checks["coverage"]["details"] == [
         f"model.layers.1.mlp.experts.{p}: quantized but excluded — stored MXFP4, declared unquantized "
-        "(modules_to_not_convert 'model.layers.1.mlp')" for p in ("down_proj", "gate_up_proj")]
+        "(modules_to_not_convert 'model.layers.1.mlp')"
+        for p in ("down_proj", "gate_up_proj")
+    ]
 
 
 def test_mxfp4_scales_that_are_not_one_per_32_values(ptqv, tmp_path):
@@ -348,20 +502,24 @@ def test_mxfp4_scales_that_are_not_one_per_32_values(ptqv, tmp_path):
     assert code == 1
     assert checks["layer_precision"]["details"] == [
         "model.layers.0.mlp.experts.down_proj: scales U8 [4, 64, 1] is not one E8M0 exponent per 32 "
-        "values: [4, 64, 2]"]
+        "values: [4, 64, 2]"
+    ]
 
 
 # ---- exclusion dialects, as the loaders apply them -----------------------------------------
 
 
-@pytest.mark.parametrize(("entry", "name", "excluded"), [
-    ("lm_head", "lm_head", True),
-    ("model.layers.1", "model.layers.1.self_attn.q_proj", True),
-    ("model.layers.1", "model.layers.11.self_attn.q_proj", False),  # module boundary
-    ("model.layers.*.self_attn", "model.layers.7.self_attn.o_proj", True),  # glob works as regex
-    ("mlp.gate", "model.layers.0.mlp.gate", True),  # suffix
-    ("mlp.gate", "model.layers.0.mlp.gate_proj", False),
-    ("self_attn", "model.layers.0.self_attn.q_proj", False),  # start-anchored, not a substring
-])
+@pytest.mark.parametrize(
+    ("entry", "name", "excluded"),
+    [
+        ("lm_head", "lm_head", True),
+        ("model.layers.1", "model.layers.1.self_attn.q_proj", True),
+        ("model.layers.1", "model.layers.11.self_attn.q_proj", False),  # module boundary
+        ("model.layers.*.self_attn", "model.layers.7.self_attn.o_proj", True),  # glob works as regex
+        ("mlp.gate", "model.layers.0.mlp.gate", True),  # suffix
+        ("mlp.gate", "model.layers.0.mlp.gate_proj", False),
+        ("self_attn", "model.layers.0.self_attn.q_proj", False),  # start-anchored, not a substring
+    ],
+)
 def test_transformers_modules_to_not_convert_semantics(entry, name, excluded):
     assert (ModuleMatcher([entry]).first_match(name) == entry) is excluded

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.ckpt_edit import (
-    RawTensor, copy_checkpoint, dequantize_layer, edit_json, edit_tensors, read_tensors,
+    RawTensor,
+    copy_checkpoint,
+    dequantize_layer,
+    edit_json,
+    edit_tensors,
+    read_tensors,
 )
 from tests.conftest import FIXTURES
 
@@ -57,19 +62,26 @@ def test_layer_left_in_bf16_but_not_excluded(ptqv, tmp_path):
     assert code == 1
     assert checks["coverage"]["measured"]["unexpected_unquantized"] == 1
     assert checks["coverage"]["details"] == [
-        f"{layer}: unexpected unquantized — stored BF16, declared NVFP4 (quant_algo NVFP4)"]
+        f"{layer}: unexpected unquantized — stored BF16, declared NVFP4 (quant_algo NVFP4)"
+    ]
 
 
 def test_quantized_layers_that_the_metadata_excludes(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-nvfp4-llama")
-    both_quant_configs(out, lambda q: q.__setitem__(
-        q.get("exclude_modules") is not None and "exclude_modules" or "ignore",
-        [*(q.get("exclude_modules") or q.get("ignore") or []), "model.layers.0.mlp*"]))
+    both_quant_configs(
+        out,
+        lambda q: q.__setitem__(
+            (q.get("exclude_modules") is not None and "exclude_modules") or "ignore",
+            [*(q.get("exclude_modules") or q.get("ignore") or []), "model.layers.0.mlp*"],
+        ),
+    )
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["coverage"]["measured"]["quantized_but_excluded"] == 3
-    assert ("model.layers.0.mlp.down_proj: quantized but excluded — stored NVFP4, declared "
-            "unquantized (exclude_modules 'model.layers.0.mlp*')") in checks["coverage"]["details"]
+    assert (
+        "model.layers.0.mlp.down_proj: quantized but excluded — stored NVFP4, declared "
+        "unquantized (exclude_modules 'model.layers.0.mlp*')"
+    ) in checks["coverage"]["details"]
 
 
 def test_declared_format_differs_from_the_stored_one(ptqv, tmp_path):
@@ -107,9 +119,13 @@ def test_quantized_lm_head_is_a_warning_that_names_it(ptqv, tmp_path):
         tensors["lm_head.weight_scale"] = RawTensor("F32", (), b"\0\0\x80\x3f")
 
     edit_tensors(out, quantize_head)
-    both_quant_configs(out, lambda q: q.__setitem__(
-        "exclude_modules" if "exclude_modules" in q else "ignore",
-        [p for p in q.get("exclude_modules", q.get("ignore", [])) if "lm_head" not in p]))
+    both_quant_configs(
+        out,
+        lambda q: q.__setitem__(
+            "exclude_modules" if "exclude_modules" in q else "ignore",
+            [p for p in q.get("exclude_modules", q.get("ignore", [])) if "lm_head" not in p],
+        ),
+    )
     code, checks, _ = gate(ptqv, out)
     assert code == 0
     assert checks["lm_head_embed"]["status"] == "warn"
@@ -138,7 +154,7 @@ def test_metadata_drift_is_blocking(ptqv, tmp_path, file, key, value, check):
 
 
 def test_expected_config_differences_do_not_block(ptqv):
-    code, checks, report = gate(ptqv, FIXTURES / "modelopt-fp8-llama")
+    code, _checks, report = gate(ptqv, FIXTURES / "modelopt-fp8-llama")
     assert code == 0
     keys = {d["key"]: d["classification"] for d in report["metadata_diffs"]}
     assert keys.get("quantization_config") == "expected"
@@ -191,7 +207,9 @@ def test_stray_safetensors_beside_a_single_file_export(ptqv, tmp_path):
     (out / "model-old.safetensors").write_bytes((SRC_LLAMA / "model.safetensors").read_bytes())
     code, checks, _ = gate(ptqv, out)
     assert code == 1 and checks["integrity"]["status"] == "fail"
-    assert checks["integrity"]["details"][0].startswith("model.safetensors.index.json: 2 safetensors files but no index")
+    assert checks["integrity"]["details"][0].startswith(
+        "model.safetensors.index.json: 2 safetensors files but no index"
+    )
 
 
 def test_pickle_beside_the_export_is_blocking_and_never_loaded(ptqv, tmp_path):
@@ -200,7 +218,8 @@ def test_pickle_beside_the_export_is_blocking_and_never_loaded(ptqv, tmp_path):
     code, checks, _ = gate(ptqv, out)
     assert code == 1 and checks["safety"]["status"] == "fail"
     assert checks["safety"]["details"] == [
-        "pytorch_model.bin: pickle file in the export (never loaded here; remove it)"]
+        "pytorch_model.bin: pickle file in the export (never loaded here; remove it)"
+    ]
 
 
 def test_report_keeps_json_clean_of_logs(ptqv):

@@ -11,8 +11,14 @@ GOOD = [entry for entry in quantized_fixtures() if not entry.get("expect_fail")]
 
 @pytest.mark.parametrize("entry", GOOD, ids=[e["name"] for e in GOOD])
 def test_good_export_passes(ptqv, entry):
-    result = ptqv("gate", FIXTURES / entry["name"], "--source", FIXTURES / entry["source"],
-                  *recipe_args(entry), "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / entry["name"],
+        "--source",
+        FIXTURES / entry["source"],
+        *recipe_args(entry),
+        "--json",
+    )
     report = result.json()
     failed = [c for c in report["checks"] if c["status"] == "fail"]
     assert result.code == 0, failed
@@ -32,8 +38,15 @@ def test_scan_takes_the_inventory(ptqv, entry):
 
 
 def test_json_report_has_the_documented_shape(ptqv):
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4-llama", "--source", FIXTURES / "src-llama",
-                  "--qformat", "nvfp4", "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4-llama",
+        "--source",
+        FIXTURES / "src-llama",
+        "--qformat",
+        "nvfp4",
+        "--json",
+    )
     report = result.json()
     assert report["schema_version"] == 1
     assert set(report) >= {"verdict", "checks", "size", "precision_counts", "layers", "metadata_diffs"}
@@ -58,18 +71,35 @@ def test_markdown_report_opens_with_the_gate_table(ptqv):
 
 def test_wrong_recipe_claim_fails_on_zero_coverage(ptqv):
     # nvfp4_mlp_only leaves attention in BF16; claiming plain nvfp4 targets attention too.
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4mlp-moe", "--source", FIXTURES / "src-moe",
-                  "--qformat", "nvfp4", "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4mlp-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--qformat",
+        "nvfp4",
+        "--json",
+    )
     assert result.code == 1
     recipe = next(c for c in result.json()["checks"] if c["id"] == "recipe")
     assert recipe["status"] == "fail"
     assert recipe["measured"]["attention"] == {"targeted": 8, "covered": 0}
-    assert "group attention: targeted by the recipe but no layer is stored at the intended precision" in recipe["details"]
+    assert (
+        "group attention: targeted by the recipe but no layer is stored at the intended precision"
+        in recipe["details"]
+    )
 
 
 def test_scoped_recipe_claim_passes(ptqv):
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4mlp-moe", "--source", FIXTURES / "src-moe",
-                  "--qformat", "nvfp4_mlp_only", "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4mlp-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--qformat",
+        "nvfp4_mlp_only",
+        "--json",
+    )
     recipe = next(c for c in result.json()["checks"] if c["id"] == "recipe")
     assert result.code == 0 and recipe["status"] == "pass", recipe
     assert recipe["measured"]["experts"]["covered"] == recipe["measured"]["experts"]["targeted"] > 0
@@ -81,8 +111,14 @@ BROKEN = [entry for entry in quantized_fixtures() if entry.get("expect_fail")]
 @pytest.mark.parametrize("entry", BROKEN, ids=[e["name"] for e in BROKEN])
 def test_real_tool_failure_is_caught(ptqv, entry):
     expected = entry["expect_fail"]
-    result = ptqv("gate", FIXTURES / entry["name"], "--source", FIXTURES / entry["source"],
-                  *recipe_args(entry), "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / entry["name"],
+        "--source",
+        FIXTURES / entry["source"],
+        *recipe_args(entry),
+        "--json",
+    )
     report = result.json()
     assert result.code == 1
     check = next(c for c in report["checks"] if c["id"] == expected["check"])

@@ -9,8 +9,15 @@ from tests.conftest import FIXTURES
 
 
 def test_parallel_and_serial_reports_agree(ptqv, monkeypatch):
-    args = ("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe",
-            "--qformat", "nvfp4", "--json")
+    args = (
+        "gate",
+        FIXTURES / "modelopt-nvfp4-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--qformat",
+        "nvfp4",
+        "--json",
+    )
     serial = ptqv(*args)
     monkeypatch.setattr(forked, "PARALLEL_THRESHOLD_BYTES", 0)
     parallel = ptqv(*args)

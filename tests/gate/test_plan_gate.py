@@ -26,8 +26,15 @@ def plans(tmp_path_factory):
 
 
 def test_plan_and_export_agree(ptqv, plans):
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe",
-                  "--plan", plans["nvfp4"], "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--plan",
+        plans["nvfp4"],
+        "--json",
+    )
     check = next(c for c in result.json()["checks"] if c["id"] == "plan")
     assert result.code == 0 and check["status"] == "pass", check
     assert check["measured"]["experts"] == {"targeted": 24, "covered": 24}
@@ -35,24 +42,36 @@ def test_plan_and_export_agree(ptqv, plans):
 
 def test_export_that_departs_from_the_plan_fails(ptqv, plans):
     # The plan keeps attention in BF16; the export quantized it.
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe",
-                  "--plan", plans["nvfp4_mlp_only"], "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--plan",
+        plans["nvfp4_mlp_only"],
+        "--json",
+    )
     check = next(c for c in result.json()["checks"] if c["id"] == "plan")
     assert result.code == 1 and check["status"] == "fail"
-    assert ("model.layers.0.self_attn.q_proj: intended unquantized (plan), stored NVFP4"
-            in check["details"])
+    assert "model.layers.0.self_attn.q_proj: intended unquantized (plan), stored NVFP4" in check["details"]
 
 
 def test_scoped_export_matches_its_scoped_plan(ptqv, plans):
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4mlp-moe", "--source", FIXTURES / "src-moe",
-                  "--plan", plans["nvfp4_mlp_only"], "--json")
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4mlp-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--plan",
+        plans["nvfp4_mlp_only"],
+        "--json",
+    )
     assert result.code == 0, [c for c in result.json()["checks"] if c["status"] == "fail"]
 
 
 def test_a_file_that_is_not_a_plan_is_bad_input(ptqv, tmp_path):
     bogus = tmp_path / "plan.json"
     bogus.write_text(json.dumps({"kind": "something-else"}))
-    result = ptqv("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe",
-                  "--plan", bogus)
+    result = ptqv("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe", "--plan", bogus)
     assert result.code == 3
     assert "not a ptqv plan (expected kind 'ptqv-plan' with 'layers')" in result.stderr

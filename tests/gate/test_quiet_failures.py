@@ -31,26 +31,29 @@ def set_scalar(tensors, name: str, value: float) -> None:
     tensors[name] = RawTensor("F32", tensor.shape, struct.pack("<f", value) * max(1, len(tensor.data) // 4))
 
 
-@pytest.mark.parametrize(("fixture", "source", "check", "status"), [
-    ("modelopt-nvfp4-moe", "src-moe", "moe", "pass"),
-    ("llmc-nvfp4-moe", "src-moe", "moe", "pass"),
-    ("modelopt-nvfp4-llama4", "src-llama4", "moe", "pass"),
-    ("modelopt-nvfp4-llama", "src-llama", "fused", "pass"),
-    ("llmc-nvfp4-llama", "src-llama", "fused", "pass"),
-    ("modelopt-fp8kv-llama", "src-llama", "kv_cache", "pass"),
-    ("llmc-fp8kv-llama", "src-llama", "kv_cache", "pass"),
-    ("modelopt-fp8-llama", "src-llama", "kv_cache", "skip"),
-    ("modelopt-nvfp4-llama", "src-llama", "quant_config", "pass"),
-    ("modelopt-nvfp4mlp-moe", "src-moe", "excludes", "pass"),
-    ("llmc-nvfp4-moe", "src-moe", "excludes", "pass"),
-    ("modelopt-nvfp4-moe", "src-moe", "special", "pass"),
-    ("modelopt-fp8-vlm", "src-vlm", "names", "pass"),
-    ("llmc-w4a16-llama", "src-llama", "names", "pass"),
-    ("modelopt-nvfp4-llama", "src-llama", "alignment", "pass"),
-    ("llmc-fp8block-llama", "src-llama", "alignment", "warn"),
-    ("modelopt-nvfp4-moe", "src-moe", "scales", "pass"),
-    ("modelopt-fp8-llama", "src-llama", "safety", "pass"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "source", "check", "status"),
+    [
+        ("modelopt-nvfp4-moe", "src-moe", "moe", "pass"),
+        ("llmc-nvfp4-moe", "src-moe", "moe", "pass"),
+        ("modelopt-nvfp4-llama4", "src-llama4", "moe", "pass"),
+        ("modelopt-nvfp4-llama", "src-llama", "fused", "pass"),
+        ("llmc-nvfp4-llama", "src-llama", "fused", "pass"),
+        ("modelopt-fp8kv-llama", "src-llama", "kv_cache", "pass"),
+        ("llmc-fp8kv-llama", "src-llama", "kv_cache", "pass"),
+        ("modelopt-fp8-llama", "src-llama", "kv_cache", "skip"),
+        ("modelopt-nvfp4-llama", "src-llama", "quant_config", "pass"),
+        ("modelopt-nvfp4mlp-moe", "src-moe", "excludes", "pass"),
+        ("llmc-nvfp4-moe", "src-moe", "excludes", "pass"),
+        ("modelopt-nvfp4-moe", "src-moe", "special", "pass"),
+        ("modelopt-fp8-vlm", "src-vlm", "names", "pass"),
+        ("llmc-w4a16-llama", "src-llama", "names", "pass"),
+        ("modelopt-nvfp4-llama", "src-llama", "alignment", "pass"),
+        ("llmc-fp8block-llama", "src-llama", "alignment", "warn"),
+        ("modelopt-nvfp4-moe", "src-moe", "scales", "pass"),
+        ("modelopt-fp8-llama", "src-llama", "safety", "pass"),
+    ],
+)
 def test_real_exports_pass(ptqv, fixture, source, check, status):
     code, checks = gate(ptqv, FIXTURES / fixture, source)
     assert checks[check]["status"] == status, checks[check]
@@ -63,7 +66,8 @@ def test_expert_without_its_input_scale(ptqv, tmp_path):
     code, checks = gate(ptqv, out, "src-moe")
     assert code == 1
     assert checks["moe"]["details"] == [
-        "model.layers.1.mlp.experts.*.down_proj: expert ids [2] lack input_scale"]
+        "model.layers.1.mlp.experts.*.down_proj: expert ids [2] lack input_scale"
+    ]
 
 
 def test_missing_expert(ptqv, tmp_path):
@@ -82,8 +86,9 @@ def test_nvfp4_global_scales_that_disagree_within_qkv(ptqv, tmp_path):
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
     (detail,) = checks["fused"]["details"]
-    assert detail.startswith("model.layers.0.self_attn.{q_proj,k_proj,v_proj}: weight_scale_2 "
-                             "differs across members: q_proj=")
+    assert detail.startswith(
+        "model.layers.0.self_attn.{q_proj,k_proj,v_proj}: weight_scale_2 differs across members: q_proj="
+    )
     assert "k_proj=0.5" in detail
 
 
@@ -93,11 +98,12 @@ def test_compressed_tensors_gate_up_global_scales_that_disagree(ptqv, tmp_path):
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
     assert checks["fused"]["details"][0].startswith(
-        "model.layers.1.mlp.{gate_proj,up_proj}: weight_global_scale differs")
+        "model.layers.1.mlp.{gate_proj,up_proj}: weight_global_scale differs"
+    )
 
 
 def test_fp8_weight_scales_may_differ_within_qkv(ptqv):
-    code, checks = gate(ptqv, FIXTURES / "modelopt-fp8-llama", "src-llama")
+    _code, checks = gate(ptqv, FIXTURES / "modelopt-fp8-llama", "src-llama")
     assert checks["fused"]["status"] == "pass"
     assert all("normal: engines requantize to the max" in d for d in checks["fused"]["details"])
 
@@ -112,7 +118,8 @@ def test_fused_members_in_different_formats(ptqv, tmp_path):
     assert code == 1
     assert checks["fused"]["details"][0] == (
         "model.layers.0.self_attn.{q_proj,k_proj,v_proj}: members stored in different formats: "
-        "q_proj NVFP4, k_proj NVFP4, v_proj BF16")
+        "q_proj NVFP4, k_proj NVFP4, v_proj BF16"
+    )
 
 
 def test_kv_scale_pair_broken(ptqv, tmp_path):
@@ -135,7 +142,7 @@ def test_kv_scales_present_but_undeclared_warn(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-fp8kv-llama")
     edit_json(out, "hf_quant_config.json", lambda d: d["quantization"].update(kv_cache_quant_algo=None))
     edit_json(out, "config.json", lambda d: d["quantization_config"].pop("kv_cache_scheme"))
-    code, checks = gate(ptqv, out, "src-llama")
+    _code, checks = gate(ptqv, out, "src-llama")
     assert checks["kv_cache"]["status"] == "warn"
     assert checks["kv_cache"]["measured"]["convention"] == ["<attn>.k_proj.k_scale", "<attn>.v_proj.v_scale"]
 
@@ -146,24 +153,30 @@ def test_the_two_modelopt_configs_disagree(ptqv, tmp_path):
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
     assert checks["quant_config"]["details"] == [
-        "quant_algo: hf_quant_config.json 'NVFP4' vs config.json 'FP8'"]
+        "quant_algo: hf_quant_config.json 'NVFP4' vs config.json 'FP8'"
+    ]
 
 
 def test_exclude_entry_that_matches_nothing_warns(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-nvfp4-llama")
-    for name, key, block in (("hf_quant_config.json", "exclude_modules", "quantization"),
-                             ("config.json", "ignore", "quantization_config")):
+    for name, key, block in (
+        ("hf_quant_config.json", "exclude_modules", "quantization"),
+        ("config.json", "ignore", "quantization_config"),
+    ):
         edit_json(out, name, lambda d, key=key, block=block: d[block][key].append("model.layerz.*"))
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 0 and checks["excludes"]["status"] == "warn"
-    assert checks["excludes"]["details"] == ["'model.layerz.*' matches nothing in this checkpoint "
-                                             "(typo, stale name, or another naming scheme)"]
+    assert checks["excludes"]["details"] == [
+        "'model.layerz.*' matches nothing in this checkpoint (typo, stale name, or another naming scheme)"
+    ]
 
 
 def test_exclude_entry_that_swallows_the_model(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-nvfp4-llama")
-    for name, key, block in (("hf_quant_config.json", "exclude_modules", "quantization"),
-                             ("config.json", "ignore", "quantization_config")):
+    for name, key, block in (
+        ("hf_quant_config.json", "exclude_modules", "quantization"),
+        ("config.json", "ignore", "quantization_config"),
+    ):
         edit_json(out, name, lambda d, key=key, block=block: d[block][key].append("model*"))
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
@@ -183,7 +196,8 @@ def test_quantized_router(ptqv, tmp_path):
     code, checks = gate(ptqv, out, "src-moe")
     assert code == 1
     assert checks["special"]["details"] == [
-        f"{router}: MoE router stored FP8; routers must stay in high precision"]
+        f"{router}: MoE router stored FP8; routers must stay in high precision"
+    ]
 
 
 def test_separate_lm_head_beside_tied_embeddings(ptqv, tmp_path):
@@ -205,7 +219,8 @@ def test_mtp_layer_in_bf16_not_excluded(ptqv, tmp_path):
     assert code == 1
     assert checks["special"]["details"] == [
         f"{layer}: MTP layer stored BF16 but not declared excluded (quant_algo NVFP4); engines "
-        "will load it as quantized"]
+        "will load it as quantized"
+    ]
 
 
 def test_renamed_prefix(ptqv, tmp_path):
@@ -214,14 +229,15 @@ def test_renamed_prefix(ptqv, tmp_path):
 
     def rename(tensors):
         for name in [n for n in tensors if n.startswith(old)]:
-            tensors[new + name[len(old):]] = tensors.pop(name)
+            tensors[new + name[len(old) :]] = tensors.pop(name)
 
     edit_tensors(out, rename)
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
     assert checks["names"]["details"] == [
         f"{new}weight: not in the source (renamed or added)",
-        f"{old}weight: in the source, missing from the export"]
+        f"{old}weight: in the source, missing from the export",
+    ]
 
 
 def test_quantizer_leftovers(ptqv, tmp_path):
@@ -230,7 +246,9 @@ def test_quantizer_leftovers(ptqv, tmp_path):
     edit_tensors(out, lambda t: t.__setitem__(name, RawTensor("F32", (), F32_ONE)))
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
-    assert checks["names"]["details"] == [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)"]
+    assert checks["names"]["details"] == [
+        f"{name}: suffix outside the format's vocabulary (quantizer leftover?)"
+    ]
 
 
 def test_nvfp4_contraction_dim_not_a_multiple_of_16(ptqv, tmp_path):
@@ -246,7 +264,8 @@ def test_nvfp4_contraction_dim_not_a_multiple_of_16(ptqv, tmp_path):
     code, checks = gate(ptqv, out, "src-llama")
     assert code == 1
     assert checks["alignment"]["details"] == [
-        f"{layer}: contraction dim 120 is not a multiple of the NVFP4 group 16"]
+        f"{layer}: contraction dim 120 is not a multiple of the NVFP4 group 16"
+    ]
 
 
 @pytest.mark.parametrize("value", [0.0, math.nan, -1.0])
@@ -284,15 +303,17 @@ def test_deep_finds_nan_block_scales_and_weights(ptqv, tmp_path):
     assert code == 1
     assert sorted(checks["deep"]["details"]) == [
         "lm_head.weight: 1 NaN/Inf values (BF16)",
-        f"{scale}: 1 NaN/Inf values (F8_E4M3)"]
+        f"{scale}: 1 NaN/Inf values (F8_E4M3)",
+    ]
 
 
 def test_remote_code_and_internal_keys_warn(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-fp8-llama")
     (out / "modeling_custom.py").write_text("import os\n")
     edit_json(out, "config.json", lambda d: d.update(_attn_implementation_internal="kernels-community/x"))
-    code, checks = gate(ptqv, out, "src-llama")
+    _code, checks = gate(ptqv, out, "src-llama")
     assert checks["safety"]["status"] == "warn"
     assert checks["safety"]["details"] == [
         "remote code: modeling_custom.py — serving needs an explicit trust_remote_code decision",
-        "config.json has internal keys _attn_implementation_internal: check where they came from"]
+        "config.json has internal keys _attn_implementation_internal: check where they came from",
+    ]

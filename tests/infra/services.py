@@ -35,8 +35,14 @@ def start(part: str) -> tuple[dict[str, str] | None, str]:
     """Start ``part``; (the env file's KEY=VALUE pairs, "") or (None, why it could not start)."""
     if os.geteuid() != 0:
         return None, "needs root (the start script installs packages and starts daemons)"
-    done = subprocess.run(["bash", str(START), part], capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL, check=False)
+    done = subprocess.run(
+        ["bash", str(START), part],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if done.returncode:
         return None, f"{START.name} {part} failed: {done.stderr.strip().splitlines()[-1:]}"
     pairs = dict(line.split("=", 1) for line in (INFRA_DIR / "env").read_text().splitlines() if "=" in line)

@@ -18,16 +18,30 @@ REPO = HERE.parents[1]
 STAND_IN = [sys.executable, str(HERE / "stand_in.py")]
 
 
-def ptqv(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def ptqv(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a separate process (this checkout's package first on the path)."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "ptq_validators", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ptq_validators", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
-def wait_for_status(job_id: str, root: Path, done: Callable[[dict[str, Any]], bool],
-                    timeout: float = 60, env: dict[str, str] | None = None) -> dict[str, Any]:
+def wait_for_status(
+    job_id: str,
+    root: Path,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Poll `ptqv jobs status --json` until ``done(status)``; the last status."""
     end = time.monotonic() + timeout
     while True:

@@ -10,8 +10,9 @@ from tests.launch.conftest import STAND_IN, ptqv, wait_for_status, write_spec
 
 
 def render_direct(tmp_path: Path, **keys: object) -> tuple[Path, Path]:
-    spec = write_spec(tmp_path / "job.yaml", model="Qwen/Qwen3-8B", qformat="fp8",
-                      quantizer_command=STAND_IN, **keys)
+    spec = write_spec(
+        tmp_path / "job.yaml", model="Qwen/Qwen3-8B", qformat="fp8", quantizer_command=STAND_IN, **keys
+    )
     root = tmp_path / "workspaces"
     done = ptqv("render", "direct", "--spec", str(spec), "--out", str(root), "--session", "s1", "--json")
     assert done.returncode == 0, done.stderr
@@ -19,16 +20,45 @@ def render_direct(tmp_path: Path, **keys: object) -> tuple[Path, Path]:
 
 
 def test_render_prints_the_paths(tmp_path: Path) -> None:
-    done = ptqv("render", "slurm", "--model", "Qwen/Qwen3-8B", "--qformat", "fp8", "--partition", "batch",
-                "--stand-in", "true", "--out", str(tmp_path), "--session", "abc", env={"CLAUDE_CODE_SESSION_ID": ""})
+    done = ptqv(
+        "render",
+        "slurm",
+        "--model",
+        "Qwen/Qwen3-8B",
+        "--qformat",
+        "fp8",
+        "--partition",
+        "batch",
+        "--stand-in",
+        "true",
+        "--out",
+        str(tmp_path),
+        "--session",
+        "abc",
+        env={"CLAUDE_CODE_SESSION_ID": ""},
+    )
     assert done.returncode == 0, done.stderr
     ws = tmp_path / "abc" / "Qwen3-8B-fp8" / "scripts"
-    assert done.stdout.splitlines() == [str(ws / n) for n in ("run.sh", "smoke.sbatch", "full.sbatch", "submit.sh")]
+    assert done.stdout.splitlines() == [
+        str(ws / n) for n in ("run.sh", "smoke.sbatch", "full.sbatch", "submit.sh")
+    ]
 
 
 def test_session_id_comes_from_the_agent(tmp_path: Path) -> None:
-    done = ptqv("render", "direct", "--model", "m", "--qformat", "fp8", "--stand-in", "true",
-                "--out", str(tmp_path), "--json", env={"CLAUDE_CODE_SESSION_ID": "sess-42"})
+    done = ptqv(
+        "render",
+        "direct",
+        "--model",
+        "m",
+        "--qformat",
+        "fp8",
+        "--stand-in",
+        "true",
+        "--out",
+        str(tmp_path),
+        "--json",
+        env={"CLAUDE_CODE_SESSION_ID": "sess-42"},
+    )
     assert json.loads(done.stdout)["workspace"] == str(tmp_path / "sess-42" / "m-fp8")
 
 
@@ -44,7 +74,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
 
 
 def test_launch_needs_yes_and_dry_run_prints_exactly_what_runs(tmp_path: Path) -> None:
-    root, ws = render_direct(tmp_path)
+    _root, ws = render_direct(tmp_path)
     refused = ptqv("launch", str(ws), "--local")
     assert refused.returncode == 2
     assert "add --yes to run it" in refused.stderr
@@ -54,8 +84,9 @@ def test_launch_needs_yes_and_dry_run_prints_exactly_what_runs(tmp_path: Path) -
     plan = json.loads(dry.stdout)
     [step] = plan["steps"]
     assert step["argv"] == ["bash", str(ws / "scripts" / "job.sh")]
-    assert plan["commands"] == [f"cd {shlex.quote(str(ws))} && {shlex.join(step['argv'])} "
-                                f">{shlex.quote(step['log'])} 2>&1"]
+    assert plan["commands"] == [
+        f"cd {shlex.quote(str(ws))} && {shlex.join(step['argv'])} >{shlex.quote(step['log'])} 2>&1"
+    ]
     assert not (ws / "jobs.json").exists() and not list((ws / "logs").iterdir())
     assert ptqv("launch", str(ws)).returncode == 2  # --local is required
 
@@ -102,6 +133,13 @@ def test_cancel_stops_a_running_job(tmp_path: Path) -> None:
 
 
 def test_help_has_examples() -> None:
-    for command in (["render"], ["launch"], ["jobs", "list"], ["jobs", "status"], ["jobs", "logs"], ["jobs", "cancel"]):
+    for command in (
+        ["render"],
+        ["launch"],
+        ["jobs", "list"],
+        ["jobs", "status"],
+        ["jobs", "logs"],
+        ["jobs", "cancel"],
+    ):
         done = ptqv(*command, "--help")
         assert done.returncode == 0 and "Example: ptqv " in done.stdout

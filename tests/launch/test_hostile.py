@@ -20,7 +20,7 @@ from ptq_validators.launch.workspace import Workspace
 from tests.launch.conftest import STAND_IN
 
 HOSTILE_MODEL = "$(touch pwned)`touch pwned`;touch pwned"
-HOSTILE_NOTE = "it's \"quoted\" $(touch pwned) > redirect < in | pipe & ${HOME}"
+HOSTILE_NOTE = 'it\'s "quoted" $(touch pwned) > redirect < in | pipe & ${HOME}'
 PIN = "transformers>=4.57,<4.58"
 
 
@@ -46,7 +46,9 @@ def hostile_dir(tmp_path: Path) -> Path:
 
 
 def run(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(script)], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        ["bash", str(script)], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def no_pwned(root: Path) -> None:
@@ -93,7 +95,10 @@ def test_nemotron_dotlist_keeps_hostile_values_literal(hostile_dir: Path) -> Non
 
 
 def test_slurm_and_docker_scripts_with_hostile_values_lint_clean(hostile_dir: Path, shellcheck: str) -> None:
-    for kind, extra in (("slurm", {"container": "img:1", "extra_pip": [PIN]}), ("docker", {"container": "img:1"})):
+    for kind, extra in (
+        ("slurm", {"container": "img:1", "extra_pip": [PIN]}),
+        ("docker", {"container": "img:1"}),
+    ):
         spec = load_spec(None, hostile_spec(hostile_dir, **extra))
         job = render_job(spec, kind, Workspace(hostile_dir / kind).create())
         assert lint_files(job.files) == []
@@ -105,14 +110,23 @@ def test_pip_ranges_survive_the_shell(hostile_dir: Path) -> None:
     """The `<`/`>` of a pin reach pip intact (no redirection): checked with a fake `python`."""
     fake_bin = hostile_dir / "bin"
     fake_bin.mkdir()
-    (fake_bin / "python").write_text('#!/bin/sh\nif [ "$1" = -m ]; then printf "%s\\n" "$@" > "$PIP_ARGS"; fi\n')
+    (fake_bin / "python").write_text(
+        '#!/bin/sh\nif [ "$1" = -m ]; then printf "%s\\n" "$@" > "$PIP_ARGS"; fi\n'
+    )
     (fake_bin / "python").chmod(0o755)
     spec = load_spec(None, hostile_spec(hostile_dir, extra_pip=[PIN, "fire"], smoke=False))
     ws = Workspace(hostile_dir / "ws").create()
     render_job(spec, "direct", ws)
     args_file = hostile_dir / "pip-args"
-    done = subprocess.run(["bash", str(ws.scripts / "job.sh")], cwd=hostile_dir, capture_output=True, text=True,
-                          env={"PATH": f"{fake_bin}:/usr/bin:/bin", "PIP_ARGS": str(args_file)}, timeout=60, check=False)
+    done = subprocess.run(
+        ["bash", str(ws.scripts / "job.sh")],
+        cwd=hostile_dir,
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{fake_bin}:/usr/bin:/bin", "PIP_ARGS": str(args_file)},
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert args_file.read_text().splitlines() == ["-m", "pip", "install", PIN, "fire"]
     assert not list(hostile_dir.glob("4.5*")), "a `>` became a redirection"

@@ -43,13 +43,32 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "direct": ("direct", {"container": None}),
     "docker": ("docker", {"docker_network": "host"}),
     "slurm": ("slurm", {}),
-    "slurm_multinode": ("slurm", {"nodes": 2, "gpus": 8, "qformat": None,
-                                  "recipe": "general/ptq/nvfp4_default-kv_fp8_cast", "batch_size": 4}),
+    "slurm_multinode": (
+        "slurm",
+        {
+            "nodes": 2,
+            "gpus": 8,
+            "qformat": None,
+            "recipe": "general/ptq/nvfp4_default-kv_fp8_cast",
+            "batch_size": 4,
+        },
+    ),
     "launcher": ("launcher", {"env": {"USER": "ptq"}}),
-    "nemotron": ("nemotron", {"qformat": "fp8", "kv_cache_qformat": None, "gpus": 8, "tp": 8,
-                              "nemotron_repo": "/opt/Nemotron", "nemotron_config": "fp8"}),
-    "llmcompressor_oneshot": ("llmcompressor", {"qformat": None, "scheme": "W4A16",
-                                                "ignore": ["lm_head", "re:.*mlp.gate$"]}),
+    "nemotron": (
+        "nemotron",
+        {
+            "qformat": "fp8",
+            "kv_cache_qformat": None,
+            "gpus": 8,
+            "tp": 8,
+            "nemotron_repo": "/opt/Nemotron",
+            "nemotron_config": "fp8",
+        },
+    ),
+    "llmcompressor_oneshot": (
+        "llmcompressor",
+        {"qformat": None, "scheme": "W4A16", "ignore": ["lm_head", "re:.*mlp.gate$"]},
+    ),
     "llmcompressor_model_free": ("llmcompressor", {"qformat": None, "scheme": "FP8_DYNAMIC"}),
 }
 
@@ -104,8 +123,19 @@ def test_launcher_yaml_uses_the_args_form_ptq_sh_reads(tmp_path: Path) -> None:
 
 def test_launcher_schema_rejects_unsafe_environment(tmp_path: Path) -> None:
     path = tmp_path / "launcher.yaml"
-    path.write_text(yaml.safe_dump({"job_name": "x", "pipeline": {"task_0": {
-        "script": "common/hf/ptq.sh", "environment": [{"EXTRA_PIP_DEPS": "transformers>=4.57,<4.58"}]}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "job_name": "x",
+                "pipeline": {
+                    "task_0": {
+                        "script": "common/hf/ptq.sh",
+                        "environment": [{"EXTRA_PIP_DEPS": "transformers>=4.57,<4.58"}],
+                    }
+                },
+            }
+        )
+    )
     [finding] = lint_yaml(path)
     assert "unquoted" in finding.message
 
@@ -116,7 +146,11 @@ def test_launcher_schema_rejects_unsafe_environment(tmp_path: Path) -> None:
         ("launcher", {"model": "/local/ckpt"}, "kind launcher needs a Hugging Face repo id"),
         ("launcher", {"env": {"EXTRA_PIP_DEPS": "a<2"}}, "unquoted `export`"),
         ("nemotron", {"nemotron_repo": "/n", "qformat": "fp8", "tp": 3}, "is not divisible by tp x pp"),
-        ("nemotron", {"nemotron_repo": "/n", "qformat": "nvfp4_mlp_only"}, "kind nemotron needs qformat set to one of"),
+        (
+            "nemotron",
+            {"nemotron_repo": "/n", "qformat": "nvfp4_mlp_only"},
+            "kind nemotron needs qformat set to one of",
+        ),
         ("direct", {"modelopt_repo": None}, "kind direct needs modelopt_repo"),
         ("direct", {"nodes": 2}, "multi-node (FSDP2) jobs need kind slurm"),
         ("docker", {"container": None}, "kind docker needs container"),

@@ -19,18 +19,39 @@ pytestmark = pytest.mark.infra
 def launch_slurm(tmp_path: Path, partition: str, **keys: object) -> tuple[Path, Path, str]:
     # a workspace path with a space and a quote: sbatch runs from it
     root = tmp_path / "work space's"
-    spec = write_spec(tmp_path / "job.yaml", model="$(touch pwned)/tiny model", qformat="fp8",
-                      partition=partition, gpus=1, time="00:05:00", smoke_time="00:02:00",
-                      quantizer_command=STAND_IN, **keys)
-    done = ptqv("launch", "--spec", str(spec), "--kind", "slurm", "--out", str(root), "--local", "--yes", "--json",
-                env={"CLAUDE_CODE_SESSION_ID": "slurm-test"})
+    spec = write_spec(
+        tmp_path / "job.yaml",
+        model="$(touch pwned)/tiny model",
+        qformat="fp8",
+        partition=partition,
+        gpus=1,
+        time="00:05:00",
+        smoke_time="00:02:00",
+        quantizer_command=STAND_IN,
+        **keys,
+    )
+    done = ptqv(
+        "launch",
+        "--spec",
+        str(spec),
+        "--kind",
+        "slurm",
+        "--out",
+        str(root),
+        "--local",
+        "--yes",
+        "--json",
+        env={"CLAUDE_CODE_SESSION_ID": "slurm-test"},
+    )
     assert done.returncode == 0, done.stderr
     launched = json.loads(done.stdout)
     return root, Path(launched["workspace"]), launched["job_id"]
 
 
 def scontrol(job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True
+    ).stdout
     return dict(field.split("=", 1) for field in out.split() if "=" in field)
 
 
@@ -52,7 +73,9 @@ def test_smoke_then_full(slurm_infra: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_failed_smoke_cancels_the_full_job(slurm_infra: dict[str, str], tmp_path: Path) -> None:
-    root, ws, job_id = launch_slurm(tmp_path, slurm_infra["PTQV_SLURM_PARTITION"], env={"STAND_IN_FAIL": "smoke"})
+    root, ws, job_id = launch_slurm(
+        tmp_path, slurm_infra["PTQV_SLURM_PARTITION"], env={"STAND_IN_FAIL": "smoke"}
+    )
     status = wait_for_status(job_id, root, lambda s: s["steps"][1]["state"] != "PENDING", timeout=90)
     smoke, full = status["steps"]
     assert smoke["state"] == "FAILED"
@@ -63,10 +86,14 @@ def test_failed_smoke_cancels_the_full_job(slurm_infra: dict[str, str], tmp_path
 
 
 def test_cancel_a_pending_chain(slurm_infra: dict[str, str], tmp_path: Path) -> None:
-    root, _, job_id = launch_slurm(tmp_path, slurm_infra["PTQV_SLURM_PARTITION"], env={"STAND_IN_SLEEP": "60"})
+    root, _, job_id = launch_slurm(
+        tmp_path, slurm_infra["PTQV_SLURM_PARTITION"], env={"STAND_IN_SLEEP": "60"}
+    )
     wait_for_status(job_id, root, lambda s: s["steps"][0]["state"] == "RUNNING", timeout=30)
     done = ptqv("jobs", "cancel", job_id, "--root", str(root), "--yes", "--json")
     assert done.returncode == 0, done.stderr
-    status = wait_for_status(job_id, root, lambda s: all(st["state"] == "CANCELLED" for st in s["steps"]), timeout=30)
+    status = wait_for_status(
+        job_id, root, lambda s: all(st["state"] == "CANCELLED" for st in s["steps"]), timeout=30
+    )
     assert status["status"] == "cancelled"
     assert [s["state"] for s in status["steps"]] == ["CANCELLED", "CANCELLED"]

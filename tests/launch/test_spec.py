@@ -33,10 +33,16 @@ def test_unknown_key_names_the_file_and_the_key(tmp_path: Path) -> None:
         ({"partition": "batch --wrap=x"}, "key 'partition': 'batch --wrap=x' is not a plain word"),
         ({"time": "4h"}, "key 'time': '4h' is not a SLURM time"),
         ({"mounts": ["/a,/b:/c"]}, "key 'mounts': mount '/a,/b:/c' is not SRC:DST[:ro|rw]"),
-        ({"extra_pip": ["--index-url=http://x"]}, "key 'extra_pip': '--index-url=http://x' is not a requirement"),
+        (
+            {"extra_pip": ["--index-url=http://x"]},
+            "key 'extra_pip': '--index-url=http://x' is not a requirement",
+        ),
         ({"recipe": "general/ptq/fp8_default-kv_fp8_cast"}, "set qformat or recipe, not both"),
         ({"model": "a\nb"}, "model contains a control character"),
-        ({"env_passthrough": ["HF TOKEN"]}, "key 'env_passthrough': 'HF TOKEN' is not an environment variable name"),
+        (
+            {"env_passthrough": ["HF TOKEN"]},
+            "key 'env_passthrough': 'HF TOKEN' is not an environment variable name",
+        ),
     ],
 )
 def test_rejections(keys: dict[str, object], expected: str) -> None:

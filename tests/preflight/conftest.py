@@ -37,6 +37,5 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 def copy_config(family: str, dest: Path) -> Path:
     """A fresh model directory holding only the real-architecture config of ``family``."""
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.json").write_text((CONFIGS / family / "config.json").read_text("utf-8"),
-                                      encoding="utf-8")
+    (dest / "config.json").write_text((CONFIGS / family / "config.json").read_text("utf-8"), encoding="utf-8")
     return dest

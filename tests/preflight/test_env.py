@@ -43,8 +43,7 @@ def test_bare_machine_reports_what_is_missing(bare_environ, tmp_path):
 
 def test_gpus_from_nvidia_smi_stand_in(bare_environ, tmp_path):
     write_stand_in(Path(bare_environ["PATH"]), "nvidia-smi", H100_SMI)
-    report = detect_env(environ=bare_environ, cwd=tmp_path, home=tmp_path,
-                        deploy_gpu=match_gpu("B200"))
+    report = detect_env(environ=bare_environ, cwd=tmp_path, home=tmp_path, deploy_gpu=match_gpu("B200"))
     assert [g["name"] for g in report["gpus"]] == ["NVIDIA H100 80GB HBM3"] * 2
     assert report["gpus"][0]["compute_capability"] == "9.0"
     assert report["gpus"][0]["arch"] == "Hopper"
@@ -65,13 +64,23 @@ def test_hopper_without_deploy_gpu_recommends_fp8_and_says_why_not_nvfp4(bare_en
 def test_old_driver_without_compute_cap_uses_the_name_table(bare_environ, tmp_path):
     write_stand_in(Path(bare_environ["PATH"]), "nvidia-smi", OLD_DRIVER_SMI)
     gpus = detect_env(environ=bare_environ, cwd=tmp_path, home=tmp_path)["gpus"]
-    assert gpus == [{"index": 0, "name": "NVIDIA A100-SXM4-40GB", "memory_mib": 40536.0,
-                     "compute_capability": "8.0", "arch": "Ampere (data centre)"}]
+    assert gpus == [
+        {
+            "index": 0,
+            "name": "NVIDIA A100-SXM4-40GB",
+            "memory_mib": 40536.0,
+            "compute_capability": "8.0",
+            "arch": "Ampere (data centre)",
+        }
+    ]
 
 
 def test_failing_nvidia_smi_is_reported_not_raised(bare_environ, tmp_path):
-    write_stand_in(Path(bare_environ["PATH"]), "nvidia-smi",
-                   'echo "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver." >&2\nexit 9\n')
+    write_stand_in(
+        Path(bare_environ["PATH"]),
+        "nvidia-smi",
+        'echo "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver." >&2\nexit 9\n',
+    )
     report = detect_env(environ=bare_environ, cwd=tmp_path, home=tmp_path)
     assert report["gpus"] == []
     assert report["gpu_note"].startswith("nvidia-smi failed (exit 9)")
@@ -84,8 +93,9 @@ def _slurm_environ(bare_environ: dict[str, str]) -> dict[str, str]:
         bare_environ["PATH"] += ":" + str(Path(real).parent)
         return bare_environ
     bin_dir = Path(bare_environ["PATH"])
-    write_stand_in(bin_dir, "sinfo", 'echo "batch*|up|4:00:00|16|gpu:h100:8(S:0-1)"\n'
-                                     'echo "cpu|up|1-00:00:00|4|(null)"\n')
+    write_stand_in(
+        bin_dir, "sinfo", 'echo "batch*|up|4:00:00|16|gpu:h100:8(S:0-1)"\necho "cpu|up|1-00:00:00|4|(null)"\n'
+    )
     write_stand_in(bin_dir, "sbatch", "exit 0\n")
     write_stand_in(bin_dir, "srun", 'echo "Usage: srun [OPTIONS...] executable [args...]"\n')
     return bare_environ
@@ -97,10 +107,22 @@ def test_slurm_partitions_and_gpu_gres(bare_environ, tmp_path):
     assert slurm["available"] is True
     if shutil.which("sinfo") is None:  # stand-in output
         assert slurm["partitions"] == [
-            {"name": "batch", "default": True, "state": "up", "timelimit": "4:00:00",
-             "nodes": 16, "gpu_gres": ["gpu:h100:8(S:0-1)"]},
-            {"name": "cpu", "default": False, "state": "up", "timelimit": "1-00:00:00",
-             "nodes": 4, "gpu_gres": []},
+            {
+                "name": "batch",
+                "default": True,
+                "state": "up",
+                "timelimit": "4:00:00",
+                "nodes": 16,
+                "gpu_gres": ["gpu:h100:8(S:0-1)"],
+            },
+            {
+                "name": "cpu",
+                "default": False,
+                "state": "up",
+                "timelimit": "1-00:00:00",
+                "nodes": 4,
+                "gpu_gres": [],
+            },
         ]
         assert slurm["pyxis"] is False
     else:  # the real loopback SLURM: either partitions or the reason sinfo failed
@@ -119,16 +141,21 @@ def test_clusters_yaml_lookup_order_and_remote_mode(bare_environ, tmp_path):
     (tmp_path / "project" / ".agents").mkdir()
     (tmp_path / "project" / ".agents" / "clusters.yaml").write_text(
         "clusters:\n  eos:\n    login_node: eos-login\n    workspace: /lustre/me\n"
-        "    gpu_type: H100\ndefault_cluster: eos\n", encoding="utf-8")
+        "    gpu_type: H100\ndefault_cluster: eos\n",
+        encoding="utf-8",
+    )
     (home / ".config" / "modelopt").mkdir(parents=True)
-    (home / ".config" / "modelopt" / "clusters.yaml").write_text("clusters: [oops\n",
-                                                                 encoding="utf-8")
+    (home / ".config" / "modelopt" / "clusters.yaml").write_text("clusters: [oops\n", encoding="utf-8")
     report = detect_env(environ=bare_environ, cwd=project, home=home)
     configs = report["cluster_configs"]
     assert [Path(c["path"]).parent.name for c in configs] == ["modelopt", ".agents"]
     assert configs[0]["error"].startswith("unreadable")
-    assert configs[1]["clusters"][0] == {"name": "eos", "login_node": "eos-login",
-                                         "gpu_type": "H100", "env_type": None}
+    assert configs[1]["clusters"][0] == {
+        "name": "eos",
+        "login_node": "eos-login",
+        "gpu_type": "H100",
+        "env_type": None,
+    }
     assert report["run_mode"]["mode"] == "remote"
     assert "clusters-yaml-invalid" in {f["id"] for f in report["findings"]}
 
@@ -155,9 +182,11 @@ def test_modelopt_checkout_and_launcher(bare_environ, tmp_path):
     (checkout / "tools" / "launcher").mkdir(parents=True)
     (checkout / "tools" / "launcher" / "launch.py").write_text("", encoding="utf-8")
     found = detect_env(environ=bare_environ, cwd=tmp_path, home=tmp_path)["modelopt_checkout"]
-    assert found == {"path": str(checkout),
-                     "hf_ptq": str(checkout / "examples/hf_ptq/hf_ptq.py"),
-                     "launcher": str(checkout / "tools/launcher/launch.py")}
+    assert found == {
+        "path": str(checkout),
+        "hf_ptq": str(checkout / "examples/hf_ptq/hf_ptq.py"),
+        "launcher": str(checkout / "tools/launcher/launch.py"),
+    }
 
 
 def test_packages_come_from_metadata():

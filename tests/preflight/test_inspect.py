@@ -11,7 +11,7 @@ from ptq_validators.errors import InputError
 from ptq_validators.preflight.gpus import match_gpu
 from ptq_validators.preflight.inspection import inspect_model
 from ptq_validators.preflight.sizing import calibration_sizing
-from tests.preflight.conftest import CONFIGS, FIXTURES, FAMILIES, copy_config
+from tests.preflight.conftest import CONFIGS, FAMILIES, FIXTURES, copy_config
 
 EXPECTED = {
     # family: (kind, experts, top_k, ModelOpt path)
@@ -29,7 +29,7 @@ EXPECTED = {
 
 
 def test_every_family_has_a_config():
-    assert FAMILIES == sorted(EXPECTED)
+    assert sorted(EXPECTED) == FAMILIES
 
 
 @pytest.mark.parametrize("family", sorted(EXPECTED))
@@ -64,7 +64,7 @@ def test_remote_code_of_a_built_in_architecture_prefers_the_built_in_class():
     assert "remote-code-vs-builtin" in ids and "hybrid" in ids
 
 
-MODELING = '''\
+MODELING = """\
 raise SystemExit("this file must never be executed")
 import math
 import torch
@@ -84,7 +84,7 @@ except ImportError:
     flash_attn = None
 def later():
     import transformer_engine.pytorch as te
-'''
+"""
 
 
 def test_remote_code_imports_are_read_not_run(tmp_path):
@@ -93,8 +93,14 @@ def test_remote_code_imports_are_read_not_run(tmp_path):
     (model / "configuration_nemotron_h.py").write_text("import json\n", encoding="utf-8")
     report = inspect_model(model)
     rows = {row["module"]: row for row in report["remote_code"]["imports"]}
-    assert sorted(rows) == ["causal_conv1d", "flash_attn", "mamba_ssm", "torch",
-                            "transformer_engine", "transformers"]
+    assert sorted(rows) == [
+        "causal_conv1d",
+        "flash_attn",
+        "mamba_ssm",
+        "torch",
+        "transformer_engine",
+        "transformers",
+    ]
     assert rows["mamba_ssm"]["optional"] is False
     assert rows["mamba_ssm"]["package"] == "mamba-ssm"
     assert "--no-build-isolation" in rows["mamba_ssm"]["install"]
@@ -102,10 +108,17 @@ def test_remote_code_imports_are_read_not_run(tmp_path):
     assert rows["flash_attn"]["optional"] is True
     assert rows["transformer_engine"]["optional"] is False
     assert rows["torch"]["installed"] is True
-    missing = {f["detail"].split(" imports ")[1].split(",")[0]: f["severity"]
-               for f in report["findings"] if f["id"] == "remote-code-missing-package"}
-    assert missing == {"mamba_ssm": "block", "causal_conv1d": "warn", "flash_attn": "warn",
-                       "transformer_engine": "block"}
+    missing = {
+        f["detail"].split(" imports ")[1].split(",")[0]: f["severity"]
+        for f in report["findings"]
+        if f["id"] == "remote-code-missing-package"
+    }
+    assert missing == {
+        "mamba_ssm": "block",
+        "causal_conv1d": "warn",
+        "flash_attn": "warn",
+        "transformer_engine": "block",
+    }
     assert report["verdict"] == "fail"
 
 
@@ -119,9 +132,16 @@ def test_unparsable_model_code_is_reported(tmp_path):
 def test_unknown_architecture_blocks_and_cli_exits_1(tmp_path, capsys):
     model = tmp_path / "m"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps(
-        {"model_type": "made_up_arch", "architectures": ["MadeUpForCausalLM"],
-         "transformers_version": "99.1.0"}), encoding="utf-8")
+    (model / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "made_up_arch",
+                "architectures": ["MadeUpForCausalLM"],
+                "transformers_version": "99.1.0",
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(SystemExit) as exc:
         main(["inspect", str(model), "--json"])
     assert exc.value.code == 1
@@ -136,9 +156,10 @@ def test_unknown_architecture_blocks_and_cli_exits_1(tmp_path, capsys):
 def test_unknown_architecture_with_auto_map_needs_a_trust_decision(tmp_path):
     model = tmp_path / "m"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps(
-        {"model_type": "made_up_arch",
-         "auto_map": {"AutoModelForCausalLM": "modeling_x.MadeUp"}}), encoding="utf-8")
+    (model / "config.json").write_text(
+        json.dumps({"model_type": "made_up_arch", "auto_map": {"AutoModelForCausalLM": "modeling_x.MadeUp"}}),
+        encoding="utf-8",
+    )
     report = inspect_model(model)
     assert {f["id"]: f["severity"] for f in report["findings"]}["trust-remote-code"] == "warn"
     assert report["verdict"] == "pass"
@@ -153,8 +174,8 @@ def test_tiny_fixture_weights_and_sizing(capsys):
     assert report["sizing"]["gpus"] == 1 and report["sizing"]["gpu"] == "L40S"
     assert report["next_step"] == {
         "path": "hf_ptq",
-        "detail": "examples/hf_ptq/hf_ptq.py on 1 x L40S (locally, or through the launcher on "
-                  "a cluster)"}
+        "detail": "examples/hf_ptq/hf_ptq.py on 1 x L40S (locally, or through the launcher on a cluster)",
+    }
     with pytest.raises(SystemExit) as exc:
         main(["inspect", str(FIXTURES / "src-vlm")])
     assert exc.value.code == 0
@@ -169,8 +190,8 @@ def test_tiny_fixture_weights_and_sizing(capsys):
         (70, 2, "H100", 4, 1, False),
         (70, 2, "H200", 2, 1, False),
         (120, 2, "H100", 8, 1, False),
-        (235, 2, "H200", 16, 2, True),   # 200B+ parameters: multi-node FSDP2
-        (671, 1, "H100", 16, 2, True),   # FP8 source: ~1 byte per parameter
+        (235, 2, "H200", 16, 2, True),  # 200B+ parameters: multi-node FSDP2
+        (671, 1, "H100", 16, 2, True),  # FP8 source: ~1 byte per parameter
         (1000, 2, "B200", 24, 3, True),
     ],
 )
@@ -196,7 +217,8 @@ def test_bad_input_is_one_line_with_the_fix(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"ptqv: error: {tmp_path}/config.json: missing\n"
         "ptqv: fix: a Hugging Face model directory has a config.json; download it with the "
-        "weights\n")
+        "weights\n"
+    )
     (tmp_path / "config.json").write_text("{nope", encoding="utf-8")
-    with pytest.raises(InputError, match="config.json: not valid JSON"):
+    with pytest.raises(InputError, match=r"config\.json: not valid JSON"):
         inspect_model(tmp_path)

@@ -23,8 +23,7 @@ def _qformat(model, name, **kw):
 
 
 def _scheme(model, name, ignore=()):
-    return plan_model(model, llmc_scheme(name, ignore=list(ignore)),
-                      {"scheme": name, "ignore": list(ignore)})
+    return plan_model(model, llmc_scheme(name, ignore=list(ignore)), {"scheme": name, "ignore": list(ignore)})
 
 
 def _recipe(model, path):
@@ -39,8 +38,7 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
     groups = {g["group"]: g for g in plan["groups"]}
     assert groups["attention"]["matched"] > 0
     if "lm_head" in groups:  # absent when tied to the embeddings (Gemma 3)
-        assert groups["lm_head"] == {"group": "lm_head", "total": 1, "matched": 0,
-                                     "precision": "BF16"}
+        assert groups["lm_head"] == {"group": "lm_head", "total": 1, "matched": 0, "precision": "BF16"}
     assert all(set(row) == {"name", "group", "precision", "group_size"} for row in plan["layers"])
     assert not any(w["id"] == "vision-tower-quantized" for w in plan["warnings"])
     json.dumps(plan)
@@ -73,7 +71,9 @@ def test_gate_wildcard_on_a_dense_model_hits_gate_proj(tmp_path):
         "    - {quantizer_name: '*', enable: false}\n"
         "    - {quantizer_name: '*weight_quantizer', cfg: {num_bits: [4, 3], axis: null}}\n"
         "    - {quantizer_name: '*input_quantizer', cfg: {num_bits: [4, 3], axis: null}}\n"
-        "    - {quantizer_name: '*gate*', enable: false}\n", encoding="utf-8")
+        "    - {quantizer_name: '*gate*', enable: false}\n",
+        encoding="utf-8",
+    )
     plan = _recipe(CONFIGS / "llama3", recipe)
     warning = _ids(plan)["over-broad-pattern"]
     assert warning["detail"].startswith("'*gate*' also hits gate_proj / gate_up_proj (32 MLP")
@@ -94,13 +94,20 @@ def test_fused_experts_are_reached_by_modelopt_but_not_by_a_linear_target():
     moe = CONFIGS / "qwen3_moe"
     plan = _qformat(moe, "nvfp4_experts_only")
     groups = {g["group"]: g for g in plan["groups"]}
-    assert groups["experts"] == {"group": "experts", "total": 48 * 128 * 3,
-                                 "matched": 48 * 128 * 3, "precision": "NVFP4"}
+    assert groups["experts"] == {
+        "group": "experts",
+        "total": 48 * 128 * 3,
+        "matched": 48 * 128 * 3,
+        "precision": "NVFP4",
+    }
     assert plan["verdict"] == "pass"
     rows = {r["name"]: r for r in plan["layers"]}
     assert rows["model.layers.0.mlp.experts.7.down_proj"] == {
-        "name": "model.layers.0.mlp.experts.7.down_proj", "group": "experts",
-        "precision": "NVFP4", "group_size": 16}
+        "name": "model.layers.0.mlp.experts.7.down_proj",
+        "group": "experts",
+        "precision": "NVFP4",
+        "group_size": 16,
+    }
     linear_only = _scheme(moe, "NVFP4", ignore=["lm_head", "re:.*mlp.gate$"])
     assert "fused-experts-unreached" in _ids(linear_only)
 
@@ -127,10 +134,12 @@ def test_mtp_layers_and_fp8_source():
 
 
 def test_deploy_gpu_blocks_a_format_it_cannot_serve():
-    plan = plan_model(CONFIGS / "llama3", modelopt_qformat("nvfp4_mlp_only"),
-                      {"qformat": "nvfp4_mlp_only", "ignore": []},
-                      deploy_gpu=__import__("ptq_validators.preflight.gpus",
-                                            fromlist=["match_gpu"]).match_gpu("H100"))
+    plan = plan_model(
+        CONFIGS / "llama3",
+        modelopt_qformat("nvfp4_mlp_only"),
+        {"qformat": "nvfp4_mlp_only", "ignore": []},
+        deploy_gpu=__import__("ptq_validators.preflight.gpus", fromlist=["match_gpu"]).match_gpu("H100"),
+    )
     assert _ids(plan)["format-needs-newer-gpu"]["severity"] == "block"
 
 
@@ -165,27 +174,31 @@ def test_plan_saved_before_agrees_with_the_real_modelopt_export(tmp_path, capsys
     """src-moe quantized by ModelOpt 0.47 with --qformat nvfp4 is the export the plan predicts."""
     out = tmp_path / "plan.json"
     with pytest.raises(SystemExit) as exc:
-        main(["plan", str(FIXTURES / "src-moe"), "--qformat", "nvfp4", "--out", str(out),
-              "--json"])
+        main(["plan", str(FIXTURES / "src-moe"), "--qformat", "nvfp4", "--out", str(out), "--json"])
     assert exc.value.code == 0
     plan = json.loads(out.read_text(encoding="utf-8"))
     assert plan == json.loads(capsys.readouterr().out)
     assert plan["kind"] == "ptqv-plan" and plan["schema_version"] == 1
     assert plan["recipe"] == {"qformat": "nvfp4", "ignore": []}
     export = Checkpoint.open(FIXTURES / "modelopt-nvfp4-moe")
-    exported_linear = {n[: -len(".weight")] for n, t in export.tensors.items()
-                       if n.endswith(".weight") and "norm" not in n and "embed" not in n}
+    exported_linear = {
+        n[: -len(".weight")]
+        for n, t in export.tensors.items()
+        if n.endswith(".weight") and "norm" not in n and "embed" not in n
+    }
     assert {row["name"] for row in plan["layers"]} == exported_linear
     for row in plan["layers"]:
         scaled = f"{row['name']}.weight_scale" in export.tensors
         assert scaled == (row["precision"] == "NVFP4"), row["name"]
-    excluded = json.loads((FIXTURES / "modelopt-nvfp4-moe" / "hf_quant_config.json").read_text(
-        "utf-8"))["quantization"]["exclude_modules"]
+    excluded = json.loads((FIXTURES / "modelopt-nvfp4-moe" / "hf_quant_config.json").read_text("utf-8"))[
+        "quantization"
+    ]["exclude_modules"]
     names = {row["name"] for row in plan["layers"]}
     # src-moe ties lm_head to the embeddings, so neither is a separate linear weight.
     assert set(excluded) - names == {"model.embed_tokens", "lm_head"}
     assert sorted(r["name"] for r in plan["layers"] if r["precision"] == "BF16") == sorted(
-        e for e in excluded if e in names)
+        e for e in excluded if e in names
+    )
 
 
 def test_usage_and_input_errors(tmp_path, capsys):
