@@ -1,6 +1,6 @@
 """A checkpoint directory: its safetensors shards (headers only), index and documents.
 
-``Checkpoint.open(path)`` reads the index (if any) and every shard header, cross-checks them,
+``Checkpoint.open(source)`` reads, through a ``ByteSource``, the index (if any) and every shard header, cross-checks them,
 and exposes the merged tensor table plus lazily parsed documents (config, tokenizer, chat
 template, generation config, quantization configs). Problems that make the checkpoint
 unreadable raise ``InputError`` (exit 3); inconsistencies that still let it be read (a stray
@@ -17,7 +17,7 @@ from typing import Any
 
 from ptq_validators.errors import InputError
 from ptq_validators.io.safetensors import SafetensorsHeader, TensorInfo, read_header
-from ptq_validators.io.source import ByteSource, LocalSource
+from ptq_validators.io.source import ByteSource
 
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -54,9 +54,8 @@ class Documents:
         self._json_cache: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Documents:
-        """The documents of a local checkpoint directory."""
-        source = LocalSource(path)
+    def open(cls, source: ByteSource) -> Documents:
+        """The documents of the directory ``source`` reads (listed now, parsed on first use)."""
         return cls(source, source.list_files())
 
     def has(self, name: str) -> bool:
@@ -145,13 +144,9 @@ class Checkpoint(Documents):
         self.issues = issues
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Checkpoint:
-        """Open a local checkpoint directory."""
-        return cls.from_source(LocalSource(path))
-
-    @classmethod
-    def from_source(cls, source: ByteSource) -> Checkpoint:
-        """Read the index and all shard headers available from ``source``."""
+    def open(cls, source: ByteSource) -> Checkpoint:
+        """Read the index and every shard header ``source`` holds. ``InputError`` naming the
+        file when the checkpoint cannot be read (no weights, a bad index, a bad header)."""
         files = source.list_files()
         on_disk = [f for f in files if f.endswith(".safetensors")]
         issues: list[IntegrityIssue] = []
@@ -241,8 +236,6 @@ class Checkpoint(Documents):
     def pickle_files(self) -> list[str]:
         """Pickle-format weight files present (reported, never loaded)."""
         return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
-
-    # ----- documents ---------------------------------------------------------------------
 
 
 def _read_weight_map(source: ByteSource) -> dict[str, str]:
