@@ -33,6 +33,26 @@ TOKENIZER_FILES = (
     "added_tokens.json",
 )
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
+# The container types that the format readers and checks rely on, per document and key path.
+# A document whose key holds another JSON type (null aside) is refused when it is parsed, naming
+# the file and the key, instead of failing deep inside a reader as an internal error. Loaders
+# (transformers, tokenizers, vLLM) refuse these documents too.
+DOCUMENT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
+    "config.json": (
+        (("quantization_config",), dict),
+        (("quantization_config", "config_groups"), dict),
+        (("quantization_config", "ignore"), list),
+        (("quantization_config", "exclude_modules"), list),
+        (("quantization_config", "quantized_layers"), dict),
+    ),
+    "hf_quant_config.json": (
+        (("quantization",), dict),
+        (("quantization", "exclude_modules"), list),
+        (("quantization", "quantized_layers"), dict),
+    ),
+    "tokenizer.json": ((("model",), dict),),
+}
+_JSON_TYPE_NAMES = {dict: "an object", list: "an array"}
 
 
 @dataclass(frozen=True)
@@ -78,8 +98,22 @@ class Documents:
             raise InputError(
                 f"{self.source.display(name)}: expected a JSON object", hint="repair or regenerate the file"
             )
+        self._check_shape(name, value)
         self._json_cache[name] = value
         return value
+
+    def _check_shape(self, name: str, document: dict[str, Any]) -> None:
+        """``InputError`` naming the file and key when a key of ``DOCUMENT_SHAPES`` has the wrong type."""
+        for path, expected in DOCUMENT_SHAPES.get(name, ()):
+            value: Any = document
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None and not isinstance(value, expected):
+                raise InputError(
+                    f"{self.source.display(name)}: {'.'.join(path)!r} must be {_JSON_TYPE_NAMES[expected]}, "
+                    f"not {type(value).__name__}",
+                    hint="repair or regenerate the file (re-export the checkpoint)",
+                )
 
     def text_document(self, name: str) -> str | None:
         """Read a small text document (None when absent)."""
