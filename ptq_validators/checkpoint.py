@@ -44,6 +44,8 @@ DOCUMENT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
         (("quantization_config", "ignore"), list),
         (("quantization_config", "exclude_modules"), list),
         (("quantization_config", "quantized_layers"), dict),
+        (("quantization_config", "modules_to_not_convert"), list),
+        (("quantization_config", "modules_to_convert"), list),
     ),
     "hf_quant_config.json": (
         (("quantization",), dict),

@@ -159,6 +159,8 @@ def test_truncated_source_shard_names_the_source_file(ptqv, tmp_path):
         ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "config_groups"), "x", "an object"),
         ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "ignore"), -1, "an array, not int"),
         ("modelopt-nvfp4-moe", "tokenizer.json", ("model",), "BPE", "an object, not str"),
+        ("awq-gemm-llama", "config.json", ("quantization_config", "modules_to_not_convert"), -1, "an array"),
+        ("hf-fp8-llama", "config.json", ("quantization_config", "modules_to_convert"), 0, "an array"),
     ],
 )
 def test_documents_of_the_wrong_shape_name_the_file_and_key(
