@@ -15,9 +15,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ptq_validators.errors import InputError
+from ptq_validators.errors import InputError, UsageError
 from ptq_validators.io.safetensors import SafetensorsHeader, TensorInfo, read_header
 from ptq_validators.io.source import ByteSource
+from ptq_validators.recipes.compressed_tensors import ct_match
 
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -33,10 +34,11 @@ TOKENIZER_FILES = (
     "added_tokens.json",
 )
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
-# The container types that the format readers and checks rely on, per document and key path.
-# A document whose key holds another JSON type (null aside) is refused when it is parsed, naming
-# the file and the key, instead of failing deep inside a reader as an internal error. Loaders
-# (transformers, tokenizers, vLLM) refuse these documents too.
+# The container types that the format readers and checks rely on, per document and key path
+# (an array here is an array of strings: module names and patterns). A document whose key holds
+# another JSON type (null aside) is refused when it is parsed, naming the file and the key,
+# instead of failing deep inside a reader as an internal error. Loaders (transformers,
+# tokenizers, vLLM) refuse these documents too.
 DOCUMENT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
     "config.json": (
         (("quantization_config",), dict),
@@ -54,7 +56,7 @@ DOCUMENT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
     ),
     "tokenizer.json": ((("model",), dict),),
 }
-_JSON_TYPE_NAMES = {dict: "an object", list: "an array"}
+_JSON_TYPE_NAMES = {dict: "an object", list: "an array of strings"}
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,41 @@ class Documents:
             value: Any = document
             for key in path:
                 value = value.get(key) if isinstance(value, dict) else None
-            if value is not None and not isinstance(value, expected):
-                raise InputError(
-                    f"{self.source.display(name)}: {'.'.join(path)!r} must be {_JSON_TYPE_NAMES[expected]}, "
-                    f"not {type(value).__name__}",
-                    hint="repair or regenerate the file (re-export the checkpoint)",
-                )
+            if value is None:
+                continue
+            if not isinstance(value, expected):
+                found = type(value).__name__
+            elif expected is list and not all(isinstance(item, str) for item in value):
+                found = f"an array holding {type(next(i for i in value if not isinstance(i, str))).__name__}"
+            else:
+                continue
+            raise InputError(
+                f"{self.source.display(name)}: {'.'.join(path)!r} must be {_JSON_TYPE_NAMES[expected]}, "
+                f"not {found}",
+                hint="repair or regenerate the file (re-export the checkpoint)",
+            )
+        if name == "config.json":
+            self._check_patterns(document.get("quantization_config"))
+
+    def _check_patterns(self, block: Any) -> None:
+        """The ``re:`` targets and ignores of a compressed-tensors ``quantization_config`` must
+        compile: ``InputError`` naming config.json otherwise (the same rule the matcher applies)."""
+        if not isinstance(block, dict) or block.get("quant_method") != "compressed-tensors":
+            return
+        groups = block.get("config_groups") or {}
+        patterns = list(block.get("ignore") or [])
+        for group in groups.values():
+            targets = group.get("targets") if isinstance(group, dict) else None
+            patterns += targets if isinstance(targets, list) else []
+        for pattern in patterns:
+            if isinstance(pattern, str) and pattern.startswith("re:"):
+                try:
+                    ct_match(pattern, "", None)
+                except UsageError as exc:
+                    raise InputError(
+                        f"{self.source.display('config.json')}: quantization_config: {exc.message}",
+                        hint="repair the pattern or re-export the checkpoint",
+                    ) from None
 
     def text_document(self, name: str) -> str | None:
         """Read a small text document (None when absent)."""

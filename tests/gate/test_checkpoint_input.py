@@ -157,10 +157,17 @@ def test_truncated_source_shard_names_the_source_file(ptqv, tmp_path):
             "an object",
         ),
         ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "config_groups"), "x", "an object"),
-        ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "ignore"), -1, "an array, not int"),
+        (
+            "modelopt-nvfp4-moe",
+            "config.json",
+            ("quantization_config", "ignore"),
+            -1,
+            "an array of strings, not int",
+        ),
         ("modelopt-nvfp4-moe", "tokenizer.json", ("model",), "BPE", "an object, not str"),
         ("awq-gemm-llama", "config.json", ("quantization_config", "modules_to_not_convert"), -1, "an array"),
         ("hf-fp8-llama", "config.json", ("quantization_config", "modules_to_convert"), 0, "an array"),
+        ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "ignore"), [1, "x"], "an array of "),
     ],
 )
 def test_documents_of_the_wrong_shape_name_the_file_and_key(
@@ -177,3 +184,20 @@ def test_documents_of_the_wrong_shape_name_the_file_and_key(
     source = FIXTURES / ("src-moe" if "moe" in fixture else "src-llama")
     result = ptqv("gate", out, "--source", source)
     assert_input_error(result, f"{out}/{document}: {'.'.join(path)!r} must be {said}")
+
+
+@pytest.mark.parametrize("where", ["ignore", "targets"])
+def test_a_bad_regex_in_the_checkpoints_own_config_is_input(ptqv, tmp_path, where):
+    # The same text given as --ignore is a usage error (2); inside config.json it is input (3).
+    out = copy_checkpoint(FIXTURES / "llmc-nvfp4-llama", tmp_path / "out")
+    doc = json.loads((out / "config.json").read_text())
+    block = doc["quantization_config"]
+    if where == "ignore":
+        block["ignore"] = [*block.get("ignore", []), "re:(lm_head"]
+    else:
+        next(iter(block["config_groups"].values()))["targets"] = ["re:(lm_head"]
+    (out / "config.json").write_text(json.dumps(doc))
+    for result in (ptqv("scan", out), ptqv("gate", out, "--source", SRC)):
+        assert_input_error(
+            result, f"{out}/config.json: quantization_config: invalid regular expression in 're:(lm_head'"
+        )
