@@ -56,7 +56,7 @@ DOCUMENT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
     ),
     "tokenizer.json": ((("model",), dict),),
 }
-_JSON_TYPE_NAMES = {dict: "an object", list: "an array of strings"}
+_JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "an array of strings"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Documents:
                 continue
             if not isinstance(value, expected):
                 found = type(value).__name__
-            elif expected is list and not all(isinstance(item, str) for item in value):
+            elif isinstance(value, list) and not all(isinstance(item, str) for item in value):
                 found = f"an array holding {type(next(i for i in value if not isinstance(i, str))).__name__}"
             else:
                 continue
