@@ -13,25 +13,13 @@ import pytest
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats.hf_fp8 import ModuleMatcher
 from ptq_validators.layers import build_layer_table
-from tests.ckpt_edit import RawTensor, copy_checkpoint, edit_json, edit_tensors
-from tests.conftest import FIXTURES, manifest
-
-SRC_LLAMA = FIXTURES / "src-llama"
+from tests.ckpt_edit import RawTensor, edit_json, edit_tensors
+from tests.conftest import FIXTURES, gate, manifest, variant
 
 
 def table(fixture: str, source: str):
     src = build_layer_table(Checkpoint.open(FIXTURES / source))
     return build_layer_table(Checkpoint.open(FIXTURES / fixture), source_shapes=src.shapes())
-
-
-def gate(ptqv, output: Path, source: Path = SRC_LLAMA):
-    result = ptqv("gate", output, "--source", source, "--json")
-    report = result.json()
-    return result.code, {check["id"]: check for check in report["checks"]}, report
-
-
-def variant(tmp_path: Path, fixture: str) -> Path:
-    return copy_checkpoint(FIXTURES / fixture, tmp_path / fixture)
 
 
 def gptq_bits(out: int, in_: int, b: int, g: int) -> F:
