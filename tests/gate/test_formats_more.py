@@ -1,6 +1,6 @@
 """GPTQ, AWQ, HF fine-grained FP8, GPT-OSS MXFP4 and fused 3-D experts, on real-tool outputs:
 each good export passes the gate with the right precision, group and exact bits per weight
-(formats.md §12.2), and a byte-level edit of it fails for the reason the edit introduced."""
+(docs/formats.md §9.2), and a byte-level edit of it fails for the reason the edit introduced."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def table(fixture: str, source: str):
 
 
 def gptq_bits(out: int, in_: int, b: int, g: int) -> F:
-    """formats.md §12.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
+    """docs/formats.md §9.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
     groups = ceil(in_ / g)
     return F(
         32 * ceil(in_ * b / 32) * out + 32 * groups * ceil(out * b / 32) + 16 * groups * out + 32 * in_,
