@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import safetensors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +21,6 @@ from ptq_validators.errors import InputError
 from ptq_validators.io.safetensors import DTYPE_BITS, STRICTER_RULES, HeaderError, read_header
 from ptq_validators.io.source import LocalSource
 from tests.conftest import FIXTURES
-
-safetensors = pytest.importorskip("safetensors", minversion="0.8")
 
 
 def build(header: dict | str | bytes, data: bytes = b"", *, pad: bool = True) -> bytes:
@@ -168,15 +167,15 @@ def test_scalar_and_empty_tensors_are_legal(tmp_path):
         ),
         (
             build('{"x": {"dtype": "F32", "shape": [], "data_offsets": [-0, 4]}}', b"\0" * 4),
-            "(InvalidOffset): tensor 'x': data_offsets must be two integers in [0, 2**64)",
+            "(InvalidOffset): tensor 'x': data_offsets must be two non-negative integers",
         ),
         (
             build('{"x": {"dtype": "F32", "shape": [], "data_offsets": [0, 4e0]}}', b"\0" * 4),
-            "(InvalidOffset): tensor 'x': data_offsets must be two integers in [0, 2**64)",
+            "(InvalidOffset): tensor 'x': data_offsets must be two non-negative integers",
         ),
         (
             build('{"x": {"dtype": "F32", "shape": [], "data_offsets": {}}}'),
-            "(InvalidOffset): tensor 'x': data_offsets must be two integers in [0, 2**64)",
+            "(InvalidOffset): tensor 'x': data_offsets must be two non-negative integers",
         ),
         (
             build('{"__metadata__": []}'),

@@ -92,8 +92,6 @@ MAX_DEPTH = 127  # nested arrays/objects the reference reader's JSON parser acce
 _LIMIT_U64 = 1 << 64  # shapes, offsets and sizes are usize (u64) in the reference reader
 _NUMBER_LIMIT = 1e308
 _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
-# A \u escape of a UTF-16 surrogate (paired or not): only then can a parsed string hold a lone one.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
@@ -209,7 +207,7 @@ def parse_header(header_bytes: bytes, file_size: int, display: str) -> Safetenso
         raise _fail(display, "NestingTooDeep", f"more than {MAX_DEPTH} nested arrays/objects") from None
     except ValueError as exc:
         raise _fail(display, "InvalidHeaderJson", str(exc)) from None
-    if _SURROGATE_ESCAPE.search(header_bytes) and _has_lone_surrogate(pairs):
+    if (b"\\ud" in header_bytes or b"\\uD" in header_bytes) and _has_lone_surrogate(pairs):
         raise _fail(display, "InvalidHeaderJson", "a \\u escape encodes a lone UTF-16 surrogate")
     raw = _as_object(pairs, display)
 
@@ -258,25 +256,23 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
         )
     numel = 1
     for dim in shape:
-        if type(dim) is not int or dim < 0 or dim >= _LIMIT_U64:
+        if type(dim) is not int or dim < 0:
             raise _fail(
                 display, "InvalidShape", f"tensor {name!r}: shape must be an array of integers in [0, 2**64)"
             )
-        # Checked after every factor, as the reference reader's checked_mul does: a zero
-        # dimension after an overflowing prefix does not rescue the shape.
         numel *= dim
-        if numel >= _LIMIT_U64:
-            raise _fail(display, "ValidationOverflow", f"tensor {name!r}: shape {shape} overflows 64 bits")
+    if numel == 0 or numel >= _LIMIT_U64:  # rare: only then can a dimension or a prefix overflow
+        _check_dimensions(name, shape, display)
     if not (
         type(offsets) is list
         and len(offsets) == 2
         and type(offsets[0]) is int
         and type(offsets[1]) is int
-        and 0 <= offsets[0] < _LIMIT_U64
-        and 0 <= offsets[1] < _LIMIT_U64
-    ):
+        and offsets[0] >= 0
+        and offsets[1] >= 0
+    ):  # offsets of 2**64 or more are caught by the layout check: no file is that large
         raise _fail(
-            display, "InvalidOffset", f"tensor {name!r}: data_offsets must be two integers in [0, 2**64)"
+            display, "InvalidOffset", f"tensor {name!r}: data_offsets must be two non-negative integers"
         )
     begin, end = offsets
     if end < begin:
@@ -299,6 +295,21 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
             f"tensor {name!r}: spans {end - begin} bytes but {dtype} {list(shape)} needs {bits // 8}",
         )
     return TensorInfo(name, dtype, tuple(shape), begin, end)
+
+
+def _check_dimensions(name: str, shape: list[int], display: str) -> None:
+    """Each dimension is below 2**64 and so is every running product, as the reference reader's
+    checked multiplication requires: a zero dimension after an overflowing prefix does not rescue
+    the shape."""
+    numel = 1
+    for dim in shape:
+        if dim >= _LIMIT_U64:
+            raise _fail(
+                display, "InvalidShape", f"tensor {name!r}: shape must be an array of integers in [0, 2**64)"
+            )
+        numel *= dim
+        if numel >= _LIMIT_U64:
+            raise _fail(display, "ValidationOverflow", f"tensor {name!r}: shape {shape} overflows 64 bits")
 
 
 def _unusual_entry(
