@@ -20,9 +20,9 @@ Rules shared with the reference reader (``safetensors.safe_open`` 0.8 rejects th
 * every other key is a tensor whose entry has ``dtype``, ``shape`` and ``data_offsets``
   (``InvalidTensorInfo``; any other field is ignored with a warning); ``dtype`` is one of
   ``DTYPE_BITS``, spelled exactly (``UnknownDtype``); ``shape`` is an array of integers in
-  [0, 2**64) and ``data_offsets`` an array of two such integers, ``begin <= end`` (``InvalidShape``,
-  ``InvalidOffset``); ``true``, ``1.0``, ``1e0`` and ``-0`` are not integers (the reference reader's
-  JSON parser reads ``-0`` as a float);
+  [0, 2**64) (``InvalidShape``) and ``data_offsets`` an array of two non-negative integers,
+  ``begin <= end`` (``InvalidOffset``); ``true``, ``1.0``, ``1e0`` and ``-0`` are not integers
+  (the reference reader's JSON parser reads ``-0`` as a float);
 * the element count and its size in bits fit in 64 bits, multiplying dimension by dimension as
   the reference reader does (``ValidationOverflow``); sub-byte tensors end on a byte boundary
   (``MisalignedSlice``); ``end - begin`` equals the size in bytes (``TensorInvalidInfo``);
@@ -93,6 +93,8 @@ _LIMIT_U64 = 1 << 64  # shapes, offsets and sizes are usize (u64) in the referen
 _NUMBER_LIMIT = 1e308
 _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The number -0 where a JSON value can start (false hits inside strings only cost speed).
+_NEGATIVE_ZERO = re.compile(rb"[\[,:][ \t\r\n]*-0(?![.eE0-9])")
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
 
@@ -194,12 +196,15 @@ def parse_header(header_bytes: bytes, file_size: int, display: str) -> Safetenso
     try:
         # object_pairs_hook=tuple keeps duplicate keys visible at C speed, and tells an empty
         # object (()) from an empty array ([]); objects are turned into dicts below. The integer
-        # hook, needed only when "-0" occurs, is skipped otherwise: it costs a call per number.
+        # hook, needed only when the number -0 occurs, is skipped otherwise: it costs a call
+        # per number, and "-0" in a name or a metadata date must not pay it.
         pairs = json.loads(
             stripped,
             object_pairs_hook=tuple,
             parse_constant=_reject_constant,
-            parse_int=_reference_int if b"-0" in header_bytes else None,
+            parse_int=_reference_int
+            if b"-0" in header_bytes and _NEGATIVE_ZERO.search(header_bytes)
+            else None,
         )
     except _BadConstant as exc:
         raise _fail(display, "InvalidHeaderJson", f"non-standard literal {exc.literal}") from None
