@@ -34,6 +34,7 @@ from ptq_validators.checks import metadata as md
 from ptq_validators.checks.base import FAIL, CheckResult
 from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.errors import InputError, UsageError
+from ptq_validators.formats.roles import SCALAR_SCALE_ROLES
 from ptq_validators.layers import LayerTable, build_layer_table, split_role
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
@@ -183,7 +184,7 @@ def read_scalar_scales(checkpoint: Checkpoint) -> dict[str, list[float]]:
         if info.end - info.begin > MAX_SCALAR_BYTES or info.dtype not in DECODABLE:
             continue
         role = split_role(name, info)[1]
-        if role in numerics.SCALAR_ROLES and (role != "weight_scale" or info.numel == 1):
+        if role in SCALAR_SCALE_ROLES and (role != "weight_scale" or info.numel == 1):
             names.append(name)
     data = checkpoint.read_tensors(names)
     return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}

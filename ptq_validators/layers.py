@@ -18,36 +18,17 @@ from typing import Any
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats import read_declaration, recognize
 from ptq_validators.formats.base import (
-    KNOWN_ROLES,
-    WEIGHT_SIDE_ROLES,
     Declaration,
     Declared,
     Hints,
     Module,
     Stored,
 )
+from ptq_validators.formats.roles import FUSED_ROLE_SUFFIXES, KNOWN_ROLES, WEIGHT_SIDE_ROLES
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
-# Suffixes that BMM-style fused experts append to the parameter name (formats.md §3.6, §5.2).
-_FUSED_ROLE_SUFFIXES = tuple(
-    sorted(
-        (
-            "weight_scale_2",
-            "weight_scale",
-            "input_scale",
-            "weight_scale_inv",
-            "blocks",
-            "scales",
-            "bias",
-            "input_global_scale",
-            "weight_global_scale",
-        ),
-        key=len,
-        reverse=True,
-    )
-)
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
@@ -155,7 +136,7 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
     if leaf.startswith("_svdquant_lora_") and prefix.endswith(".weight_quantizer"):
         return prefix[: -len(".weight_quantizer")], leaf[1:], False
     if prefix.rpartition(".")[2] == "experts":
-        for suffix in _FUSED_ROLE_SUFFIXES:
+        for suffix in FUSED_ROLE_SUFFIXES:
             if leaf.endswith("_" + suffix):
                 return f"{prefix}.{leaf[: -len(suffix) - 1]}", suffix, True
         if len(info.shape) >= 3:

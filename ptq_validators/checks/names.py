@@ -6,19 +6,9 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 from __future__ import annotations
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
-from ptq_validators.formats.base import (
-    ACTIVATION_ROLES,
-    KNOWN_ROLES,
-    KV_ROLES,
-    WEIGHT_SIDE_ROLES,
-)
+from ptq_validators.formats.roles import KNOWN_ROLES, PACKED_ANCHORS, QUANTIZATION_ROLES
 from ptq_validators.layers import LayerTable
 
-# Roles a quantizer adds beside (or instead of) the source's own tensors.
-QUANTIZATION_ROLES = (WEIGHT_SIDE_ROLES | ACTIVATION_ROLES | KV_ROLES) - {"weight"}
-# Packed anchors replace the source's weight: ``p.weight_packed`` / ``p.qweight`` stand for
-# ``p.weight``, GPT-OSS ``experts.gate_up_proj_blocks`` for the fused ``experts.gate_up_proj``.
-PACKED_ANCHORS = {"weight_packed": ".weight", "qweight": ".weight", "blocks": ""}
 TITLE = "Tensor names vs source"
 
 
