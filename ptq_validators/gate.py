@@ -36,6 +36,7 @@ from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.errors import InputError, UsageError
 from ptq_validators.formats.roles import SCALAR_SCALE_ROLES
 from ptq_validators.layers import LayerTable, build_layer_table, split_role
+from ptq_validators.model_config import tied_embeddings
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
 from ptq_validators.source_summary import start_summary
@@ -159,9 +160,7 @@ def run_gate(
         ),
         excludes.check_exclude_hygiene(table, config),
         special.check_special_modules(table, config),
-        names.check_names(
-            table, summary.tensor_names, summary.essential_names, tied=excludes.tied_embeddings(config)
-        ),
+        names.check_names(table, summary.tensor_names, summary.essential_names, tied=tied_embeddings(config)),
         alignment.check_alignment(table),
         numerics.check_scale_values(values),
         numerics.check_deep(deep_findings, scanned),

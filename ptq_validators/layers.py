@@ -26,6 +26,7 @@ from ptq_validators.formats.base import (
 )
 from ptq_validators.formats.roles import FUSED_ROLE_SUFFIXES, KNOWN_ROLES, WEIGHT_SIDE_ROLES
 from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
@@ -168,14 +169,6 @@ def is_layer(module: Module) -> bool:
 
 def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
-
-
-def num_hidden_layers(config: dict[str, Any]) -> int | None:
-    for block in (config, config.get("text_config") or {}, config.get("llm_config") or {}):
-        value = block.get("num_hidden_layers") if isinstance(block, dict) else None
-        if isinstance(value, int):
-            return value
-    return None
 
 
 def build_layer_table(

@@ -10,18 +10,11 @@ from typing import Any
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.globs import index_free, index_key
 from ptq_validators.layers import LayerTable
+from ptq_validators.model_config import tied_embeddings
 from ptq_validators.taxonomy import LayerGroup
 
 OVER_BROAD_FRACTION = 0.8
 TITLE = "Exclude-list hygiene"
-
-
-def tied_embeddings(config: dict[str, Any]) -> bool:
-    """True when the config (or its text config) ties lm_head to the input embeddings."""
-    for block in (config, config.get("text_config") or {}):
-        if isinstance(block, dict) and block.get("tie_word_embeddings") is True:
-            return True
-    return False
 
 
 def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckResult:

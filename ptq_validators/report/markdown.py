@@ -4,8 +4,8 @@ follow, capped at ``limit`` lines per check with "… N more"."""
 from __future__ import annotations
 
 from ptq_validators.checks.base import CheckResult
-from ptq_validators.checks.coverage import describe_counts
 from ptq_validators.gate import GateReport
+from ptq_validators.precision import describe_counts
 from ptq_validators.scan import ScanReport
 
 _ICON = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
