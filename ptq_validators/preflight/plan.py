@@ -14,13 +14,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ptq_validators.formats.ct_rules import matches as ct_matches
 from ptq_validators.preflight import model as model_facts
 from ptq_validators.preflight.findings import Finding, verdict
 from ptq_validators.preflight.gpus import GpuSpec
 from ptq_validators.preflight.inventory import Inventory, Layer, build_inventory
 from ptq_validators.preflight.recommend import serving_finding
 from ptq_validators.recipes import CompressedTensorsRecipe, Recipe
-from ptq_validators.recipes.compressed_tensors import ct_match
 from ptq_validators.recipes.modelopt import default_disabled_entries
 from ptq_validators.recipes.recipe_files import LlmcFileRecipe, ModelOptFileRecipe
 from ptq_validators.taxonomy import LayerGroup, classify
@@ -223,7 +223,7 @@ def _is_default_disabled(recipe: Recipe, pattern: str) -> bool:
 def _matches(recipe: Recipe, pattern: str, layer: Layer) -> bool:
     """Does ``pattern`` select ``layer`` under the recipe's own tool semantics?"""
     if isinstance(recipe, (CompressedTensorsRecipe, LlmcFileRecipe)):
-        return ct_match(pattern, layer.runtime, layer.module_class or "Linear")
+        return ct_matches(pattern, layer.runtime, layer.module_class or "Linear")
     quantizer = f"{layer.runtime}{'_' if layer.fused_param else '.'}weight_quantizer"
     return fnmatchcase(quantizer, pattern)
 

@@ -1,34 +1,16 @@
-"""llm-compressor schemes with compressed-tensors' matching semantics.
-
-A target or ignore string matches a module when it equals the full module name, when it starts
-with ``re:`` and ``re.match`` (anchored at the start only) succeeds on the name, or when it
-equals the module's class name (``Linear``). A module is quantized when some target matches and
-no ignore entry does.
+"""llm-compressor preset schemes with compressed-tensors' matching semantics (``formats/ct_rules``):
+a module is quantized when some target matches and no ignore entry does.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from ptq_validators.errors import UsageError
+from ptq_validators.formats.ct_rules import matches
 from ptq_validators.precision import Precision
 from ptq_validators.recipes.base import Intent, Recipe, load_data, unknown_name_error
 
 SCHEME_FILE = "llmc_schemes.yaml"
-
-
-def ct_match(pattern: str, module_name: str, module_class: str | None) -> bool:
-    """compressed-tensors ``match_name`` / ``_match_class`` for one target or ignore string."""
-    if pattern.startswith("re:"):
-        try:
-            return re.match(pattern[3:], module_name) is not None
-        except re.error as exc:
-            raise UsageError(
-                f"invalid regular expression in {pattern!r}: {exc}",
-                hint="fix the pattern (compressed-tensors uses Python re.match after 're:')",
-            ) from None
-    return pattern == module_name or (module_class is not None and pattern == module_class)
 
 
 class CompressedTensorsRecipe(Recipe):
@@ -58,10 +40,10 @@ class CompressedTensorsRecipe(Recipe):
         # every embedding an Embedding: the classes llm-compressor sees for standard models.
         cls = module_class or "Linear"
         for pattern in self.ignore:
-            if ct_match(pattern, module_name, cls):
+            if matches(pattern, module_name, cls):
                 return Intent(None, None, f"ignored by {pattern!r}")
         for pattern in self.targets:
-            if ct_match(pattern, module_name, cls):
+            if matches(pattern, module_name, cls):
                 if fused_param:
                     # Fused 3-D expert parameters are not Linear modules: llm-compressor must
                     # linearise them first, otherwise they stay in high precision.
