@@ -14,8 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ptq_validators.checkpoint import PICKLE_SUFFIXES
+from ptq_validators.datafiles import load_data
 from ptq_validators.preflight import model as model_facts
-from ptq_validators.preflight.datafiles import load
 from ptq_validators.preflight.findings import Finding, verdict
 from ptq_validators.preflight.gpus import GpuSpec, match_gpu
 from ptq_validators.preflight.recommend import recommend
@@ -229,7 +230,7 @@ def _check_source_and_kind(facts: dict[str, Any], findings: list[Finding]) -> No
 def _weights(model_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:
     """Parameter count and bytes from the safetensors headers, or None without weights."""
     if not any(model_dir.glob("*.safetensors")):
-        pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        pickles = sorted(p.name for p in model_dir.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
         detail = (
             f"only pickle weights ({', '.join(pickles)}): never loaded here; convert to safetensors"
             if pickles
@@ -258,7 +259,7 @@ def _weights(model_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:
 
 
 def _verified_family(facts: dict[str, Any]) -> dict[str, Any] | None:
-    data = load("verified_models.yaml")
+    data = load_data("preflight", "verified_models.yaml")
     types = {facts["model_type"], facts["text_model_type"]} - {None}
     for family in data["families"]:
         if types & set(family["model_types"]):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ptq_validators.datafiles import load_data
 from ptq_validators.formats.ct_rules import matches
 from ptq_validators.precision import Precision
-from ptq_validators.recipes.base import Intent, Recipe, load_data, unknown_name_error
+from ptq_validators.recipes.base import Intent, Recipe, unknown_name_error
 
 SCHEME_FILE = "llmc_schemes.yaml"
 
@@ -65,14 +66,14 @@ class CompressedTensorsRecipe(Recipe):
 
 def scheme_names() -> list[str]:
     """Every preset scheme name the data file knows."""
-    return sorted(load_data(SCHEME_FILE)["schemes"])
+    return sorted(load_data("recipes", SCHEME_FILE)["schemes"])
 
 
 def llmc_scheme(
     name: str, *, ignore: list[str] | None = None, targets: list[str] | None = None
 ) -> CompressedTensorsRecipe:
     """The preset ``name`` (case-insensitive) with the given targets and ignore list."""
-    data = load_data(SCHEME_FILE)
+    data = load_data("recipes", SCHEME_FILE)
     spec = data["schemes"].get(name.upper())
     if spec is None:
         raise unknown_name_error("llm-compressor scheme", name, scheme_names())
