@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.cli import main
+from ptq_validators.layers import LayerRow
 from ptq_validators.preflight.plan import plan_model
 from ptq_validators.recipes import llmc_scheme, modelopt_qformat
 from ptq_validators.recipes.recipe_files import load_recipe_file
@@ -39,7 +41,9 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
     assert groups["attention"]["matched"] > 0
     if "lm_head" in groups:  # absent when tied to the embeddings (Gemma 3)
         assert groups["lm_head"] == {"group": "lm_head", "total": 1, "matched": 0, "precision": "BF16"}
-    assert all(set(row) == {"name", "group", "precision", "group_size"} for row in plan["layers"])
+    # Plan rows are layer-table rows: the same keys as the gate's, and they load back unchanged.
+    assert all(LayerRow.from_json(row).to_json() == row for row in plan["layers"])
+    assert set(plan["layers"][0]) == {f.name for f in fields(LayerRow)}
     assert not any(w["id"] == "vision-tower-quantized" for w in plan["warnings"])
     json.dumps(plan)
 
@@ -102,12 +106,9 @@ def test_fused_experts_are_reached_by_modelopt_but_not_by_a_linear_target():
     }
     assert plan["verdict"] == "pass"
     rows = {r["name"]: r for r in plan["layers"]}
-    assert rows["model.layers.0.mlp.experts.7.down_proj"] == {
-        "name": "model.layers.0.mlp.experts.7.down_proj",
-        "group": "experts",
-        "precision": "NVFP4",
-        "group_size": 16,
-    }
+    row = rows["model.layers.0.mlp.experts.7.down_proj"]
+    assert (row["group"], row["precision"], row["group_size"], row["fused"]) == ("experts", "NVFP4", 16, True)
+    assert (row["declared"], row["declared_by"]) == ("NVFP4", "enabled by '*.experts.*weight_quantizer'")
     linear_only = _scheme(moe, "NVFP4", ignore=["lm_head", "re:.*mlp.gate$"])
     assert "fused-experts-unreached" in _ids(linear_only)
 
