@@ -33,6 +33,7 @@ from ptq_validators.taxonomy import LayerGroup, classify
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
+_EMBEDDING_LEAF = re.compile(r"(?:^|_)(?:embed_tokens|embeddings?|wte|wpe)$")
 
 OK = "ok"
 UNEXPECTED_UNQUANTIZED = "unexpected_unquantized"
@@ -161,7 +162,7 @@ class Layer:
     @property
     def module_class(self) -> str:
         """The torch class the declaration and recipes match this weight as."""
-        return module_class(self.group)
+        return module_class(self.name, self.group)
 
     @property
     def bits_per_weight(self) -> Fraction:
@@ -191,10 +192,13 @@ class Layer:
         return self.row().to_json()
 
 
-def module_class(group: LayerGroup) -> str:
-    """Without a module tree, a linear-like weight is taken to be a torch ``Linear`` and an
-    embedding an ``Embedding``: the classes the quantizers see for standard models."""
-    return "Embedding" if group is LayerGroup.EMBED else "Linear"
+def module_class(name: str, group: LayerGroup) -> str:
+    """Without a module tree, a 2-D weight is taken to be a torch ``Linear`` and an embedding
+    (the token embedding, or a table named like one, e.g. a vision tower's
+    ``position_embedding``) an ``Embedding``: the classes the quantizers see for standard models."""
+    if group is LayerGroup.EMBED or _EMBEDDING_LEAF.search(name.rpartition(".")[2]):
+        return "Embedding"
+    return "Linear"
 
 
 @dataclass
@@ -300,7 +304,7 @@ def build_layer_table(
         if not is_layer(module):
             continue
         group = classify(module.name, num_hidden_layers=depth)
-        declared = declaration.declared(module.name, module_class=module_class(group))
+        declared = declaration.declared(module.name, module_class=module_class(module.name, group))
         hints = Hints(
             declaration.declared_bits(module.name),
             declared.group_size,

@@ -83,9 +83,8 @@ def plan_model(
     source_label = _TORCH_DTYPE_LABEL.get(str(facts["dtype"]), Precision.BF16)
     rows, intents = [], []
     for layer in inventory.layers:
-        intent = recipe.intent(
-            inventory.runtime[layer.name], module_class=layer.module_class, fused_param=layer.fused
-        )
+        name, module_class, fused = _seen_by(recipe, inventory, layer)
+        intent = recipe.intent(name, module_class=module_class, fused_param=fused)
         intents.append(intent)
         rows.append(
             replace(
@@ -173,6 +172,7 @@ def _findings(
         layer.name
         for layer, intent in zip(inventory.layers, intents, strict=False)
         if layer.fused
+        and not recipe.linearizes_fused_experts
         and intent.precision is None
         and (intent.rule in _NOT_SELECTED or intent.rule.startswith("fused parameter"))
     ]
@@ -183,8 +183,7 @@ def _findings(
                 "warn",
                 f"{len(unreached)} expert weights live in fused 3-D parameters (e.g. {unreached[0]}) "
                 "that are not nn.Linear and no recipe entry selects them: they stay in high "
-                "precision (ModelOpt names their quantizers '<experts>.gate_up_proj_weight_quantizer';"
-                " llm-compressor must linearise the experts first)",
+                "precision (ModelOpt names their quantizers '<experts>.gate_up_proj_weight_quantizer')",
             )
         )
     findings += _divisibility_findings(inventory.layers, intents)
@@ -226,13 +225,22 @@ def _is_default_disabled(recipe: Recipe, pattern: str) -> bool:
     }
 
 
-def _matches(recipe: Recipe, pattern: str, layer: LayerRow, runtime: str) -> bool:
-    """Does ``pattern`` select ``layer`` (``runtime``: its name in the built model) under the
-    recipe's own tool semantics?"""
+def _seen_by(recipe: Recipe, inventory: Inventory, layer: LayerRow) -> tuple[str, str | None, bool]:
+    """(name, module class, fused parameter?) of ``layer`` as the recipe's tool sees it: the
+    built model's module or parameter, or, where the tool linearises fused experts first, the
+    per-expert ``Linear`` (named like the checkpoint's weight)."""
+    if layer.fused and recipe.linearizes_fused_experts:
+        return layer.name, "Linear", False
+    return inventory.runtime[layer.name], layer.module_class, layer.fused
+
+
+def _matches(recipe: Recipe, pattern: str, seen: tuple[str, str | None, bool]) -> bool:
+    """Does ``pattern`` select a layer (``seen`` by ``_seen_by``) under the recipe's own tool
+    semantics?"""
+    name, module_class, fused = seen
     if isinstance(recipe, (CompressedTensorsRecipe, LlmcFileRecipe)):
-        return ct_matches(pattern, runtime, layer.module_class or "Linear")
-    quantizer = f"{runtime}{'_' if layer.fused else '.'}weight_quantizer"
-    return fnmatchcase(quantizer, pattern)
+        return ct_matches(pattern, name, module_class or "Linear")
+    return fnmatchcase(f"{name}{'_' if fused else '.'}weight_quantizer", pattern)
 
 
 def _pattern_findings(
@@ -240,8 +248,9 @@ def _pattern_findings(
 ) -> list[Finding]:
     findings = []
     layers, runtime = inventory.layers, inventory.runtime
+    seen = [_seen_by(recipe, inventory, layer) for layer in layers]
     for pattern, weight_pattern in _user_patterns(recipe, recipe_spec):
-        hits = [i for i, layer in enumerate(layers) if _matches(recipe, pattern, layer, runtime[layer.name])]
+        hits = [i for i, layer in enumerate(layers) if _matches(recipe, pattern, seen[i])]
         if not hits and weight_pattern:
             findings.append(
                 Finding(

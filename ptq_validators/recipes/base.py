@@ -27,6 +27,10 @@ class Recipe(ABC):
     name: str
     precision: Precision
     group_size: int | None
+    #: The tool turns fused 3-D expert parameters into per-expert ``Linear`` modules named like
+    #: the checkpoint's per-expert weights before it quantizes (llm-compressor 0.14 ``oneshot``
+    #: linearises every transformers fused-experts module, ``modeling/moe/linearize.py``).
+    linearizes_fused_experts: bool = False
 
     @abstractmethod
     def intent(

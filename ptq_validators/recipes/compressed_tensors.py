@@ -17,6 +17,8 @@ SCHEME_FILE = "llmc_schemes.yaml"
 class CompressedTensorsRecipe(Recipe):
     """A preset scheme applied to ``targets`` minus ``ignore``."""
 
+    linearizes_fused_experts = True
+
     def __init__(
         self,
         name: str,
@@ -46,8 +48,8 @@ class CompressedTensorsRecipe(Recipe):
         for pattern in self.targets:
             if matches(pattern, module_name, cls):
                 if fused_param:
-                    # Fused 3-D expert parameters are not Linear modules: llm-compressor must
-                    # linearise them first, otherwise they stay in high precision.
+                    # A fused 3-D expert parameter that is still fused (an export stores it so)
+                    # was not linearised: it is no Linear module and stays in high precision.
                     return Intent(None, None, f"fused parameter not reachable by {pattern!r}")
                 return Intent(self.precision, self.group_size, f"targeted by {pattern!r}")
         return Intent(None, None, "no target matches")

@@ -162,6 +162,8 @@ def _modelopt_precision(path: Path, index: int, cfg: Any) -> tuple[Precision | N
 class LlmcFileRecipe(Recipe):
     """One or more compressed-tensors groups with a shared ignore list."""
 
+    linearizes_fused_experts = True
+
     def __init__(self, name: str, groups: list[CompressedTensorsRecipe], ignore: list[str]) -> None:
         self.name = name
         self.groups = groups

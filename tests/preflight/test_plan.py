@@ -109,8 +109,11 @@ def test_fused_experts_are_reached_by_modelopt_but_not_by_a_linear_target():
     row = rows["model.layers.0.mlp.experts.7.down_proj"]
     assert (row["group"], row["precision"], row["group_size"], row["fused"]) == ("experts", "NVFP4", 16, True)
     assert (row["declared"], row["declared_by"]) == ("NVFP4", "enabled by '*.experts.*weight_quantizer'")
+    # llm-compressor 0.14 linearises fused experts before it quantizes: a Linear target reaches them.
     linear_only = _scheme(moe, "NVFP4", ignore=["lm_head", "re:.*mlp.gate$"])
-    assert "fused-experts-unreached" in _ids(linear_only)
+    assert "fused-experts-unreached" not in _ids(linear_only)
+    experts = {g["group"]: g for g in linear_only["groups"]}["experts"]
+    assert experts["matched"] == experts["total"] and experts["precision"] == "NVFP4"
 
 
 def test_preset_for_experts_on_a_dense_model_quantizes_nothing(capsys):
