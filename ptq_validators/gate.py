@@ -30,7 +30,7 @@ from ptq_validators.checks import (
     special,
 )
 from ptq_validators.checks import metadata as md
-from ptq_validators.checks.base import FAIL, CheckResult
+from ptq_validators.checks.base import CheckResult, verdict
 from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.envelope import envelope
 from ptq_validators.errors import UsageError
@@ -94,7 +94,7 @@ class GateReport:
 
     @property
     def verdict(self) -> str:
-        return "fail" if any(check.status == FAIL for check in self.checks) else "pass"
+        return verdict(self.checks)
 
     def to_json(self) -> dict[str, Any]:
         return envelope(

@@ -15,12 +15,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ptq_validators.checks.base import Finding, verdict
 from ptq_validators.envelope import envelope
 from ptq_validators.formats.ct_rules import matches as ct_matches
 from ptq_validators.layers import LayerRow
 from ptq_validators.precision import Precision
 from ptq_validators.preflight import model as model_facts
-from ptq_validators.preflight.findings import Finding, verdict
 from ptq_validators.preflight.gpus import GpuSpec
 from ptq_validators.preflight.inventory import Inventory, build_inventory
 from ptq_validators.preflight.recommend import serving_finding
@@ -109,7 +109,7 @@ def plan_model(
         },
         layers=[row.to_json() for row in rows],
         groups=_groups(rows, intents, source_label),
-        warnings=[f.to_json() for f in findings],
+        findings=[f.to_json() for f in findings],
         verdict=verdict(findings),
     )
 
@@ -155,7 +155,7 @@ def _findings(
     if not quantized:
         findings.append(
             Finding(
-                "nothing-quantized", "block", f"the recipe quantizes none of the {len(rows)} linear layers"
+                "nothing-quantized", "fail", f"the recipe quantizes none of the {len(rows)} linear layers"
             )
         )
     findings += _pattern_findings(recipe, recipe_spec, inventory, rows)
@@ -294,7 +294,7 @@ def _coverage_findings(recipe: Recipe, rows: list[LayerRow], intents: list) -> l
             findings.append(
                 Finding(
                     "targeted-group-uncovered",
-                    "block",
+                    "fail",
                     f"the recipe aims at {group.value} ({', '.join(repr(p) for p in aimed[:3])}) but "
                     f"none of its {len(members)} layers is quantized (e.g. {rows[members[0]].name}: "
                     f"{intents[members[0]].rule})",
@@ -320,7 +320,7 @@ def _divisibility_findings(layers: list[LayerRow], intents: list) -> list[Findin
     return [
         Finding(
             "not-divisible",
-            "block",
+            "fail",
             f"{len(bad)} targeted layer(s) have a dimension not divisible by the "
             f"{precision.value} group size {size} (e.g. {name} {list(shape)}): the export "
             "fails or the runtime rejects them; exclude them",

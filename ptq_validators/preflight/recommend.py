@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ptq_validators.checks.base import Finding
 from ptq_validators.datafiles import load_data
-from ptq_validators.preflight.findings import Finding
 from ptq_validators.preflight.gpus import GpuSpec, cc_tuple
 
 FORMATS_FILE = "formats.yaml"
@@ -30,7 +30,7 @@ def serving_finding(precision: str, deploy: GpuSpec) -> Finding | None:
         return None
     return Finding(
         "format-needs-newer-gpu",
-        "block",
+        "fail",
         f"{precision} weights need compute capability {needed}+ to be served natively; the "
         f"deploy GPU {deploy.name} is sm{deploy.cc.replace('.', '')} ({deploy.arch}). Runtimes "
         "fall back to slow or broken weight-only paths or refuse to load; choose a format the "

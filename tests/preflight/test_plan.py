@@ -17,7 +17,7 @@ from tests.preflight.conftest import CONFIGS, FAMILIES, FIXTURES
 
 
 def _ids(plan):
-    return {w["id"]: w for w in plan["warnings"]}
+    return {w["id"]: w for w in plan["findings"]}
 
 
 def _qformat(model, name, **kw):
@@ -44,7 +44,7 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
     # Plan rows are layer-table rows: the same keys as the gate's, and they load back unchanged.
     assert all(LayerRow.from_json(row).to_json() == row for row in plan["layers"])
     assert set(plan["layers"][0]) == {f.name for f in fields(LayerRow)}
-    assert not any(w["id"] == "vision-tower-quantized" for w in plan["warnings"])
+    assert not any(w["id"] == "vision-tower-quantized" for w in plan["findings"])
     json.dumps(plan)
 
 
@@ -52,7 +52,7 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
 def test_generic_scheme_on_a_vlm_warns_about_the_vision_tower(family):
     plan = _scheme(CONFIGS / family, "FP8_DYNAMIC", ignore=["lm_head"])
     warning = _ids(plan)["vision-tower-quantized"]
-    assert warning["severity"] == "warn"
+    assert warning["status"] == "warn"
     assert "re:.*visual.*" in warning["detail"]
 
 
@@ -121,13 +121,13 @@ def test_preset_for_experts_on_a_dense_model_quantizes_nothing(capsys):
         main(["plan", str(CONFIGS / "qwen3"), "--qformat", "nvfp4_experts_only"])
     assert exc.value.code == 1
     out = capsys.readouterr().out
-    assert "[block] nothing-quantized" in out and out.rstrip().endswith("verdict: fail")
+    assert "[fail] nothing-quantized" in out and out.rstrip().endswith("verdict: fail")
 
 
 def test_dimensions_not_divisible_by_the_group_size_block():
     plan = _scheme(CONFIGS / "qwen2_5_vl", "NVFP4", ignore=["lm_head"])
     finding = _ids(plan)["not-divisible"]
-    assert finding["severity"] == "block" and "[1280, 3420]" in finding["detail"]
+    assert finding["status"] == "fail" and "[1280, 3420]" in finding["detail"]
     llama4 = _scheme(CONFIGS / "llama4", "NVFP4A16", ignore=["lm_head"])
     assert "588" in _ids(llama4)["not-divisible"]["detail"]
 
@@ -144,7 +144,7 @@ def test_deploy_gpu_blocks_a_format_it_cannot_serve():
         {"qformat": "nvfp4_mlp_only", "ignore": []},
         deploy_gpu=__import__("ptq_validators.preflight.gpus", fromlist=["match_gpu"]).match_gpu("H100"),
     )
-    assert _ids(plan)["format-needs-newer-gpu"]["severity"] == "block"
+    assert _ids(plan)["format-needs-newer-gpu"]["status"] == "fail"
 
 
 LLMC_MIXED = """\
