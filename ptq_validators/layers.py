@@ -24,7 +24,12 @@ from ptq_validators.formats.base import (
     Module,
     Stored,
 )
-from ptq_validators.formats.roles import FUSED_ROLE_SUFFIXES, KNOWN_ROLES, WEIGHT_SIDE_ROLES
+from ptq_validators.formats.roles import (
+    FUSED_ROLE_SUFFIXES,
+    KNOWN_ROLES,
+    QUANTIZATION_ROLES,
+    WEIGHT_SIDE_ROLES,
+)
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import Precision
@@ -284,6 +289,17 @@ def is_layer(module: Module) -> bool:
 
 def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
+
+
+def essential_names(table: LayerTable) -> set[str]:
+    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
+    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
+    return {
+        info.name
+        for module in table.modules.values()
+        for role, info in module.tensors.items()
+        if role not in QUANTIZATION_ROLES
+    }
 
 
 def build_layer_table(

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from ptq_validators import forked
 from ptq_validators.checkpoint import Checkpoint, Documents
-from ptq_validators.checks.names import essential_names
-from ptq_validators.layers import build_layer_table
+from ptq_validators.layers import build_layer_table, essential_names
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ vocabulary: ``pass``, ``warn``, ``fail``, ``skip`` (the check did not apply) and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ class Finding(CheckResult):
         super().__init__(id, id, status, detail)
 
 
-def verdict(results: list[CheckResult]) -> str:
+def verdict(results: Sequence[CheckResult]) -> str:
     """``fail`` when any result failed, else ``pass``."""
     return "fail" if any(result.status == FAIL for result in results) else "pass"
 

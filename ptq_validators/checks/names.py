@@ -31,17 +31,6 @@ def _base_names(table: LayerTable, source_names: set[str]) -> tuple[set[str], li
     return bases, sorted(foreign)
 
 
-def essential_names(table: LayerTable) -> set[str]:
-    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
-    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
-    return {
-        info.name
-        for module in table.modules.values()
-        for role, info in module.tensors.items()
-        if role not in QUANTIZATION_ROLES
-    }
-
-
 def check_names(
     table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str], *, tied: bool
 ) -> CheckResult:

@@ -34,7 +34,7 @@ _FP8_BY_STRATEGY = {
 _FP4_BY_STRATEGY = {"tensor_group": Precision.NVFP4, "group": Precision.MXFP4}
 
 
-def strategy(args: dict[str, Any]) -> str | None:
+def strategy(args: dict[str, Any]) -> str:
     """The args' strategy, inferred from ``group_size`` when it is not written."""
     written = args.get("strategy")
     if written is not None:
