@@ -22,7 +22,7 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
-from ptq_validators.formats.ct_rules import matches, weight_precision, winning_target
+from ptq_validators.formats.ct_rules import first_match, matches, weight_precision, winning_target
 from ptq_validators.formats.scaled import E8M0_DTYPES
 from ptq_validators.precision import Precision, int_precision
 
@@ -135,9 +135,9 @@ class CompressedTensorsDeclaration(Declaration):
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         cls = module_class or "Linear"
-        for pattern in self.ignore:
-            if matches(pattern, module_name, cls):
-                return Declared(None, None, f"ignore {pattern!r}")
+        ignored = first_match(self.ignore, module_name, cls)
+        if ignored is not None:
+            return Declared(None, None, f"ignore {ignored!r}")
         match = self._group_for(module_name, cls)
         if match is None:
             return Declared(None, None, "no config group targets it")

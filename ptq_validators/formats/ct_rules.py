@@ -87,3 +87,8 @@ def winning_target(targets: Iterable[str], module_name: str, module_class: str |
     if by_name is not None:
         return by_name
     return next((t for t in ordered if module_class is not None and t == module_class), None)
+
+
+def first_match(patterns: Iterable[str], module_name: str, module_class: str | None) -> str | None:
+    """The first entry of ``patterns`` (an ignore list) that matches the module, or None."""
+    return next((p for p in patterns if matches(p, module_name, module_class)), None)

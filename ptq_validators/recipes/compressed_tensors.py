@@ -7,11 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.datafiles import load_data
-from ptq_validators.formats.ct_rules import matches
+from ptq_validators.formats.ct_rules import first_match, matches
 from ptq_validators.precision import Precision
 from ptq_validators.recipes.base import Intent, Recipe, unknown_name_error
 
 SCHEME_FILE = "llmc_schemes.yaml"
+
+
+def ignored_intent(ignore: list[str], module_name: str, module_class: str) -> Intent | None:
+    """ "Left unquantized" when an ignore entry matches the module (ignore beats every target)."""
+    ignored = first_match(ignore, module_name, module_class)
+    return None if ignored is None else Intent(None, None, f"ignored by {ignored!r}")
 
 
 class CompressedTensorsRecipe(Recipe):
@@ -42,9 +48,9 @@ class CompressedTensorsRecipe(Recipe):
         # Without a module tree, every linear-like weight is taken to be a torch Linear and
         # every embedding an Embedding: the classes llm-compressor sees for standard models.
         cls = module_class or "Linear"
-        for pattern in self.ignore:
-            if matches(pattern, module_name, cls):
-                return Intent(None, None, f"ignored by {pattern!r}")
+        ignored = ignored_intent(self.ignore, module_name, cls)
+        if ignored is not None:
+            return ignored
         for pattern in self.targets:
             if matches(pattern, module_name, cls):
                 if fused_param:

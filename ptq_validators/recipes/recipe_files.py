@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from ptq_validators.errors import InputError
-from ptq_validators.formats.ct_rules import matches, weight_precision, winning_target
+from ptq_validators.formats.ct_rules import weight_precision, winning_target
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.recipes.base import Intent, Recipe
-from ptq_validators.recipes.compressed_tensors import CompressedTensorsRecipe, llmc_scheme
+from ptq_validators.recipes.compressed_tensors import CompressedTensorsRecipe, ignored_intent, llmc_scheme
 from ptq_validators.recipes.modelopt import (
     ModelOptRecipe,
     QuantCfgEntry,
@@ -177,13 +177,12 @@ class LlmcFileRecipe(Recipe):
         self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
     ) -> Intent:
         cls = module_class or "Linear"
-        for pattern in self.ignore:
-            if matches(pattern, module_name, cls):
-                return Intent(None, None, f"ignored by {pattern!r}")
         target = winning_target(self.schemes, module_name, cls)
-        if target is None:
-            return Intent(None, None, "no target matches")
-        return self.schemes[target].intent(module_name, module_class=cls, fused_param=fused_param)
+        return ignored_intent(self.ignore, module_name, cls) or (
+            self.schemes[target].intent(module_name, module_class=cls, fused_param=fused_param)
+            if target is not None
+            else Intent(None, None, "no target matches")
+        )
 
     def patterns(self) -> list[str]:
         return [t for g in self.groups for t in g.targets] + self.ignore
