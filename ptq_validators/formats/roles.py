@@ -1,5 +1,5 @@
 """The tensor-role vocabulary: the leaf names a module's tensors carry (``weight``,
-``weight_scale``, ``input_scale`` ...), grouped by what they mean (formats.md §12.1).
+``weight_scale``, ``input_scale`` ...), grouped by what they mean (docs/formats.md §9.1).
 
 Everything that sorts tensors by role imports these sets: the layer table (module grouping and
 bits per weight), the adapters, the ``names``, ``scales`` and ``kv_cache`` checks and ``--deep``.
@@ -69,7 +69,7 @@ PACKED_ANCHORS = {"weight_packed": ".weight", "qweight": ".weight", "blocks": ""
 # Weight quantization parameters whose presence beside a float weight means fake quant.
 WEIGHT_QUANT_PARAMS = ("weight_scale", "weight_zero_point", "weight_global_scale")
 
-# Suffixes that BMM-style fused experts append to the parameter name (formats.md §3.6, §5.2),
+# Suffixes that BMM-style fused experts append to the parameter name (docs/formats.md §2.2, §5),
 # longest first so that ``_weight_scale_2`` is tried before ``_weight_scale``.
 FUSED_ROLE_SUFFIXES = tuple(
     sorted(

@@ -11,6 +11,7 @@ from functools import cache
 import pytest
 
 from ptq_validators.gate import GateOptions, run_gate
+from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import LayerRow
 from ptq_validators.plan_file import plan_intents
 from ptq_validators.preflight.plan import plan_model
@@ -24,7 +25,7 @@ def _plan(source: str, qformat: str | None, scheme: str | None, ignore: tuple[st
         recipe, spec = llmc_scheme(scheme, ignore=list(ignore)), {"scheme": scheme, "ignore": list(ignore)}
     else:
         recipe, spec = modelopt_qformat(qformat or "fp8"), {"qformat": qformat or "fp8", "ignore": []}
-    plan = plan_model(FIXTURES / source, recipe, spec)
+    plan = plan_model(LocalSource(FIXTURES / source), recipe, spec)
     return [LayerRow.from_json(row) for row in plan["layers"]]
 
 
@@ -42,7 +43,9 @@ def _expressible(recipe: dict) -> tuple[str | None, str | None, tuple[str, ...]]
 def test_plan_and_gate_build_the_same_rows(entry):
     recipe = _expressible(entry["recipe"])
     planned = _plan(entry["source"], *(recipe or (None, None, ())))
-    report = run_gate(str(FIXTURES / entry["name"]), str(FIXTURES / entry["source"]), GateOptions())
+    report = run_gate(
+        LocalSource(FIXTURES / entry["name"]), LocalSource(FIXTURES / entry["source"]), GateOptions()
+    )
     found = {layer.name: layer.row() for layer in report.table.layers}
     # The plan lists the weights a recipe's linear targets can reach: embeddings are not planned.
     found_names = {name for name, row in found.items() if row.module_class != "Embedding"}
