@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ptq_validators.preflight.datafiles import load
+from ptq_validators.datafiles import load_data
 
 _GUARD_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
@@ -52,7 +52,7 @@ def scan_imports(model_dir: Path) -> list[dict[str, Any]]:
             if path.name not in row["files"]:
                 row["files"].append(path.name)
             row["optional"] = row["optional"] and optional
-    hints = load("import_hints.yaml")["hints"]
+    hints = load_data("preflight", "import_hints.yaml")["hints"]
     rows = []
     for module in sorted(found):
         hint = hints.get(module, {})
