@@ -20,6 +20,7 @@ from ptq_validators.checks import (
     names,
     numerics,
     quant_config,
+    recipe as recipe_check,
     safety,
     size,
     special,
@@ -48,6 +49,7 @@ class GateOptions:
     ignore: list[str] = field(default_factory=list)
     plan: str | None = None
     allow_quantized_vision: bool = False
+    allow_extra_quantization: bool = False
     deep: bool = False
 
     def recipe(self) -> Recipe | None:
@@ -108,6 +110,7 @@ def run_gate(
     summary = summarize(source_checkpoint)
     exported = Checkpoint.open(output)
     table = build_layer_table(exported, source_shapes=summary.shapes)
+    recipe, ignore_note = _adopt_declared_ignore(recipe, options, table)
     config = exported.config
     values = read_scalar_scales(exported, SCALAR_SCALE_ROLES)
 
@@ -121,7 +124,9 @@ def run_gate(
         size.check_size(sizes, compression=compression),
         coverage.check_precision(table),
         coverage.check_coverage(table),
-        _recipe_check(table, recipe),
+        recipe_check.check_recipe(
+            table, recipe, allow_extra=options.allow_extra_quantization, note=ignore_note
+        ),
         check_plan(table, options.plan),
         coverage.check_vision(table, allow=options.allow_quantized_vision),
         coverage.check_head_and_embeddings(table),
@@ -148,21 +153,24 @@ def run_gate(
     )
 
 
-def _recipe_check(table: LayerTable, recipe: Recipe | None) -> CheckResult:
-    title = "Recipe coverage"
-    if recipe is None:
-        return coverage.skipped("recipe", title, "no --qformat or --scheme given")
-    intents = {
-        layer.name: recipe.intent(
-            layer.name,
-            fused_param=layer.fused,
-            module_class=layer.module_class,
-        )
-        for layer in table.layers
-    }
-    return coverage.check_expectation(
-        table, intents, check_id="recipe", title=f"{title} ({recipe.name})", strict=False
+def _adopt_declared_ignore(
+    recipe: Recipe | None, options: GateOptions, table: LayerTable
+) -> tuple[Recipe | None, str | None]:
+    """``--scheme`` without ``--ignore``: the ignore list the export declares is the one the
+    recipe ran with (llm-compressor itself ignores nothing by default, so judging with an empty
+    list would call every router and lm_head a miss). Returns the recipe and the row's note."""
+    if recipe is None or not options.scheme or options.ignore:
+        return recipe, None
+    if table.declaration.family != "compressed-tensors":
+        return recipe, None
+    declared = table.declaration.exclusion_patterns()
+    note = (
+        f"ignore list taken from the export's declaration: {declared}"
+        if declared
+        else "the export declares no ignore list"
     )
+    note += " (llm-compressor's own default ignores nothing)" if declared else ""
+    return llmc_scheme(options.scheme, ignore=declared), note
 
 
 def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
