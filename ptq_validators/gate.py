@@ -38,6 +38,8 @@ from ptq_validators.model_config import tied_embeddings
 from ptq_validators.plan_file import check_plan
 from ptq_validators.recipes import Recipe, llmc_scheme, modelopt_qformat
 from ptq_validators.source_summary import summarize
+from ptq_validators.verdict import failure_class
+from ptq_validators.verdict import summary as gate_summary
 
 
 @dataclass
@@ -90,9 +92,12 @@ class GateReport:
             output=self.output,
             declared=self.table.declaration.summary,
             recipe=self.recipe,
+            failure_class=failure_class(self.checks),
+            summary=gate_summary(self.table, self.size, self.recipe, self.metadata_diffs),
             checks=[check.to_json() for check in self.checks],
             size=self.size,
             precision_counts=self.table.precision_counts(),
+            scheme_counts=self.table.scheme_counts(),
             group_counts=self.table.group_counts(),
             layers=[layer.to_json() for layer in self.table.layers],
             metadata_diffs=[diff.to_json() for diff in self.metadata_diffs],
@@ -118,6 +123,7 @@ def run_gate(
     sizes = size.size_summary(
         summary.weight_bytes, exported.weight_bytes, summary.parameters, exported.weight_bytes * 8
     )
+    sizes["quantized"] = size.quantized_bits(table.layers, summary.parameters)
     compression = recipe is not None or options.plan is not None or table.declaration.family != "dense"
     deep_findings, scanned = scan_deep(exported, table, progress) if options.deep else (None, 0)
     checks = [
@@ -148,9 +154,20 @@ def run_gate(
     checks.append(documents.check_files(source_checkpoint.files, exported.files, SIDECAR_FILES))
     checks.append(integrity.check_integrity(exported.issues, len(exported.headers)))
     checks.append(safety.check_safety(exported.files, exported.pickle_files, config))
+    _name_leftovers(checks)
     return GateReport(
         source.root, output.root, checks, sizes, table, diffs, recipe.describe() if recipe else None
     )
+
+
+def _name_leftovers(checks: list[CheckResult]) -> None:
+    """A size FAIL names the leftover tensors the names check found (they are the bytes)."""
+    by_id = {check.id: check for check in checks}
+    sized, named = by_id["size"], by_id["names"]
+    leftovers = [d.partition(":")[0] for d in named.details if "outside the format's vocabulary" in d]
+    if sized.status == "fail" and leftovers:
+        shown = ", ".join(leftovers[:5]) + (f" and {len(leftovers) - 5} more" if len(leftovers) > 5 else "")
+        sized.details.append(f"leftover tensors found by the names check: {shown}")
 
 
 def _adopt_declared_ignore(
@@ -173,6 +190,22 @@ def _adopt_declared_ignore(
     return llmc_scheme(options.scheme, ignore=declared), note
 
 
+def _first_difference(source: str, output: str) -> tuple[str, str]:
+    """The first line where two templates differ, as ``line N: <text>`` on each side."""
+    src_lines, out_lines = source.splitlines(), output.splitlines()
+    for number, (was, now) in enumerate(zip(src_lines, out_lines, strict=False), start=1):
+        if was != now:
+            return f"line {number}: {was}", f"line {number}: {now}"
+    number = min(len(src_lines), len(out_lines)) + 1
+    if len(src_lines) == len(out_lines):  # only line endings or a trailing newline differ
+        return f"{len(source)} chars", f"{len(output)} chars (whitespace differs)"
+    return _line(src_lines, number), _line(out_lines, number)
+
+
+def _line(lines: list[str], number: int) -> str:
+    return f"line {number}: {lines[number - 1]}" if len(lines) >= number else f"ends after line {number - 1}"
+
+
 def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
     """Config, tokenizer, chat template and generation-config drift."""
     config_diffs = md.diff_documents("config.json", *pair.config, md.classify_config)
@@ -192,19 +225,12 @@ def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.Met
     template_diffs: list[md.MetadataDiff] = []
     src_template, out_template = pair.templates
     if src_template.text is not None and src_template.text != out_template.text:
-        shown = (
-            "absent"
-            if out_template.text is None
-            else f"{len(out_template.text)} chars in {out_template.file}"
-        )
+        if out_template.text is None:
+            was, now = f"{len(src_template.text)} chars in {src_template.file}", "absent"
+        else:
+            was, now = _first_difference(src_template.text, out_template.text)
         template_diffs.append(
-            md.MetadataDiff(
-                out_template.file or "chat_template",
-                "chat_template",
-                f"{len(src_template.text)} chars in {src_template.file}",
-                shown,
-                md.BLOCKING,
-            )
+            md.MetadataDiff(out_template.file or "chat_template", "chat_template", was, now, md.BLOCKING)
         )
 
     src_gen, out_gen = pair.generation

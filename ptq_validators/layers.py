@@ -27,6 +27,7 @@ from ptq_validators.formats.base import (
     Stored,
 )
 from ptq_validators.formats.roles import (
+    AUXILIARY_ROLES,
     FUSED_ROLE_SUFFIXES,
     KNOWN_ROLES,
     QUANTIZATION_ROLES,
@@ -291,10 +292,13 @@ class LayerTable:
 
     @property
     def parameters(self) -> int:
-        """Original parameter count: layer elements plus the elements of every tensor that
-        belongs to no layer (norms, biases of non-linear modules, buffers)."""
+        """Original parameter count: layer elements and their biases, plus the elements of
+        every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
         layer_names = {layer.name for layer in self.layers}
-        return sum(layer.elements for layer in self.layers) + sum(
+        return sum(
+            layer.elements + sum(info.numel for role, info in layer.tensors.items() if role in AUXILIARY_ROLES)
+            for layer in self.layers
+        ) + sum(
             info.numel
             for name, module in self.modules.items()
             if name not in layer_names

@@ -25,7 +25,7 @@ def check_precision(table: LayerTable) -> CheckResult:
     """Counts per precision; structural problems in stored layouts are blocking."""
     problems = [f"{layer.name}: {problem}" for layer in table.layers for problem in layer.stored.problems]
     status = FAIL if problems else PASS
-    summary = describe_counts(table.precision_counts()) or "no linear layers"
+    summary = describe_counts(table.scheme_counts()) or "no linear layers"
     return CheckResult(
         "layer_precision",
         "Layer precision counts",
@@ -225,6 +225,11 @@ def check_expectation(
     details = list(conflicts)
     if not intended_any and intents:
         details.append("the recipe quantizes none of the stored layers: it does not fit this model")
+    details += [
+        f"group {g.value}: targeted by the recipe, but none of its {plural(t, 'layer')} is stored as intended"
+        for g, (t, c) in groups.items()
+        if t and not c
+    ]
     for (intended, stored), names in differ.items():
         details.append(
             f"{plural(len(names), 'layer')} intended {intended} ({intents[names[0]].rule}), stored "
@@ -254,7 +259,12 @@ def check_expectation(
         problems.append(f"{plural(owned, 'layer')} {verb} with the declaration (see Coverage)")
     met = ("intended precision met: " + ", ".join(parts)) if parts else "no layer is intended quantized"
     summary = "; ".join([*problems, met, *([note] if note else [])])
-    return CheckResult(check_id, title, status, summary, measured=measured, details=details)
+    failure_class = None
+    if status == FAIL:
+        failure_class = "user_config" if conflicts else "model_unsupported" if not intended_any else None
+    return CheckResult(
+        check_id, title, status, summary, measured=measured, details=details, failure_class=failure_class
+    )
 
 
 def _meets(layer: Layer, intent: Intent) -> bool:

@@ -120,6 +120,8 @@ class ModelOptRecipe(Recipe):
 
 
 def _describe_entry(entry: QuantCfgEntry) -> str:
+    if entry.pattern == "*" and not entry.enable and entry.parent_class is None:
+        return "not enabled by the preset"  # the "disable all" every preset starts from
     verb = "enabled" if entry.enable else "disabled"
     scope = f" (parent class {entry.parent_class})" if entry.parent_class else ""
     return f"{verb} by {entry.pattern!r}{scope}"

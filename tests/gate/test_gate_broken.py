@@ -104,6 +104,7 @@ def test_quantized_lm_head_is_a_warning_that_names_it(ptqv, tmp_path):
         weight = tensors["lm_head.weight"]
         tensors["lm_head.weight"] = RawTensor("F8_E4M3", weight.shape, weight.data[1::2])
         tensors["lm_head.weight_scale"] = RawTensor("F32", (), b"\0\0\x80\x3f")
+        tensors["lm_head.input_scale"] = RawTensor("F32", (), b"\0\0\x80\x3f")  # FP8 is static
 
     edit_tensors(out, quantize_head)
     both_quant_configs(
