@@ -20,12 +20,14 @@ from ptq_validators.checks import (
     names,
     numerics,
     quant_config,
-    recipe as recipe_check,
     safety,
     size,
     special,
 )
 from ptq_validators.checks import metadata as md
+from ptq_validators.checks import (
+    recipe as recipe_check,
+)
 from ptq_validators.checks.base import CheckResult, verdict
 from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.envelope import envelope

@@ -296,7 +296,8 @@ class LayerTable:
         every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
         layer_names = {layer.name for layer in self.layers}
         return sum(
-            layer.elements + sum(info.numel for role, info in layer.tensors.items() if role in AUXILIARY_ROLES)
+            layer.elements
+            + sum(info.numel for role, info in layer.tensors.items() if role in AUXILIARY_ROLES)
             for layer in self.layers
         ) + sum(
             info.numel

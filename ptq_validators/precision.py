@@ -102,8 +102,10 @@ def scheme_label(weight: Precision, activation: Activation | None) -> str:
     if weight in _FP8_WEIGHTS and activation.dtype == "FP8":
         return f"{weight.value} {mode}"
     if bits:
-        return f"W{bits}A8 {activation.label}" if activation.dtype in ("FP8", "INT8") else (
-            f"W{bits} + {activation.label}"
+        return (
+            f"W{bits}A8 {activation.label}"
+            if activation.dtype in ("FP8", "INT8")
+            else (f"W{bits} + {activation.label}")
         )
     return f"{weight.value} + A {activation.label}"
 

@@ -35,7 +35,10 @@ PASSING_ARGS = (f"{FIXTURES}/modelopt-nvfp4-llama", "--source", f"{FIXTURES}/src
 
 
 def _ptqv(*args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "ptq_validators", *args], capture_output=True, text=True, cwd=ROOT, env=env
     )
@@ -45,7 +48,11 @@ def _ptqv(*args: str) -> str:
 def report_block() -> str:
     """The report down to the end of its check table."""
     lines = _ptqv("gate", *REPORT_ARGS).splitlines()
-    end = next(i for i, line in enumerate(lines) if i > 5 and not line.startswith("|") and lines[i - 1].startswith("|"))
+    end = next(
+        i
+        for i, line in enumerate(lines)
+        if i > 5 and not line.startswith("|") and lines[i - 1].startswith("|")
+    )
     command = "ptqv gate " + " ".join(REPORT_ARGS)
     return "\n".join(["```", f"$ {command}", *lines[:end], "```"])
 
@@ -63,7 +70,9 @@ def _shape(value: Any) -> Any:
 
 
 def _one_key_a_line(document: dict[str, Any]) -> str:
-    items = [f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}" for key, value in document.items()]
+    items = [
+        f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}" for key, value in document.items()
+    ]
     return "{\n" + ",\n".join(items) + "\n}"
 
 
@@ -71,7 +80,9 @@ def json_block() -> str:
     """The gate document (one element per list), and an error document."""
     gate = json.loads(_ptqv("gate", *PASSING_ARGS, "--json"))
     gate["group_counts"] = dict(list(gate["group_counts"].items())[:1])
-    error = json.loads(_ptqv("gate", f"{FIXTURES}/no-such-export", "--source", f"{FIXTURES}/src-llama", "--json"))
+    error = json.loads(
+        _ptqv("gate", f"{FIXTURES}/no-such-export", "--source", f"{FIXTURES}/src-llama", "--json")
+    )
     body = [
         "$ ptqv gate " + " ".join(PASSING_ARGS) + " --json   # lists cut short",
         _one_key_a_line(_shape(gate)),
@@ -107,7 +118,9 @@ def main() -> int:
     text, stale = rewrite(README.read_text(encoding="utf-8"))
     if args.check:
         for name in stale:
-            print(f"README.md: block {name} is stale (run python scripts/readme_examples.py)", file=sys.stderr)
+            print(
+                f"README.md: block {name} is stale (run python scripts/readme_examples.py)", file=sys.stderr
+            )
         return 1 if stale else 0
     README.write_text(text, encoding="utf-8")
     return 0

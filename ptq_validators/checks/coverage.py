@@ -8,9 +8,9 @@ from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.layers import Layer, LayerTable
 from ptq_validators.precision import Precision, describe_counts, scheme_label
-from ptq_validators.wording import plural
 from ptq_validators.recipes import Intent
 from ptq_validators.taxonomy import LayerGroup
+from ptq_validators.wording import plural
 
 _STATUS_TEXT = {
     lt.UNEXPECTED_UNQUANTIZED: "unexpected unquantized",
@@ -41,7 +41,9 @@ def check_coverage(table: LayerTable) -> CheckResult:
     unquantized. An expert that lacks its static input scale is the MoE check's to report:
     this row counts it and refers there."""
     bad = [layer for layer in table.layers if layer.status != lt.OK]
-    moe_owned = [layer for layer in bad if _lacks_input_scale(layer) and not layer.fused and _is_expert(layer)]
+    moe_owned = [
+        layer for layer in bad if _lacks_input_scale(layer) and not layer.fused and _is_expert(layer)
+    ]
     mine = [layer for layer in bad if layer not in moe_owned]
     counts = Counter(layer.status for layer in mine)
     quantized = sum(1 for layer in table.layers if layer.precision.is_quantized)
@@ -56,8 +58,7 @@ def check_coverage(table: LayerTable) -> CheckResult:
     else:
         matching = total - len(moe_owned)
         summary = (
-            f"{matching}/{total} match the declaration: {quantized} quantized, "
-            f"{total - quantized} excluded"
+            f"{matching}/{total} match the declaration: {quantized} quantized, {total - quantized} excluded"
         )
     if moe_owned:
         summary += (
@@ -242,7 +243,9 @@ def check_expectation(
             + ("" if allow_extra else " (pass --allow-extra-quantization if that is intended)")
         )
     if missing:
-        details.append(f"{plural(len(missing), 'layer')} in the plan but not in the export: {_names(missing)}")
+        details.append(
+            f"{plural(len(missing), 'layer')} in the plan but not in the export: {_names(missing)}"
+        )
     blocking = conflicts or differ or missing or (extra and not allow_extra) or (intents and not intended_any)
     status = FAIL if blocking else WARN if extra else PASS
     measured = {g.value: {"targeted": t, "covered": c} for g, (t, c) in sorted(groups.items())}

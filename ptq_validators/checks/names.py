@@ -13,7 +13,7 @@ from ptq_validators.wording import plural
 TITLE = "Tensor names vs source"
 
 
-def _base_names(table: LayerTable, source_names: set[str]) -> tuple[set[str], list[str]]:
+def _base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[str], list[str]]:
     """The source-comparable names of the export, and the tensors outside any vocabulary."""
     bases: set[str] = set()
     foreign: list[str] = []
@@ -48,7 +48,9 @@ def check_names(
         f"{old}* → {new}* ({plural(count, 'tensor')} renamed: engines map weights by name)"
         for (old, new), count in prefixes.items()
     ]
-    details += [f"{name}: not in the source (renamed or added)" for name in renamed_left if name not in foreign]
+    details += [
+        f"{name}: not in the source (renamed or added)" for name in renamed_left if name not in foreign
+    ]
     details += [f"{name}: in the source, missing from the export" for name in dropped_left]
     summary = (
         f"{len(foreign)} foreign suffixes, {len(renamed)} renamed/added, {len(dropped)} dropped"

@@ -20,7 +20,10 @@ from ptq_validators.recipes import CompressedTensorsRecipe, Recipe
 from ptq_validators.recipes.modelopt import ModelOptRecipe
 
 TITLE = "Recipe coverage"
-_TOOL_FAMILY = {ModelOptRecipe: ("--qformat", "modelopt"), CompressedTensorsRecipe: ("--scheme", "compressed-tensors")}
+_TOOL_FAMILY = {
+    ModelOptRecipe: ("--qformat", "modelopt"),
+    CompressedTensorsRecipe: ("--scheme", "compressed-tensors"),
+}
 
 
 def check_recipe(
@@ -66,7 +69,9 @@ def declaration_conflicts(recipe: Recipe, declaration: Declaration) -> tuple[str
     return ()
 
 
-def _quant_algo_conflict(recipe: ModelOptRecipe, declaration: ModelOptDeclaration, named: str) -> tuple[str, ...]:
+def _quant_algo_conflict(
+    recipe: ModelOptRecipe, declaration: ModelOptDeclaration, named: str
+) -> tuple[str, ...]:
     """Two quant_algos conflict when they store a different weight or activation side
     (``NVFP4`` and ``NVFP4_AWQ`` store the same)."""
     declared_algo = str(declaration.quant_algo or "")

@@ -55,8 +55,12 @@ QUANT_ALGOS: dict[str, AlgoSpec] = {
     "W4A16_AWQ": _spec(Precision.INT4, 128, "weight_scale"),
     "W4A8_AWQ": _spec(Precision.INT4, 128, "weight_scale", "weight_scale_2", "input_scale", act="FP8 static"),
     "NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"),
-    "NVFP4_AWQ": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"),
-    "NVFP4_SVD": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"),
+    "NVFP4_AWQ": _spec(
+        Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"
+    ),
+    "NVFP4_SVD": _spec(
+        Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"
+    ),
     "W4A16_NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2"),
     "W4A8_NVFP4_FP8": _spec(
         Precision.NVFP4, 32, "weight_scale", "weight_scale_2", "input_scale", act="FP8 static"

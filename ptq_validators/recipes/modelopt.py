@@ -15,8 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 from ptq_validators.datafiles import load_data
-from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.formats.modelopt import algo_spec
+from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.precision import Precision
 from ptq_validators.recipes.base import (
     Intent,

@@ -75,7 +75,9 @@ def _size_line(size: dict) -> str:
     """Quantized layers' exact bits per weight by precision, their parameter share, and the
     whole model's bits per parameter, in one line."""
     quantized = size.get("quantized") or {}
-    per_scheme = ", ".join(f"{scheme} {bits:.4f}" for scheme, bits in quantized.get("bits_per_weight", {}).items())
+    per_scheme = ", ".join(
+        f"{scheme} {bits:.4f}" for scheme, bits in quantized.get("bits_per_weight", {}).items()
+    )
     whole = size.get("bits_per_param")
     model = f"whole model {whole:.4f} bits/param" if whole is not None else "source has no weights"
     if not per_scheme:

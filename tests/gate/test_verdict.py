@@ -21,7 +21,12 @@ from tests.conftest import FIXTURES, ROOT, gate, manifest, quantized_fixtures, r
 CONTRADICTIONS = [
     # a W4A4 recipe on a weight-only export, and the reverse
     ("llmc-nvfp4a16-llama", "src-llama", ["--scheme", "NVFP4"], ["--scheme NVFP4 (NVFP4)", "NVFP4A16"]),
-    ("llmc-nvfp4-llama", "src-llama", ["--scheme", "NVFP4A16"], ["--scheme NVFP4A16 (NVFP4A16)", "group_0 NVFP4"]),
+    (
+        "llmc-nvfp4-llama",
+        "src-llama",
+        ["--scheme", "NVFP4A16"],
+        ["--scheme NVFP4A16 (NVFP4A16)", "group_0 NVFP4"],
+    ),
     (
         "modelopt-nvfp4-llama",
         "src-llama",
@@ -51,11 +56,15 @@ CONTRADICTIONS = [
         ["quant_algo W4A8_AWQ", "declares quant_algo W4A16_AWQ (W4A16)"],
     ),
     # --qformat contradicting quant_algo outright
-    ("modelopt-nvfp4-llama", "src-llama", ["--qformat", "fp8"], ["quant_algo FP8", "declares quant_algo NVFP4"]),
+    (
+        "modelopt-nvfp4-llama",
+        "src-llama",
+        ["--qformat", "fp8"],
+        ["quant_algo FP8", "declares quant_algo NVFP4"],
+    ),
     # one tool's recipe on the other tool's export
     ("modelopt-nvfp4-llama", "src-llama", ["--scheme", "NVFP4"], ["compressed-tensors recipe", "modelopt"]),
 ]
-
 
 
 def _recipe(checks):
@@ -78,11 +87,15 @@ def test_contradicting_recipe_fails_naming_both_sides(ptqv, fixture, source, fla
 
 
 def test_mlp_only_recipe_on_a_full_nvfp4_export_is_blocking(ptqv):
-    code, checks, report = gate(ptqv, FIXTURES / "modelopt-nvfp4-moe", "src-moe", "--qformat", "nvfp4_mlp_only")
+    code, checks, report = gate(
+        ptqv, FIXTURES / "modelopt-nvfp4-moe", "src-moe", "--qformat", "nvfp4_mlp_only"
+    )
     recipe = _recipe(checks)
     assert code == 1 and recipe["status"] == "fail"
     (extra,) = recipe["details"]
-    assert extra.startswith("8 layers the recipe leaves unquantized (not enabled by the preset) are stored NVFP4: ")
+    assert extra.startswith(
+        "8 layers the recipe leaves unquantized (not enabled by the preset) are stored NVFP4: "
+    )
     assert "model.layers.0.self_attn.k_proj" in extra
     assert report["failure_class"] == "coverage"
     code, checks, report = gate(
@@ -101,22 +114,31 @@ def test_mlp_only_recipe_on_a_full_nvfp4_export_is_blocking(ptqv):
     "entry", [e for e in quantized_fixtures() if e["recipe"].get("scheme")], ids=lambda e: e["name"]
 )
 def test_scheme_without_ignore_takes_the_declared_ignore_list(ptqv, entry):
-    code, checks, _ = gate(ptqv, FIXTURES / entry["name"], entry["source"], "--scheme", entry["recipe"]["scheme"])
+    _, checks, _ = gate(
+        ptqv, FIXTURES / entry["name"], entry["source"], "--scheme", entry["recipe"]["scheme"]
+    )
     recipe = _recipe(checks)
     assert recipe["status"] == "pass", recipe
     assert "ignore list taken from the export's declaration" in recipe["detail"]
     assert "llm-compressor's own default ignores nothing" in recipe["detail"]
-    warned = " ".join(line for c in checks.values() if c["status"] == "warn" for line in [c["detail"], *c["details"]])
+    warned = " ".join(
+        line for c in checks.values() if c["status"] == "warn" for line in [c["detail"], *c["details"]]
+    )
     assert "lm_head" not in warned and ".mlp.gate" not in warned and "router" not in warned
 
 
 def test_targeted_group_left_unquantized_is_blocking(ptqv):
     # With an explicit ignore list that spares lm_head only, llm-compressor would quantize the
     # routers (they are Linear): the export kept them in BF16, so the recipe as stated failed.
-    code, checks, _ = gate(ptqv, FIXTURES / "llmc-nvfp4-moe", "src-moe", "--scheme", "NVFP4", "--ignore", "lm_head")
+    code, checks, _ = gate(
+        ptqv, FIXTURES / "llmc-nvfp4-moe", "src-moe", "--scheme", "NVFP4", "--ignore", "lm_head"
+    )
     recipe = _recipe(checks)
     assert code == 1 and recipe["status"] == "fail"
-    assert "group router: targeted by the recipe, but none of its 2 layers is stored as intended" in recipe["details"]
+    assert (
+        "group router: targeted by the recipe, but none of its 2 layers is stored as intended"
+        in recipe["details"]
+    )
 
 
 def test_recipe_that_quantizes_nothing_is_model_unsupported(ptqv):
@@ -136,8 +158,18 @@ def _every_gate_run():
 @pytest.mark.parametrize(("fixture", "source", "flags"), list(_every_gate_run()), ids=lambda v: str(v))
 def test_head_shows_the_verdict_and_failing_ids(fixture, source, flags):
     """The real pipe: `ptqv gate … | head -1`."""
-    base = [sys.executable, "-m", "ptq_validators", "gate", str(FIXTURES / fixture), "--source", str(FIXTURES / source)]
-    report = json.loads(subprocess.run([*base, *flags, "--json"], capture_output=True, text=True, cwd=ROOT).stdout)
+    base = [
+        sys.executable,
+        "-m",
+        "ptq_validators",
+        "gate",
+        str(FIXTURES / fixture),
+        "--source",
+        str(FIXTURES / source),
+    ]
+    report = json.loads(
+        subprocess.run([*base, *flags, "--json"], capture_output=True, text=True, cwd=ROOT).stdout
+    )
     piped = subprocess.run(
         f"{shlex.join([*base, *flags])} | head -1", shell=True, capture_output=True, text=True, cwd=ROOT
     )
@@ -179,7 +211,7 @@ def test_bits_per_param_count_biases_on_both_sides(ptqv):
                 elements += math.prod(entry["shape"])
                 biases += math.prod(entry["shape"]) if name.endswith(".bias") else 0
     assert biases > 0  # the fixture is the case the bug hid in
-    code, _, report = gate(ptqv, FIXTURES / "modelopt-fp8-vlm", "src-vlm", "--qformat", "fp8")
+    _, _, report = gate(ptqv, FIXTURES / "modelopt-fp8-vlm", "src-vlm", "--qformat", "fp8")
     size = report["size"]
     assert size["source_parameters"] == elements
     assert Fraction(size["bits_per_param_exact"]) == Fraction(size["output_bytes"] * 8, elements)
