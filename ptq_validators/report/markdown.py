@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ptq_validators.checks.base import FAIL, SKIP, WARN, CheckResult
-from ptq_validators.precision import describe_counts
+from ptq_validators.precision import describe_counts, scheme_label
 from ptq_validators.verdict import headline
 
 if TYPE_CHECKING:  # the types only: report imports nothing that reads
@@ -104,9 +104,13 @@ def render_scan(report: ScanReport, *, limit: int = 20) -> str:
     lines += ["", "| Layer | Group | Precision | Declared | Bits/weight |", "|---|---|---|---|---|"]
     rows = report.table.layers
     for layer in rows[: limit * 5]:
-        declared = layer.declared.precision.value if layer.declared.precision else "unquantized"
+        declared = (
+            scheme_label(layer.declared.precision, layer.declared.activation)
+            if layer.declared.precision
+            else "unquantized"
+        )
         lines.append(
-            f"| {layer.name} | {layer.group.value} | {layer.precision.value}"
+            f"| {layer.name} | {layer.group.value} | {layer.scheme}"
             f"{f' g{layer.stored.group_size}' if layer.stored.group_size else ''} | "
             f"{declared} | {float(layer.bits_per_weight):.4f} |"
         )

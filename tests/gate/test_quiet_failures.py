@@ -63,6 +63,12 @@ def test_expert_without_its_input_scale(ptqv, tmp_path):
     assert checks["moe"]["details"] == [
         "model.layers.1.mlp.experts.*.down_proj: expert ids [2] lack input_scale"
     ]
+    assert checks["moe"]["detail"] == "1 problem in 1 of 2 MoE layers"
+    # Reported once, by the MoE check: coverage counts the expert and refers there.
+    assert checks["coverage"]["status"] == "pass" and checks["coverage"]["details"] == []
+    assert checks["coverage"]["detail"].endswith(
+        "1 expert layer without the declared static input scale (see MoE expert completeness)"
+    )
 
 
 def test_missing_expert(ptqv, tmp_path):
