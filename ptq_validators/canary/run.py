@@ -221,10 +221,16 @@ def _via_vllm(
         with server:
             _, _, version = endpoint.served_model(server.url)
             run.engine["version"] = version
-            run.start = {"status": "started", "message": f"vLLM {version} ready", "log": str(log_path)}
+            run.start = {
+                "status": "started",
+                "message": f"vLLM {version} ready",
+                "log": str(log_path),
+                "pgid": server.pgid,
+            }
             run.completions = [endpoint.complete(server.url, SERVED_NAME, p) for p in prompts]
     except StartFailed as failed:
         run.start = {
+            "pgid": server.pgid,
             "status": failed.kind if failed.kind != "unknown" else "failed",
             "message": failed.message,
             "log": str(failed.log_path),

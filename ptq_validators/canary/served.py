@@ -62,6 +62,8 @@ class VllmServer:
     echo: bool = True
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    #: The process group of the last start (kept after stop, so callers can check it is gone).
+    pgid: int | None = None
 
     @property
     def url(self) -> str:
@@ -95,6 +97,7 @@ class VllmServer:
                 f"cannot start {self.python}: {exc.strerror}", hint="pass --engine-python PY"
             ) from None
         log.close()
+        self.pgid = self.process.pid
         try:
             self._wait_healthy()
         except BaseException:
