@@ -97,9 +97,10 @@ class TransformersEngine:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # load-time advice; the load report is what counts
-                model, info = AutoModelForCausalLM.from_pretrained(
+                loaded: Any = AutoModelForCausalLM.from_pretrained(
                     self.checkpoint, dtype=torch.bfloat16, output_loading_info=True
                 )
+                model, info = loaded
                 self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint)
         except ImportError as exc:  # a quantizer's package (compressed-tensors, gptqmodel, optimum …)
             raise LoadRefused(

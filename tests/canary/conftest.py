@@ -20,7 +20,9 @@ def broken_copy(tmp_path: Path, name: str, kind: str) -> Path:
     def edit(tensors: dict[str, RawTensor]) -> None:
         scale = tensors[SCALE]
         assert scale.dtype == "BF16", scale.dtype
-        tensors[SCALE] = RawTensor(scale.dtype, scale.shape, struct.pack("<H", BF16_BITS[kind]) + scale.data[2:])
+        tensors[SCALE] = RawTensor(
+            scale.dtype, scale.shape, struct.pack("<H", BF16_BITS[kind]) + scale.data[2:]
+        )
 
     edit_tensors(target, edit)
     return target

@@ -10,7 +10,9 @@ from ptq_validators.canary.run import CanaryRequest, run_canary
 from tests.canary.conftest import broken_copy
 from tests.conftest import FIXTURES, manifest
 
-pytest.importorskip("compressed_tensors", reason="transformers needs compressed-tensors to load these exports")
+pytest.importorskip(
+    "compressed_tensors", reason="transformers needs compressed-tensors to load these exports"
+)
 
 COMPRESSED = {e["name"]: e["source"] for e in manifest() if e.get("format_family") == "compressed-tensors"}
 # transformers 5.23 + compressed-tensors 0.19 drop the experts' input_global_scale and load the
@@ -85,5 +87,7 @@ def test_cli_writes_the_record(ptqv, tmp_path: Path) -> None:
     result = ptqv("canary", FIXTURES / "llmc-fp8dynamic-llama", "--engine", "transformers",
                   "--source", FIXTURES / "src-llama", "--out", out)  # fmt: skip
     assert result.code == 0, result.stdout
-    assert result.stdout.startswith("| Check | Result |") and "Agreement with the source | PASS" in result.stdout
+    assert (
+        result.stdout.startswith("| Check | Result |") and "Agreement with the source | PASS" in result.stdout
+    )
     assert '"kind": "ptqv-canary"' in out.read_text()

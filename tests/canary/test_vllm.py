@@ -71,7 +71,10 @@ def test_serve_fails_a_nan_scale_naming_the_check(ptqv, vllm_python: str, tmp_pa
     assert result.code == 1
     assert_group_gone(record)
     response = next(c for c in record["checks"] if c["id"] == "response")
-    assert response["status"] == "fail" and "Out of range float values are not JSON compliant" in response["detail"]
+    assert (
+        response["status"] == "fail"
+        and "Out of range float values are not JSON compliant" in response["detail"]
+    )
     assert Path(record["start"]["log"]).stat().st_size > 0
 
 

