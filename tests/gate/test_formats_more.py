@@ -12,6 +12,7 @@ import pytest
 
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats.hf_fp8 import ModuleMatcher
+from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import build_layer_table
 from tests.ckpt_edit import RawTensor, copy_checkpoint, edit_json, edit_tensors
 from tests.conftest import FIXTURES, manifest
@@ -20,8 +21,8 @@ SRC_LLAMA = FIXTURES / "src-llama"
 
 
 def table(fixture: str, source: str):
-    src = build_layer_table(Checkpoint.open(FIXTURES / source))
-    return build_layer_table(Checkpoint.open(FIXTURES / fixture), source_shapes=src.shapes())
+    src = build_layer_table(Checkpoint.open(LocalSource(FIXTURES / source)))
+    return build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)), source_shapes=src.shapes())
 
 
 def gate(ptqv, output: Path, source: Path = SRC_LLAMA):
