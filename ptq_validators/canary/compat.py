@@ -386,11 +386,13 @@ def _text(value: Any) -> str:
 
 
 def read_facts(checkpoint_dir: str) -> Facts:
-    """Headers and JSON documents of one checkpoint (no tensor data is read)."""
+    """Headers and JSON documents of one local checkpoint (no tensor data is read)."""
     from ptq_validators.checkpoint import Checkpoint
+    from ptq_validators.io.source import open_source
     from ptq_validators.layers import build_layer_table
 
-    checkpoint = Checkpoint.open(checkpoint_dir)
-    return Facts(
-        build_layer_table(checkpoint), checkpoint.config, checkpoint.json_document("hf_quant_config.json")
-    )
+    with open_source(checkpoint_dir) as source:
+        checkpoint = Checkpoint.open(source)
+        return Facts(
+            build_layer_table(checkpoint), checkpoint.config, checkpoint.json_document("hf_quant_config.json")
+        )

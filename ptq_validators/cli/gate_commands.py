@@ -87,6 +87,14 @@ def gate(
         "--deep",
         help="Also read block scales and sample weights for NaN/Inf (streams shard by shard).",
     ),
+    deploy: str | None = typer.Option(
+        None,
+        "--deploy",
+        help="Check what this engine's loader accepts: vllm[@VERSION] (sglang, trtllm: no data yet).",
+    ),
+    canary: str | None = typer.Option(
+        None, "--canary", help="A canary.json from `ptqv canary --out` to record in the report."
+    ),
     json_output: bool = typer.Option(
         False, "--json", help="Print the versioned JSON report instead of Markdown."
     ),
@@ -105,8 +113,14 @@ def gate(
         plan=plan,
         allow_quantized_vision=allow_quantized_vision,
         deep=deep,
+        deploy=deploy,
+        canary=canary,
     )
     options.recipe()  # usage errors before any source is opened (a remote one connects)
+    if deploy:
+        from ptq_validators.canary.compat import load_engine
+
+        load_engine(deploy)
     progress = _progress if sys.stderr.isatty() else None
     with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
         report = run_gate(exported, original, options, progress=progress)

@@ -10,8 +10,8 @@ import pytest
 from ptq_validators.canary import gate_rows
 from ptq_validators.canary.completion import Completion
 from ptq_validators.canary.prompts import PROMPTS
-from ptq_validators.canary.run import CanaryRequest, EngineRun, judge
 from ptq_validators.errors import InputError
+from tests.canary.conftest import good, record
 from tests.conftest import FIXTURES
 
 
@@ -36,24 +36,6 @@ def test_serve_an_engine_without_data_lists_the_supported_ones(ptqv) -> None:
 def test_unreachable_endpoint_is_bad_input(ptqv) -> None:
     result = ptqv("canary", "--endpoint", "http://127.0.0.1:9")
     assert result.code == 3 and "/v1/models" in result.stderr
-
-
-def good(prompt_id: str, shift: float = 0.0) -> Completion:
-    return Completion(
-        prompt_id, " text", [5, 6], [-1.0, -2.0], [1, 2, 3], [None, -1.0 + shift, -2.0], [None, 7, 8]
-    )
-
-
-def record(export: list[Completion], start: str = "started") -> dict:
-    request = CanaryRequest("endpoint", "http://x")
-    run = EngineRun(export, {"status": start, "message": "m"}, gate_rows_engine())
-    source = EngineRun([good(p.id) for p in PROMPTS], {"status": "started"}, gate_rows_engine())
-    return judge(request, run, source, "4-bit", PROMPTS).to_json()
-
-
-def gate_rows_engine() -> dict:
-    return {"mode": "endpoint", "name": "vllm", "version": "0.32.0", "flags": [], "container_image": None,
-            "transformers_version": None, "patches": []}  # fmt: skip
 
 
 def test_judge_flags_each_failure_by_name() -> None:
