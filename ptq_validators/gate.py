@@ -57,6 +57,8 @@ class GateOptions:
     allow_quantized_vision: bool = False
     deep: bool = False
     deploy: str | None = None  # ENGINE[@VERSION] to check serving compatibility against
+    deploy_tp: int = 1  # tensor-parallel size it will be served with
+    deploy_gpu: int | None = None  # compute capability x 10 of the serving GPU (e.g. 90)
     canary: str | None = None  # a `ptqv canary --out` record to attach
 
     def recipe(self) -> Recipe | None:
@@ -157,7 +159,12 @@ def run_gate(
     checks.append(documents.check_files(source_checkpoint.files, exported.files, SIDECAR_FILES))
     checks.append(integrity.check_integrity(exported.issues, len(exported.headers)))
     checks.append(safety.check_safety(exported.files, exported.pickle_files, config))
-    checks.append(deploy_row(options.deploy, table, config, exported.json_document("hf_quant_config.json")))
+    checks.append(
+        deploy_row(
+            options.deploy, table, config, exported.json_document("hf_quant_config.json"),
+            tensor_parallel=options.deploy_tp, gpu_capability=options.deploy_gpu,
+        )
+    )  # fmt: skip
     canary_check, serving = canary_row(options.canary)
     checks.append(canary_check)
     return GateReport(

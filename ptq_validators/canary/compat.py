@@ -286,17 +286,16 @@ def _block_partitions(facts: Facts, engine: EngineData, tensor_parallel: int) ->
     if not rules:
         return []
     found: list[Refusal] = []
+    row_parallel = tuple(engine.rules.get("row_parallel", []))
     for members in _merged_groups(facts.table, engine):
         block = members[0].stored.block
-        if block is None:
+        # A row-parallel linear keeps its whole output on every rank: only its input is split.
+        if block is None or members[0].name.endswith(row_parallel):
             continue
         block_n = block[0]
-        sizes = [layer.stored.shape[0] // tensor_parallel for layer in members]
         # A merged linear at TP 1 may end in a partial block; a TP split checks every partition.
         checked = members if tensor_parallel > 1 else members[:-1]
-        bad = [
-            layer for layer, size in zip(members, sizes, strict=True) if layer in checked and size % block_n
-        ]
+        bad = [layer for layer in checked if (layer.stored.shape[0] // tensor_parallel) % block_n]
         if bad:
             size = bad[0].stored.shape[0] // tensor_parallel
             names = ", ".join(layer.name for layer in bad)
@@ -312,7 +311,7 @@ def _block_partitions(facts: Facts, engine: EngineData, tensor_parallel: int) ->
     if tensor_parallel > 1:
         for layer in facts.table.layers:
             block = layer.stored.block
-            if block is None or not layer.name.endswith(("o_proj", "down_proj")):
+            if block is None or not layer.name.endswith(row_parallel):
                 continue
             size = layer.stored.shape[-1] // tensor_parallel
             if size % block[1]:

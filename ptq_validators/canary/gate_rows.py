@@ -18,12 +18,33 @@ INVENTORY_FIELDS = ("name", "version", "mode", "flags", "container_image", "tran
 
 
 def deploy_row(
-    spec: str | None, table: LayerTable, config: dict[str, Any], hf_quant_config: dict[str, Any] | None
+    spec: str | None,
+    table: LayerTable,
+    config: dict[str, Any],
+    hf_quant_config: dict[str, Any] | None,
+    *,
+    tensor_parallel: int = 1,
+    gpu_capability: int | None = None,
 ) -> CheckResult:
     if spec is None:
         return CheckResult("deploy", "Serving compatibility", SKIP, "no --deploy given")
     engine = compat.load_engine(spec)
-    return compat.check_deploy(compat.Facts(table, config, hf_quant_config), engine)
+    facts = compat.Facts(table, config, hf_quant_config)
+    return compat.check_deploy(facts, engine, tensor_parallel=tensor_parallel, gpu_capability=gpu_capability)
+
+
+def parse_capability(text: str) -> int:
+    """``9.0``, ``sm90``, ``sm_90`` or ``90`` → 90 (compute capability x 10)."""
+    from ptq_validators.errors import UsageError
+
+    cleaned = text.strip().lower().removeprefix("sm").removeprefix("_")
+    major, dot, minor = cleaned.partition(".")
+    try:
+        value = int(major) * 10 + int(minor) if dot else int(cleaned)
+    except ValueError:
+        raise UsageError(f"--deploy-gpu {text!r} is not a compute capability",
+                         hint="pass e.g. 9.0, sm90 or 100") from None  # fmt: skip
+    return value
 
 
 def canary_row(path: str | None) -> tuple[CheckResult, dict[str, Any] | None]:

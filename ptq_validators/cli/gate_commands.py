@@ -92,6 +92,10 @@ def gate(
         "--deploy",
         help="Check what this engine's loader accepts: vllm[@VERSION] (sglang, trtllm: no data yet).",
     ),
+    deploy_tp: int = typer.Option(1, "--deploy-tp", min=1, help="With --deploy: the tensor-parallel size."),
+    deploy_gpu: str | None = typer.Option(
+        None, "--deploy-gpu", help="With --deploy: the serving GPU's compute capability (e.g. 9.0, sm90)."
+    ),
     canary: str | None = typer.Option(
         None, "--canary", help="A canary.json from `ptqv canary --out` to record in the report."
     ),
@@ -101,6 +105,7 @@ def gate(
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
+    from ptq_validators.canary.gate_rows import parse_capability
     from ptq_validators.gate import GateOptions, run_gate
     from ptq_validators.io.source import open_source
     from ptq_validators.report import render_json
@@ -114,6 +119,8 @@ def gate(
         allow_quantized_vision=allow_quantized_vision,
         deep=deep,
         deploy=deploy,
+        deploy_tp=deploy_tp,
+        deploy_gpu=parse_capability(deploy_gpu) if deploy_gpu else None,
         canary=canary,
     )
     options.recipe()  # usage errors before any source is opened (a remote one connects)

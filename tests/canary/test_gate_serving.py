@@ -70,3 +70,26 @@ def test_a_failed_canary_fails_the_gate(ptqv, tmp_path: Path) -> None:
     path.write_text(json.dumps(record([Completion(p.id, error="HTTP 400: Out of range") for p in PROMPTS])))
     result = gate(ptqv, "llmc-w4a16-llama", "--canary", path)
     assert result.code == 1 and "Out of range" in row(result.json(), "canary")["detail"]
+
+
+def test_deploy_tp_and_gpu(ptqv) -> None:
+    tp = row(gate(ptqv, "llmc-fp8block-llama", "--deploy", "vllm", "--deploy-tp", "2").json(), "deploy")
+    where = " ".join(tp["details"])
+    assert (
+        "input_size_per_partition = 64" in where and "mlp.down_proj" not in where
+    )  # row-parallel output whole
+    old_gpu = row(
+        gate(ptqv, "modelopt-fp8-llama", "--deploy", "vllm", "--deploy-gpu", "sm75").json(), "deploy"
+    )
+    assert (
+        old_gpu["status"] == "fail" and "Minimum capability: 80. Current capability: 75." in old_gpu["detail"]
+    )
+    assert (
+        row(gate(ptqv, "modelopt-fp8-llama", "--deploy", "vllm", "--deploy-gpu", "9.0").json(), "deploy")[
+            "status"
+        ]
+        == "pass"
+    )
+    bad = ptqv("gate", FIXTURES / "src-llama", "--source", FIXTURES / "src-llama", "--deploy", "vllm",
+               "--deploy-gpu", "hopper")  # fmt: skip
+    assert bad.code == 2 and "compute capability" in bad.stderr
