@@ -255,27 +255,27 @@ def _ct_kv_cache(facts: Facts, engine: EngineData) -> list[Refusal]:
 
 
 def _embeddings(facts: Facts, engine: EngineData) -> list[Refusal]:
-    """A quantized embedding the config does not declare: the engine builds a plain embedding and
-    finds no parameter for the packed tensors."""
-    rules = engine.family("compressed-tensors").get("embeddings")
+    """A quantized embedding the config does not declare (the engine builds a plain embedding and
+    finds no parameter for the packed tensors), or one declared in a format it cannot look up."""
+    rules = engine.family(facts.family).get("embeddings")
     if not rules:
         return []
     architecture = (facts.config.get("architectures") or ["the model"])[0]
     found = []
     for layer in facts.table.layers:
-        if layer.group is not LayerGroup.EMBED or layer.status != QUANTIZED_BUT_EXCLUDED:
+        if layer.group is not LayerGroup.EMBED or not layer.precision.is_quantized:
             continue
-        extra = sorted(role for role in layer.tensors if role != "weight")
-        tensor = f"{layer.name}.{extra[0] if extra else 'weight_scale'}"
-        found.append(
-            Refusal(
-                "quantized_embedding",
-                layer.name,
-                _text(rules["message"]).format(name=tensor.removeprefix("model."), architecture=architecture),
-                _text(rules["fix"]).format(embedding=layer.name),
-                engine.source(rules["source"]),
-            )
-        )
+        if layer.status == QUANTIZED_BUT_EXCLUDED:
+            extra = sorted(role for role in layer.tensors if role != "weight")
+            tensor = f"{layer.name}.{extra[0] if extra else 'weight_scale'}".removeprefix("model.")
+            message = _text(rules["message"]).format(name=tensor, architecture=architecture)
+            fix = _text(rules["fix"]).format(embedding=layer.name)
+        elif layer.precision.value not in rules["declared_precisions"]:
+            message = _text(rules["declared_message"]).format(scheme=layer.precision.value)
+            fix = _text(rules["declared_fix"]).format(embedding=layer.name)
+        else:
+            continue
+        found.append(Refusal("quantized_embedding", layer.name, message, fix, engine.source(rules["source"])))
     return found
 
 

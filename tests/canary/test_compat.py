@@ -99,3 +99,16 @@ def test_every_rule_names_its_upstream_file() -> None:
                 assert value["source"].startswith("vllm/"), key
         if family:
             assert family["source"].startswith("vllm/")
+
+
+def test_a_declared_int_embedding_loads(tmp_path) -> None:
+    # vLLM 0.32 looks up a packed embedding the config targets with a weight-only INT scheme.
+    from tests.ckpt_edit import copy_checkpoint, edit_json
+
+    target = copy_checkpoint(FIXTURES / "llmc-w4a16-embedq-llama", tmp_path / "declared")
+
+    def declare(config: dict) -> None:
+        config["quantization_config"]["config_groups"]["W4A16"]["targets"] = ["Linear", "Embedding"]
+
+    edit_json(target, "config.json", declare)
+    assert compat.refusals(compat.read_facts(str(target)), VLLM) == []
