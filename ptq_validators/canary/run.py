@@ -223,7 +223,7 @@ def _via_vllm(
             run.engine["version"] = version
             run.start = {
                 "status": "started",
-                "message": f"vLLM {version} ready",
+                "message": f"vLLM {version} ready in {server.ready_s} s",
                 "log": str(log_path),
                 "pgid": server.pgid,
             }

@@ -64,6 +64,8 @@ class VllmServer:
     process: subprocess.Popen[bytes] | None = None
     #: The process group of the last start (kept after stop, so callers can check it is gone).
     pgid: int | None = None
+    #: Seconds from the start to a healthy server.
+    ready_s: float | None = None
 
     @property
     def url(self) -> str:
@@ -85,21 +87,21 @@ class VllmServer:
             )
         self.port = self.port or _free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
-        try:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **ENGINE_ENV}, start_new_session=True,
-            )  # fmt: skip
-        except OSError as exc:
-            log.close()
-            raise InputError(
-                f"cannot start {self.python}: {exc.strerror}", hint="pass --engine-python PY"
-            ) from None
-        log.close()
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+            try:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env={**os.environ, **ENGINE_ENV}, start_new_session=True,
+                )  # fmt: skip
+            except OSError as exc:
+                raise InputError(
+                    f"cannot start {self.python}: {exc.strerror}", hint="pass --engine-python PY"
+                ) from None
         self.pgid = self.process.pid
+        started = time.monotonic()
         try:
             self._wait_healthy()
+            self.ready_s = round(time.monotonic() - started, 1)
         except BaseException:
             self.stop()
             raise

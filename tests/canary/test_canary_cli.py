@@ -84,3 +84,9 @@ def test_a_bad_record_is_bad_input(tmp_path: Path) -> None:
     path.write_text('{"kind": "ptqv-gate"}')
     with pytest.raises(InputError, match="not a canary record"):
         gate_rows.canary_row(str(path))
+
+
+def test_a_missing_engine_python_is_bad_input(ptqv, tmp_path: Path) -> None:
+    result = ptqv("canary", FIXTURES / "llmc-w4a16-llama", "--serve", "vllm",
+                  "--engine-python", tmp_path / "no-python", "--log-dir", tmp_path)  # fmt: skip
+    assert result.code == 3 and "--engine-python" in result.stderr
