@@ -10,10 +10,11 @@ def render_canary(record: CanaryRecord, *, limit: int = 20) -> str:
     engine = record.export.engine
     lines = _table(record.checks)
     what = record.request.checkpoint or engine.get("endpoint")
+    on = " ".join(str(part) for part in (engine.get("name"), engine.get("version")) if part) or "the engine"
     lines += [
         "",
-        f"**Verdict: {record.verdict.upper()}** — `{what}` on {engine.get('name') or engine.get('mode')} "
-        f"{engine.get('version') or ''} ({engine.get('mode')}), precision family {record.family}",
+        f"**Verdict: {record.verdict.upper()}** — `{what}` on {on} ({engine.get('mode')}), "
+        f"precision family {record.family}",
     ]
     if record.export.start.get("log"):
         lines.append(f"Engine log: `{record.export.start['log']}`")

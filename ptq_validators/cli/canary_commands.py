@@ -40,8 +40,10 @@ def canary(
         "--source",
         help="The source, reached the same way (a checkpoint directory, or a URL with --endpoint).",
     ),
-    engine_python: str = typer.Option(
-        sys.executable, "--engine-python", help="With --serve: the Python whose environment has the engine."
+    engine_python: str | None = typer.Option(
+        None,
+        "--engine-python",
+        help="With --serve: the Python whose environment has the engine (default: this Python).",
     ),
     knowledge: bool = typer.Option(
         False, "--knowledge", help="Also ask what a real model must answer (Paris; 391)."
@@ -73,7 +75,14 @@ def canary(
     if mode != "endpoint" and checkpoint is None:
         raise UsageError(f"--{'serve' if mode == 'serve' else 'engine'} needs the CHECKPOINT directory")
     request = CanaryRequest(
-        mode, str(target), checkpoint, source, knowledge, engine_python, log_dir, start_timeout
+        mode,
+        str(target),
+        checkpoint,
+        source,
+        knowledge,
+        engine_python or sys.executable,
+        log_dir,
+        start_timeout,
     )
     record = run_canary(request)
     document = record.to_json()
