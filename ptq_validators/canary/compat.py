@@ -92,17 +92,17 @@ def load_engine(spec: str) -> EngineData:
     versions = available_versions()
     hint = f"supported: {supported_list()}"
     if match is None:
-        raise UsageError(f"--deploy {spec!r} is not ENGINE[@VERSION]", hint=hint)
+        raise UsageError(f"engine {spec!r} is not ENGINE[@VERSION]", hint=hint)
     engine, version = match["engine"], match["version"]
     if engine not in versions:
         known = f"{engine} is known but has no compatibility data yet" if engine in KNOWN_ENGINES else None
-        raise UsageError(f"--deploy {spec}: {known or f'unknown engine {engine!r}'}", hint=hint)
+        raise UsageError(f"engine {spec}: {known or f'unknown engine {engine!r}'}", hint=hint)
     if version is None:
         chosen = versions[engine][-1]
     else:
         chosen = ".".join(version.split(".")[:2])
         if chosen not in versions[engine]:
-            raise UsageError(f"--deploy {spec}: no data for {engine} {chosen}", hint=hint)
+            raise UsageError(f"engine {spec}: no data for {engine} {chosen}", hint=hint)
     return _load(DATA_DIR / f"{engine}-{chosen}.yaml")
 
 
