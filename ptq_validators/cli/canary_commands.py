@@ -24,7 +24,8 @@ Exit codes: 0 pass, 1 a check failed (incl. a known engine refusal), 2 usage, 3 
 
 def canary(
     checkpoint: str | None = typer.Argument(
-        None, help="The export to check (optional with --endpoint: it only sets the precision family)."
+        None,
+        help="The export to check (optional with --endpoint: it sets the precision family; the 4-bit limits apply without it).",
     ),
     endpoint_url: str | None = typer.Option(
         None, "--endpoint", help="An OpenAI-compatible server already serving the export (base URL)."
