@@ -195,7 +195,7 @@ def _via_vllm(
     prompts: tuple[Prompt, ...],
     role: str,
 ) -> EngineRun:
-    from ptq_validators.canary.served import SERVED_NAME, StartFailed, VllmServer
+    from ptq_validators.canary.served import SERVED_NAME, StartFailed, VllmServer, sigterm_stops
 
     flags = compat.serve_flags(facts, engine) if facts else []
     log_path = request.log_dir / f"canary-vllm-{role}.log"
@@ -218,7 +218,7 @@ def _via_vllm(
     )
     print(f"ptqv canary: starting vLLM for {checkpoint} (log {log_path})", file=sys.stderr)
     try:
-        with server:
+        with sigterm_stops(), server:
             _, _, version = endpoint.served_model(server.url)
             run.engine["version"] = version
             run.start = {

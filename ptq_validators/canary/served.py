@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -164,6 +165,24 @@ class VllmServer:
             process.wait(timeout=STOP_GRACE_S)
         _wait_group_gone(process.pid)
         self.process = None
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """While the engine runs, SIGTERM to ptqv raises SystemExit(143) instead of killing it on the
+    spot, so the ``with VllmServer`` block still stops the engine's process group."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def group_alive(pgid: int) -> bool:

@@ -8,6 +8,10 @@ build cannot run. Every test checks that no engine process is left behind.
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from ptq_validators.canary.compat import load_engine
 from ptq_validators.canary.served import VllmServer, group_alive
 from tests.canary import vllm_venv
 from tests.canary.conftest import broken_copy
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 GOOD = "llmc-w4a16-llama"
@@ -86,3 +90,23 @@ def test_serve_nvfp4_is_not_checkable_here(ptqv, vllm_python: str, tmp_path: Pat
     assert record["verdict"] == "not_checkable" and record["start"]["status"] == "hardware"
     assert_group_gone(record)
     assert os.path.getsize(record["start"]["log"]) > 0
+
+
+def test_sigterm_to_ptqv_stops_the_engine(vllm_python: str, tmp_path: Path) -> None:
+    # Killed while the engine starts, ptqv still takes the engine's process group down with it.
+    command = [sys.executable, "-m", "ptq_validators", "canary", str(FIXTURES / GOOD), "--serve", "vllm",
+               "--engine-python", vllm_python, "--log-dir", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ptqv = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    assert ptqv.stderr is not None
+    pgid = None
+    for line in ptqv.stderr:  # the live log tail names the engine's leader (= its group id)
+        found = re.search(r"\(APIServer pid=(\d+)\)", line)
+        if found:
+            pgid = int(found.group(1))
+            break
+    assert pgid is not None and group_alive(pgid)
+    ptqv.send_signal(signal.SIGTERM)
+    ptqv.communicate(timeout=120)
+    assert ptqv.returncode == 128 + signal.SIGTERM
+    assert not group_alive(pgid), f"the engine group {pgid} outlived ptqv"
