@@ -4,7 +4,7 @@ so a 671B-parameter export takes a few tens of MB of disk.
 
 Layouts follow the public configs of Llama-3-70B and DeepSeek-V3 (MLA attention, 3 dense layers,
 58 MoE layers of 256 routed experts + 1 shared, one MTP layer) and the tensor vocabulary of
-ModelOpt exports (formats.md §3.4) and Hugging Face fine-grained FP8 (§5.1).
+ModelOpt exports (docs/formats.md §2.1) and Hugging Face fine-grained FP8 (§4).
 """
 
 from __future__ import annotations

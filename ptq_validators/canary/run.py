@@ -18,9 +18,9 @@ from ptq_validators.canary import checks, compat, endpoint
 from ptq_validators.canary.completion import Completion
 from ptq_validators.canary.prompts import PROMPT_SET_VERSION, Prompt, prompt_set
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
+from ptq_validators.envelope import SCHEMA_VERSION, envelope
 from ptq_validators.errors import InputError, UsageError
 
-SCHEMA_VERSION = 1
 KIND = "ptqv-canary"
 NOT_CHECKABLE = "not_checkable"
 #: Exit code of a run whose engine cannot run the format on this hardware (neither pass nor fail).
@@ -76,26 +76,25 @@ class CanaryRecord:
         return {PASS: 0, FAIL: 1}.get(self.verdict, EXIT_NOT_CHECKABLE)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kind": KIND,
-            "verdict": self.verdict,
-            "checkpoint": self.request.checkpoint,
-            "source": self.request.source,
-            "prompt_set": PROMPT_SET_VERSION,
-            "knowledge": self.request.knowledge,
-            "precision_family": self.family,
-            "engine": self.export.engine,
-            "start": self.export.start,
-            "load_report": self.export.load_report,
-            "checks": [c.to_json() for c in self.checks],
-            "metrics": self.metrics,
-            "completions": [c.to_json() for c in self.export.completions],
-            "source_run": None if self.source is None else {
+        return envelope(
+            "canary",
+            verdict=self.verdict,
+            checkpoint=self.request.checkpoint,
+            source=self.request.source,
+            prompt_set=PROMPT_SET_VERSION,
+            knowledge=self.request.knowledge,
+            precision_family=self.family,
+            engine=self.export.engine,
+            start=self.export.start,
+            load_report=self.export.load_report,
+            checks=[c.to_json() for c in self.checks],
+            metrics=self.metrics,
+            completions=[c.to_json() for c in self.export.completions],
+            source_run=None if self.source is None else {
                 "engine": self.source.engine, "start": self.source.start,
                 "completions": [c.to_json() for c in self.source.completions],
             },
-        }  # fmt: skip
+        )  # fmt: skip
 
 
 def run_canary(request: CanaryRequest) -> CanaryRecord:

@@ -1,4 +1,4 @@
-"""Exact on-disk bits per weight against the formats.md §12.2 formulas, on real-tool outputs."""
+"""Exact on-disk bits per weight against the docs/formats.md §9.2 formulas, on real-tool outputs."""
 
 from __future__ import annotations
 

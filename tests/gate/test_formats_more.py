@@ -1,9 +1,10 @@
 """GPTQ, AWQ, HF fine-grained FP8, GPT-OSS MXFP4 and fused 3-D experts, on real-tool outputs:
 each good export passes the gate with the right precision, group and exact bits per weight
-(formats.md §12.2), and a byte-level edit of it fails for the reason the edit introduced."""
+(docs/formats.md §9.2), and a byte-level edit of it fails for the reason the edit introduced."""
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction as F
 from math import ceil
 from pathlib import Path
@@ -14,10 +15,8 @@ from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats.hf_fp8 import ModuleMatcher
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import build_layer_table
-from tests.ckpt_edit import RawTensor, copy_checkpoint, edit_json, edit_tensors
-from tests.conftest import FIXTURES, manifest
-
-SRC_LLAMA = FIXTURES / "src-llama"
+from tests.ckpt_edit import RawTensor, edit_json, edit_tensors
+from tests.conftest import FIXTURES, gate, manifest, variant
 
 
 def table(fixture: str, source: str):
@@ -25,18 +24,8 @@ def table(fixture: str, source: str):
     return build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)), source_shapes=src.shapes())
 
 
-def gate(ptqv, output: Path, source: Path = SRC_LLAMA):
-    result = ptqv("gate", output, "--source", source, "--json")
-    report = result.json()
-    return result.code, {check["id"]: check for check in report["checks"]}, report
-
-
-def variant(tmp_path: Path, fixture: str) -> Path:
-    return copy_checkpoint(FIXTURES / fixture, tmp_path / fixture)
-
-
 def gptq_bits(out: int, in_: int, b: int, g: int) -> F:
-    """formats.md §12.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
+    """docs/formats.md §9.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
     groups = ceil(in_ / g)
     return F(
         32 * ceil(in_ * b / 32) * out + 32 * groups * ceil(out * b / 32) + 16 * groups * out + 32 * in_,
@@ -524,3 +513,23 @@ def test_mxfp4_scales_that_are_not_one_per_32_values(ptqv, tmp_path):
 )
 def test_transformers_modules_to_not_convert_semantics(entry, name, excluded):
     assert (ModuleMatcher([entry]).first_match(name) == entry) is excluded
+
+
+def test_hf_fp8_static_activation_scales_pass_names(ptqv, tmp_path):
+    """``FineGrainedFP8Config(activation_scheme="static")``: transformers' FP8Linear stores an
+    F32 ``activation_scale`` beside every FP8 weight; it is a known role, not a leftover."""
+    out = variant(tmp_path, "hf-fp8-llama")
+    _fp8_config(out, activation_scheme="static")
+    one = struct.pack("<f", 0.5)
+
+    def add_activation_scales(tensors: dict[str, RawTensor]) -> None:
+        for name in [n for n in tensors if n.endswith(".weight_scale_inv")]:
+            tensors[name.removesuffix("weight_scale_inv") + "activation_scale"] = RawTensor("F32", (), one)
+
+    edit_tensors(out, add_activation_scales)
+    code, checks, _ = gate(ptqv, out)
+    assert checks["names"]["status"] == "pass", checks["names"]
+    assert checks["moe"]["status"] == "skip" and checks["coverage"]["status"] == "pass"
+    # The static scales are read like every scalar scale (finite and > 0).
+    assert checks["scales"]["status"] == "pass" and "6 scale tensors" in checks["scales"]["detail"]
+    assert code == 0, [c for c in checks.values() if c["status"] == "fail"]
