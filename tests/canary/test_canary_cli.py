@@ -90,3 +90,17 @@ def test_a_missing_engine_python_is_bad_input(ptqv, tmp_path: Path) -> None:
     result = ptqv("canary", FIXTURES / "llmc-w4a16-llama", "--serve", "vllm",
                   "--engine-python", tmp_path / "no-python", "--log-dir", tmp_path)  # fmt: skip
     assert result.code == 3 and "--engine-python" in result.stderr
+
+
+def test_knowledge_answers_are_checked() -> None:
+    from ptq_validators.canary.checks import check_knowledge
+    from ptq_validators.canary.prompts import KNOWLEDGE, prompt_set
+
+    prompts = prompt_set(knowledge=True)
+    right = [Completion("capital", " Paris."), Completion("arithmetic", " 17 × 23 = 391")]
+    assert check_knowledge(right, prompts).status == "pass"
+    wrong = [Completion("capital", " Lyon"), Completion("arithmetic", " 391")]
+    result = check_knowledge(wrong, prompts)
+    assert result.status == "fail" and "expected 'Paris'" in result.summary
+    assert check_knowledge(right, prompt_set(knowledge=False)).status == "skip"
+    assert {p.id for p in KNOWLEDGE} == {"capital", "arithmetic"}
