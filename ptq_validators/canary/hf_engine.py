@@ -119,13 +119,15 @@ class TransformersEngine:
             sorted(str(k) for k in info.get("mismatched_keys") or []),
             unknown,
         )
-        self.model = model.eval()
+        # The first GPU when there is one (untested here: this machine has none), else the CPU.
+        self.model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
     def complete(self, prompt: Prompt) -> Completion:
         """Teacher-forced prompt log-probabilities, then MAX_TOKENS greedy tokens."""
         import torch
 
-        ids = self.tokenizer(prompt.text, return_tensors="pt").input_ids
+        device = self.model.device
+        ids = self.tokenizer(prompt.text, return_tensors="pt").input_ids.to(device)
         with torch.no_grad():
             output = self.model(ids, use_cache=True)
             rows = torch.log_softmax(output.logits[0].float(), dim=-1)
@@ -139,7 +141,9 @@ class TransformersEngine:
                 token = int(last.argmax())
                 generated.append(token)
                 logprobs.append(float(last[token]))
-                step = self.model(torch.tensor([[token]]), past_key_values=past, use_cache=True)
+                step = self.model(
+                    torch.tensor([[token]], device=device), past_key_values=past, use_cache=True
+                )
                 past, last = step.past_key_values, torch.log_softmax(step.logits[0, -1].float(), dim=-1)
         return Completion(
             prompt.id,
@@ -149,5 +153,5 @@ class TransformersEngine:
             prompt_token_ids=ids[0].tolist(),
             prompt_logprobs=prompt_logprobs,
             prompt_top1=prompt_top1,
-            distributions=rows[:-1],
+            distributions=rows[:-1].cpu(),
         )
