@@ -140,7 +140,13 @@ class VllmServer:
                 echo.join(timeout=2)
 
     def _failure(self, what: str) -> StartFailed:
+        """The start failure, classified from the log (InputError when the Python has no vLLM)."""
         text = self.log_path.read_text("utf-8", "replace")
+        if "No module named 'vllm'" in text:  # the wrong Python: nothing about the checkpoint
+            raise InputError(
+                f"{self.python} cannot import vllm (log: {self.log_path})",
+                hint="pass --engine-python with the Python of a venv that has vllm installed",
+            )
         for kind in ("incompatible", "hardware"):
             for pattern in self.patterns.get(kind, []):
                 line = next((ln for ln in text.splitlines() if pattern in ln), None)

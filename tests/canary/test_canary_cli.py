@@ -104,3 +104,11 @@ def test_knowledge_answers_are_checked() -> None:
     assert result.status == "fail" and "expected 'Paris'" in result.summary
     assert check_knowledge(right, prompt_set(knowledge=False)).status == "skip"
     assert {p.id for p in KNOWLEDGE} == {"capital", "arithmetic"}
+
+
+def test_an_engine_python_without_vllm_is_bad_input(ptqv, tmp_path: Path) -> None:
+    import sys
+
+    result = ptqv("canary", FIXTURES / "llmc-w4a16-llama", "--serve", "vllm",
+                  "--engine-python", sys.executable, "--log-dir", tmp_path)  # fmt: skip
+    assert result.code == 3 and "cannot import vllm" in result.stderr
