@@ -4,8 +4,9 @@ In: the export's completions (and the source's, served or loaded the same way), 
 check. ``agreement`` compares the two on the prompt tokens (teacher-forced, so both score the
 same tokens): top-1 agreement, mean |Δ logprob| and, where the engine gives full distributions
 (in-process transformers), the mean KL(source ‖ export) per token. The thresholds depend on the
-export's precision family; they were calibrated on the real-tool fixtures (references/serving-canary.md):
-honest exports sit well inside them, broken ones (random embedding, scales not applied) far outside.
+export's precision family; they were calibrated on the real-tool fixtures (README, "Serving
+canary"): honest exports sit well inside them, broken ones (random embedding, scales not applied)
+far outside.
 """
 
 from __future__ import annotations
@@ -40,18 +41,17 @@ THRESHOLDS = {
 }
 
 
+EIGHT_BIT = frozenset(
+    {Precision.FP8, Precision.FP8_PER_CHANNEL, Precision.FP8_BLOCK, Precision.MXFP8, Precision.INT8}
+)
+
+
 def precision_family(precisions: set[Precision]) -> str:
     """The family of the lowest-precision weights an export stores (16-bit when none is quantized)."""
     quantized = {p for p in precisions if p.is_quantized}
     if not quantized:
         return "16-bit"
-    if (
-        quantized
-        & {Precision.FP8, Precision.FP8_PER_CHANNEL, Precision.FP8_BLOCK, Precision.MXFP8, Precision.INT8}
-        == quantized
-    ):
-        return "8-bit"
-    return "4-bit"
+    return "8-bit" if quantized <= EIGHT_BIT else "4-bit"
 
 
 def check_responses(completions: list[Completion]) -> CheckResult:
