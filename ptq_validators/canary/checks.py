@@ -132,12 +132,15 @@ def agreement_metrics(export: list[Completion], source: list[Completion]) -> dic
                 ((theirs.distributions.exp() * (theirs.distributions - mine.distributions)).sum(-1)).sum()
             )
             kl_count += int(mine.distributions.shape[0])
+    kl = kl_sum / kl_count if kl_count else None
+    if kl is not None and not math.isfinite(kl):  # keep the record strict JSON (no NaN)
+        kl, nonfinite = None, True
     return {
         "prompts_compared": compared,
         "tokens_compared": positions,
         "top1_agreement": top1 / positions if positions else None,
         "mean_abs_dlogprob": deltas / positions if positions else None,
-        "mean_kl": kl_sum / kl_count if kl_count else None,
+        "mean_kl": kl,
         "nonfinite": nonfinite,
     }
 

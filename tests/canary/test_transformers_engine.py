@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,7 @@ def test_the_load_report_fails_the_nvfp4_moe_experts_transformers_misloads() -> 
 def test_a_broken_scale_fails(tmp_path: Path, kind: str) -> None:
     record = canary(broken_copy(tmp_path, "llmc-w4a16-llama", kind), "src-llama")
     assert record["verdict"] == "fail"
+    json.dumps(record, allow_nan=False)  # the record of a NaN run is still strict JSON
     failed = {check for check, status in statuses(record).items() if status == "fail"}
     assert failed & {"logprobs_finite", "source_agreement"}, record["checks"]
 
