@@ -19,7 +19,7 @@ from ptq_validators.precision import Precision
 # The class of a failure by the check that owns it, most fundamental first: an unreadable
 # input makes every other finding moot; a recipe that contradicts the checkpoint is the user's
 # to fix before coverage means anything.
-FAILURE_CLASSES = ("input", "user_config", "model_unsupported", "coverage", "metadata_drift")
+FAILURE_CLASSES = ("input", "user_config", "model_unsupported", "coverage", "metadata_drift", "serving")
 _CLASS_BY_CHECK = {
     "integrity": "input",
     "safety": "input",
@@ -28,6 +28,8 @@ _CLASS_BY_CHECK = {
     "chat_template": "metadata_drift",
     "generation_config": "metadata_drift",
     "files": "metadata_drift",
+    "deploy": "serving",
+    "canary": "serving",
 }
 _FP8 = frozenset({Precision.FP8, Precision.FP8_PER_CHANNEL, Precision.FP8_BLOCK})
 #: The layer buckets of ``summary.layers``, in the order they are decided.

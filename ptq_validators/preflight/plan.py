@@ -220,7 +220,8 @@ def _findings(
 def _user_patterns(recipe: Recipe, recipe_spec: dict[str, Any]) -> list[tuple[str, bool]]:
     """(pattern, weight-quantizer pattern?) the user wrote: a recipe file's entries or --ignore."""
     if "recipe" in recipe_spec:
-        patterns = recipe.patterns()  # type: ignore[attr-defined]  (file recipes only)
+        # only recipe files have patterns() (presets are data, not user-written patterns)
+        patterns = recipe.patterns()  # type: ignore[attr-defined]
         # Default-disabled entries are appended by ModelOpt itself, not written by the user.
         return [
             (p, not p.endswith(("input_quantizer", "output_quantizer", "bmm_quantizer")))

@@ -51,6 +51,11 @@ def render_gate(report: GateReport, *, limit: int = 20) -> str:
         f"{_declared_line(report.table.declaration.summary)}",
         "",
     ]
+    if report.serving:
+        lines += [
+            "Serving canary: " + ", ".join(f"{key} {value}" for key, value in report.serving.items()),
+            "",
+        ]
     lines += _gate_table(report.checks)
     lines += ["", "| Layer group | Precision |", "|---|---|"]
     for group, counts in report.table.group_counts().items():
