@@ -6,7 +6,6 @@ Heavy imports (jinja2, pydantic) stay inside the command bodies so `ptqv --help`
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,12 +14,8 @@ from typing import Any
 import typer
 
 from ptq_validators.errors import UsageError
-
-KINDS_HELP = "slurm, launcher, docker, direct, nemotron or llmcompressor"
-
-
-def _default_root() -> Path:
-    return Path(os.environ.get("PTQV_WORKSPACES", "workspaces"))
+from ptq_validators.launch.kinds import KINDS_HELP
+from ptq_validators.launch.workspace import default_root as _default_root
 
 
 def _note(message: str) -> None:
@@ -56,8 +51,9 @@ def _render(
     lint: bool,
 ) -> tuple[Any, list[Any]]:
     from ptq_validators.errors import TemplateError
+    from ptq_validators.launch.kinds import KINDS
     from ptq_validators.launch.lint import lint_files, shellcheck_available
-    from ptq_validators.launch.render import KINDS, render_job, variant_for
+    from ptq_validators.launch.render import render_job, variant_for
     from ptq_validators.launch.spec import load_spec
     from ptq_validators.launch.workspace import session_id, workspace_for
 
@@ -207,7 +203,8 @@ def launch(
         job_dir = job.workspace.path
         _note(f"rendered into {job_dir}")
     else:
-        job_dir = path  # type: ignore[assignment]  # checked above: exactly one is given
+        assert path is not None  # checked above: exactly one is given
+        job_dir = path
     runner = LocalRunner()
     plan = plan_launch(job_dir, runner, new_job_id())
     if dry_run:
@@ -308,21 +305,16 @@ def jobs_logs(
 
     Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
     """
-    from ptq_validators.launch.jobs import find_record, log_paths
+    from ptq_validators.launch.jobs import find_record, read_log
+    from ptq_validators.launch.runner import LocalRunner
 
     record = find_record(root or _default_root(), job_id)
-    logs = []
-    for name, path in log_paths(record):
-        if step and name != step:
-            continue
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else None
-        logs.append(
-            {
-                "step": name,
-                "path": str(path),
-                "lines": None if lines is None else (lines[-tail:] if tail else lines),
-            }
-        )
+    runner = LocalRunner()
+    logs = [
+        {"step": s.name, "path": s.log, "lines": read_log(runner, s, tail)}
+        for s in record.steps
+        if not step or s.name == step
+    ]
     if json_out:
         _emit_json({"schema_version": 1, "job_id": job_id, "logs": logs})
         return

@@ -155,12 +155,12 @@ def inspect_command(
 ) -> None:
     """Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source
     quantization, parameters and GPU sizing, ModelOpt support, and the path to take."""
-    import os
 
-    from ptq_validators.preflight.env import Probe, calibration_gpu, detect_gpus
+    from ptq_validators.launch.runner import LocalRunner
+    from ptq_validators.preflight.env import calibration_gpu, detect_gpus
     from ptq_validators.preflight.inspection import inspect_model
 
-    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(Probe(os.environ))[0])
+    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(LocalRunner())[0])
     report = inspect_model(model, gpu=calib, deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
     _emit(report, as_json, _render_inspect)
     if report["verdict"] == "fail":

@@ -21,11 +21,11 @@ from pathlib import Path
 import jinja2
 
 from ptq_validators.errors import InputError, TemplateError
+from ptq_validators.launch.kinds import KINDS
 from ptq_validators.launch.spec import JobSpec
 from ptq_validators.launch.workspace import Workspace, model_variant, safe_name
 from ptq_validators.resources import data_dir
 
-KINDS = ("slurm", "launcher", "docker", "direct", "nemotron", "llmcompressor")
 MANIFEST = "render.json"
 # single-process hf_ptq (device_map=auto) must not see rank variables (launchers.md §3.1)
 RANK_VARS = "SLURM_PROCID SLURM_LOCALID SLURM_NTASKS WORLD_SIZE LOCAL_RANK RANK"

@@ -5,7 +5,8 @@ its NVIDIA runtime, enroot, a ModelOpt source checkout and its launcher, the ins
 of the quantization stack (package metadata only: nothing is imported), PIP_CONSTRAINT, whether
 HF_TOKEN is set (never its value), free disk, and ModelOpt ``clusters.yaml`` files. A missing
 tool is an answer ("none found"), never an error. External tools run as argv lists with a
-timeout; everything is read from the ``environ`` passed in, so tests can substitute PATH.
+timeout on a ``Runner`` (this machine, or a cluster's login node over SSH); locally everything
+is read from the ``environ`` passed in, so tests can substitute PATH.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ptq_validators.launch.runner import CommandTimeout, Completed, LocalRunner, Runner
 from ptq_validators.preflight.findings import Finding
 from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
 from ptq_validators.preflight.recommend import recommend
@@ -39,47 +40,28 @@ HF_PTQ = Path("examples/hf_ptq/hf_ptq.py")
 LAUNCHER = Path("tools/launcher/launch.py")
 
 
-class Probe:
-    """Runs external tools found on ``environ['PATH']``, with a timeout, never via a shell."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = dict(environ)
-
-    def which(self, tool: str) -> str | None:
-        return shutil.which(tool, path=self.environ.get("PATH", ""))
-
-    def run(self, argv: list[str]) -> tuple[int, str, str] | None:
-        """(returncode, stdout, stderr), or None when ``argv[0]`` is not on PATH."""
-        exe = self.which(argv[0])
-        if exe is None:
-            return None
-        try:
-            proc = subprocess.run(
-                [exe, *argv[1:]],
-                capture_output=True,
-                text=True,
-                timeout=TOOL_TIMEOUT_S,
-                env=self.environ,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return 124, "", f"{argv[0]} timed out after {TOOL_TIMEOUT_S} s"
-        except OSError as exc:
-            return 126, "", str(exc)
-        return proc.returncode, proc.stdout, proc.stderr
+def probe(runner: Runner, argv: list[str]) -> Completed | None:
+    """Run a probe tool on ``runner`` with the probe timeout; None when it is not installed there.
+    A tool that hangs past the timeout is an answer too (exit 124 with the runner's message): the
+    report names it instead of failing the whole probe."""
+    if runner.which(argv[0]) is None:
+        return None
+    try:
+        return runner.run(argv, timeout=TOOL_TIMEOUT_S)
+    except CommandTimeout as exc:
+        return Completed(124, "", str(exc))
 
 
-def detect_gpus(probe: Probe) -> tuple[list[dict[str, Any]], str | None]:
-    """Local GPUs from nvidia-smi, and a note when there are none (or nvidia-smi failed)."""
+def detect_gpus(runner: Runner) -> tuple[list[dict[str, Any]], str | None]:
+    """The runner's GPUs from nvidia-smi, and a note when there are none (or nvidia-smi failed)."""
     query = ["nvidia-smi", "--query-gpu=index,name,memory.total,compute_cap", "--format=csv,noheader,nounits"]
-    result = probe.run(query)
+    result = probe(runner, query)
     if result is None:
-        return [], "nvidia-smi not found on PATH: no NVIDIA GPU on this machine"
-    if result[0] != 0 and "compute_cap" in (result[1] + result[2]):
+        return [], f"nvidia-smi not found on PATH: no NVIDIA GPU on {runner.host}"
+    if result.returncode != 0 and "compute_cap" in (result.stdout + result.stderr):
         # Drivers before ~510 do not know the compute_cap field; take it from the name table.
-        result = probe.run([query[0], "--query-gpu=index,name,memory.total", query[2]])
-    assert result is not None
-    code, out, err = result
+        result = probe(runner, [query[0], "--query-gpu=index,name,memory.total", query[2]]) or result
+    code, out, err = result.returncode, result.stdout, result.stderr
     if code != 0:
         return [], f"nvidia-smi failed (exit {code}): {(err or out).strip()[:200]}"
     gpus = [_gpu_row(line) for line in out.splitlines() if line.strip()]
@@ -113,9 +95,9 @@ def calibration_gpu(gpus: list[dict[str, Any]]) -> GpuSpec | None:
     return GpuSpec(weakest["name"], weakest["compute_capability"], memory_gib, weakest["arch"])
 
 
-def detect_slurm(probe: Probe) -> dict[str, Any]:
+def detect_slurm(runner: Runner) -> dict[str, Any]:
     """SLURM client commands, partitions with their GPU GRES, and whether pyxis is loaded."""
-    commands = {tool: probe.which(tool) for tool in ("sbatch", "srun", "sinfo", "squeue", "sacct")}
+    commands = {tool: runner.which(tool) for tool in ("sbatch", "srun", "sinfo", "squeue", "sacct")}
     info: dict[str, Any] = {
         "available": commands["sbatch"] is not None,
         "commands": commands,
@@ -123,17 +105,17 @@ def detect_slurm(probe: Probe) -> dict[str, Any]:
         "pyxis": None,
         "error": None,
     }
-    result = probe.run(["sinfo", "--noheader", "--format=%P|%a|%l|%D|%G"])
+    result = probe(runner, ["sinfo", "--noheader", "--format=%P|%a|%l|%D|%G"])
     if result is not None:
-        code, out, err = result
+        code, out, err = result.returncode, result.stdout, result.stderr
         if code == 0:
             info["partitions"] = [_partition_row(line) for line in out.splitlines() if line.strip()]
         else:
             info["error"] = f"sinfo failed (exit {code}): {(err or out).strip()[:200]}"
-    srun_help = probe.run(["srun", "--help"])
+    srun_help = probe(runner, ["srun", "--help"])
     if srun_help is not None:
         # pyxis adds --container-image to srun; without it #SBATCH container flags are ignored.
-        info["pyxis"] = "--container-image" in srun_help[1] + srun_help[2]
+        info["pyxis"] = "--container-image" in srun_help.stdout + srun_help.stderr
     return info
 
 
@@ -150,26 +132,26 @@ def _partition_row(line: str) -> dict[str, Any]:
     }
 
 
-def detect_containers(probe: Probe) -> dict[str, Any]:
+def detect_containers(runner: Runner) -> dict[str, Any]:
     """Docker (client, daemon reachable, NVIDIA runtime) and enroot."""
     docker: dict[str, Any] = {
-        "path": probe.which("docker"),
+        "path": runner.which("docker"),
         "daemon": False,
         "gpu_runtime": False,
         "error": None,
     }
     if docker["path"]:
-        result = probe.run(["docker", "info", "--format", "{{json .Runtimes}}"])
-        assert result is not None
-        code, out, err = result
+        result = probe(runner, ["docker", "info", "--format", "{{json .Runtimes}}"])
+        assert result is not None  # docker is on PATH
+        code, out, err = result.returncode, result.stdout, result.stderr
         docker["daemon"] = code == 0 and out.strip() not in ("", "null")
         if docker["daemon"]:
             docker["gpu_runtime"] = "nvidia" in out
         elif (err or out).strip():
             docker["error"] = (err or out).strip().splitlines()[-1][:200]
-    if not docker["gpu_runtime"] and probe.which("nvidia-container-cli"):
+    if not docker["gpu_runtime"] and runner.which("nvidia-container-cli"):
         docker["gpu_runtime"] = docker["daemon"]
-    return {"docker": docker, "enroot": probe.which("enroot")}
+    return {"docker": docker, "enroot": runner.which("enroot")}
 
 
 def find_modelopt_checkout(environ: Mapping[str, str], cwd: Path, home: Path) -> dict[str, Any]:
@@ -287,11 +269,11 @@ def detect_env(
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
     home = Path(environ.get("HOME", str(Path.home()))) if home is None else home
-    probe = Probe(environ)
+    runner = LocalRunner(environ)
 
-    gpus, gpu_note = detect_gpus(probe)
-    slurm = detect_slurm(probe)
-    containers = detect_containers(probe)
+    gpus, gpu_note = detect_gpus(runner)
+    slurm = detect_slurm(runner)
+    containers = detect_containers(runner)
     clusters = find_cluster_configs(cwd, home)
     disk = shutil.disk_usage(cwd)
     findings = _findings(environ, gpu_note, slurm, containers, clusters)
