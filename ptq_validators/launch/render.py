@@ -537,14 +537,21 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
     return files
 
 
-def render_job(spec: JobSpec, kind: str, ws: Workspace) -> RenderedJob:
-    """Render every file of ``kind`` into ``ws.scripts`` and write the manifest."""
+def render_job(spec: JobSpec, kind: str, ws: Workspace, *, into: Path | None = None) -> RenderedJob:
+    """Render every file of ``kind`` into ``ws.scripts`` and write the manifest.
+
+    With ``into``, the files are written under that local directory instead (same layout) while
+    every path inside them is ``ws``'s: a job rendered here for a cluster's workspace, uploaded
+    as is. ``RenderedJob.files`` are the local files; the manifest lists the workspace paths.
+    """
     planned = plan_files(spec, kind, ws)
     env = _environment()
-    texts = [(ws.scripts / out, _render_one(env, template, ctx)) for template, out, ctx in planned]
-    ws.create()
-    job = RenderedJob(kind, ws)
-    for path, text in texts:
+    local = Workspace(into) if into is not None else ws
+    texts = [(out, _render_one(env, template, ctx)) for template, out, ctx in planned]
+    local.create()
+    job = RenderedJob(kind, local)
+    for out, text in texts:
+        path = local.scripts / out
         path.write_text(text, encoding="utf-8")
         if path.suffix in (".sh", ".sbatch"):
             path.chmod(0o755)
@@ -555,11 +562,11 @@ def render_job(spec: JobSpec, kind: str, ws: Workspace) -> RenderedJob:
         "kind": kind,
         "name": name,
         "workspace": str(ws.path),
-        "files": [str(p) for p in job.files],
+        "files": [str(ws.scripts / out) for out, _ in texts],
         "slurm_job_names": {p.name: f"{name}-{p.name}" for p in phases(spec, ws)} if kind == "slurm" else {},
         "spec": spec.model_dump(mode="json"),
     }
-    job.manifest = ws.path / MANIFEST
+    job.manifest = local.path / MANIFEST
     job.manifest.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return job
 
