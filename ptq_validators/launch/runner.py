@@ -28,6 +28,7 @@ from pathlib import Path, PurePath
 from typing import Protocol
 
 from ptq_validators.errors import RemoteError
+from ptq_validators.io.source import FileStat
 
 DEFAULT_TIMEOUT_S = 60.0
 NOT_FOUND = 127
@@ -49,14 +50,6 @@ class Spawned:
 
     pid: int
     start_time: str
-
-
-@dataclass(frozen=True)
-class FileStat:
-    """Size in bytes and modification time (seconds since the epoch) of a file."""
-
-    size: int
-    mtime: float
 
 
 class Runner(Protocol):

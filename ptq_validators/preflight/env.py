@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ptq_validators.launch.runner import CommandTimeout, Completed, LocalRunner, Runner
 from ptq_validators.preflight.findings import Finding
 from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
@@ -184,44 +182,36 @@ def installed_versions() -> dict[str, str | None]:
     return versions
 
 
-def find_cluster_configs(cwd: Path, home: Path) -> list[dict[str, Any]]:
-    """ModelOpt ``clusters.yaml`` files in lookup order (the first one found is used).
+def find_cluster_configs(
+    cwd: Path, home: Path, environ: Mapping[str, str] = os.environ
+) -> list[dict[str, Any]]:
+    """The ``clusters.yaml`` files in ``ptq_validators.remote.config``'s lookup order (the first
+    one found is the one commands use), each with its clusters or the reason it is invalid."""
+    from ptq_validators.errors import InputError
+    from ptq_validators.remote.config import candidate_paths, find_file, load_file
 
-    Order: ``~/.config/modelopt/clusters.yaml``, then ``.agents/clusters.yaml`` and
-    ``.claude/clusters.yaml`` in the current directory or the nearest parent.
-    """
-    paths = [home / ".config" / "modelopt" / "clusters.yaml"]
-    for sub in (".agents", ".claude"):
-        paths += [d / sub / "clusters.yaml" for d in (cwd, *cwd.parents)]
-    found = []
-    for path in paths:
-        if path.is_file() and str(path) not in {f["path"] for f in found}:
-            found.append(_read_clusters(path))
-    return found
-
-
-def _read_clusters(path: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None, "error": None}
+    paths = list(dict.fromkeys(candidate_paths(cwd, home)))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        entry["error"] = f"unreadable: {str(exc).splitlines()[0]}"
-        return entry
-    clusters = data.get("clusters") if isinstance(data, dict) else None
-    if not isinstance(clusters, dict):
-        entry["error"] = "no 'clusters:' mapping"
-        return entry
-    entry["default_cluster"] = data.get("default_cluster")
-    entry["clusters"] = [
-        {
-            "name": name,
-            "login_node": (spec or {}).get("login_node"),
-            "gpu_type": (spec or {}).get("gpu_type"),
-            "env_type": (spec or {}).get("env_type"),
-        }
-        for name, spec in clusters.items()
-    ]
-    return entry
+        chosen = find_file(environ=environ, cwd=cwd, home=home)
+    except InputError as exc:
+        return [{"path": None, "clusters": [], "default_cluster": None, "error": exc.message}]
+    if chosen is not None and chosen not in paths:
+        paths.insert(0, chosen)
+    found: list[dict[str, Any]] = []
+    for path in (p for p in paths if p.is_file()):
+        entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None, "error": None}
+        try:
+            parsed = load_file(path)
+        except InputError as exc:
+            entry["error"] = exc.message
+        else:
+            entry["default_cluster"] = parsed.default_cluster
+            entry["clusters"] = [
+                {"name": c.name, "login_node": c.login_node, "gpu_type": c.gpu_type, "env_type": c.env_type}
+                for c in parsed.clusters.values()
+            ]
+        found.append(entry)
+    return found
 
 
 def run_mode(
@@ -274,7 +264,7 @@ def detect_env(
     gpus, gpu_note = detect_gpus(runner)
     slurm = detect_slurm(runner)
     containers = detect_containers(runner)
-    clusters = find_cluster_configs(cwd, home)
+    clusters = find_cluster_configs(cwd, home, environ)
     disk = shutil.disk_usage(cwd)
     findings = _findings(environ, gpu_note, slurm, containers, clusters)
     return {

@@ -27,7 +27,7 @@ import stat as stat_mode
 import time
 from collections.abc import Sequence
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, cast
 
 import paramiko
 
@@ -119,7 +119,7 @@ class ParamikoRunner(ShellRunner):
                 endpoint.hostname,
                 port=endpoint.port,
                 username=endpoint.user,
-                key_filename=keys or None,
+                key_filename=cast(Any, keys or None),  # paramiko takes a list too
                 allow_agent=not keys,
                 look_for_keys=not keys,
                 timeout=self.connect_timeout,
