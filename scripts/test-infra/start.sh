@@ -238,6 +238,10 @@ start_docker() {
 # start_one_sshd NAME PORT AUTH-LINES: sshd NAME on 127.0.0.1:PORT with its own host key
 start_one_sshd() {
   local name=$1 port=$2 auth=$3 dir="$DIR/ssh" conf banner
+  # sftp-server run through the user's shell, logging `close "PATH" bytes read N` per file: the
+  # remote gate tests check the bytes read against the server's own count
+  local sftp="Subsystem sftp /usr/lib/openssh/sftp-server -e -l INFO 2>>$DIR/logs/sftp-$name.log"
+  [ -e "$DIR/logs/sftp-$name.log" ] || install -m 644 -o "$SSH_USER" /dev/null "$DIR/logs/sftp-$name.log"
   [ -s "$dir/host_$name" ] || ssh-keygen -q -t ed25519 -N '' -C "ptqv-$name" -f "$dir/host_$name"
   conf="$MARKER
 Port $port
@@ -253,7 +257,7 @@ PrintMotd no
 MaxStartups 50:30:100
 MaxSessions 50
 LogLevel VERBOSE
-Subsystem sftp internal-sftp
+$sftp
 $auth"
   if [ "$(cat "$dir/sshd_$name.conf" 2>/dev/null)" != "$conf" ]; then
     printf '%s\n' "$conf" >"$dir/sshd_$name.conf"
