@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -83,11 +84,18 @@ def remote_root(
     runner.close()
 
 
-def server_bytes_read(ssh_infra: dict[str, str], root: PurePosixPath, since: int) -> int:
+def server_bytes_read(ssh_infra: dict[str, str], root: PurePosixPath, since: int, expect: int) -> int:
+    """Bytes sftp-server says it read under ``root`` since log offset ``since``; waits up to 5 s
+    for the count to reach ``expect`` (the server's log lines can trail the client's exit)."""
     log = Path(ssh_infra["PTQV_SSH_KEY"]).parents[1] / "logs" / "sftp-login.log"
-    text = log.read_bytes()[since:].decode("utf-8", "replace")
     pattern = re.compile(r'close "' + re.escape(str(root)) + r'/[^"]*" bytes read (\d+)')
-    return sum(int(m) for m in pattern.findall(text))
+    deadline = time.monotonic() + 5
+    while True:
+        text = log.read_bytes()[since:].decode("utf-8", "replace")
+        served = sum(int(m) for m in pattern.findall(text))
+        if served >= expect or time.monotonic() > deadline:
+            return served
+        time.sleep(0.1)
 
 
 def log_size(ssh_infra: dict[str, str]) -> int:
@@ -128,7 +136,7 @@ def test_remote_gate_matches_local_and_reads_only_headers(
     need = header_bytes(local / export) + header_bytes(local / source) + sum(c.documents for c in counted)
     need += sum(c.ranges for c in counted) - header_bytes(local / export) - header_bytes(local / source)
     transfer = remote_report["transfer"]
-    served = server_bytes_read(ssh_infra, root, start)
+    served = server_bytes_read(ssh_infra, root, start, transfer["bytes_transferred"])
     assert served == transfer["bytes_transferred"]  # our count is the server's
     assert served <= 1.1 * need, (served, need)
     assert transfer["round_trips"] > 0
@@ -147,7 +155,7 @@ def test_remote_scan_of_a_sharded_export(
     weights = sum(p.stat().st_size for p in (local / "sharded").glob("*.safetensors")) - header_bytes(
         local / "sharded"
     )
-    served = server_bytes_read(ssh_infra, root, start)
+    served = server_bytes_read(ssh_infra, root, start, remote_report["transfer"]["bytes_transferred"])
     assert served == remote_report["transfer"]["bytes_transferred"] < weights
 
 
@@ -166,4 +174,6 @@ def test_remote_source_refuses_a_shard_symlinked_outside(
     )
     done = ptqv("scan", str(bad), "--cluster", "loop", "--json")
     assert done.returncode == 3  # the same refusal as for a local checkpoint
-    assert "leaves the checkpoint directory" in done.stderr and done.stderr.startswith(f"ptqv: error: loop:{bad}/")
+    assert "leaves the checkpoint directory" in done.stderr and done.stderr.startswith(
+        f"ptqv: error: loop:{bad}/"
+    )
