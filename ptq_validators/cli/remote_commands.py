@@ -107,5 +107,69 @@ def remote_run(
     raise typer.Exit(done.returncode)
 
 
+def _progress(done: int, total: int, name: str) -> None:
+    width = 30
+    filled = width * done // total
+    sys.stderr.write(f"\rptqv sync [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:<40}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+@remote_app.command("sync", epilog=EXIT_CODES)
+def remote_sync(
+    cluster: str = typer.Argument(..., help="Cluster name in clusters.yaml."),
+    local: Path = typer.Argument(..., help="Local directory to copy."),
+    remote: str = typer.Argument(..., help="Absolute directory on the cluster (created if missing)."),
+    clusters: Path | None = CLUSTERS_OPTION,
+    accept_new_host_key: bool = ACCEPT_NEW_OPTION,
+    exclude: list[str] | None = typer.Option(None, help="Another pattern to leave out (repeatable)."),
+    no_default_excludes: bool = typer.Option(False, help="Do not leave out .git, __pycache__, *.pyc, ..."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be copied, copy nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON: each file and whether it was copied."),
+) -> None:
+    """Copy LOCAL to REMOTE on the cluster over SFTP; files with the same size and mtime there
+    are skipped, nothing there is deleted. Leaves out .git, __pycache__, *.pyc, .claude,
+    node_modules and *.egg-info unless --no-default-excludes.
+
+    Example: ptqv remote sync dgx ./my-recipes /lustre/alice/ptq/recipes --dry-run
+    """
+    from pathlib import PurePosixPath
+
+    from ptq_validators.errors import UsageError
+    from ptq_validators.remote.sync import DEFAULT_EXCLUDES, plan_sync, run_sync
+
+    if not remote.startswith("/"):
+        raise UsageError(f"REMOTE {remote!r} is not absolute", hint="`~` does not expand over SFTP")
+    excludes = [*([] if no_default_excludes else DEFAULT_EXCLUDES), *(exclude or [])]
+    spec, runner = open_cluster(cluster, clusters, accept_new_host_key)
+    target = PurePosixPath(remote)
+    items = plan_sync(runner, local, target, excludes)
+    if not dry_run:
+        run_sync(runner, items, local, target, _progress if sys.stderr.isatty() and not json_out else None)
+    copied = [i for i in items if i.upload]
+    if json_out:
+        emit_json(
+            {
+                "schema_version": 1,
+                "kind": "ptqv-remote-sync",
+                "cluster": spec.name,
+                "remote": remote,
+                "dry_run": dry_run,
+                "files": [
+                    {"path": i.path, "size": i.size, "copied": i.upload and not dry_run, "changed": i.upload}
+                    for i in items
+                ],
+                "bytes_copied": 0 if dry_run else sum(i.size for i in copied),
+            }
+        )
+        return
+    for item in copied:
+        typer.echo(f"{'would copy' if dry_run else 'copied'}\t{item.path}\t{item.size}")
+    print(
+        f"ptqv: {len(copied)} of {len(items)} file(s) {'to copy' if dry_run else 'copied'}", file=sys.stderr
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(remote_app, name="remote")

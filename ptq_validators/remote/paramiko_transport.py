@@ -336,6 +336,9 @@ class ParamikoRunner(ShellRunner):
 
         self._sftp_call("write", path, write)
 
+    def set_mtime(self, path: PurePath, mtime: float) -> None:
+        self._sftp_call("utime", path, lambda s: s.utime(str(path), (mtime, mtime)))
+
     def stat(self, path: PurePath) -> FileStat | None:
         try:
             st = self._sftp_call("stat", path, lambda s: s.stat(str(path)))

@@ -75,10 +75,7 @@ class SftpSource(ByteSource):
             mode = entry.st_mode or 0
             if stat_mode.S_ISLNK(mode):  # follow it: a symlink to a regular file counts as one
                 try:
-                    mode = (
-                        self._call(entry.filename, lambda s, n=entry.filename: s.stat(self._path(n))).st_mode
-                        or 0
-                    )
+                    mode = self._target_mode(entry.filename)
                 except InputError:
                     continue  # dangling
             if stat_mode.S_ISREG(mode):
@@ -87,6 +84,12 @@ class SftpSource(ByteSource):
 
     def stat_mode(self, name: str) -> int:
         """The mode of what ``name`` points to."""
+        path = self._path(name)
+        attrs: paramiko.SFTPAttributes = self._call(name, lambda s: s.stat(path))
+        return attrs.st_mode or 0
+
+    def _target_mode(self, name: str) -> int:
+        """The mode of what ``name`` points to (symlinks followed by the server)."""
         path = self._path(name)
         attrs: paramiko.SFTPAttributes = self._call(name, lambda s: s.stat(path))
         return attrs.st_mode or 0

@@ -142,6 +142,11 @@ class ShellRunner:
         if done.returncode:
             raise RemoteError(f"{self.host}:{path}: cannot write: {done.stderr.strip()}")
 
+    def set_mtime(self, path: PurePath, mtime: float) -> None:
+        done = self.exec_line(f"touch -m -d @{int(mtime)} -- {shlex.quote(str(path))}", 30)
+        if done.returncode:
+            raise RemoteError(f"{self.host}:{path}: cannot set its time: {done.stderr.strip()}")
+
     def stat(self, path: PurePath) -> FileStat | None:
         done = self.exec_line(f"stat -L -c '%s %Y' -- {shlex.quote(str(path))} 2>/dev/null", 30)
         words = done.stdout.split()

@@ -183,3 +183,39 @@ def test_ssh_config_alias_include_and_proxyjump(cluster_home: Path, ssh_infra: d
     with runner:
         assert runner.run(["echo", "through the jump"]).stdout == "through the jump\n"
     assert jump_log.read_text().count("direct-tcpip") > before or "Accepted publickey" in jump_log.read_text()
+
+
+def test_remote_sync_copies_then_skips_unchanged(
+    cluster_home: Path, ssh_infra: dict[str, str], tmp_path: Path
+) -> None:
+    local = tmp_path / "recipes"
+    (local / "sub").mkdir(parents=True)
+    (local / "a.yaml").write_text("a: 1\n")
+    (local / "sub" / "run.sh").write_text("echo hi\n")
+    (local / "sub" / "run.sh").chmod(0o755)
+    (local / "__pycache__").mkdir()
+    (local / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    target = f"{ssh_infra['PTQV_SSH_HOME']}/sync-{tmp_path.name}"
+    dry = ptqv("remote", "sync", "loop", str(local), target, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert [(f["path"], f["copied"], f["changed"]) for f in json.loads(dry.stdout)["files"]] == [
+        ("a.yaml", False, True),
+        ("sub/run.sh", False, True),
+    ]
+    first = json.loads(ptqv("remote", "sync", "loop", str(local), target, "--json").stdout)
+    assert [f["copied"] for f in first["files"]] == [True, True] and first["bytes_copied"] == 13
+    again = json.loads(ptqv("remote", "sync", "loop", str(local), target, "--json").stdout)
+    assert [f["copied"] for f in again["files"]] == [False, False]  # same size and mtime: skipped
+    (local / "a.yaml").write_text("a: 22\n")
+    third = json.loads(ptqv("remote", "sync", "loop", str(local), target, "--json").stdout)
+    assert [f["copied"] for f in third["files"]] == [True, False]
+    done = ptqv(
+        "remote",
+        "run",
+        "loop",
+        "--",
+        "bash",
+        "-c",
+        f"cat {target}/a.yaml; test -x {target}/sub/run.sh; ls -A {target}",
+    )
+    assert done.stdout == "a: 22\na.yaml\nsub\n" and done.returncode == 0
