@@ -339,3 +339,96 @@ def _findings(
         if entry["error"]:
             findings.append(Finding("clusters-yaml-invalid", "warn", f"{entry['path']}: {entry['error']}"))
     return findings
+
+
+def slurm_associations(runner: Runner, user: str | None) -> list[dict[str, str]]:
+    """The user's SLURM associations (account, partition, QOS) from ``sacctmgr``; empty when
+    accounting is off."""
+    if not user:
+        return []
+    result = probe(
+        runner, ["sacctmgr", "-nP", "show", "associations", f"user={user}", "format=Account,Partition,QOS"]
+    )
+    if result is None or result.returncode:
+        return []
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.strip()]
+    return [{"account": r[0], "partition": r[1], "qos": r[2]} for r in rows if len(r) >= 3]
+
+
+def infer_env_type(slurm: dict[str, Any], containers: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
+    """slurm when sbatch is there, docker with the NVIDIA runtime, bare with nvidia-smi GPUs,
+    else unknown (ModelOpt's probe order)."""
+    if slurm["available"]:
+        return "slurm"
+    if containers["docker"]["gpu_runtime"]:
+        return "docker"
+    return "bare" if gpus else "unknown"
+
+
+def detect_cluster_env(runner: Runner, cluster: Any, deploy_gpu: GpuSpec | None = None) -> dict[str, Any]:
+    """The ``ptqv env`` report for a cluster's login node, probed over ``runner``. The format
+    recommendation uses the cluster's ``gpu_type`` (compute nodes, not the login node) when set."""
+    gpus, gpu_note = detect_gpus(runner)
+    slurm = detect_slurm(runner)
+    slurm["associations"] = slurm_associations(runner, getattr(runner, "user", None) or cluster.user)
+    containers = detect_containers(runner)
+    where = cluster.workspace or "."
+    shell = runner.run(
+        [
+            "sh",
+            "-c",
+            'printf "%s\\n" "$PIP_CONSTRAINT"; [ -n "$HF_TOKEN$HUGGING_FACE_HUB_TOKEN" ] && echo set; '
+            'df -Pk "$1" 2>/dev/null | tail -1',
+            "sh",
+            where,
+        ],
+        timeout=TOOL_TIMEOUT_S,
+    ).stdout.splitlines()
+    free_kib = shell[-1].split()[3] if shell and len(shell[-1].split()) > 3 else ""
+    detected = infer_env_type(slurm, containers, gpus)
+    env_type = cluster.env_type or detected
+    calib = match_gpu(cluster.gpu_type) if cluster.gpu_type else calibration_gpu(gpus)
+    findings = _findings(
+        {"HF_TOKEN": "set" if "set" in shell[1:2] else "", "PIP_CONSTRAINT": shell[0] if shell else ""},
+        None if cluster.gpu_type else gpu_note,
+        slurm,
+        containers,
+        [],
+    )
+    if cluster.env_type and cluster.env_type != detected:
+        findings.append(
+            Finding(
+                "env-type-mismatch",
+                "warn",
+                f"clusters.yaml says env_type {cluster.env_type}, the login node looks like {detected}",
+            )
+        )
+    if cluster.gpu_type and calib is None:
+        findings.append(
+            Finding(
+                "unknown-gpu-type",
+                "warn",
+                f"gpu_type {cluster.gpu_type!r} is not in the GPU table: no format recommendation",
+            )
+        )
+    return {
+        "schema_version": 1,
+        "kind": "ptqv-env",
+        "cluster": cluster.name,
+        "host": runner.host,
+        "env_type": env_type,
+        "gpu_type": cluster.gpu_type,
+        "gpus": gpus,
+        "gpu_note": gpu_note,
+        "slurm": slurm,
+        **containers,
+        "modelopt_checkout": {"path": None, "hf_ptq": None, "launcher": None},
+        "packages": {},
+        "pip_constraint": (shell[0] if shell else "") or None,
+        "hf_token_set": "set" in shell[1:2],
+        "disk": {"path": where, "free_gib": round(int(free_kib) / 2**20, 1) if free_kib.isdigit() else None},
+        "cluster_configs": [],
+        "run_mode": {"mode": env_type, "reason": f"cluster {cluster.name} ({runner.host}): {env_type}"},
+        "recommendation": recommend(calib, deploy_gpu),
+        "findings": [f.to_json() for f in findings],
+    }

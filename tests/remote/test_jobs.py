@@ -125,3 +125,21 @@ def test_complete_fail_timeout_and_cancel(
     assert done.returncode == 1, done.stdout + done.stderr
     smoke, full = status(t_root, t_id)["steps"]
     assert smoke["state"] == "TIMEOUT" and full["state"] == "CANCELLED"
+
+
+def test_env_of_a_cluster(cluster_home: Path, ssh_infra: dict[str, str], slurm_infra: dict[str, str]) -> None:
+    from tests.remote.conftest import loop_cluster, write_clusters
+
+    write_clusters(
+        cluster_home / ".config" / "modelopt" / "clusters.yaml", {"loop": loop_cluster(ssh_infra, gpu_type="H100")}
+    )
+    done = ptqv("env", "--cluster", "loop", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["cluster"], report["env_type"], report["host"]) == ("loop", "slurm", "127.0.0.1")
+    partition = report["slurm"]["partitions"][0]
+    assert partition["name"] == slurm_infra["PTQV_SLURM_PARTITION"] and partition["gpu_gres"] == ["gpu:1"]
+    assert report["recommendation"]["calibration_gpu"]["name"] == "H100"  # from gpu_type: the login node has none
+    assert report["disk"]["free_gib"] > 0
+    unreachable = ptqv("env", "--cluster", "nope")
+    assert unreachable.returncode == 2 and "no cluster 'nope'" in unreachable.stderr
