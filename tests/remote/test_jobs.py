@@ -131,7 +131,8 @@ def test_env_of_a_cluster(cluster_home: Path, ssh_infra: dict[str, str], slurm_i
     from tests.remote.conftest import loop_cluster, write_clusters
 
     write_clusters(
-        cluster_home / ".config" / "modelopt" / "clusters.yaml", {"loop": loop_cluster(ssh_infra, gpu_type="H100")}
+        cluster_home / ".config" / "modelopt" / "clusters.yaml",
+        {"loop": loop_cluster(ssh_infra, gpu_type="H100")},
     )
     done = ptqv("env", "--cluster", "loop", "--json")
     assert done.returncode == 0, done.stderr
@@ -139,7 +140,58 @@ def test_env_of_a_cluster(cluster_home: Path, ssh_infra: dict[str, str], slurm_i
     assert (report["cluster"], report["env_type"], report["host"]) == ("loop", "slurm", "127.0.0.1")
     partition = report["slurm"]["partitions"][0]
     assert partition["name"] == slurm_infra["PTQV_SLURM_PARTITION"] and partition["gpu_gres"] == ["gpu:1"]
-    assert report["recommendation"]["calibration_gpu"]["name"] == "H100"  # from gpu_type: the login node has none
+    assert (
+        report["recommendation"]["calibration_gpu"]["name"] == "H100"
+    )  # from gpu_type: the login node has none
     assert report["disk"]["free_gib"] > 0
     unreachable = ptqv("env", "--cluster", "nope")
     assert unreachable.returncode == 2 and "no cluster 'nope'" in unreachable.stderr
+
+
+def test_direct_kind_runs_detached_over_ssh(tmp_path: Path, loop: dict[str, Any]) -> None:
+    spec = tmp_path / "direct.yaml"
+    spec.write_text(
+        json.dumps(
+            {"model": "org/direct", "qformat": "fp8", "quantizer_command": ["python3", loop["stand_in"]]}
+        )
+    )
+    root = tmp_path / "workspaces"
+    args = (
+        "launch",
+        "--spec",
+        str(spec),
+        "--kind",
+        "direct",
+        "--cluster",
+        "loop",
+        "--out",
+        str(root),
+        "--yes",
+        "--json",
+    )
+    done = ptqv(*args)
+    assert done.returncode == 0, done.stderr
+    job_id = json.loads(done.stdout)["job_id"]
+    step = status(root, job_id)["steps"][0]
+    assert step["pid"] and step["rc_file"].endswith(".rc")
+    assert wait(root, job_id, "--timeout", "120").returncode == 0
+    final = status(root, job_id)["steps"][0]
+    assert (final["state"], final["exit_code"]) == ("COMPLETED", 0)
+    logs = json.loads(ptqv("jobs", "logs", job_id, "--root", str(root), "--json").stdout)
+    assert any("stand-in quantizer" in line for line in logs["logs"][0]["lines"])
+    # a long one, cancelled: SIGTERM reaches the job's process group on the far side
+    spec.write_text(
+        json.dumps(
+            {
+                "model": "org/direct2",
+                "qformat": "fp8",
+                "quantizer_command": ["python3", loop["stand_in"]],
+                "env": {"STAND_IN_SLEEP": "120"},
+            }
+        )
+    )
+    job_id = json.loads(ptqv(*args).stdout)["job_id"]
+    assert status(root, job_id)["steps"][0]["state"] == "RUNNING"
+    assert ptqv("jobs", "cancel", job_id, "--root", str(root), "--yes").returncode == 0
+    assert wait(root, job_id, "--timeout", "60").returncode == 1
+    assert status(root, job_id)["status"] == "cancelled"
