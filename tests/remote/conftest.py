@@ -1,19 +1,17 @@
 """Fixtures for the remote tests: a real sshd (and SLURM) on 127.0.0.1, a private HOME with
-known_hosts and a clusters.yaml pointing at it, and the CLI run in a separate process."""
+known_hosts and a clusters.yaml pointing at it, and the CLI run in a separate process (``ptqv``, HOME and the rest of the environment inherited)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import run_ptqv as ptqv  # noqa: F401  (used by the remote tests)
 from tests.infra.services import slurm_infra, ssh_infra  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,18 +55,3 @@ def cluster_home(home: Path, ssh_infra: dict[str, str]) -> Path:  # noqa: F811  
     shutil.copy(ssh_infra["PTQV_SSH_KNOWN_HOSTS"], home / ".ssh" / "known_hosts")
     write_clusters(home / ".config" / "modelopt" / "clusters.yaml", {"loop": loop_cluster(ssh_infra)})
     return home
-
-
-def ptqv(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a separate process (HOME and the rest of the environment inherited)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "ptq_validators", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )

@@ -46,6 +46,18 @@ def open_master(command: str, ssh: dict[str, str], home: Path) -> None:
     subprocess.run([argv[0], *extra, *argv[1:]], check=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
+def through_master(
+    control_dir: Path, ssh: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ssh`` through the test's master socket (``-O exit`` closes it; a command runs over it)."""
+    target = ["-o", f"ControlPath={control_dir}/%C", "-p", ssh["PTQV_SSH_PORT"], "-l", ssh["PTQV_SSH_USER"]]
+    if args[:1] == ("-O",):
+        return subprocess.run(
+            ["ssh", *args, *target, ssh["PTQV_SSH_HOST"]], capture_output=True, text=True, timeout=30
+        )
+    return subprocess.run(["ssh", *target, *args], input=stdin, capture_output=True, text=True, timeout=30)
+
+
 def test_openssh_needs_a_live_master(
     cluster_home: Path, ssh_infra: dict[str, str], control_dir: Path
 ) -> None:
@@ -63,22 +75,7 @@ def test_openssh_needs_a_live_master(
         done = ptqv("remote", "run", "mfa", "--json", "--", "bash", "-c", "echo via master; exit 6")
         assert done.returncode == 6 and json.loads(done.stdout)["stdout"] == "via master\n"
     finally:
-        subprocess.run(
-            [
-                "ssh",
-                "-O",
-                "exit",
-                "-o",
-                f"ControlPath={control_dir}/%C",
-                "-p",
-                ssh_infra["PTQV_SSH_PORT"],
-                "-l",
-                ssh_infra["PTQV_SSH_USER"],
-                ssh_infra["PTQV_SSH_HOST"],
-            ],
-            capture_output=True,
-            timeout=30,
-        )
+        through_master(control_dir, ssh_infra, "-O", "exit")
     done = ptqv("remote", "run", "mfa", "--", "true")  # the master is gone: refused again, no prompt
     assert done.returncode == 4 and "no live ControlMaster" in done.stderr
 
@@ -96,22 +93,9 @@ def test_slurm_jobs_over_a_control_master(
     open_master(probe.stderr.split("then rerun: ", 1)[1].strip().rstrip(")"), ssh_infra, cluster_home)
     try:
         stand_in = f"{entry['workspace']}/stand_in.py"
-        up = subprocess.run(
-            [
-                "ssh",
-                "-o",
-                f"ControlPath={control_dir}/%C",
-                "-p",
-                ssh_infra["PTQV_SSH_PORT"],
-                "-l",
-                ssh_infra["PTQV_SSH_USER"],
-                ssh_infra["PTQV_SSH_HOST"],
-                f"mkdir -p {entry['workspace']} && cat > {stand_in}",
-            ],
-            input=STAND_IN.read_text(),
-            text=True,
-            capture_output=True,
-            timeout=30,
+        script = f"mkdir -p {entry['workspace']} && cat > {stand_in}"
+        up = through_master(
+            control_dir, ssh_infra, ssh_infra["PTQV_SSH_HOST"], script, stdin=STAND_IN.read_text()
         )
         assert up.returncode == 0, up.stderr
         loop: dict[str, Any] = {"stand_in": stand_in, "partition": slurm_infra["PTQV_SLURM_PARTITION"]}
@@ -127,22 +111,7 @@ def test_slurm_jobs_over_a_control_master(
         assert wait(c_root, c_id, "--timeout", "60").returncode == 1
         assert status(c_root, c_id)["status"] == "cancelled"
     finally:
-        subprocess.run(
-            [
-                "ssh",
-                "-O",
-                "exit",
-                "-o",
-                f"ControlPath={control_dir}/%C",
-                "-p",
-                ssh_infra["PTQV_SSH_PORT"],
-                "-l",
-                ssh_infra["PTQV_SSH_USER"],
-                ssh_infra["PTQV_SSH_HOST"],
-            ],
-            capture_output=True,
-            timeout=30,
-        )
+        through_master(control_dir, ssh_infra, "-O", "exit")
 
 
 def test_sshd_gone_during_status_is_retried_then_reported(
