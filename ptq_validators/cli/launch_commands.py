@@ -457,6 +457,9 @@ def jobs_wait(
     clusters: Path | None = CLUSTERS_OPTION,
     timeout: float | None = typer.Option(None, help="Give up after S seconds (exit 124) [wait forever]."),
     max_failures: int = typer.Option(5, help="Polls in a row that may fail before exit 4."),
+    max_interval: float = typer.Option(
+        30, help="Longest pause between polls, in seconds (they back off from 1 s)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the final record as JSON."),
 ) -> None:
     """Wait for a job to end, printing only state changes; exit with its outcome.

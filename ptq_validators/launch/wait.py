@@ -35,12 +35,14 @@ def wait(
     timeout: float | None,
     max_failures: int,
     report: Callable[[str], None],
+    max_interval: float = MAX_POLL_S,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Poll ``record`` until it ends; ``report`` gets each new state line and each failure."""
+    """Poll ``record`` until it ends; ``report`` gets each new state line and each failure.
+    Polls back off from 1 s to ``max_interval``."""
     deadline = None if timeout is None else clock() + timeout
-    interval, last = FIRST_POLL_S, ""
+    interval, last = min(FIRST_POLL_S, max_interval), ""
     while True:
         try:
             record = refresh(runner, record)
@@ -55,7 +57,7 @@ def wait(
             line = describe(record)
             if line != last:
                 report(line)
-                last, interval = line, FIRST_POLL_S
+                last, interval = line, min(FIRST_POLL_S, max_interval)
             if record.status in DONE:
                 return DONE[record.status]
         if deadline is not None and clock() >= deadline:
@@ -63,4 +65,4 @@ def wait(
             return TIMED_OUT
         pause = interval if deadline is None else max(0.0, min(interval, deadline - clock()))
         sleep(pause)
-        interval = min(interval * 2, MAX_POLL_S)
+        interval = min(interval * 2, max_interval)

@@ -55,3 +55,11 @@ def cluster_home(home: Path, ssh_infra: dict[str, str]) -> Path:  # noqa: F811  
     shutil.copy(ssh_infra["PTQV_SSH_KNOWN_HOSTS"], home / ".ssh" / "known_hosts")
     write_clusters(home / ".config" / "modelopt" / "clusters.yaml", {"loop": loop_cluster(ssh_infra)})
     return home
+
+
+@pytest.fixture(scope="session")
+def slow_job() -> dict[str, Any]:
+    """A job that overruns its 1-minute limit, launched by test_jobs.py's first test and checked
+    by test_time_limit.py, so the tests in between run while SLURM waits (its limits are whole
+    minutes, checked every 30 s)."""
+    return {}

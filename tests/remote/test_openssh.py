@@ -123,7 +123,7 @@ def test_sshd_gone_during_status_is_retried_then_reported(
         runner.mkdir(stand_in.parent)
         runner.write_text(stand_in, STAND_IN.read_text())
     loop = {"stand_in": str(stand_in), "partition": slurm_infra["PTQV_SLURM_PARTITION"]}
-    root, job_id, _ = launch(tmp_path, loop, "outage", env={"STAND_IN_SLEEP": "15"})
+    root, job_id, _ = launch(tmp_path, loop, "outage", env={"STAND_IN_SLEEP": "2"})
     subprocess.run(["bash", str(STOP), "ssh"], check=True, capture_output=True, timeout=60)
     try:
         start = time.monotonic()

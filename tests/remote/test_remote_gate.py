@@ -120,7 +120,7 @@ def test_remote_gate_matches_local_and_reads_only_headers(
     remote_done = ptqv(
         "gate", str(root / export), "--cluster", "loop", "--source", f"loop:{root / source}", "--json", *args
     )
-    assert remote_done.returncode == local_done.returncode, remote_done.stderr
+    assert remote_done.returncode == local_done.returncode, (remote_done.stderr, local_done.stderr)
     local_report, remote_report = json.loads(local_done.stdout), json.loads(remote_done.stdout)
     assert strip_paths(remote_report) == strip_paths(local_report)
     assert remote_report["output"] == f"loop:{root / export}"
@@ -137,7 +137,7 @@ def test_remote_gate_matches_local_and_reads_only_headers(
     need += sum(c.ranges for c in counted) - header_bytes(local / export) - header_bytes(local / source)
     transfer = remote_report["transfer"]
     served = server_bytes_read(ssh_infra, root, start, transfer["bytes_transferred"])
-    assert served == transfer["bytes_transferred"]  # our count is the server's
+    assert served == transfer["bytes_transferred"], (served, transfer)  # our count is the server's
     assert served <= 1.1 * need, (served, need)
     assert transfer["round_trips"] > 0
 
