@@ -48,6 +48,7 @@ class Step:
     exit_code: int | None = None
     reason: str = ""
     node: str = ""
+    source: str = ""  # where the state came from: rc file, sacct, squeue or process
 
 
 @dataclass
@@ -148,23 +149,31 @@ def _refresh_steps(runner: Runner, record: JobRecord) -> None:
         code = _own_exit_code(runner, step)
         if step.slurm_id:
             if code == 0:
-                step.state, step.exit_code = "COMPLETED", 0
+                step.state, step.exit_code, step.source = "COMPLETED", 0, "rc file"
             else:
                 waiting.append((step, code))
         elif code is not None:
-            step.state, step.exit_code = ("COMPLETED" if code == 0 else "FAILED"), code
+            step.state, step.exit_code, step.source = (
+                ("COMPLETED" if code == 0 else "FAILED"),
+                code,
+                "rc file",
+            )
         elif step.pid and runner.alive(step.pid, step.start_time):
-            step.state = "RUNNING"
+            step.state, step.source = "RUNNING", "process"
         else:
-            step.state = "LOST"  # gone without an exit code (killed with SIGKILL, machine rebooted)
+            step.state, step.source = "LOST", "process"  # gone without an exit code (SIGKILL, reboot)
     if not waiting:
         return
     infos = slurm.query(runner, [s.slurm_id for s, _ in waiting if s.slurm_id])
     for step, code in waiting:
         info = infos.get(step.slurm_id or "")
+        if code is None and info is not None and info.state in FINAL:
+            code = _own_exit_code(runner, step)  # it may have ended between the two reads
         if info is not None:
-            step.reason, step.node = info.reason, info.node or step.node
-        if code is not None:
+            step.reason, step.node, step.source = info.reason, info.node or step.node, info.source
+        if code == 0:
+            step.state, step.exit_code, step.source = "COMPLETED", 0, "rc file"
+        elif code is not None:
             # the script ended non-zero: failed, unless the scheduler names a more specific end
             # (TIMEOUT, CANCELLED...) or has not caught up yet (COMPLETING: ask again later)
             step.exit_code = code
@@ -175,7 +184,8 @@ def _refresh_steps(runner: Runner, record: JobRecord) -> None:
         elif info is not None:
             step.state = info.state
             if info.state in FINAL:
-                step.exit_code = info.exit_code
+                # COMPLETED means the script exited 0 (squeue has no exit code column)
+                step.exit_code = 0 if info.state == "COMPLETED" and info.exit_code is None else info.exit_code
         # neither the job nor the scheduler knows it: keep the last known state
 
 

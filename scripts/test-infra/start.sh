@@ -5,7 +5,10 @@
 #
 #   tools   shellcheck (the lint of rendered job scripts)
 #   slurm   munged + slurmctld + slurmd on 127.0.0.1, one node with fake GPU GRES, no cgroups,
-#           batch_sched_delay=0 (a job round trip takes ~1 s instead of waiting for a 3 s tick)
+#           batch_sched_delay=0 (a job round trip takes ~1 s instead of waiting for a 3 s tick);
+#           with PTQV_INFRA_SLURMDBD=1 also MariaDB (unix socket only) + slurmdbd on 127.0.0.1, so
+#           sacct answers (without it sacct says "accounting storage is disabled"); switching
+#           restarts slurmctld
 #   docker  dockerd with --bridge=none --iptables=false, private data/exec roots, its own socket;
 #           plus a locally built FROM-scratch image (bash-static + busybox-static), since no
 #           registry is reachable
@@ -31,6 +34,8 @@ CTLD_PORT="${PTQV_INFRA_CTLD_PORT:-6817}"
 SLURMD_PORT="${PTQV_INFRA_SLURMD_PORT:-6818}"
 SKIP_APT="${PTQV_INFRA_SKIP_APT:-0}"
 SSH_PORT="${PTQV_INFRA_SSH_PORT:-2222}"
+WITH_DBD="${PTQV_INFRA_SLURMDBD:-0}"
+DBD_PORT="${PTQV_INFRA_DBD_PORT:-6819}"
 SSH_USER="${PTQV_INFRA_SSH_USER:-ptqvtest}"
 MARKER="# written by ptq-validators scripts/test-infra/start.sh"
 IMAGE=ptqv-test/busybox:1
@@ -94,6 +99,9 @@ start_slurm() {
     [ -x "$b" ] || need=1
   done
   [ "$need" = 1 ] && apt_install munge slurmctld slurmd slurm-client iproute2
+  if [ "$WITH_DBD" = 1 ] && { [ ! -x /usr/sbin/slurmdbd ] || [ ! -x /usr/sbin/mariadbd ]; }; then
+    apt_install slurmdbd mariadb-server
+  fi
 
   mkdir -p "$DIR"/slurm/{ctld,spool} "$DIR/dev"
   chown slurm:slurm "$DIR/slurm/ctld" "$DIR/logs"   # slurmctld runs as SlurmUser=slurm
@@ -137,7 +145,13 @@ start_slurm() {
       gres_conf+="NodeName=$node Name=gpu File=$dev"$'\n'
     done
   fi
-  local conf
+  local conf acct_lines="JobAcctGatherType=jobacct_gather/none"$'\n'"AccountingStorageType=accounting_storage/none"
+  if [ "$WITH_DBD" = 1 ]; then
+    acct_lines="JobAcctGatherType=jobacct_gather/linux
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT"
+  fi
   conf=$(cat <<CONF
 $MARKER
 ClusterName=ptqvtest
@@ -157,8 +171,7 @@ SlurmctldLogFile=$DIR/logs/slurmctld.log
 SlurmdLogFile=$DIR/logs/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+$acct_lines
 MinJobAge=3600
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0
@@ -186,8 +199,11 @@ CONF
   if [ "$changed" = 1 ] && { ours "$DIR/pids/slurmctld.pid" slurmctld || ours "$DIR/pids/slurmd.pid" slurmd; }; then
     say "slurm config changed: restarting"
     bash "$(dirname "$0")/stop.sh" slurm
+    start_slurm   # again from the top: stop.sh also stopped munged (the config is current now)
+    return
   fi
 
+  [ "$WITH_DBD" = 1 ] && start_slurmdbd "$node"
   if ! ours "$DIR/pids/slurmctld.pid" slurmctld; then
     /usr/sbin/slurmctld </dev/null >>"$DIR/logs/slurmctld.out" 2>&1 || die "slurmctld failed (see $DIR/logs/slurmctld.log)"
   fi
@@ -202,7 +218,48 @@ CONF
   fi
   env_set PTQV_SLURM_PARTITION debug
   env_set PTQV_SLURM_FAKE_GPUS "$FAKE_GPUS"
+  env_set PTQV_SLURM_SACCT "$WITH_DBD"
   say "slurm up: node $node, partition debug, $FAKE_GPUS fake GPU(s)"
+}
+
+# start_slurmdbd NODE: MariaDB without networking, slurmdbd on 127.0.0.1:$DBD_PORT
+start_slurmdbd() {
+  local node=$1 dbd
+  install -d -m 755 -o mysql -g mysql /run/mysqld "$DIR/mysql"
+  [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >"$DIR/logs/mariadb-install.log" 2>&1
+  db_ok() { mariadb -e 'select 1'; }
+  if ! { ours "$DIR/pids/mariadbd.pid" mariadbd && db_ok >/dev/null 2>&1; }; then
+    setsid runuser -u mysql -- /usr/sbin/mariadbd --skip-networking --socket=/run/mysqld/mysqld.sock \
+      --datadir=/var/lib/mysql --pid-file="$DIR/mysql/mariadbd.pid" --log-error="$DIR/logs/mariadbd.err" \
+      </dev/null >/dev/null 2>&1 &
+    wait_until 30 db_ok || die "mariadbd did not start (see $DIR/logs/mariadbd.err)"
+    cp "$DIR/mysql/mariadbd.pid" "$DIR/pids/mariadbd.pid"
+  fi
+  # the OS user slurm is the DB user slurm through the socket: no password anywhere
+  mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED VIA unix_socket;
+              GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
+  dbd="$MARKER
+AuthType=auth/munge
+DbdHost=$node
+DbdAddr=127.0.0.1
+DbdPort=$DBD_PORT
+CommunicationParameters=NoInAddrAny
+SlurmUser=slurm
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=slurm
+StorageLoc=slurm_acct_db
+PidFile=$DIR/pids/slurmdbd.pid
+LogFile=$DIR/logs/slurmdbd.log"
+  if [ "$(cat /etc/slurm/slurmdbd.conf 2>/dev/null)" != "$dbd" ]; then
+    printf '%s\n' "$dbd" >/etc/slurm/slurmdbd.conf
+  fi
+  chown slurm:slurm /etc/slurm/slurmdbd.conf && chmod 600 /etc/slurm/slurmdbd.conf   # slurmdbd insists
+  if ! ours "$DIR/pids/slurmdbd.pid" slurmdbd; then
+    /usr/sbin/slurmdbd </dev/null >>"$DIR/logs/slurmdbd.out" 2>&1 || die "slurmdbd failed (see $DIR/logs/slurmdbd.log)"
+    dbd_up() { ss -Hltn "sport = :$DBD_PORT" | grep -q .; }
+    wait_until 20 dbd_up || die "slurmdbd not listening (see $DIR/logs/slurmdbd.log)"
+  fi
 }
 
 # ------------------------------------------------------------------------------------ docker
@@ -237,7 +294,7 @@ start_docker() {
 # ------------------------------------------------------------------------------------ ssh
 # start_one_sshd NAME PORT AUTH-LINES: sshd NAME on 127.0.0.1:PORT with its own host key
 start_one_sshd() {
-  local name=$1 port=$2 auth=$3 dir="$DIR/ssh" conf banner
+  local name=$1 port=$2 auth=$3 dir="$DIR/ssh" conf
   # sftp-server run through the user's shell, logging `close "PATH" bytes read N` per file: the
   # remote gate tests check the bytes read against the server's own count
   local sftp="Subsystem sftp /usr/lib/openssh/sftp-server -e -l INFO 2>>$DIR/logs/sftp-$name.log"

@@ -47,6 +47,8 @@ for p in "${parts[@]}"; do
       fi
       stop_pid "$DIR/pids/slurmd.pid" slurmd
       stop_pid "$DIR/pids/slurmctld.pid" slurmctld
+      stop_pid "$DIR/pids/slurmdbd.pid" slurmdbd
+      stop_pid "$DIR/pids/mariadbd.pid" mariadbd
       stop_pid "$DIR/pids/munged.pid" munged
       ;;
     docker)
@@ -59,7 +61,7 @@ for p in "${parts[@]}"; do
 done
 
 if [ "$PURGE" = 1 ]; then
-  for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
+  for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf /etc/slurm/slurmdbd.conf; do
     if [ -e "$f" ] && grep -qxF "$MARKER" "$f"; then
       rm -f "$f"; [ -e "$f.before-ptqv" ] && mv "$f.before-ptqv" "$f"
     fi

@@ -108,6 +108,7 @@ def test_complete_fail_and_cancel(
     assert done.returncode == 1, done.stdout + done.stderr
     smoke, full = status(bad_root, bad_id)["steps"]
     assert (smoke["state"], smoke["exit_code"], full["state"]) == ("FAILED", 3, "CANCELLED")
+    assert (smoke["source"], full["source"]) == ("squeue", "squeue")  # no slurmdbd here: sacct cannot answer
 
     c_root, c_id, _ = launch(tmp_path, loop, "cancelme", env={"STAND_IN_SLEEP": "120"})
     deadline = time.monotonic() + 60
