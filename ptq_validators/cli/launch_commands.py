@@ -350,19 +350,30 @@ def jobs_list(
     clusters: Path | None = CLUSTERS_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List the launched jobs under the root, with their current status.
+    """List the launched jobs under the root, with their current status (a job on a cluster that
+    cannot be reached is listed with its last known status and `unknown_since`; exit 4 at the end).
 
     Example: ptqv jobs list --json
     """
+    from ptq_validators.errors import RemoteError
     from ptq_validators.launch.jobs import all_records
 
-    records = [_refreshed(r, clusters) for r in all_records(root or _default_root())]
+    records, unreachable = [], 0
+    for record in all_records(root or _default_root()):
+        try:
+            records.append(_refreshed(record, clusters))
+        except RemoteError as exc:
+            _note(f"{record.id}: {exc}")
+            records.append(record)
+            unreachable += 1
     if json_out:
         _emit_json({"schema_version": 1, "jobs": [_record_json(r) for r in records]})
-        return
-    for r in records:
-        where = f"{r.cluster}:{r.host}" if r.cluster else r.host
-        typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{where}\t{r.submitted}\t{r.workspace}")
+    else:
+        for r in records:
+            where = f"{r.cluster}:{r.host}" if r.cluster else r.host
+            typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{where}\t{r.submitted}\t{r.workspace}")
+    if unreachable:
+        raise typer.Exit(4)
 
 
 @jobs_app.command("status")

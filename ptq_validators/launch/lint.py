@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -205,7 +206,10 @@ def _check_llmc_recipe(data: Any) -> None:
                     LlmcQuantizationModifier.model_validate(args)
 
 
-YAML_SCHEMAS = {"launcher.yaml": LauncherConfig.model_validate, "recipe.yaml": _check_llmc_recipe}
+YAML_SCHEMAS: dict[str, Callable[[Any], object]] = {
+    "launcher.yaml": LauncherConfig.model_validate,
+    "recipe.yaml": _check_llmc_recipe,
+}
 
 
 def lint_yaml(path: Path) -> list[Finding]:

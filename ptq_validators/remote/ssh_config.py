@@ -47,6 +47,12 @@ class Endpoint:
         return f"{self.user}@{self.hostname}:{self.port}"
 
 
+def expand_tokens(command: str, host: str, port: int, user: str) -> str:
+    """OpenSSH's ProxyCommand tokens: ``%h`` host, ``%p`` port, ``%r`` user, ``%%`` a percent."""
+    values = {"h": host, "p": str(port), "r": user, "%": "%"}
+    return re.sub(r"%([hpr%])", lambda m: values[m.group(1)], command)
+
+
 def ssh_config_path() -> Path:
     return Path.home() / ".ssh" / "config"
 
@@ -117,12 +123,17 @@ def _endpoint(
                     depth=depth + 1,
                 )
             )
-    proxy = proxy_command or found.get("proxycommand")
+    hostname = found.get("hostname", alias)
+    port = port or int(found.get("port", 22))
+    user = user or found.get("user") or getpass.getuser()
+    proxy = found.get("proxycommand")  # paramiko expanded its tokens; ssh_proxy's are ours to expand
+    if proxy_command:
+        proxy = expand_tokens(proxy_command, hostname, port, user)
     return Endpoint(
         alias=alias,
-        hostname=found.get("hostname", alias),
-        port=port or int(found.get("port", 22)),
-        user=user or found.get("user") or getpass.getuser(),
+        hostname=hostname,
+        port=port,
+        user=user,
         identity_files=(os.path.expanduser(key),) if key else tuple(found.get("identityfile", ())),
         proxy_command=None if proxy in (None, "none") or jumps else proxy,
         jumps=tuple(jumps),

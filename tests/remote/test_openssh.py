@@ -134,6 +134,10 @@ def test_sshd_gone_during_status_is_retried_then_reported(
         (jobs_file,) = root.glob("*/*/jobs.json")
         saved = json.loads(jobs_file.read_text())["jobs"][0]
         assert saved["status"] == "running" and saved["failed_polls"] == 1 and saved["unknown_since"]
+        listed = ptqv("jobs", "list", "--root", str(root), "--json", timeout=60)
+        assert listed.returncode == 4  # listed with the last known state, and said so
+        (job,) = json.loads(listed.stdout)["jobs"]
+        assert (job["id"], job["status"], job["failed_polls"]) == (job_id, "running", 2)
     finally:
         subprocess.run(["bash", str(START), "ssh"], check=True, capture_output=True, timeout=120)
     assert wait(root, job_id, "--timeout", "120").returncode == 0

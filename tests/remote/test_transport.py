@@ -219,3 +219,17 @@ def test_remote_sync_copies_then_skips_unchanged(
         f"cat {target}/a.yaml; test -x {target}/sub/run.sh; ls -A {target}",
     )
     assert done.stdout == "a: 22\na.yaml\nsub\n" and done.returncode == 0
+
+
+def test_ssh_proxy_command_from_clusters_yaml(cluster_home: Path, ssh_infra: dict[str, str]) -> None:
+    # a ProxyCommand that only bash provides: the TCP stream to %h:%p over /dev/tcp
+    proxy = "bash -c 'exec 3<>/dev/tcp/%h/%p; cat <&3 & cat >&3'"
+    entry = loop_cluster(ssh_infra, ssh_proxy=proxy)
+    write_clusters(cluster_home / ".config" / "modelopt" / "clusters.yaml", {"proxied": entry})
+    runner = connect(load_cluster("proxied"))
+    assert isinstance(runner, ParamikoRunner)
+    assert runner.endpoint.proxy_command == proxy.replace("%h", "127.0.0.1").replace(
+        "%p", ssh_infra["PTQV_SSH_PORT"]
+    )
+    with runner:
+        assert runner.run(["echo", "proxied"]).stdout == "proxied\n"
