@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ptq_validators.checks.base import Finding
 from ptq_validators.launch.runner import CommandTimeout, Completed, LocalRunner, Runner
-from ptq_validators.preflight.findings import Finding
 from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
 from ptq_validators.preflight.recommend import recommend
 
