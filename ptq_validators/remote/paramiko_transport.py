@@ -24,6 +24,7 @@ import base64
 import hashlib
 import select
 import stat as stat_mode
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path, PurePath
@@ -103,6 +104,7 @@ class ParamikoRunner(ShellRunner):
         self.retries = retries
         self._clients: list[paramiko.SSHClient] = []
         self._sftp: paramiko.SFTPClient | None = None
+        self._proxy: paramiko.ProxyCommand | None = None
         self.round_trips = 0  # SFTP requests sent through this runner's byte sources
 
     # ------------------------------------------------------------------ connection
@@ -168,7 +170,7 @@ class ParamikoRunner(ShellRunner):
         sock: Any = None
         hops = [*self.endpoint.jumps, self.endpoint]
         if self.endpoint.proxy_command:
-            sock = paramiko.ProxyCommand(self.endpoint.proxy_command)
+            sock = self._proxy = paramiko.ProxyCommand(self.endpoint.proxy_command)
         clients = []
         try:
             for i, hop in enumerate(hops):
@@ -219,9 +221,24 @@ class ParamikoRunner(ShellRunner):
         if self._sftp is not None:
             self._sftp.close()
             self._sftp = None
+        transports = [c.get_transport() for c in self._clients]
         for client in reversed(self._clients):
             client.close()
+        for transport in transports:  # their threads close the sockets (the proxy command too)
+            if transport is not None and transport.is_alive():
+                transport.join(5)
         self._clients = []
+        if self._proxy is not None:  # closing the transport signals the command; reap it too
+            process = self._proxy.process
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            self._proxy = None
 
     def __enter__(self) -> ParamikoRunner:
         return self

@@ -107,7 +107,8 @@ class SftpSource(ByteSource):
         """One open, one stat (to clamp at the end of the file), one pipelined ``readv``."""
 
         def read(sftp: paramiko.SFTPClient) -> list[bytes]:
-            with sftp.open(self._path(name), "rb") as handle:
+            # unbuffered: a buffered file reads ahead (8 KiB) around the ranges asked for
+            with sftp.open(self._path(name), "rb", bufsize=0) as handle:
                 size = int(handle.stat().st_size or 0)
                 wanted = [(o, min(n, size - o)) for o, n in ranges if o < size and n > 0]
                 got = iter(handle.readv(wanted) if wanted else [])

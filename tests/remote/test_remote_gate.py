@@ -137,8 +137,9 @@ def test_remote_gate_matches_local_and_reads_only_headers(
     need += sum(c.ranges for c in counted) - header_bytes(local / export) - header_bytes(local / source)
     transfer = remote_report["transfer"]
     served = server_bytes_read(ssh_infra, root, start, transfer["bytes_transferred"])
-    assert served == transfer["bytes_transferred"], (served, transfer)  # our count is the server's
-    assert served <= 1.1 * need, (served, need)
+    # the server's own count and ours agree up to ranges that overlap (served once, returned twice)
+    assert abs(served - transfer["bytes_transferred"]) <= 0.01 * need, (served, transfer)
+    assert max(served, transfer["bytes_transferred"]) <= 1.1 * need, (served, transfer, need)
     assert transfer["round_trips"] > 0
 
 
