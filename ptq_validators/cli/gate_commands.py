@@ -12,28 +12,21 @@ from contextlib import contextmanager
 
 import typer
 
-GATE_EPILOG = """Examples:
+from ptq_validators.cli.epilogs import epilog
+from ptq_validators.errors import CHECK_FAILED_EXIT, PASS_EXIT
 
-  ptqv gate out/llama-nvfp4 --source meta-llama/Llama-3.1-8B-local --qformat nvfp4_mlp_only
-
-  ptqv gate out/qwen-w4a16 --source qwen-src --scheme W4A16 --ignore lm_head --json
-
-  ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep     # also NaN/Inf in block scales, sampled weights
-
-Exit codes: 0 pass (warnings allowed), 1 a blocking check failed, 2 usage,
-3 unreadable or invalid input."""
-
-SCAN_EPILOG = """Example:
-
-  ptqv scan out/llama-nvfp4 --json
-
-Exit codes: 0 readable and consistent, 1 a check failed, 3 unreadable input."""
-
-DEMO_EPILOG = """Example:
-
-  ptqv demo            # gate a bundled tiny NVFP4 export against its source
-
-Exit codes: as for `ptqv gate`."""
+GATE_EPILOG = epilog(
+    "ptqv gate out/llama-nvfp4 --source llama-src --qformat nvfp4_mlp_only",
+    "ptqv gate out/qwen-w4a16 --source qwen-src --scheme W4A16 --ignore lm_head --json",
+    "ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep   # also NaN/Inf in scales",
+    note="OUTPUT and --source are local directories: download a Hub model first "
+    "(hf download ORG/NAME --local-dir NAME). --qformat is case-insensitive.",
+)
+SCAN_EPILOG = epilog(
+    "ptqv scan out/llama-nvfp4 --json",
+    "ptqv scan llama-src            # an unquantized source: an inventory, exit 0",
+)
+DEMO_EPILOG = epilog("ptqv demo      # gate a bundled tiny NVFP4 export against its source")
 
 
 @contextmanager
@@ -93,26 +86,29 @@ def gate(
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
+    from ptq_validators.cli.arguments import gate_pair
     from ptq_validators.gate import GateOptions, run_gate
     from ptq_validators.io.source import open_source
+    from ptq_validators.presets import gate_qformat, gate_scheme, nonempty
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
     options = GateOptions(
-        qformat=qformat,
-        scheme=scheme,
-        ignore=list(ignore or []),
-        plan=plan,
+        qformat=None if qformat is None else gate_qformat(qformat),
+        scheme=None if scheme is None else gate_scheme(scheme),
+        ignore=[nonempty("--ignore", entry) for entry in ignore or []],
+        plan=None if plan is None else nonempty("--plan", plan),
         allow_quantized_vision=allow_quantized_vision,
         deep=deep,
     )
     options.recipe()  # usage errors before any source is opened (a remote one connects)
+    gate_pair(output, source)
     progress = _progress if sys.stderr.isatty() else None
     with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
         report = run_gate(exported, original, options, progress=progress)
         document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)
     sys.stdout.write(document)
-    raise typer.Exit(0 if report.verdict == "pass" else 1)
+    raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
 def scan(
@@ -121,17 +117,19 @@ def scan(
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
+    from ptq_validators.cli.arguments import checkpoint_directory
     from ptq_validators.io.source import open_source
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
+    checkpoint_directory(checkpoint, "CHECKPOINT")
     with _bulk_allocation(), open_source(checkpoint) as source:
         report = run_scan(source)
         document = render_json(report.to_json()) if json_output else render_scan(report, limit=limit)
     sys.stdout.write(document)
     failed = any(check.status == "fail" for check in report.checks)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(CHECK_FAILED_EXIT if failed else PASS_EXIT)
 
 
 def demo(
@@ -150,7 +148,7 @@ def demo(
     )
     print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
     sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report))
-    raise typer.Exit(0 if report.verdict == "pass" else 1)
+    raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
 def register(app: typer.Typer) -> None:

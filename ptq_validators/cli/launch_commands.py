@@ -14,9 +14,22 @@ from typing import Any
 
 import typer
 
+from ptq_validators.cli.epilogs import epilog
 from ptq_validators.errors import UsageError
 
 KINDS_HELP = "slurm, launcher, docker, direct, nemotron or llmcompressor"
+RENDER_EPILOG = epilog(
+    "ptqv render slurm --spec job.yaml --partition batch --lint",
+    "ptqv render direct --model ./Qwen3-8B --qformat nvfp4 --modelopt-repo ~/Model-Optimizer",
+    "ptqv render llmcompressor --model ./Qwen3-8B --scheme W4A16",
+    note="qformat, recipe, scheme and kv_cache_qformat are checked against the names the gate "
+    "and hf_ptq.py accept (case-insensitive; a typo fails here with the closest names). "
+    "Re-rendering into a workspace removes the scripts an earlier render of another kind left.",
+)
+LAUNCH_EPILOG = epilog(
+    "ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --dry-run",
+    "ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --yes",
+)
 
 
 def _default_root() -> Path:
@@ -47,6 +60,39 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     return data
 
 
+def _check_presets(overrides: dict[str, Any]) -> None:
+    """The preset flags, checked with the gate's data and messages (usage errors, exit 2); the
+    same names in a spec file are checked by the spec (input errors naming the file)."""
+    from ptq_validators import presets
+
+    checks = {
+        "qformat": presets.hf_ptq_qformat,
+        "recipe": presets.modelopt_recipe,
+        "scheme": presets.gate_scheme,
+    }
+    for key, check in checks.items():
+        if key in overrides:
+            overrides[key] = check(overrides[key], flag=f"--{key}")
+
+
+def _rendered_files(manifest: Path) -> list[Path]:
+    """The files an earlier render listed in ``manifest`` (none when there is no readable one)."""
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [Path(f) for f in files if isinstance(f, str)]
+
+
+def _remove_stale(earlier: list[Path], scripts: Path, kept: list[Path]) -> list[Path]:
+    """Delete what an earlier render into this workspace wrote and the new one did not (another
+    kind's scripts), so ``ptqv launch`` cannot pick them up. Files no render wrote stay."""
+    stale = [path for path in earlier if path not in kept and path.parent == scripts]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _render(
     kind: str,
     spec_path: Path | None,
@@ -57,7 +103,7 @@ def _render(
 ) -> tuple[Any, list[Any]]:
     from ptq_validators.errors import TemplateError
     from ptq_validators.launch.lint import lint_files, shellcheck_available
-    from ptq_validators.launch.render import KINDS, render_job, variant_for
+    from ptq_validators.launch.render import KINDS, MANIFEST, render_job, variant_for
     from ptq_validators.launch.spec import load_spec
     from ptq_validators.launch.workspace import session_id, workspace_for
 
@@ -65,10 +111,14 @@ def _render(
         raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {KINDS_HELP}")
     if spec_path is None and "model" not in overrides:
         raise UsageError("give --spec job.yaml or at least --model and --qformat/--recipe/--scheme")
+    _check_presets(overrides)
     spec = load_spec(spec_path, overrides)
     root = out or _default_root()
     ws = workspace_for(root, session or session_id(root), variant_for(spec, kind))
+    earlier = _rendered_files(ws.path / MANIFEST)
     job = render_job(spec, kind, ws)
+    for path in _remove_stale(earlier, ws.scripts, job.files):
+        _note(f"removed {path.name}: an earlier render of another kind left it in {ws.scripts}")
     findings = []
     if lint:
         if not shellcheck_available():
@@ -130,8 +180,6 @@ def render(
 
     The workspace is <out>/<session-id>/<model-variant>/{scripts,logs,output}. Every value that
     reaches a shell line is quoted by ptqv; a smoke run (calib 4) comes before the full run.
-
-    Example: ptqv render slurm --spec job.yaml --partition batch --lint
     """
     overrides = _overrides(
         model=model,
@@ -189,8 +237,6 @@ def launch(
     slurm jobs go to the local sbatch (smoke first, the full run with --dependency=afterok);
     docker jobs run `docker run` (--gpus where a GPU runtime exists); the others run their
     rendered script as a detached process logging to logs/<job-id>.log.
-
-    Example: ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --dry-run
     """
     from ptq_validators.launch.execute import execute, plan_launch
     from ptq_validators.launch.jobs import new_job_id
@@ -242,7 +288,14 @@ def launch(
         )
 
 
-jobs_app = typer.Typer(help="Launched jobs: list, status, logs, cancel.", no_args_is_help=True)
+JOBS_HELP = "Launched jobs: list, status, logs, cancel."
+jobs_app = typer.Typer(
+    help=JOBS_HELP,
+    epilog=epilog("ptqv jobs list", "ptqv jobs logs JOB_ID --tail 50"),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
 ROOT_OPTION = typer.Option(None, "--root", help="Workspaces root or one workspace [./workspaces].")
 
 
@@ -252,14 +305,11 @@ def _record_json(record: Any) -> dict[str, Any]:
     return asdict(record)
 
 
-@jobs_app.command("list")
+@jobs_app.command("list", epilog=epilog("ptqv jobs list --json"))
 def jobs_list(
     root: Path | None = ROOT_OPTION, json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
-    """List the launched jobs under the root, with their current status.
-
-    Example: ptqv jobs list --json
-    """
+    """List the launched jobs under the root, with their current status."""
     from ptq_validators.launch.jobs import all_records, refresh
     from ptq_validators.launch.runner import LocalRunner
 
@@ -268,20 +318,21 @@ def jobs_list(
     if json_out:
         _emit_json({"schema_version": 1, "jobs": [_record_json(r) for r in records]})
         return
+    if not records:
+        _note(f"no jobs under {root or _default_root()}")
+        return
+    typer.echo("\t".join(("JOB", "STATUS", "KIND", "MODE", "SUBMITTED", "WORKSPACE")))
     for r in records:
         typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{r.submitted}\t{r.workspace}")
 
 
-@jobs_app.command("status")
+@jobs_app.command("status", epilog=epilog("ptqv jobs status j20260822-101500-ab12 --json"))
 def jobs_status(
     job_id: str = typer.Argument(..., help="Job id from `ptqv launch` or `jobs list`."),
     root: Path | None = ROOT_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a job's status and the state of each step (process or SLURM job).
-
-    Example: ptqv jobs status j20260822-101500-ab12 --json
-    """
+    """Show a job's status and the state of each step (process or SLURM job)."""
     from ptq_validators.launch.jobs import find_record, refresh
     from ptq_validators.launch.runner import LocalRunner
 
@@ -296,7 +347,7 @@ def jobs_status(
         typer.echo(f"  {step.name}\t{ident}\t{step.state}{code}\t{step.log}")
 
 
-@jobs_app.command("logs")
+@jobs_app.command("logs", epilog=epilog("ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50"))
 def jobs_logs(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
@@ -304,10 +355,7 @@ def jobs_logs(
     tail: int | None = typer.Option(None, help="Only the last N lines of each log."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON: each step's path and lines."),
 ) -> None:
-    """Print a job's logs (each step's log, headed by its name on stderr).
-
-    Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
-    """
+    """Print a job's logs (each step's log, headed by its name on stderr)."""
     from ptq_validators.launch.jobs import find_record, log_paths
 
     record = find_record(root or _default_root(), job_id)
@@ -335,17 +383,14 @@ def jobs_logs(
             typer.echo(line)
 
 
-@jobs_app.command("cancel")
+@jobs_app.command("cancel", epilog=epilog("ptqv jobs cancel j20260822-101500-ab12 --yes"))
 def jobs_cancel(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
     yes: bool = typer.Option(False, "--yes", help="Really cancel it."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Cancel a running job: scancel its SLURM jobs, or SIGTERM its process group.
-
-    Example: ptqv jobs cancel j20260822-101500-ab12 --yes
-    """
+    """Cancel a running job: scancel its SLURM jobs, or SIGTERM its process group."""
     from ptq_validators.launch.jobs import cancel, find_record
     from ptq_validators.launch.runner import LocalRunner
 
@@ -361,6 +406,6 @@ def jobs_cancel(
 
 def register(app: typer.Typer) -> None:
     """Add render, launch and the jobs group to ``app``."""
-    app.command("render")(render)
-    app.command("launch")(launch)
+    app.command("render", epilog=RENDER_EPILOG)(render)
+    app.command("launch", epilog=LAUNCH_EPILOG)(launch)
     app.add_typer(jobs_app, name="jobs")
