@@ -48,12 +48,12 @@ def gate_scheme(value: str, *, flag: str = "--scheme") -> str:
 def hf_ptq_qformat(value: str, *, flag: str = "--qformat") -> str:
     """A qformat ``hf_ptq.py`` accepts: the gate's names (legacy aliases mapped to the name
     hf_ptq.py knows) plus the inventory's; unknown names fail with the gate's message."""
-    from ptq_validators.recipes.base import load_data
+    from ptq_validators.datafiles import load_data
     from ptq_validators.recipes.modelopt import QFORMAT_FILE, qformat_names
 
     accepted = _hf_ptq()["qformat"]
     name = nonempty(flag, value).lower()
-    name = load_data(QFORMAT_FILE)["aliases"].get(name, name)
+    name = load_data("recipes", QFORMAT_FILE)["aliases"].get(name, name)
     if name not in accepted:
         raise unknown("ModelOpt qformat", value, sorted({*accepted, *qformat_names()}))
     return name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ptq_validators.checks import metadata as md
@@ -59,10 +61,11 @@ def test_the_rules_file_decides():
 
 def test_every_rule_has_a_reason():
     """Each listed key has a comment on its line, or sits in a list whose header line says why."""
-    from ptq_validators.recipes.base import _DATA_DIR
+    from ptq_validators.checks import metadata
 
+    rules_file = Path(metadata.__file__).parent / "data" / md.RULES_FILE
     header_comment = False
-    for line in (_DATA_DIR / md.RULES_FILE).read_text(encoding="utf-8").splitlines():
+    for line in rules_file.read_text(encoding="utf-8").splitlines():
         code = line.split("#")[0].strip()
         if code.endswith(":"):  # a section or list header
             header_comment = "#" in line

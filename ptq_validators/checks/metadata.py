@@ -5,7 +5,7 @@ Pure functions over parsed documents: each returns ``MetadataDiff`` rows classif
 ``expected`` (the export is meant to change it, or a save-time stamp changed), ``warning`` or
 ``blocking`` (serving would behave differently: context length, rope, vocabulary, template,
 sampling defaults, eos ids). Which key is which lives in one data file,
-``recipes/data/metadata_rules.yaml``, with the reason for each rule.
+``checks/data/metadata_rules.yaml``, with the reason for each rule.
 """
 
 from __future__ import annotations
@@ -92,9 +92,9 @@ class Rules:
 @cache
 def rules(family: str) -> Rules:
     """The rules of ``family`` (``config``, ``tokenizer`` or ``generation``) from the data file."""
-    from ptq_validators.recipes.base import load_data
+    from ptq_validators.datafiles import load_data
 
-    section = load_data(RULES_FILE)[family]
+    section = load_data("checks", RULES_FILE)[family]
     return Rules(*(frozenset(section.get(kind) or []) for kind in (EXPECTED, WARNING, BLOCKING)))
 
 
