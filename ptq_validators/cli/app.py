@@ -9,6 +9,7 @@ dependencies inside the command bodies.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -36,15 +37,16 @@ SETTINGS = {"add_completion": False, "pretty_exceptions_enable": False, "rich_ma
 class LazyGroup(TyperGroup):
     """The root command group: loads a command's module on first use."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    # ``ctx`` is typed Any: typer's Context class differs between the typer versions allowed.
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(dict.fromkeys([*COMMANDS, *self.commands]))
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> typer.core.TyperCommand | None:  # type: ignore[override]
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             self._load(COMMANDS[cmd_name])
-        return self.commands.get(cmd_name)  # type: ignore[return-value]
+        return self.commands.get(cmd_name)
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]):  # type: ignore[no-untyped-def]
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and not args[0].startswith("-") and args[0] not in COMMANDS:
             # an unknown name: load every module so the "did you mean" hint sees every command
             for module in dict.fromkeys(COMMANDS.values()):

@@ -253,7 +253,7 @@ def launch(
         job_dir = job.workspace.path
         _note(f"rendered into {job_dir}")
     else:
-        job_dir = path  # type: ignore[assignment]  # checked above: exactly one is given
+        job_dir = path  # checked above: exactly one is given
     runner = LocalRunner()
     plan = plan_launch(job_dir, runner, new_job_id())
     if dry_run:

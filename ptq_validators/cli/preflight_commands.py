@@ -259,6 +259,7 @@ def plan_command(
     from ptq_validators.io.source import open_source
     from ptq_validators.preflight.plan import plan_model
     from ptq_validators.presets import gate_qformat, gate_scheme
+    from ptq_validators.recipes import Recipe
     from ptq_validators.recipes import llmc_scheme, modelopt_qformat
     from ptq_validators.recipes.recipe_files import load_recipe_file
 
@@ -274,11 +275,13 @@ def plan_command(
         raise UsageError(
             "--ignore applies to --scheme only", hint="put exclusions in the recipe file, or use --scheme"
         )
+    chosen: Recipe
     if qformat is not None:
         chosen, spec = modelopt_qformat(qformat), {"qformat": qformat, "ignore": []}
     elif scheme is not None:
         chosen, spec = llmc_scheme(scheme, ignore=ignore), {"scheme": scheme, "ignore": ignore}
     else:
+        assert recipe is not None  # exactly one of the three, checked above
         chosen, spec = load_recipe_file(recipe), {"recipe": str(recipe), "ignore": []}
     with open_source(model) as source:
         plan = plan_model(

@@ -126,8 +126,8 @@ class JobSpec(BaseModel):
         from ptq_validators import presets
         from ptq_validators.errors import UsageError
 
-        if value is None:
-            return None
+        if value is None or info.field_name is None:
+            return value
         check = {
             "qformat": presets.hf_ptq_qformat,
             "kv_cache_qformat": presets.kv_cache_qformat,
