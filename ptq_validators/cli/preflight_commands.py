@@ -259,8 +259,7 @@ def plan_command(
     from ptq_validators.io.source import open_source
     from ptq_validators.preflight.plan import plan_model
     from ptq_validators.presets import gate_qformat, gate_scheme
-    from ptq_validators.recipes import Recipe
-    from ptq_validators.recipes import llmc_scheme, modelopt_qformat
+    from ptq_validators.recipes import Recipe, llmc_scheme, modelopt_qformat
     from ptq_validators.recipes.recipe_files import load_recipe_file
 
     checkpoint_directory(str(model), "MODEL")
