@@ -50,6 +50,7 @@ def test_help_shows_the_exit_codes_and_unwrapped_examples(ptqv, monkeypatch, pat
     block = lines[starts[0] + 1 :]
     examples = block[: block.index("")] if "" in block else block
     assert examples and all(line.startswith("    ptqv ") for line in examples), examples
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
 
 
 def test_readme_shows_the_same_exit_code_table():
