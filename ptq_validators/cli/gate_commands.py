@@ -17,7 +17,7 @@ from ptq_validators.errors import CHECK_FAILED_EXIT, PASS_EXIT
 
 GATE_EPILOG = epilog(
     "ptqv gate out/llama-nvfp4 --source llama-src --qformat nvfp4_mlp_only",
-    "ptqv gate out/qwen-w4a16 --source qwen --scheme W4A16 --ignore lm_head --json",
+    "ptqv gate out/qwen-w4a16 --source qwen --scheme W4A16 --ignore lm_head",
     "ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep   # also NaN/Inf in scales",
     note="OUTPUT and --source are local directories: download a Hub model first "
     "(hf download ORG/NAME --local-dir NAME). --qformat is case-insensitive.",

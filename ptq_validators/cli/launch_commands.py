@@ -20,7 +20,7 @@ from ptq_validators.errors import UsageError
 KINDS_HELP = "slurm, launcher, docker, direct, nemotron or llmcompressor"
 RENDER_EPILOG = epilog(
     "ptqv render slurm --spec job.yaml --partition batch --lint",
-    "ptqv render direct --model ./Qwen3-8B --qformat nvfp4 --modelopt-repo ~/modelopt",
+    "ptqv render direct --model ./Qwen3-8B --qformat nvfp4 --modelopt-repo ~/mo",
     "ptqv render llmcompressor --model ./Qwen3-8B --scheme W4A16",
     note="qformat, recipe, scheme and kv_cache_qformat are checked against the names the gate "
     "and hf_ptq.py accept (case-insensitive; a typo fails here with the closest names). "
