@@ -53,7 +53,7 @@ def test_an_unquantized_source_gives_no_warning(ptqv):
     assert result.code == 0 and "warning" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["gate-source", "gate-output", "scan", "plan"])
+@pytest.mark.parametrize("command", ["gate-source", "gate-output", "scan", "plan", "inspect"])
 def test_a_hub_id_asks_for_a_download(ptqv, command):
     hub = "meta-llama/Llama-3.1-8B"
     argv = {
@@ -61,6 +61,7 @@ def test_a_hub_id_asks_for_a_download(ptqv, command):
         "gate-output": ("gate", hub, "--source", SOURCE),
         "scan": ("scan", hub),
         "plan": ("plan", hub, "--qformat", "nvfp4"),
+        "inspect": ("inspect", hub, "--gpu", "H100"),
     }[command]
     result = ptqv(*argv)
     assert result.code == 3

@@ -164,8 +164,11 @@ def inspect_command(
     quantization, parameters and GPU sizing, ModelOpt support, and the path to take."""
     import os
 
+    from ptq_validators.cli.arguments import checkpoint_directory
     from ptq_validators.preflight.env import Probe, calibration_gpu, detect_gpus
     from ptq_validators.preflight.inspection import inspect_model
+
+    checkpoint_directory(str(model), "MODEL")
 
     calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(Probe(os.environ))[0])
     report = inspect_model(model, gpu=calib, deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
