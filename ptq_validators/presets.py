@@ -30,9 +30,14 @@ def gate_qformat(value: str, *, flag: str = "--qformat") -> str:
     from ptq_validators.recipes.modelopt import qformat_names
 
     name = nonempty(flag, value).lower()
-    if name not in qformat_names():
-        raise unknown("ModelOpt qformat", value, qformat_names())
-    return name
+    if name in qformat_names():
+        return name
+    if name in _hf_ptq()["qformat"]:
+        raise UsageError(
+            f"the gate has no layer rules for ModelOpt qformat {name!r} (hf_ptq.py accepts it)",
+            hint=f"leave {flag} out: the export is then held to its own hf_quant_config.json",
+        )
+    raise unknown("ModelOpt qformat", value, qformat_names())
 
 
 def gate_scheme(value: str, *, flag: str = "--scheme") -> str:

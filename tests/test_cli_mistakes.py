@@ -92,6 +92,21 @@ def test_a_mistyped_qformat_suggests_the_closest(ptqv):
     assert fix.startswith("ptqv: fix: did you mean 'nvfp4_mlp_only'")
 
 
+def test_a_qformat_only_hf_ptq_knows_says_so(ptqv):
+    from ptq_validators.presets import _hf_ptq
+    from ptq_validators.recipes.modelopt import qformat_names
+
+    only_hf_ptq = sorted(set(_hf_ptq()["qformat"]) - set(qformat_names()))
+    assert only_hf_ptq, "every hf_ptq.py qformat has gate rules: drop this test"
+    result = ptqv("gate", NVFP4, "--source", SOURCE, "--qformat", only_hf_ptq[0])
+    assert result.code == 2
+    error, fix = error_lines(result.stderr)
+    assert error == (
+        f"ptqv: error: the gate has no layer rules for ModelOpt qformat {only_hf_ptq[0]!r} (hf_ptq.py accepts it)"
+    )
+    assert fix == "ptqv: fix: leave --qformat out: the export is then held to its own hf_quant_config.json"
+
+
 def test_a_mistyped_scheme_suggests_the_closest(ptqv):
     result = ptqv("gate", NVFP4, "--source", SOURCE, "--scheme", "w4a61")
     assert result.code == 2
