@@ -118,7 +118,7 @@ def _render(
     earlier = _rendered_files(ws.path / MANIFEST)
     job = render_job(spec, kind, ws)
     for path in _remove_stale(earlier, ws.scripts, job.files):
-        _note(f"removed {path.name}: an earlier render of another kind left it in {ws.scripts}")
+        _note(f"removed {path.name}: an earlier render wrote it into {ws.scripts}, this one does not")
     findings = []
     if lint:
         if not shellcheck_available():
@@ -288,9 +288,8 @@ def launch(
         )
 
 
-JOBS_HELP = "Launched jobs: list, status, logs, cancel."
 jobs_app = typer.Typer(
-    help=JOBS_HELP,
+    help="Launched jobs: list, status, logs, cancel.",
     epilog=epilog("ptqv jobs list", "ptqv jobs logs JOB_ID --tail 50"),
     no_args_is_help=True,
     add_completion=False,
