@@ -54,6 +54,7 @@ class TemplateError(PtqvError):
 
 PASS_EXIT = 0
 CHECK_FAILED_EXIT = 1
+NOT_CHECKABLE_EXIT = 6
 INTERNAL_ERROR_EXIT = 70
 
 #: The exit codes of every ``ptqv`` command, defined once: each command's ``--help``, the top-level
@@ -65,5 +66,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (InputError.exit_code, "input: a file or directory is missing, unreadable or invalid"),
     (RemoteError.exit_code, "remote host, scheduler or job runner failed"),
     (TemplateError.exit_code, "template: a job could not be rendered or failed its lint"),
+    (NOT_CHECKABLE_EXIT, "not checkable here: this engine cannot run the format on this hardware"),
     (INTERNAL_ERROR_EXIT, "internal error, a bug (PTQV_DEBUG=1 shows the traceback)"),
 )

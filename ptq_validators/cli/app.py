@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "render": "launch_commands",
     "launch": "launch_commands",
     "jobs": "launch_commands",
+    "canary": "canary_commands",
 }
 # Settings every Typer of ptqv shares (the root app and the one each module registers into).
 SETTINGS = {"add_completion": False, "pretty_exceptions_enable": False, "rich_markup_mode": None}
