@@ -75,6 +75,11 @@ def gate(
     allow_quantized_vision: bool = typer.Option(
         False, "--allow-quantized-vision", help="Quantized vision towers/projectors warn instead of failing."
     ),
+    allow_extra_quantization: bool = typer.Option(
+        False,
+        "--allow-extra-quantization",
+        help="Layers the recipe leaves unquantized but the export stores quantized warn instead of failing.",
+    ),
     deep: bool = typer.Option(
         False,
         "--deep",
@@ -112,6 +117,7 @@ def gate(
         ignore=[nonempty("--ignore", entry) for entry in ignore or []],
         plan=None if plan is None else nonempty("--plan", plan),
         allow_quantized_vision=allow_quantized_vision,
+        allow_extra_quantization=allow_extra_quantization,
         deep=deep,
         deploy=deploy,
         deploy_tp=deploy_tp,
