@@ -13,34 +13,24 @@ from pathlib import Path
 
 import typer
 
+from ptq_validators.cli.epilogs import epilog
 from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
+from ptq_validators.errors import CHECK_FAILED_EXIT, PASS_EXIT
 
-GATE_EPILOG = """Examples:
-
-  ptqv gate out/llama-nvfp4 --source meta-llama/Llama-3.1-8B-local --qformat nvfp4_mlp_only
-
-  ptqv gate out/qwen-w4a16 --source qwen-src --scheme W4A16 --ignore lm_head --json
-
-  ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep     # also NaN/Inf in block scales, sampled weights
-
-  ptqv gate /lustre/me/out/qwen-fp8 --cluster dgx --source dgx:/lustre/me/Qwen3-8B --json
-
-Exit codes: 0 pass (warnings allowed), 1 a blocking check failed, 2 usage,
-3 unreadable or invalid input, 4 remote (cluster unreachable, host key or login refused)."""
-
-SCAN_EPILOG = """Example:
-
-  ptqv scan out/llama-nvfp4 --json
-
-  ptqv scan /lustre/me/out/qwen-fp8 --cluster dgx --json    # headers over SFTP, no weights copied
-
-Exit codes: 0 readable and consistent, 1 a check failed, 3 unreadable input, 4 remote."""
-
-DEMO_EPILOG = """Example:
-
-  ptqv demo            # gate a bundled tiny NVFP4 export against its source
-
-Exit codes: as for `ptqv gate`."""
+GATE_EPILOG = epilog(
+    "ptqv gate out/llama-nvfp4 --source llama-src --qformat nvfp4_mlp_only",
+    "ptqv gate out/qwen-w4a16 --source qwen --scheme W4A16 --ignore lm_head",
+    "ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep   # also NaN/Inf in scales",
+    "ptqv gate /lustre/me/out --cluster dgx --source dgx:/lustre/me/src",
+    note="OUTPUT and --source are directories (with --cluster, or as CLUSTER:PATH, on a cluster): "
+    "download a Hub model first (hf download ORG/NAME --local-dir NAME). --qformat is case-insensitive.",
+)
+SCAN_EPILOG = epilog(
+    "ptqv scan out/llama-nvfp4 --json",
+    "ptqv scan llama-src            # an unquantized source: an inventory, exit 0",
+    "ptqv scan /lustre/me/out --cluster dgx --json   # headers over SFTP",
+)
+DEMO_EPILOG = epilog("ptqv demo      # gate a bundled tiny NVFP4 export against its source")
 
 
 @contextmanager
@@ -125,16 +115,18 @@ def gate(
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
     from ptq_validators.canary.gate_rows import parse_capability
+    from ptq_validators.cli.arguments import gate_pair
     from ptq_validators.gate import GateOptions, run_gate
-    from ptq_validators.remote.sources import SourceOpener
+    from ptq_validators.presets import gate_qformat, gate_scheme, nonempty
+    from ptq_validators.remote.sources import SourceOpener, is_remote
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
     options = GateOptions(
-        qformat=qformat,
-        scheme=scheme,
-        ignore=list(ignore or []),
-        plan=plan,
+        qformat=None if qformat is None else gate_qformat(qformat),
+        scheme=None if scheme is None else gate_scheme(scheme),
+        ignore=[nonempty("--ignore", entry) for entry in ignore or []],
+        plan=None if plan is None else nonempty("--plan", plan),
         allow_quantized_vision=allow_quantized_vision,
         allow_extra_quantization=allow_extra_quantization,
         deep=deep,
@@ -148,6 +140,8 @@ def gate(
         from ptq_validators.canary.compat import load_engine
 
         load_engine(deploy)
+    if cluster is None and not is_remote(source):
+        gate_pair(output, source)  # the mistakes people make with two local directories
     progress = _progress if sys.stderr.isatty() else None
     with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
         with opener.open(output, cluster) as exported, opener.open(source) as original:
@@ -157,7 +151,7 @@ def gate(
             data["transfer"] = opener.transfer()
         document = render_json(data) if json_output else render_gate(report, limit=limit)
     sys.stdout.write(document)
-    raise typer.Exit(0 if report.verdict == "pass" else 1)
+    raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
 def scan(
@@ -171,11 +165,14 @@ def scan(
     accept_new_host_key: bool = ACCEPT_NEW_OPTION,
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
+    from ptq_validators.cli.arguments import checkpoint_directory
     from ptq_validators.remote.sources import SourceOpener
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
+    if cluster is None:
+        checkpoint_directory(checkpoint, "CHECKPOINT")
     with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
         with opener.open(checkpoint, cluster) as source:
             report = run_scan(source)
@@ -185,7 +182,7 @@ def scan(
         document = render_json(data) if json_output else render_scan(report, limit=limit)
     sys.stdout.write(document)
     failed = any(check.status == "fail" for check in report.checks)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(CHECK_FAILED_EXIT if failed else PASS_EXIT)
 
 
 def demo(
@@ -204,7 +201,7 @@ def demo(
     )
     print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
     sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report))
-    raise typer.Exit(0 if report.verdict == "pass" else 1)
+    raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
 def register(app: typer.Typer) -> None:

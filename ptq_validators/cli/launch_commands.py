@@ -13,10 +13,25 @@ from typing import Any
 
 import typer
 
+from ptq_validators.cli.epilogs import epilog
 from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
 from ptq_validators.errors import UsageError
 from ptq_validators.launch.kinds import KINDS_HELP
 from ptq_validators.launch.workspace import default_root as _default_root
+
+RENDER_EPILOG = epilog(
+    "ptqv render slurm --spec job.yaml --partition batch --lint",
+    "ptqv render direct --model ./Qwen3-8B --qformat nvfp4 --modelopt-repo ~/mo",
+    "ptqv render llmcompressor --model ./Qwen3-8B --scheme W4A16",
+    note="qformat, recipe, scheme and kv_cache_qformat are checked against the names the gate "
+    "and hf_ptq.py accept (case-insensitive; a typo fails here with the closest names). "
+    "Re-rendering into a workspace removes the scripts an earlier render of another kind left.",
+)
+LAUNCH_EPILOG = epilog(
+    "ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --dry-run",
+    "ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --yes",
+    "ptqv launch --spec job.yaml --kind slurm --cluster dgx --yes --json",
+)
 
 
 def _note(message: str) -> None:
@@ -43,6 +58,39 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     return data
 
 
+def _check_presets(overrides: dict[str, Any]) -> None:
+    """The preset flags, checked with the gate's data and messages (usage errors, exit 2); the
+    same names in a spec file are checked by the spec (input errors naming the file)."""
+    from ptq_validators import presets
+
+    checks = {
+        "qformat": presets.hf_ptq_qformat,
+        "recipe": presets.modelopt_recipe,
+        "scheme": presets.gate_scheme,
+    }
+    for key, check in checks.items():
+        if key in overrides:
+            overrides[key] = check(overrides[key], flag=f"--{key}")
+
+
+def _rendered_files(manifest: Path) -> list[Path]:
+    """The files an earlier render listed in ``manifest`` (none when there is no readable one)."""
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [Path(f) for f in files if isinstance(f, str)]
+
+
+def _remove_stale(earlier: list[Path], scripts: Path, kept: list[Path]) -> list[Path]:
+    """Delete what an earlier render into this workspace wrote and the new one did not (another
+    kind's scripts), so ``ptqv launch`` cannot pick them up. Files no render wrote stay."""
+    stale = [path for path in earlier if path not in kept and path.parent == scripts]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _render(
     kind: str,
     spec_path: Path | None,
@@ -57,7 +105,7 @@ def _render(
     from ptq_validators.errors import TemplateError
     from ptq_validators.launch.kinds import KINDS
     from ptq_validators.launch.lint import lint_files, shellcheck_available
-    from ptq_validators.launch.render import render_job, variant_for
+    from ptq_validators.launch.render import MANIFEST, render_job, variant_for
     from ptq_validators.launch.spec import load_spec
     from ptq_validators.launch.workspace import session_id, workspace_for
 
@@ -65,16 +113,20 @@ def _render(
         raise UsageError(f"unknown kind {kind!r}", hint=f"use one of: {KINDS_HELP}")
     if spec_path is None and "model" not in overrides:
         raise UsageError("give --spec job.yaml or at least --model and --qformat/--recipe/--scheme")
+    _check_presets(overrides)
     spec = load_spec(spec_path, overrides)
     root = out or _default_root()
     session = session or session_id(root)
     ws = workspace_for(root, session, variant_for(spec, kind))
+    earlier = _rendered_files(ws.path / MANIFEST)
     if remote_root is None:
         job = render_job(spec, kind, ws)
     else:
         job = render_job(
             spec, kind, workspace_for(Path(remote_root), session, variant_for(spec, kind)), into=ws.path
         )
+    for path in _remove_stale(earlier, ws.scripts, job.files):
+        _note(f"removed {path.name}: an earlier render wrote it into {ws.scripts}, this one does not")
     findings = []
     if lint:
         if not shellcheck_available():
@@ -136,8 +188,6 @@ def render(
 
     The workspace is <out>/<session-id>/<model-variant>/{scripts,logs,output}. Every value that
     reaches a shell line is quoted by ptqv; a smoke run (calib 4) comes before the full run.
-
-    Example: ptqv render slurm --spec job.yaml --partition batch --lint
     """
     overrides = _overrides(
         model=model,
@@ -204,10 +254,6 @@ def launch(
     container fill what the spec leaves out), uploaded there unchanged, and submitted over SSH;
     the record (host, user, cluster, remote paths) stays in the local workspaces root.
 
-    Example: ptqv launch --spec job.yaml --kind slurm --cluster dgx --yes --json
-
-    Exit codes: 0 launched, 2 usage, 3 input, 4 remote/runner (sbatch refused, host unreachable),
-    5 template, 70 internal.
     """
     from ptq_validators.launch.execute import execute, plan_launch
     from ptq_validators.launch.jobs import JobRecord, new_job_id
@@ -292,11 +338,13 @@ def launch(
 
 
 jobs_app = typer.Typer(
-    help="Launched jobs, local or on a cluster: list, status, logs, cancel, wait.\n\n"
-    "Exit codes: 0 ok (wait: the job succeeded), 1 (wait) the job failed, was cancelled or lost, "
-    "2 usage, 3 input, 4 remote/runner (cluster unreachable: the last known state is shown), "
-    "124 (wait) timed out, 70 internal.",
+    help="Launched jobs, local or on a cluster: list, status, logs, cancel, wait.",
+    epilog=epilog(
+        "ptqv jobs list", "ptqv jobs wait JOB_ID --timeout 3600", "ptqv jobs logs JOB_ID --tail 50"
+    ),
     no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
 ROOT_OPTION = typer.Option(None, "--root", help="Workspaces root or one workspace [./workspaces].")
 
@@ -344,17 +392,14 @@ def _refreshed(record: Any, clusters: Path | None) -> Any:
         raise
 
 
-@jobs_app.command("list")
+@jobs_app.command("list", epilog=epilog("ptqv jobs list --json"))
 def jobs_list(
     root: Path | None = ROOT_OPTION,
     clusters: Path | None = CLUSTERS_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the launched jobs under the root, with their current status (a job on a cluster that
-    cannot be reached is listed with its last known status and `unknown_since`; exit 4 at the end).
-
-    Example: ptqv jobs list --json
-    """
+    cannot be reached is listed with its last known status and `unknown_since`; exit 4 at the end)."""
     from ptq_validators.errors import RemoteError
     from ptq_validators.launch.jobs import all_records
 
@@ -368,15 +413,21 @@ def jobs_list(
             unreachable += 1
     if json_out:
         _emit_json({"schema_version": 1, "jobs": [_record_json(r) for r in records]})
-    else:
-        for r in records:
-            where = f"{r.cluster}:{r.host}" if r.cluster else r.host
-            typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{where}\t{r.submitted}\t{r.workspace}")
+        if unreachable:
+            raise typer.Exit(4)
+        return
+    if not records:
+        _note(f"no jobs under {root or _default_root()}")
+        return
+    typer.echo("\t".join(("JOB", "STATUS", "KIND", "MODE", "HOST", "SUBMITTED", "WORKSPACE")))
+    for r in records:
+        where = f"{r.cluster}:{r.host}" if r.cluster else r.host
+        typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{where}\t{r.submitted}\t{r.workspace}")
     if unreachable:
         raise typer.Exit(4)
 
 
-@jobs_app.command("status")
+@jobs_app.command("status", epilog=epilog("ptqv jobs status j20260822-101500-ab12 --json"))
 def jobs_status(
     job_id: str = typer.Argument(..., help="Job id from `ptqv launch` or `jobs list`."),
     root: Path | None = ROOT_OPTION,
@@ -385,10 +436,7 @@ def jobs_status(
 ) -> None:
     """Show a job's status and the state of each step (process or SLURM job).
 
-    A SLURM step's own result file (written by its EXIT trap) wins over sacct and squeue.
-
-    Example: ptqv jobs status j20260822-101500-ab12 --json
-    """
+    A SLURM step's own result file (written by its EXIT trap) wins over sacct and squeue."""
     from ptq_validators.launch.jobs import find_record
 
     record = _refreshed(find_record(root or _default_root(), job_id), clusters)
@@ -402,7 +450,7 @@ def jobs_status(
         typer.echo(f"  {step.name}\t{ident}\t{step.state}{code}\t{step.log}")
 
 
-@jobs_app.command("logs")
+@jobs_app.command("logs", epilog=epilog("ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50"))
 def jobs_logs(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
@@ -412,10 +460,7 @@ def jobs_logs(
     json_out: bool = typer.Option(False, "--json", help="Print JSON: each step's path and lines."),
 ) -> None:
     """Print a job's logs (each step's log, headed by its name on stderr); over SFTP for a
-    cluster job.
-
-    Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
-    """
+    cluster job."""
     from ptq_validators.launch.jobs import find_record, read_log
 
     record = find_record(root or _default_root(), job_id)
@@ -437,7 +482,7 @@ def jobs_logs(
             typer.echo(line)
 
 
-@jobs_app.command("cancel")
+@jobs_app.command("cancel", epilog=epilog("ptqv jobs cancel j20260822-101500-ab12 --yes"))
 def jobs_cancel(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
@@ -445,10 +490,7 @@ def jobs_cancel(
     yes: bool = typer.Option(False, "--yes", help="Really cancel it."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Cancel a running job: scancel its SLURM jobs, or SIGTERM its process group.
-
-    Example: ptqv jobs cancel j20260822-101500-ab12 --yes
-    """
+    """Cancel a running job: scancel its SLURM jobs, or SIGTERM its process group."""
     from ptq_validators.launch.jobs import cancel, find_record
 
     record = find_record(root or _default_root(), job_id)
@@ -461,7 +503,14 @@ def jobs_cancel(
         typer.echo(f"{record.id}\t{record.status}")
 
 
-@jobs_app.command("wait")
+@jobs_app.command(
+    "wait",
+    epilog=epilog(
+        "ptqv jobs wait j20260822-101500-ab12 --timeout 3600",
+        note="The wait exits with the job's outcome: 0 succeeded, 1 failed, cancelled or lost, "
+        "4 unreachable (--max-failures polls in a row failed), 124 timed out.",
+    ),
+)
 def jobs_wait(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
@@ -473,13 +522,7 @@ def jobs_wait(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the final record as JSON."),
 ) -> None:
-    """Wait for a job to end, printing only state changes; exit with its outcome.
-
-    Exit codes: 0 succeeded, 1 failed / cancelled / lost, 4 unreachable (--max-failures polls in a
-    row failed), 124 timed out; 2 usage, 3 input.
-
-    Example: ptqv jobs wait j20260822-101500-ab12 --timeout 3600
-    """
+    """Wait for a job to end, printing only state changes; exit with its outcome."""
     from ptq_validators.launch.jobs import find_record
     from ptq_validators.launch.wait import wait
 
@@ -499,6 +542,6 @@ def jobs_wait(
 
 def register(app: typer.Typer) -> None:
     """Add render, launch and the jobs group to ``app``."""
-    app.command("render")(render)
-    app.command("launch")(launch)
+    app.command("render", epilog=RENDER_EPILOG)(render)
+    app.command("launch", epilog=LAUNCH_EPILOG)(launch)
     app.add_typer(jobs_app, name="jobs")

@@ -6,17 +6,16 @@ the other ``--cluster`` commands too (launch, jobs, env, scan, gate).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-EXIT_CODES = (
-    "Exit codes: 0 pass, 1 blocking/failed, 2 usage, 3 input, 4 remote/runner (unreachable host, "
-    "refused host key or login, no live ControlMaster, timeout), 5 template, 70 internal."
-)
+from ptq_validators.cli.epilogs import epilog
+
+REMOTE_NOTE = "Exit 4: unreachable host, refused host key or login, no live ControlMaster, or a timeout."
+
 CLUSTERS_OPTION = typer.Option(
     None,
     "--clusters",
@@ -31,7 +30,12 @@ ACCEPT_NEW_OPTION = typer.Option(
 )
 
 remote_app = typer.Typer(
-    help="Run commands and copy files on a cluster from clusters.yaml.\n\n" + EXIT_CODES,
+    help="Run commands and copy files on a cluster from clusters.yaml.",
+    epilog=epilog(
+        "ptqv remote run dgx -- squeue -u alice",
+        "ptqv remote sync dgx ./recipes /lustre/alice/ptq/recipes --dry-run",
+        note=REMOTE_NOTE,
+    ),
     no_args_is_help=True,
 )
 
@@ -48,14 +52,19 @@ def open_cluster(
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2))
+    from ptq_validators.envelope import render_json
+
+    typer.echo(render_json(data), nl=False)
 
 
 @remote_app.command(
     "run",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    epilog="Exit codes: the remote command's own exit code; else 2 usage, 3 input, 4 remote/runner "
-    "(unreachable host, refused host key or login, no live ControlMaster, timeout), 70 internal.",
+    epilog=epilog(
+        "ptqv remote run dgx -- squeue -u alice",
+        note="The exit code is the remote command's own; ptqv's codes below apply when it could not run. "
+        + REMOTE_NOTE,
+    ),
 )
 def remote_run(
     ctx: typer.Context,
@@ -73,8 +82,6 @@ def remote_run(
     The words after `--` are the command, passed as argv (each word quoted): use
     `bash -c '...'` for pipes. Nothing prompts: a login that wants a password or MFA fails with
     exit 4 (use `transport: openssh` and open a ControlMaster first).
-
-    Example: ptqv remote run dgx -- squeue -u alice
     """
     from pathlib import PurePosixPath
 
@@ -116,7 +123,10 @@ def _progress(done: int, total: int, name: str) -> None:
     sys.stderr.flush()
 
 
-@remote_app.command("sync", epilog=EXIT_CODES)
+@remote_app.command(
+    "sync",
+    epilog=epilog("ptqv remote sync dgx ./my-recipes /lustre/alice/ptq/recipes --dry-run", note=REMOTE_NOTE),
+)
 def remote_sync(
     cluster: str = typer.Argument(..., help="Cluster name in clusters.yaml."),
     local: Path = typer.Argument(..., help="Local directory to copy."),
@@ -131,8 +141,6 @@ def remote_sync(
     """Copy LOCAL to REMOTE on the cluster over SFTP; files with the same size and mtime there
     are skipped, nothing there is deleted. Leaves out .git, __pycache__, *.pyc, .claude,
     node_modules and *.egg-info unless --no-default-excludes.
-
-    Example: ptqv remote sync dgx ./my-recipes /lustre/alice/ptq/recipes --dry-run
     """
     from pathlib import PurePosixPath
 

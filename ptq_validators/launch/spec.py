@@ -22,6 +22,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -117,6 +118,27 @@ class JobSpec(BaseModel):
             for key, value in data.items():
                 walk(value, str(key))
         return data
+
+    @field_validator("qformat", "kv_cache_qformat", "recipe", "scheme")
+    @classmethod
+    def _preset(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The names the gate and hf_ptq.py accept (ptq_validators.presets), so a typo fails
+        here and not in the queue; returns the tool's spelling."""
+        from ptq_validators import presets
+        from ptq_validators.errors import UsageError
+
+        if value is None or info.field_name is None:
+            return value
+        check = {
+            "qformat": presets.hf_ptq_qformat,
+            "kv_cache_qformat": presets.kv_cache_qformat,
+            "recipe": presets.modelopt_recipe,
+            "scheme": presets.gate_scheme,
+        }[info.field_name]
+        try:
+            return check(value, flag=info.field_name)
+        except UsageError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
     @field_validator("partition", "account", "name")
     @classmethod

@@ -23,7 +23,7 @@ from ptq_validators.launch.runner import CommandTimeout, Completed, LocalRunner,
 from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
 from ptq_validators.preflight.recommend import recommend
 
-TOOL_TIMEOUT_S = 15
+TOOL_TIMEOUT_S = 5  # a probe answers in well under a second; a hung controller must not stall env
 PACKAGES = (
     "torch",
     "transformers",
@@ -224,7 +224,7 @@ def run_mode(
             "mode": "local",
             "reason": f"{len(gpus)} local GPU(s): run hf_ptq.py here (or in Docker with the NVIDIA runtime)",
         }
-    if slurm["available"]:
+    if slurm["available"] and not slurm["error"]:  # sinfo answered: the controller is up
         return {
             "mode": "slurm",
             "reason": "no local GPU but sbatch is available: submit a SLURM job from this node",
@@ -234,6 +234,12 @@ def run_mode(
             "mode": "remote",
             "reason": "no local GPU or SLURM; clusters configured: "
             f"{', '.join(names)} (run remotely on one of them)",
+        }
+    if slurm["available"]:
+        return {
+            "mode": "none",
+            "reason": f"sbatch is installed but the SLURM controller did not answer ({slurm['error']}): "
+            "fix the cluster or run on a GPU machine",
         }
     return {
         "mode": "none",

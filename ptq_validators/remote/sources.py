@@ -11,16 +11,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptq_validators.errors import UsageError
 from ptq_validators.io.source import ByteSource, open_source
-from ptq_validators.remote.config import load_cluster
-from ptq_validators.remote.connect import connect
-from ptq_validators.remote.paramiko_transport import ParamikoRunner
-from ptq_validators.remote.sftp_source import SftpSource
+
+if TYPE_CHECKING:  # paramiko is imported only when a cluster is really used
+    from ptq_validators.remote.paramiko_transport import ParamikoRunner
+    from ptq_validators.remote.sftp_source import SftpSource
 
 _REMOTE = re.compile(r"^(?P<cluster>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<path>/.*)$")
+
+
+def is_remote(argument: str) -> bool:
+    """True for ``CLUSTER:/abs/path`` when no local path has that name."""
+    return bool(_REMOTE.match(argument)) and not Path(argument).exists()
 
 
 class SourceOpener:
@@ -39,11 +44,16 @@ class SourceOpener:
             return self._remote(
                 cluster, remote["path"] if remote and remote["cluster"] == cluster else argument
             )
-        if remote and not Path(argument).exists():
+        if remote and is_remote(argument):
             return self._remote(remote["cluster"], remote["path"])
         return open_source(argument)
 
     def _remote(self, name: str, path: str) -> SftpSource:
+        from ptq_validators.remote.config import load_cluster
+        from ptq_validators.remote.connect import connect
+        from ptq_validators.remote.paramiko_transport import ParamikoRunner
+        from ptq_validators.remote.sftp_source import SftpSource
+
         if name not in self._runners:
             spec = load_cluster(name, self.clusters_file)
             runner = connect(spec, accept_new_host_key=self.accept_new)
