@@ -107,7 +107,7 @@ def test_launch_records_and_status_outlive_the_launcher(tmp_path: Path) -> None:
     listed = json.loads(ptqv("jobs", "list", "--root", str(root), "--json").stdout)
     assert [j["id"] for j in listed["jobs"]] == [job_id]
     table = ptqv("jobs", "list", "--root", str(root)).stdout.splitlines()
-    assert table[0].split("\t") == ["JOB", "STATUS", "KIND", "MODE", "SUBMITTED", "WORKSPACE"]
+    assert table[0].split("\t") == ["JOB", "STATUS", "KIND", "MODE", "HOST", "SUBMITTED", "WORKSPACE"]
     assert [row.split("\t")[:2] for row in table[1:]] == [[job_id, "succeeded"]]
     record = json.loads((ws / "jobs.json").read_text())
     assert record["schema_version"] == 2 and record["jobs"][0]["status"] == "succeeded"
