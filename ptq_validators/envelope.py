@@ -6,9 +6,15 @@ fields; and one encoder, ``render_json``. README "JSON output" documents the env
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring  # the C encoder when available
 from typing import Any
 
 SCHEMA_VERSION = 1
+
+
+class Encoded(str):
+    """A value already encoded as JSON text (a large array written from templates, such as the
+    layer table of ``layer_json``): ``render_json`` writes it in place of a top-level field."""
 
 
 def envelope(kind: str, **fields: Any) -> dict[str, Any]:
@@ -20,5 +26,14 @@ def render_json(document: Any) -> str:
     """The one encoder: the document on one line, non-ASCII kept, with a trailing newline.
 
     Compact on purpose: ``indent`` makes the json module fall back to its pure-Python encoder,
-    which takes seconds on the 46k-layer report of a 671B export (pipe to ``jq`` to read it)."""
+    which takes seconds on the 46k-layer report of a 671B export (pipe to ``jq`` to read it).
+    Top-level values that are ``Encoded`` are written as they are; the text is the same as if
+    they had been given as the values they encode."""
+    if isinstance(document, dict) and any(type(value) is Encoded for value in document.values()):
+        fields = (
+            f"{encode_basestring(key)}: "
+            + (value if type(value) is Encoded else json.dumps(value, ensure_ascii=False))
+            for key, value in document.items()
+        )
+        return "{" + ", ".join(fields) + "}\n"
     return json.dumps(document, ensure_ascii=False) + "\n"

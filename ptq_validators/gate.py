@@ -32,6 +32,7 @@ from ptq_validators.errors import UsageError
 from ptq_validators.formats.roles import SCALAR_SCALE_ROLES
 from ptq_validators.gate_documents import SIDECAR_FILES, MetadataPair, read_metadata, read_scalar_scales
 from ptq_validators.io.source import ByteSource
+from ptq_validators.layer_json import encode_layers
 from ptq_validators.layers import LayerTable, build_layer_table
 from ptq_validators.model_config import tied_embeddings
 from ptq_validators.plan_file import check_plan
@@ -80,7 +81,9 @@ class GateReport:
     def verdict(self) -> str:
         return verdict(self.checks)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, encoded_layers: bool = False) -> dict[str, Any]:
+        """The report document; with ``encoded_layers`` its ``layers`` are ``Encoded`` text for
+        ``render_json`` (the same bytes, written from per-layout templates)."""
         return envelope(
             "gate",
             verdict=self.verdict,
@@ -92,7 +95,9 @@ class GateReport:
             size=self.size,
             precision_counts=self.table.precision_counts(),
             group_counts=self.table.group_counts(),
-            layers=[layer.to_json() for layer in self.table.layers],
+            layers=encode_layers(self.table.layers)
+            if encoded_layers
+            else [layer.to_json() for layer in self.table.layers],
             metadata_diffs=[diff.to_json() for diff in self.metadata_diffs],
         )
 

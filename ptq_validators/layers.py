@@ -9,10 +9,12 @@ format or group size), ``fake_quant`` (float weight beside scales) or ``unrecogn
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint
@@ -201,9 +203,14 @@ def module_class(name: str, group: LayerGroup) -> str:
     """Without a module tree, a 2-D weight is taken to be a torch ``Linear`` and an embedding
     (the token embedding, or a table named like one, e.g. a vision tower's
     ``position_embedding``) an ``Embedding``: the classes the quantizers see for standard models."""
-    if group is LayerGroup.EMBED or _EMBEDDING_LEAF.search(name.rpartition(".")[2]):
+    if group is LayerGroup.EMBED or _embedding_leaf(name.rpartition(".")[2]):
         return "Embedding"
     return "Linear"
+
+
+@lru_cache(maxsize=4096)  # a model has a few dozen distinct leaves, asked about once per layer
+def _embedding_leaf(leaf: str) -> bool:
+    return _EMBEDDING_LEAF.search(leaf) is not None
 
 
 @dataclass
@@ -218,13 +225,17 @@ class LayerTable:
     def by_name(self) -> dict[str, Layer]:
         return {layer.name: layer for layer in self.layers}
 
+    # Both count with C-level getters over the ~46k layers of a large MoE, then name the few
+    # distinct keys.
     def precision_counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(layer.precision.value for layer in self.layers).items()))
+        counts = Counter(map(_PRECISION, self.layers))
+        return dict(sorted((precision.value, n) for precision, n in counts.items()))
 
     def group_counts(self) -> dict[str, dict[str, int]]:
-        counts: dict[str, Counter[str]] = {}
-        for layer in self.layers:
-            counts.setdefault(layer.group.value, Counter())[layer.precision.value] += 1
+        counts: dict[str, dict[str, int]] = {}
+        pairs = Counter(zip(map(_GROUP, self.layers), map(_PRECISION, self.layers), strict=True))
+        for (group, precision), n in pairs.items():
+            counts.setdefault(group.value, {})[precision.value] = n
         return {group: dict(sorted(c.items())) for group, c in sorted(counts.items())}
 
     @property
@@ -269,12 +280,17 @@ def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
     """Group tensors by module prefix."""
     modules: dict[str, Module] = {}
     for name, info in tensors.items():
-        module_name, role, fused = split_role(name, info)
+        prefix, _, leaf = name.rpartition(".")
+        if leaf in KNOWN_ROLES:  # nearly every tensor: the answer split_role gives, inline
+            module_name, role, fused = prefix, leaf, False
+        else:
+            module_name, role, fused = split_role(name, info)
         module = modules.get(module_name)
         if module is None:
             module = modules[module_name] = Module(module_name)
         module.tensors[role] = info
-        module.fused = module.fused or fused
+        if fused:
+            module.fused = True
     return modules
 
 
@@ -314,45 +330,39 @@ def build_layer_table(
     layers: list[Layer] = []
     modules = group_modules(checkpoint.tensors)
     # The experts of a MoE model repeat a few tensor layouts tens of thousands of times:
-    # recognise each distinct layout (roles, dtypes, shapes and hints) once.
+    # recognise each distinct layout (roles, dtypes, shapes and hints) once, and judge each
+    # (layout, declaration) pair once. Per layer remain only what its name decides (group,
+    # declaration) and the lookups. Layers are built in natural name order, so no sort after.
     recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
-    for module in modules.values():
+    statuses: dict[tuple[int, int], str] = {}
+    for name in sorted(modules, key=_natural_key):
+        module = modules[name]
         if not is_layer(module):
             continue
-        group = classify(module.name, num_hidden_layers=depth)
-        declared = declaration.declared(module.name, module_class=module_class(module.name, group))
-        hints = Hints(
-            declaration.declared_bits(module.name),
-            declared.group_size,
-            shapes.get(module.name),
-            declared.block,
-        )
-        layout = (
-            hints,
-            module.fused,
-            tuple((role, info.dtype, info.shape) for role, info in module.tensors.items()),
-        )
+        group = classify(name, num_hidden_layers=depth)
+        declared = declaration.declared(name, module_class=module_class(name, group))
+        hints = Hints(declaration.declared_bits(name), declared.group_size, shapes.get(name), declared.block)
+        tensors = module.tensors
+        layout = (hints, module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
         known = recognized.get(layout)
         if known is None:
             known = recognized[layout] = (
                 recognize(module, hints),
-                sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES),
+                sum(info.bits for role, info in tensors.items() if role in WEIGHT_SIDE_ROLES),
             )
         stored, weight_bits = known
-        layers.append(
-            Layer(
-                module.name,
-                group,
-                module.fused,
-                stored,
-                declared,
-                dict(module.tensors),
-                weight_bits,
-                _status(stored, declared),
-            )
-        )
-    layers.sort(key=lambda layer: _natural_key(layer.name))
+        judged = (id(stored), id(declared))
+        status = statuses.get(judged)
+        if status is None:
+            status = statuses[judged] = _status(stored, declared)
+        # The layer shares its module's tensor dict: neither is changed after grouping.
+        layers.append(Layer(name, group, module.fused, stored, declared, tensors, weight_bits, status))
     return LayerTable(layers, declaration, modules, depth)
+
+
+_DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
+_PRECISION = operator.attrgetter("stored.precision")
+_GROUP = operator.attrgetter("group")
 
 
 def _status(stored: Stored, declared: Declared) -> str:

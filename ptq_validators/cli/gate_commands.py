@@ -110,7 +110,11 @@ def gate(
     progress = _progress if sys.stderr.isatty() else None
     with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
         report = run_gate(exported, original, options, progress=progress)
-        document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)
+        document = (
+            render_json(report.to_json(encoded_layers=True))
+            if json_output
+            else render_gate(report, limit=limit)
+        )
     sys.stdout.write(document)
     raise typer.Exit(0 if report.verdict == "pass" else 1)
 
@@ -128,7 +132,11 @@ def scan(
 
     with _bulk_allocation(), open_source(checkpoint) as source:
         report = run_scan(source)
-        document = render_json(report.to_json()) if json_output else render_scan(report, limit=limit)
+        document = (
+            render_json(report.to_json(encoded_layers=True))
+            if json_output
+            else render_scan(report, limit=limit)
+        )
     sys.stdout.write(document)
     failed = any(check.status == "fail" for check in report.checks)
     raise typer.Exit(1 if failed else 0)
@@ -149,7 +157,7 @@ def demo(
         LocalSource(example / "nvfp4"), LocalSource(example / "source"), GateOptions(qformat="nvfp4")
     )
     print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
-    sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report))
+    sys.stdout.write(render_json(report.to_json(encoded_layers=True)) if json_output else render_gate(report))
     raise typer.Exit(0 if report.verdict == "pass" else 1)
 
 
