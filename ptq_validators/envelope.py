@@ -12,9 +12,15 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
-class Encoded(str):
-    """A value already encoded as JSON text (a large array written from templates, such as the
-    layer table of ``layer_json``): ``render_json`` writes it in place of a top-level field."""
+class Encoded:
+    """A value already encoded as JSON text, kept as the pieces it was written in (a large array
+    written from templates, such as the layer table of ``layer_json``): ``render_json`` writes
+    it in place of a top-level field, joining everything once."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
 
 
 def envelope(kind: str, **fields: Any) -> dict[str, Any]:
@@ -30,10 +36,13 @@ def render_json(document: Any) -> str:
     Top-level values that are ``Encoded`` are written as they are; the text is the same as if
     they had been given as the values they encode."""
     if isinstance(document, dict) and any(type(value) is Encoded for value in document.values()):
-        fields = (
-            f"{encode_basestring(key)}: "
-            + (value if type(value) is Encoded else json.dumps(value, ensure_ascii=False))
-            for key, value in document.items()
-        )
-        return "{" + ", ".join(fields) + "}\n"
+        pieces = ["{"]
+        for key, value in document.items():
+            pieces.append(f"{', ' if len(pieces) > 1 else ''}{encode_basestring(key)}: ")
+            if type(value) is Encoded:
+                pieces += value.pieces
+            else:
+                pieces.append(json.dumps(value, ensure_ascii=False))
+        pieces.append("}\n")
+        return "".join(pieces)
     return json.dumps(document, ensure_ascii=False) + "\n"

@@ -26,7 +26,7 @@ def encode_layers(layers: Sequence[Layer]) -> Encoded:
     """``layers`` as the JSON array of their ``to_json`` rows (non-ASCII kept, the default
     separators), for ``render_json`` to write in place."""
     templates: dict[tuple[Any, ...], tuple[str, str]] = {}
-    parts = []
+    pieces = ["["]
     for layer in layers:
         # Everything a row holds besides its name comes from these; the stored layout and the
         # declaration are shared objects (one per distinct layout / rule), so their ids key them.
@@ -44,8 +44,11 @@ def encode_layers(layers: Sequence[Layer]) -> Encoded:
         halves = templates.get(key)
         if halves is None:
             halves = templates[key] = _template(layer)
-        parts.append(halves[0] + encode_basestring(layer.name) + halves[1])
-    return Encoded("[" + ", ".join(parts) + "]")
+        pieces += (halves[0], encode_basestring(layer.name), halves[1], ", ")
+    if len(pieces) > 1:
+        pieces.pop()  # the last separator
+    pieces.append("]")
+    return Encoded(pieces)
 
 
 def _template(layer: Layer) -> tuple[str, str]:
