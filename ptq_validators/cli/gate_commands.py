@@ -93,9 +93,9 @@ def gate(
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
+    from ptq_validators.envelope import write_json
     from ptq_validators.gate import GateOptions, run_gate
     from ptq_validators.io.source import open_source
-    from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
     options = GateOptions(
@@ -110,12 +110,10 @@ def gate(
     progress = _progress if sys.stderr.isatty() else None
     with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
         report = run_gate(exported, original, options, progress=progress)
-        document = (
-            render_json(report.to_json(encoded_layers=True))
-            if json_output
-            else render_gate(report, limit=limit)
-        )
-    sys.stdout.write(document)
+        if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
+            write_json(report.to_json(encoded_layers=True), sys.stdout)
+        else:
+            sys.stdout.write(render_gate(report, limit=limit))
     raise typer.Exit(0 if report.verdict == "pass" else 1)
 
 
@@ -125,19 +123,17 @@ def scan(
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
+    from ptq_validators.envelope import write_json
     from ptq_validators.io.source import open_source
-    from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
     with _bulk_allocation(), open_source(checkpoint) as source:
         report = run_scan(source)
-        document = (
-            render_json(report.to_json(encoded_layers=True))
-            if json_output
-            else render_scan(report, limit=limit)
-        )
-    sys.stdout.write(document)
+        if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
+            write_json(report.to_json(encoded_layers=True), sys.stdout)
+        else:
+            sys.stdout.write(render_scan(report, limit=limit))
     failed = any(check.status == "fail" for check in report.checks)
     raise typer.Exit(1 if failed else 0)
 
