@@ -45,6 +45,7 @@ def inspect_model(
     _check_source_and_kind(facts, findings)
     weights = _weights(model_dir, findings)
     sizing_gpu = gpu or match_gpu(DEFAULT_SIZING_GPU)
+    assert sizing_gpu is not None, f"{DEFAULT_SIZING_GPU} is missing from the bundled GPU table"
     sizing = None
     if weights is not None:
         sizing = calibration_sizing(

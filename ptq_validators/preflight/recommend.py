@@ -88,7 +88,8 @@ def recommend(
         kv_cache_qformat=row["kv_cache_qformat"],
         note=" ".join(row["note"].split()),
     )
-    if deploy is None and cc_tuple("8.9") <= calibration.cc_tuple < cc_tuple("10.0"):
+    # no deploy GPU: the target is the calibration GPU
+    if deploy is None and calibration and cc_tuple("8.9") <= calibration.cc_tuple < cc_tuple("10.0"):
         findings.append(
             Finding(
                 "nvfp4-needs-blackwell-to-serve",

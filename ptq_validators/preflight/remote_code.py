@@ -79,16 +79,16 @@ def _imports(tree: ast.Module) -> list[tuple[str, bool]]:
             out.append((node.module.split(".")[0], optional))
         elif isinstance(node, ast.Try):
             guarded = optional or any(_catches_import_error(h) for h in node.handlers)
-            for child in node.body:
-                visit(child, guarded)
+            for statement in node.body:
+                visit(statement, guarded)
             for child in [*node.handlers, *node.orelse, *node.finalbody]:
                 visit(child, optional)
         elif isinstance(node, ast.If):
             guarded = optional or _is_availability_test(node.test)
-            for child in node.body:
-                visit(child, guarded)
-            for child in node.orelse:
-                visit(child, optional)
+            for statement in node.body:
+                visit(statement, guarded)
+            for statement in node.orelse:
+                visit(statement, optional)
         else:
             for child in ast.iter_child_nodes(node):
                 visit(child, optional)

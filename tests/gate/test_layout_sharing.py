@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ptq_validators.gate import GateOptions, run_gate
 from ptq_validators.io.safetensors import HeaderError, read_header
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import (
+    STATIC_INPUT_ROLES,
     Layer,
     _natural_key,
     _status,
@@ -81,19 +83,26 @@ def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | 
         )
         stored = recognize(module, hints)
         bits = sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES)
-        layer = Layer(
-            module.name,
-            group,
-            module.fused,
-            stored,
-            declared,
-            dict(module.tensors),
-            bits,
-            _status(stored, declared),
-        )
+        static_input = not STATIC_INPUT_ROLES.isdisjoint(module.tensors)
+        status = _status(stored, declared, static_input)
+        layer = Layer(module.name, group, module.fused, stored, declared, dict(module.tensors), bits, status)
         rows.append(layer.to_json())
     rows.sort(key=lambda row: _natural_key(row["name"]))
     return rows
+
+
+def reference_counts(table: Any) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
+    """Precision, scheme and group counts one layer at a time."""
+    precisions = Counter(layer.precision.value for layer in table.layers)
+    schemes = Counter(layer.scheme for layer in table.layers)
+    groups: dict[str, Counter[str]] = {}
+    for layer in table.layers:
+        groups.setdefault(layer.group.value, Counter())[layer.scheme] += 1
+    return (
+        dict(sorted(precisions.items())),
+        dict(sorted(schemes.items())),
+        {group: dict(sorted(c.items())) for group, c in sorted(groups.items())},
+    )
 
 
 def reference_tensors(checkpoint: Checkpoint) -> dict[str, tuple[Any, ...]]:
@@ -118,6 +127,8 @@ def assert_same_as_reference(directory: Path, source: Path | None = None) -> Non
         shapes = build_layer_table(Checkpoint.open(LocalSource(source))).shapes()
     table = build_layer_table(checkpoint, source_shapes=shapes)
     assert [layer.to_json() for layer in table.layers] == reference_rows(checkpoint, shapes)
+    counts = (table.precision_counts(), table.scheme_counts(), table.group_counts())
+    assert counts == reference_counts(table)
 
 
 @pytest.mark.parametrize("entry", manifest(), ids=lambda e: e["name"])
