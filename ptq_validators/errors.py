@@ -50,3 +50,22 @@ class TemplateError(PtqvError):
     """A job spec or template could not be rendered or failed its lint (exit 5)."""
 
     exit_code = 5
+
+
+PASS_EXIT = 0
+CHECK_FAILED_EXIT = 1
+NOT_CHECKABLE_EXIT = 6
+INTERNAL_ERROR_EXIT = 70
+
+#: The exit codes of every ``ptqv`` command, defined once: each command's ``--help``, the top-level
+#: help and the README show this table.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (PASS_EXIT, "pass (warnings allowed)"),
+    (CHECK_FAILED_EXIT, "a blocking check or finding failed"),
+    (UsageError.exit_code, "usage: a flag or argument is wrong"),
+    (InputError.exit_code, "input: a file or directory is missing, unreadable or invalid"),
+    (RemoteError.exit_code, "remote host, scheduler or job runner failed"),
+    (TemplateError.exit_code, "template: a job could not be rendered or failed its lint"),
+    (NOT_CHECKABLE_EXIT, "not checkable here: this engine cannot run the format on this hardware"),
+    (INTERNAL_ERROR_EXIT, "internal error, a bug (PTQV_DEBUG=1 shows the traceback)"),
+)

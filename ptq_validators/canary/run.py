@@ -19,12 +19,10 @@ from ptq_validators.canary.completion import Completion
 from ptq_validators.canary.prompts import PROMPT_SET_VERSION, Prompt, prompt_set
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.envelope import SCHEMA_VERSION, envelope
-from ptq_validators.errors import InputError, UsageError
+from ptq_validators.errors import NOT_CHECKABLE_EXIT, InputError, UsageError
 
 KIND = "ptqv-canary"
 NOT_CHECKABLE = "not_checkable"
-#: Exit code of a run whose engine cannot run the format on this hardware (neither pass nor fail).
-EXIT_NOT_CHECKABLE = 6
 
 
 @dataclass
@@ -73,7 +71,7 @@ class CanaryRecord:
 
     @property
     def exit_code(self) -> int:
-        return {PASS: 0, FAIL: 1}.get(self.verdict, EXIT_NOT_CHECKABLE)
+        return {PASS: 0, FAIL: 1}.get(self.verdict, NOT_CHECKABLE_EXIT)
 
     def to_json(self) -> dict[str, Any]:
         return envelope(

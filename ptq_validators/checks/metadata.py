@@ -2,8 +2,10 @@
 template, special tokens, generation config, sidecar files).
 
 Pure functions over parsed documents: each returns ``MetadataDiff`` rows classified
-``expected`` (the export is meant to change it), ``warning`` or ``blocking`` (serving would
-behave differently: context length, rope, vocabulary, template, sampling defaults, eos ids).
+``expected`` (the export is meant to change it, or a save-time stamp changed), ``warning`` or
+``blocking`` (serving would behave differently: context length, rope, vocabulary, template,
+sampling defaults, eos ids). Which key is which lives in one data file,
+``checks/data/metadata_rules.yaml``, with the reason for each rule.
 """
 
 from __future__ import annotations
@@ -11,109 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 EXPECTED, WARNING, BLOCKING = "expected", "warning", "blocking"
 
-CONFIG_EXPECTED = frozenset(
-    {
-        "quantization_config",
-        "transformers_version",
-        "torch_dtype",
-        "dtype",
-        "_name_or_path",
-        "_commit_hash",
-        "use_cache",
-    }
-)
-CONFIG_BLOCKING = frozenset(
-    {
-        "architectures",
-        "model_type",
-        "max_position_embeddings",
-        "rope_scaling",
-        "rope_theta",
-        "rope_parameters",
-        "rope_type",
-        "partial_rotary_factor",
-        "vocab_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "num_key_value_heads",
-        "hidden_size",
-        "intermediate_size",
-        "moe_intermediate_size",
-        "head_dim",
-        "tie_word_embeddings",
-        "sliding_window",
-        "layer_types",
-        "num_experts",
-        "num_local_experts",
-        "n_routed_experts",
-        "n_shared_experts",
-        "num_experts_per_tok",
-        "bos_token_id",
-        "eos_token_id",
-        "pad_token_id",
-        "hidden_act",
-        "rms_norm_eps",
-        "attention_bias",
-        "mlp_bias",
-        "text_config",
-        "vision_config",
-        "audio_config",
-        "image_token_id",
-        "image_token_index",
-        "video_token_id",
-        "num_nextn_predict_layers",
-        "mtp_num_hidden_layers",
-        "first_k_dense_replace",
-        "kv_lora_rank",
-        "q_lora_rank",
-    }
-)
-TOKENIZER_BLOCKING = frozenset(
-    {
-        "model",
-        "added_tokens",
-        "normalizer",
-        "pre_tokenizer",
-        "post_processor",
-        "decoder",
-        "bos_token",
-        "eos_token",
-        "pad_token",
-        "unk_token",
-        "sep_token",
-        "cls_token",
-        "mask_token",
-        "additional_special_tokens",
-        "added_tokens_decoder",
-        "extra_special_tokens",
-        "chat_template",
-    }
-)
-GENERATION_BLOCKING = frozenset(
-    {
-        "do_sample",
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "typical_p",
-        "repetition_penalty",
-        "num_beams",
-        "eos_token_id",
-        "bos_token_id",
-        "pad_token_id",
-        "max_new_tokens",
-        "max_length",
-        "presence_penalty",
-        "frequency_penalty",
-        "no_repeat_ngram_size",
-    }
-)
-GENERATION_EXPECTED = frozenset({"transformers_version", "_from_model_config"})
+RULES_FILE = "metadata_rules.yaml"
 _MAX_VALUE_CHARS = 120
 
 
@@ -164,24 +69,45 @@ def diff_documents(
     return diffs
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The key lists of one document family in ``metadata_rules.yaml``."""
+
+    expected: frozenset[str]
+    warning: frozenset[str]
+    blocking: frozenset[str]
+
+    def classify(self, path: str) -> str:
+        """``expected`` / ``warning`` / ``blocking`` for key ``path`` (matched on its first or
+        last part; unlisted keys warn)."""
+        parts = path.split(".")
+        ends = {parts[0], parts[-1]}
+        if ends & self.expected:
+            return EXPECTED
+        if ends & self.warning:
+            return WARNING
+        return BLOCKING if ends & self.blocking else WARNING
+
+
+@cache
+def rules(family: str) -> Rules:
+    """The rules of ``family`` (``config``, ``tokenizer`` or ``generation``) from the data file."""
+    from ptq_validators.datafiles import load_data
+
+    section = load_data("checks", RULES_FILE)[family]
+    return Rules(*(frozenset(section.get(kind) or []) for kind in (EXPECTED, WARNING, BLOCKING)))
+
+
 def classify_config(path: str) -> str:
-    parts = path.split(".")
-    if parts[-1] in CONFIG_EXPECTED or parts[0] == "quantization_config":
-        return EXPECTED
-    if parts[-1] in CONFIG_BLOCKING or parts[0] in CONFIG_BLOCKING:
-        return BLOCKING
-    return WARNING
+    return rules("config").classify(path)
 
 
 def classify_tokenizer(path: str) -> str:
-    return BLOCKING if path.split(".")[0] in TOKENIZER_BLOCKING else WARNING
+    return rules("tokenizer").classify(path)
 
 
 def classify_generation(path: str) -> str:
-    key = path.split(".")[0]
-    if key in GENERATION_EXPECTED:
-        return EXPECTED
-    return BLOCKING if key in GENERATION_BLOCKING else WARNING
+    return rules("generation").classify(path)
 
 
 def classify_strict(path: str) -> str:

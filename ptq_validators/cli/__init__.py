@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-INTERNAL_ERROR_EXIT = 70
+from ptq_validators.errors import INTERNAL_ERROR_EXIT
+
 # Commands whose result holds about a million small objects on a 671B checkpoint (headers, the
 # layer table): tearing them down one by one at interpreter exit would add most of a second to
 # a command that is already done, so these leave with ``os._exit`` once their output is flushed.

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import typer
 
-CANARY_EPILOG = """Examples:
+from ptq_validators.cli.epilogs import epilog
 
-  ptqv canary out/llama-w4a16 --serve vllm --source llama-src --engine-python /venvs/vllm/bin/python
-
-  ptqv canary --endpoint http://127.0.0.1:8000 --source http://127.0.0.1:8001 --knowledge
-
-  ptqv canary out/llama-w4a16 --engine transformers --source llama-src --out canary.json
-
-Exit codes: 0 pass, 1 a check failed (incl. a known engine refusal), 2 usage, 3 bad input,
-6 not checkable here (this engine cannot run the format on this hardware)."""
+CANARY_EPILOG = epilog(
+    "ptqv canary out/w4a16 --serve vllm --source src --engine-python vllm/python",
+    "ptqv canary --endpoint http://127.0.0.1:8000 --source http://127.0.0.1:8001",
+    "ptqv canary out/w4a16 --engine transformers --source src --out canary.json",
+    note="Exit 1 includes a known engine refusal; 6 makes no statement about the checkpoint. "
+    "--knowledge adds two questions a real model must answer.",
+)
 
 
 def canary(

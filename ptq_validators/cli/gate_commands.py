@@ -9,31 +9,28 @@ import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
-GATE_EPILOG = """Examples:
+from ptq_validators.cli.epilogs import epilog
+from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
+from ptq_validators.errors import CHECK_FAILED_EXIT, PASS_EXIT
 
-  ptqv gate out/llama-nvfp4 --source meta-llama/Llama-3.1-8B-local --qformat nvfp4_mlp_only
-
-  ptqv gate out/qwen-w4a16 --source qwen-src --scheme W4A16 --ignore lm_head --json
-
-  ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep     # also NaN/Inf in block scales, sampled weights
-
-Exit codes: 0 pass (warnings allowed), 1 a blocking check failed, 2 usage,
-3 unreadable or invalid input."""
-
-SCAN_EPILOG = """Example:
-
-  ptqv scan out/llama-nvfp4 --json
-
-Exit codes: 0 readable and consistent, 1 a check failed, 3 unreadable input."""
-
-DEMO_EPILOG = """Example:
-
-  ptqv demo            # gate a bundled tiny NVFP4 export against its source
-
-Exit codes: as for `ptqv gate`."""
+GATE_EPILOG = epilog(
+    "ptqv gate out/llama-nvfp4 --source llama-src --qformat nvfp4_mlp_only",
+    "ptqv gate out/qwen-w4a16 --source qwen --scheme W4A16 --ignore lm_head",
+    "ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep   # also NaN/Inf in scales",
+    "ptqv gate /lustre/me/out --cluster dgx --source dgx:/lustre/me/src",
+    note="OUTPUT and --source are directories (with --cluster, or as CLUSTER:PATH, on a cluster): "
+    "download a Hub model first (hf download ORG/NAME --local-dir NAME). --qformat is case-insensitive.",
+)
+SCAN_EPILOG = epilog(
+    "ptqv scan out/llama-nvfp4 --json",
+    "ptqv scan llama-src            # an unquantized source: an inventory, exit 0",
+    "ptqv scan /lustre/me/out --cluster dgx --json   # headers over SFTP",
+)
+DEMO_EPILOG = epilog("ptqv demo      # gate a bundled tiny NVFP4 export against its source")
 
 
 @contextmanager
@@ -108,19 +105,28 @@ def gate(
         False, "--json", help="Print the versioned JSON report instead of Markdown."
     ),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="OUTPUT is a path on this cluster (read over SFTP); SOURCE may be CLUSTER:PATH.",
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
+    accept_new_host_key: bool = ACCEPT_NEW_OPTION,
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
     from ptq_validators.canary.gate_rows import parse_capability
+    from ptq_validators.cli.arguments import gate_pair
     from ptq_validators.envelope import write_json
     from ptq_validators.gate import GateOptions, run_gate
-    from ptq_validators.io.source import open_source
+    from ptq_validators.presets import gate_qformat, gate_scheme, nonempty
+    from ptq_validators.remote.sources import SourceOpener, is_remote
     from ptq_validators.report.markdown import render_gate
 
     options = GateOptions(
-        qformat=qformat,
-        scheme=scheme,
-        ignore=list(ignore or []),
-        plan=plan,
+        qformat=None if qformat is None else gate_qformat(qformat),
+        scheme=None if scheme is None else gate_scheme(scheme),
+        ignore=[nonempty("--ignore", entry) for entry in ignore or []],
+        plan=None if plan is None else nonempty("--plan", plan),
         allow_quantized_vision=allow_quantized_vision,
         allow_extra_quantization=allow_extra_quantization,
         deep=deep,
@@ -134,35 +140,53 @@ def gate(
         from ptq_validators.canary.compat import load_engine
 
         load_engine(deploy)
+    if cluster is None and not is_remote(source):
+        gate_pair(output, source)  # the mistakes people make with two local directories
     progress = _progress if sys.stderr.isatty() else None
-    with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
-        report = run_gate(exported, original, options, progress=progress)
+    with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
+        with opener.open(output, cluster) as exported, opener.open(source) as original:
+            report = run_gate(exported, original, options, progress=progress)
         if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
-            write_json(report.to_json(encoded_layers=True), sys.stdout)
+            data = report.to_json(encoded_layers=True)
+            if opener.transfer():
+                data["transfer"] = opener.transfer()
+            write_json(data, sys.stdout)
         else:
             sys.stdout.write(render_gate(report, limit=limit))
-    raise typer.Exit(0 if report.verdict == "pass" else 1)
+    raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
 def scan(
     checkpoint: str = typer.Argument(..., help="A checkpoint directory (quantized or not)."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown."),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="CHECKPOINT is a path on this cluster (SFTP)."
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
+    accept_new_host_key: bool = ACCEPT_NEW_OPTION,
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
+    from ptq_validators.cli.arguments import checkpoint_directory
     from ptq_validators.envelope import write_json
-    from ptq_validators.io.source import open_source
+    from ptq_validators.remote.sources import SourceOpener
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
-    with _bulk_allocation(), open_source(checkpoint) as source:
-        report = run_scan(source)
+    if cluster is None:
+        checkpoint_directory(checkpoint, "CHECKPOINT")
+    with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
+        with opener.open(checkpoint, cluster) as source:
+            report = run_scan(source)
         if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
-            write_json(report.to_json(encoded_layers=True), sys.stdout)
+            data = report.to_json(encoded_layers=True)
+            if opener.transfer():
+                data["transfer"] = opener.transfer()
+            write_json(data, sys.stdout)
         else:
             sys.stdout.write(render_scan(report, limit=limit))
     failed = any(check.status == "fail" for check in report.checks)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(CHECK_FAILED_EXIT if failed else PASS_EXIT)
 
 
 def demo(
@@ -181,7 +205,7 @@ def demo(
     )
     print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
     sys.stdout.write(render_json(report.to_json(encoded_layers=True)) if json_output else render_gate(report))
-    raise typer.Exit(0 if report.verdict == "pass" else 1)
+    raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
 def register(app: typer.Typer) -> None:

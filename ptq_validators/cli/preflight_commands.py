@@ -13,7 +13,9 @@ from typing import Any
 
 import typer
 
-EXIT_CHECK_FAILED = 1
+from ptq_validators.cli.epilogs import epilog
+from ptq_validators.cli.remote_commands import CLUSTERS_OPTION
+from ptq_validators.errors import CHECK_FAILED_EXIT
 
 
 def register(app: typer.Typer) -> None:
@@ -54,9 +56,11 @@ def _render_recommendation(rec: dict[str, Any]) -> list[str]:
 
 # --- ptqv env -------------------------------------------------------------------------------
 
-_ENV_EPILOG = (
-    "Example: ptqv env --deploy-gpu B200 --json\n\n"
-    "Always exits 0: a missing GPU, SLURM or Docker is reported, not an error."
+_ENV_EPILOG = epilog(
+    "ptqv env --deploy-gpu B200 --json",
+    note="A missing GPU, SLURM or Docker is reported, not an error: env exits 0 unless "
+    "a flag is wrong. Each probe has a short timeout; SLURM is recommended only when its "
+    "controller answers.",
 )
 
 
@@ -68,9 +72,24 @@ def env_command(
         None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Probe this cluster's login node over SSH instead."
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
 ) -> None:
     """Detect GPUs, SLURM, containers, the ModelOpt checkout and package versions; say where
-    to run and which format to choose."""
+    to run and which format to choose. With --cluster: the same report for a cluster from
+    clusters.yaml (SLURM partitions, GRES and associations, Docker, enroot/pyxis, env_type, and
+    the recommendation for its gpu_type).
+
+    Example: ptqv env --cluster dgx --json   (exit 4 when the cluster cannot be reached)"""
+    if cluster is not None:
+        from ptq_validators.cli.remote_commands import open_cluster
+        from ptq_validators.preflight.env import detect_cluster_env
+
+        spec, runner = open_cluster(cluster, clusters)
+        _emit(detect_cluster_env(runner, spec, _gpu_option(deploy_gpu, "--deploy-gpu")), as_json, _render_env)
+        return
     from ptq_validators.preflight.env import detect_env
 
     report = detect_env(gpu=_gpu_option(gpu, "--gpu"), deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
@@ -87,7 +106,9 @@ def _render_env(report: dict[str, Any]) -> str:
     else:
         lines.append(f"GPUs: none ({report['gpu_note']})")
     slurm = report["slurm"]
-    if slurm["available"]:
+    if slurm["available"] and slurm["error"]:
+        lines.append(f"SLURM: sbatch found, but the controller did not answer ({slurm['error']})")
+    elif slurm["available"]:
         parts = ", ".join(
             f"{p['name']}{'*' if p['default'] else ''} ({p['nodes']} nodes, "
             f"{'/'.join(p['gpu_gres']) or 'no GPU GRES'})"
@@ -138,10 +159,10 @@ def _render_env(report: dict[str, Any]) -> str:
 
 # --- ptqv inspect ---------------------------------------------------------------------------
 
-_INSPECT_EPILOG = (
-    "Example: ptqv inspect ./Qwen3-30B-A3B --deploy-gpu B200 --json\n\n"
-    "Exit codes: 0 nothing blocks, 1 a blocking finding (unknown architecture, missing "
-    "package of the model's own code, unreadable checkpoint), 2 usage, 3 bad input."
+_INSPECT_EPILOG = epilog(
+    "ptqv inspect ./Qwen3-30B-A3B --deploy-gpu B200 --json",
+    note="Blocking findings (exit 1): unknown architecture, a missing package of the "
+    "model's own code, an unreadable checkpoint.",
 )
 
 
@@ -157,19 +178,25 @@ def inspect_command(
 ) -> None:
     """Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source
     quantization, parameters and GPU sizing, ModelOpt support, and the path to take."""
-    import os
 
-    from ptq_validators.preflight.env import Probe, calibration_gpu, detect_gpus
+    from ptq_validators.cli.arguments import checkpoint_directory
+    from ptq_validators.launch.runner import LocalRunner
+    from ptq_validators.preflight.env import calibration_gpu, detect_gpus
     from ptq_validators.preflight.inspection import inspect_model
 
-    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(Probe(os.environ))[0])
+    checkpoint_directory(str(model), "MODEL")
+
+    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(LocalRunner())[0])
     report = inspect_model(model, gpu=calib, deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
     _emit(report, as_json, _render_inspect)
     if report["verdict"] == "fail":
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise typer.Exit(CHECK_FAILED_EXIT)
 
 
 def _render_inspect(report: dict[str, Any]) -> str:
+    from ptq_validators.preflight.sizing import OVERHEAD
+    from ptq_validators.units import binary_size, count
+
     cfg = report["config"]
     tf = report["transformers"]
     lines = [
@@ -186,15 +213,17 @@ def _render_inspect(report: dict[str, Any]) -> str:
     weights = report["weights"]
     if weights:
         lines.append(
-            f"weights: {weights['params'] / 1e9:.2f} B parameters, "
-            f"{weights['bytes'] / 2**30:.1f} GiB in {len(weights['files'])} file(s)"
+            f"weights: {count(weights['params'])} parameters, "
+            f"{binary_size(weights['bytes'])} in {len(weights['files'])} file(s)"
         )
     sizing = report["sizing"]
     if sizing:
         assumed = " (assumed; pass --gpu)" if sizing.get("assumed_gpu") else ""
+        # the JSON rounds to 0.1 GiB, which reads 0.0 for a small model: show the bytes' unit
+        need = binary_size(int(weights["bytes"] * OVERHEAD)) if weights else f"{sizing['need_gib']} GiB"
         lines.append(
             f"calibration: {sizing['gpus']} x {sizing['gpu']}{assumed} over "
-            f"{sizing['nodes']} node(s), needs ~{sizing['need_gib']} GiB"
+            f"{sizing['nodes']} node(s), needs ~{need}"
             + ("; multi-node FSDP2" if sizing["multi_node_fsdp2"] else "")
         )
     verified = report["verified"]
@@ -211,13 +240,13 @@ def _render_inspect(report: dict[str, Any]) -> str:
 
 # --- ptqv plan ------------------------------------------------------------------------------
 
-_PLAN_EPILOG = (
-    "Examples: ptqv plan ./Qwen3-30B-A3B --qformat nvfp4_experts_only --out plan.json; "
-    "ptqv plan ./Qwen2.5-VL-7B --scheme FP8_DYNAMIC --ignore lm_head --ignore 're:.*visual.*' "
-    "--json; ptqv plan ./model --recipe my_recipe.yaml\n\n"
-    "Exit codes: 0 pass, 1 a blocking finding (nothing or a targeted group left unquantized, "
-    "dimensions not divisible by the group size, format the deploy GPU cannot serve), "
-    "2 usage, 3 bad input."
+_PLAN_EPILOG = epilog(
+    "ptqv plan ./Qwen3-30B-A3B --qformat nvfp4_experts_only --out plan.json",
+    "ptqv plan ./Qwen2.5-VL-7B --scheme FP8_DYNAMIC --ignore lm_head --json",
+    "ptqv plan ./model --recipe my_recipe.yaml",
+    note="Blocking findings (exit 1): nothing or a targeted group left unquantized, "
+    "dimensions not divisible by the group size, a format the deploy GPU cannot serve. "
+    "--qformat and --scheme are checked as by `ptqv gate`.",
 )
 
 
@@ -244,12 +273,17 @@ def plan_command(
 ) -> None:
     """Apply a recipe to the model's real module names (built on the meta device, no weights)
     and report per-group coverage, pattern problems and the verdict."""
+    from ptq_validators.cli.arguments import checkpoint_directory
     from ptq_validators.errors import UsageError
     from ptq_validators.io.source import open_source
     from ptq_validators.preflight.plan import plan_model
-    from ptq_validators.recipes import llmc_scheme, modelopt_qformat
+    from ptq_validators.presets import gate_qformat, gate_scheme
+    from ptq_validators.recipes import Recipe, llmc_scheme, modelopt_qformat
     from ptq_validators.recipes.recipe_files import load_recipe_file
 
+    checkpoint_directory(str(model), "MODEL")
+    qformat = None if qformat is None else gate_qformat(qformat)
+    scheme = None if scheme is None else gate_scheme(scheme)
     if sum(x is not None for x in (qformat, recipe, scheme)) != 1:
         raise UsageError(
             "give exactly one of --qformat, --recipe, --scheme",
@@ -259,11 +293,13 @@ def plan_command(
         raise UsageError(
             "--ignore applies to --scheme only", hint="put exclusions in the recipe file, or use --scheme"
         )
-    if qformat:
+    chosen: Recipe
+    if qformat is not None:
         chosen, spec = modelopt_qformat(qformat), {"qformat": qformat, "ignore": []}
-    elif scheme:
+    elif scheme is not None:
         chosen, spec = llmc_scheme(scheme, ignore=ignore), {"scheme": scheme, "ignore": ignore}
     else:
+        assert recipe is not None  # exactly one of the three, checked above
         chosen, spec = load_recipe_file(recipe), {"recipe": str(recipe), "ignore": []}
     with open_source(model) as source:
         plan = plan_model(
@@ -286,7 +322,7 @@ def plan_command(
             ) from None
     _emit(plan, as_json, _render_plan)
     if plan["verdict"] == "fail":
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise typer.Exit(CHECK_FAILED_EXIT)
 
 
 def _render_plan(plan: dict[str, Any]) -> str:

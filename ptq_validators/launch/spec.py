@@ -10,6 +10,7 @@ lists, environment names) are held to strict character sets.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -117,6 +119,27 @@ class JobSpec(BaseModel):
                 walk(value, str(key))
         return data
 
+    @field_validator("qformat", "kv_cache_qformat", "recipe", "scheme")
+    @classmethod
+    def _preset(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The names the gate and hf_ptq.py accept (ptq_validators.presets), so a typo fails
+        here and not in the queue; returns the tool's spelling."""
+        from ptq_validators import presets
+        from ptq_validators.errors import UsageError
+
+        if value is None or info.field_name is None:
+            return value
+        check = {
+            "qformat": presets.hf_ptq_qformat,
+            "kv_cache_qformat": presets.kv_cache_qformat,
+            "recipe": presets.modelopt_recipe,
+            "scheme": presets.gate_scheme,
+        }[info.field_name]
+        try:
+            return check(value, flag=info.field_name)
+        except UsageError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
+
     @field_validator("partition", "account", "name")
     @classmethod
     def _slurm_word(cls, value: str | None) -> str | None:
@@ -190,7 +213,7 @@ class JobSpec(BaseModel):
         return self
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     """One line for one pydantic error: ``key 'a.b': message``."""
     loc = ".".join(str(p) for p in error["loc"])
     if error["type"] == "extra_forbidden":

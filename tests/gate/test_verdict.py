@@ -14,7 +14,16 @@ from fractions import Fraction
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, gate, manifest, quantized_fixtures, recipe_args, verdict_prefix
+from tests.conftest import (
+    FIXTURES,
+    ROOT,
+    gate,
+    manifest,
+    quantized_fixtures,
+    recipe_args,
+    variant,
+    verdict_prefix,
+)
 
 # fixture, source, contradicting recipe flags, what the recipe row must name (both sides), a
 # layer it must name.
@@ -198,7 +207,7 @@ def test_summary_for_a_release_gate(ptqv):
     assert report["scheme_counts"] == {"BF16": 2, "NVFP4": 14}
 
 
-def test_bits_per_param_count_biases_on_both_sides(ptqv):
+def test_bits_per_param_count_biases_on_both_sides(ptqv, tmp_path):
     """Σ stored bits / Σ source elements, exactly, on a source whose linears carry biases."""
     source = FIXTURES / "src-vlm"
     elements = 0
@@ -215,8 +224,9 @@ def test_bits_per_param_count_biases_on_both_sides(ptqv):
     size = report["size"]
     assert size["source_parameters"] == elements
     assert Fraction(size["bits_per_param_exact"]) == Fraction(size["output_bytes"] * 8, elements)
-    # The BF16 source against itself: exactly 16 bits per parameter, not 16.025.
-    _, _, same = gate(ptqv, source, "src-vlm")
+    # The BF16 source against a copy of itself (the same directory twice is a usage error):
+    # exactly 16 bits per parameter, not 16.025.
+    _, _, same = gate(ptqv, variant(tmp_path, "src-vlm"), "src-vlm")
     assert Fraction(same["size"]["bits_per_param_exact"]) == 16
 
 

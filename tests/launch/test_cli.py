@@ -106,8 +106,11 @@ def test_launch_records_and_status_outlive_the_launcher(tmp_path: Path) -> None:
     assert all(len(log["lines"]) <= 1 for log in as_json["logs"])
     listed = json.loads(ptqv("jobs", "list", "--root", str(root), "--json").stdout)
     assert [j["id"] for j in listed["jobs"]] == [job_id]
+    table = ptqv("jobs", "list", "--root", str(root)).stdout.splitlines()
+    assert table[0].split("\t") == ["JOB", "STATUS", "KIND", "MODE", "SUBMITTED", "WORKSPACE"]
+    assert [row.split("\t")[:2] for row in table[1:]] == [[job_id, "succeeded"]]
     record = json.loads((ws / "jobs.json").read_text())
-    assert record["schema_version"] == 1 and record["jobs"][0]["status"] == "succeeded"
+    assert record["schema_version"] == 2 and record["jobs"][0]["status"] == "succeeded"
 
 
 def test_failed_smoke_stops_the_job(tmp_path: Path) -> None:
@@ -142,4 +145,4 @@ def test_help_has_examples() -> None:
         ["jobs", "cancel"],
     ):
         done = ptqv(*command, "--help")
-        assert done.returncode == 0 and "Example: ptqv " in done.stdout
+        assert done.returncode == 0 and "Example" in done.stdout and "\n    ptqv " in done.stdout
