@@ -17,7 +17,7 @@ from typing import Any
 
 from ptq_validators.errors import InputError, UsageError
 from ptq_validators.formats.ct_rules import name_matches
-from ptq_validators.io.safetensors import SafetensorsHeader, TensorInfo, read_header
+from ptq_validators.io.safetensors import Layouts, SafetensorsHeader, TensorInfo, read_header
 from ptq_validators.io.source import ByteSource
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -253,18 +253,25 @@ class Checkpoint(Documents):
                     )
                 )
 
-        headers = {name: read_header(source, name) for name in shard_names}
+        layouts: Layouts = {}  # shared by the shards: a layout is validated once per checkpoint
+        headers = {name: read_header(source, name, layouts) for name in shard_names}
         tensors: dict[str, TensorInfo] = {}
         tensor_file: dict[str, str] = {}
         for name, header in headers.items():
-            for tname, info in header.tensors.items():
-                if tname in tensors:
-                    issues.append(
-                        IntegrityIssue(name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True)
-                    )
-                    continue
-                tensors[tname] = info
-                tensor_file[tname] = name
+            if tensors.keys().isdisjoint(header.tensors):  # the usual case: merge at C speed
+                tensors.update(header.tensors)
+                tensor_file.update(dict.fromkeys(header.tensors, name))
+            else:
+                for tname, info in header.tensors.items():
+                    if tname in tensors:
+                        issues.append(
+                            IntegrityIssue(
+                                name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True
+                            )
+                        )
+                        continue
+                    tensors[tname] = info
+                    tensor_file[tname] = name
             issues.extend(IntegrityIssue(name, w, False) for w in header.warnings)
             fmt = (header.metadata or {}).get("format")
             if fmt is not None and fmt not in ("pt", "tf", "flax", "mlx"):
@@ -312,9 +319,8 @@ def _read_weight_map(source: ByteSource) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{display}: invalid JSON: {exc}", hint="regenerate the index") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
-    ):
+    # JSON object keys are always strings; the values are checked by type at C speed.
+    if not isinstance(weight_map, dict) or not set(map(type, weight_map.values())) <= {str}:
         raise InputError(
             f"{display}: 'weight_map' must map tensor names to shard file names", hint="regenerate the index"
         )
@@ -343,6 +349,8 @@ def _check_shard_name(source: ByteSource, name: str, files: list[str]) -> None:
 
 
 def _cross_check_index(weight_map: dict[str, str], tensor_file: dict[str, str]) -> list[IntegrityIssue]:
+    if weight_map == tensor_file:  # the usual case, compared at C speed
+        return []
     issues = []
     for tname, shard in weight_map.items():
         actual = tensor_file.get(tname)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
+from ptq_validators.formats.roles import KNOWN_ROLES
 from ptq_validators.layers import split_role
 from ptq_validators.values import DECODABLE, decode
 
@@ -97,7 +98,8 @@ def read_scalar_scales(checkpoint: Checkpoint, roles: frozenset[str]) -> dict[st
     for name, info in checkpoint.tensors.items():
         if info.end - info.begin > MAX_SCALAR_BYTES or info.dtype not in DECODABLE:
             continue
-        role = split_role(name, info)[1]
+        leaf = name.rpartition(".")[2]
+        role = leaf if leaf in KNOWN_ROLES else split_role(name, info)[1]  # split_role's answer, inline
         if role in roles and (role != "weight_scale" or info.numel == 1):
             names.append(name)
     data = checkpoint.read_tensors(names)

@@ -11,10 +11,12 @@ stored input scale, or the reverse), ``fake_quant`` (float weight beside scales)
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint
@@ -258,9 +260,14 @@ def module_class(name: str, group: LayerGroup) -> str:
     """Without a module tree, a 2-D weight is taken to be a torch ``Linear`` and an embedding
     (the token embedding, or a table named like one, e.g. a vision tower's
     ``position_embedding``) an ``Embedding``: the classes the quantizers see for standard models."""
-    if group is LayerGroup.EMBED or _EMBEDDING_LEAF.search(name.rpartition(".")[2]):
+    if group is LayerGroup.EMBED or _embedding_leaf(name.rpartition(".")[2]):
         return "Embedding"
     return "Linear"
+
+
+@lru_cache(maxsize=4096)  # a model has a few dozen distinct leaves, asked about once per layer
+def _embedding_leaf(leaf: str) -> bool:
+    return _EMBEDDING_LEAF.search(leaf) is not None
 
 
 @dataclass
@@ -275,19 +282,45 @@ class LayerTable:
     def by_name(self) -> dict[str, Layer]:
         return {layer.name: layer for layer in self.layers}
 
+    # The counts use C-level getters over the ~46k layers of a large MoE, then name the few
+    # distinct keys.
     def precision_counts(self) -> dict[str, int]:
         """Layers per weight precision."""
-        return dict(sorted(Counter(layer.precision.value for layer in self.layers).items()))
+        counts = Counter(map(_PRECISION, self.layers))
+        return dict(sorted((precision.value, n) for precision, n in counts.items()))
 
     def scheme_counts(self) -> dict[str, int]:
         """Layers per weight/activation pair (``NVFP4A16``, ``FP8 static`` ...)."""
-        return dict(sorted(Counter(layer.scheme for layer in self.layers).items()))
+        counts: Counter[str] = Counter()
+        for (_, scheme), n in self._scheme_groups().items():
+            counts[scheme] += n
+        return dict(sorted(counts.items()))
+
+    def _scheme_groups(self) -> Counter[tuple[LayerGroup, str]]:
+        """Layers per (group, weight/activation pair). The pair follows from the stored layout,
+        the declaration and the roles stored (shared objects, keyed by id), so it is worked out
+        once per distinct key, counted at C speed."""
+        layers = self.layers
+        keys = list(
+            zip(
+                map(_GROUP, layers),
+                map(id, map(_STORED, layers)),
+                map(id, map(_DECLARED, layers)),
+                map(tuple, map(_TENSORS, layers)),
+                strict=True,
+            )
+        )
+        representative = dict(zip(keys, layers, strict=True))
+        groups: Counter[tuple[LayerGroup, str]] = Counter()
+        for key, n in Counter(keys).items():
+            groups[key[0], representative[key].scheme] += n
+        return groups
 
     def group_counts(self) -> dict[str, dict[str, int]]:
         """Layers per group and weight/activation pair."""
-        counts: dict[str, Counter[str]] = {}
-        for layer in self.layers:
-            counts.setdefault(layer.group.value, Counter())[layer.scheme] += 1
+        counts: dict[str, dict[str, int]] = {}
+        for (group, scheme), n in self._scheme_groups().items():
+            counts.setdefault(group.value, {})[scheme] = n
         return {group: dict(sorted(c.items())) for group, c in sorted(counts.items())}
 
     @property
@@ -336,12 +369,17 @@ def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
     """Group tensors by module prefix."""
     modules: dict[str, Module] = {}
     for name, info in tensors.items():
-        module_name, role, fused = split_role(name, info)
+        prefix, _, leaf = name.rpartition(".")
+        if leaf in KNOWN_ROLES:  # nearly every tensor: the answer split_role gives, inline
+            module_name, role, fused = prefix, leaf, False
+        else:
+            module_name, role, fused = split_role(name, info)
         module = modules.get(module_name)
         if module is None:
             module = modules[module_name] = Module(module_name)
         module.tensors[role] = info
-        module.fused = module.fused or fused
+        if fused:
+            module.fused = True
     return modules
 
 
@@ -381,45 +419,43 @@ def build_layer_table(
     layers: list[Layer] = []
     modules = group_modules(checkpoint.tensors)
     # The experts of a MoE model repeat a few tensor layouts tens of thousands of times:
-    # recognise each distinct layout (roles, dtypes, shapes and hints) once.
+    # recognise each distinct layout (roles, dtypes, shapes and hints) once, and judge each
+    # (layout, declaration) pair once. Per layer remain only what its name decides (group,
+    # declaration) and the lookups. Layers are built in natural name order, so no sort after.
     recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
-    for module in modules.values():
+    statuses: dict[tuple[int, int, bool], str] = {}
+    for name in sorted(modules, key=_natural_key):
+        module = modules[name]
         if not is_layer(module):
             continue
-        group = classify(module.name, num_hidden_layers=depth)
-        declared = declaration.declared(module.name, module_class=module_class(module.name, group))
-        hints = Hints(
-            declaration.declared_bits(module.name),
-            declared.group_size,
-            shapes.get(module.name),
-            declared.block,
-        )
-        layout = (
-            hints,
-            module.fused,
-            tuple((role, info.dtype, info.shape) for role, info in module.tensors.items()),
-        )
+        group = classify(name, num_hidden_layers=depth)
+        declared = declaration.declared(name, module_class=module_class(name, group))
+        hints = Hints(declaration.declared_bits(name), declared.group_size, shapes.get(name), declared.block)
+        tensors = module.tensors
+        layout = (hints, module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
         known = recognized.get(layout)
         if known is None:
             known = recognized[layout] = (
                 recognize(module, hints),
-                sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES),
+                sum(info.bits for role, info in tensors.items() if role in WEIGHT_SIDE_ROLES),
             )
         stored, weight_bits = known
-        layers.append(
-            Layer(
-                module.name,
-                group,
-                module.fused,
-                stored,
-                declared,
-                dict(module.tensors),
-                weight_bits,
-                _status(stored, declared, not STATIC_INPUT_ROLES.isdisjoint(module.tensors)),
-            )
-        )
-    layers.sort(key=lambda layer: _natural_key(layer.name))
+        static_input = not STATIC_INPUT_ROLES.isdisjoint(tensors)
+        judged = (id(stored), id(declared), static_input)
+        status = statuses.get(judged)
+        if status is None:
+            status = statuses[judged] = _status(stored, declared, static_input)
+        # The layer shares its module's tensor dict: neither is changed after grouping.
+        layers.append(Layer(name, group, module.fused, stored, declared, tensors, weight_bits, status))
     return LayerTable(layers, declaration, modules, depth)
+
+
+_DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
+_PRECISION = operator.attrgetter("stored.precision")
+_GROUP = operator.attrgetter("group")
+_STORED = operator.attrgetter("stored")
+_DECLARED = operator.attrgetter("declared")
+_TENSORS = operator.attrgetter("tensors")
 
 
 def _status(stored: Stored, declared: Declared, static_input: bool) -> str:

@@ -11,6 +11,7 @@ from ptq_validators.checks import coverage, integrity, safety
 from ptq_validators.checks.base import PASS, CheckResult
 from ptq_validators.envelope import SCHEMA_VERSION
 from ptq_validators.io.source import ByteSource
+from ptq_validators.layer_json import encode_layers
 from ptq_validators.layers import OK, LayerTable, build_layer_table
 
 
@@ -33,7 +34,8 @@ class ScanReport:
             "linear_bits_per_weight": round(layer_bits / elements, 6) if elements else None,
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, encoded_layers: bool = False) -> dict[str, Any]:
+        """The inventory document; ``encoded_layers`` as for ``GateReport.to_json``."""
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "ptqv-scan",
@@ -49,7 +51,9 @@ class ScanReport:
             "precision_counts": self.table.precision_counts(),
             "scheme_counts": self.table.scheme_counts(),
             "group_counts": self.table.group_counts(),
-            "layers": [layer.to_json() for layer in self.table.layers],
+            "layers": encode_layers(self.table.layers)
+            if encoded_layers
+            else [layer.to_json() for layer in self.table.layers],
         }
 
 

@@ -116,10 +116,10 @@ def gate(
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
     from ptq_validators.canary.gate_rows import parse_capability
     from ptq_validators.cli.arguments import gate_pair
+    from ptq_validators.envelope import write_json
     from ptq_validators.gate import GateOptions, run_gate
     from ptq_validators.presets import gate_qformat, gate_scheme, nonempty
     from ptq_validators.remote.sources import SourceOpener, is_remote
-    from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
     options = GateOptions(
@@ -146,11 +146,13 @@ def gate(
     with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
         with opener.open(output, cluster) as exported, opener.open(source) as original:
             report = run_gate(exported, original, options, progress=progress)
-        data = report.to_json()
-        if opener.transfer():
-            data["transfer"] = opener.transfer()
-        document = render_json(data) if json_output else render_gate(report, limit=limit)
-    sys.stdout.write(document)
+        if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
+            data = report.to_json(encoded_layers=True)
+            if opener.transfer():
+                data["transfer"] = opener.transfer()
+            write_json(data, sys.stdout)
+        else:
+            sys.stdout.write(render_gate(report, limit=limit))
     raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 
@@ -166,8 +168,8 @@ def scan(
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
     from ptq_validators.cli.arguments import checkpoint_directory
+    from ptq_validators.envelope import write_json
     from ptq_validators.remote.sources import SourceOpener
-    from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
@@ -176,11 +178,13 @@ def scan(
     with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
         with opener.open(checkpoint, cluster) as source:
             report = run_scan(source)
-        data = report.to_json()
-        if opener.transfer():
-            data["transfer"] = opener.transfer()
-        document = render_json(data) if json_output else render_scan(report, limit=limit)
-    sys.stdout.write(document)
+        if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
+            data = report.to_json(encoded_layers=True)
+            if opener.transfer():
+                data["transfer"] = opener.transfer()
+            write_json(data, sys.stdout)
+        else:
+            sys.stdout.write(render_scan(report, limit=limit))
     failed = any(check.status == "fail" for check in report.checks)
     raise typer.Exit(CHECK_FAILED_EXIT if failed else PASS_EXIT)
 
@@ -200,7 +204,7 @@ def demo(
         LocalSource(example / "nvfp4"), LocalSource(example / "source"), GateOptions(qformat="nvfp4")
     )
     print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
-    sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report))
+    sys.stdout.write(render_json(report.to_json(encoded_layers=True)) if json_output else render_gate(report))
     raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
 
 

@@ -95,6 +95,8 @@ _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The number -0 where a JSON value can start (false hits inside strings only cost speed).
 _NEGATIVE_ZERO = re.compile(rb"[\[,:][ \t\r\n]*-0(?![.eE0-9])")
+# Validated (dtype, shape) → (the shared shape tuple, its size in bytes).
+Layouts = dict[tuple[str, tuple[int, ...]], tuple[tuple[int, ...], int]]
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
 
@@ -163,8 +165,9 @@ def _fail(display: str, reason: str, detail: str) -> HeaderError:
     )
 
 
-def read_header(source: ByteSource, name: str) -> SafetensorsHeader:
-    """Read and validate the header of safetensors file ``name`` from ``source``."""
+def read_header(source: ByteSource, name: str, layouts: Layouts | None = None) -> SafetensorsHeader:
+    """Read and validate the header of safetensors file ``name`` from ``source``. ``layouts``
+    (see ``parse_header``) may be shared by the shards of one checkpoint."""
     display = source.display(name)
     file_size = source.size(name)
     if file_size < 8:
@@ -178,11 +181,15 @@ def read_header(source: ByteSource, name: str) -> SafetensorsHeader:
             "InvalidHeaderLength",
             f"header length {length} runs past the end of the {file_size}-byte file",
         )
-    return parse_header(source.read_range(name, 8, length), file_size, display)
+    return parse_header(source.read_range(name, 8, length), file_size, display, layouts)
 
 
-def parse_header(header_bytes: bytes, file_size: int, display: str) -> SafetensorsHeader:
-    """Validate ``header_bytes`` (the JSON after the 8-byte length) of a ``file_size`` file."""
+def parse_header(
+    header_bytes: bytes, file_size: int, display: str, layouts: Layouts | None = None
+) -> SafetensorsHeader:
+    """Validate ``header_bytes`` (the JSON after the 8-byte length) of a ``file_size`` file.
+    ``layouts`` caches validated (dtype, shape) layouts across calls (the shape tuples are then
+    shared by every tensor of that layout); it changes no result, only the cost."""
     warnings: list[str] = []
     try:
         text = header_bytes.decode("utf-8")
@@ -193,18 +200,20 @@ def parse_header(header_bytes: bytes, file_size: int, display: str) -> Safetenso
         raise _fail(display, "InvalidHeaderStart", "the header does not begin with '{'")
     if len(stripped) != len(text):
         warnings.append("header has leading whitespace before '{' (tolerated by the reference reader)")
+    negative_zero = b"-0" in header_bytes and _NEGATIVE_ZERO.search(header_bytes) is not None
+    floats = _FloatSeen()
     try:
         # object_pairs_hook=tuple keeps duplicate keys visible at C speed, and tells an empty
         # object (()) from an empty array ([]); objects are turned into dicts below. The integer
         # hook, needed only when the number -0 occurs, is skipped otherwise: it costs a call
-        # per number, and "-0" in a name or a metadata date must not pay it.
+        # per number, and "-0" in a name or a metadata date must not pay it. The float hook
+        # runs only for float literals (rare in a header) and records that one occurred.
         pairs = json.loads(
             stripped,
             object_pairs_hook=tuple,
             parse_constant=_reject_constant,
-            parse_int=_reference_int
-            if b"-0" in header_bytes and _NEGATIVE_ZERO.search(header_bytes)
-            else None,
+            parse_int=_reference_int if negative_zero else None,
+            parse_float=floats,
         )
     except _BadConstant as exc:
         raise _fail(display, "InvalidHeaderJson", f"non-standard literal {exc.literal}") from None
@@ -228,9 +237,41 @@ def parse_header(header_bytes: bytes, file_size: int, display: str) -> Safetenso
                 display, "InvalidMetadata", "__metadata__ must be an object mapping strings to strings"
             )
 
-    tensors = {name: _tensor_info(name, entry, display, warnings) for name, entry in raw.items()}
+    # A known layout may be reused only when equal shapes have equal types: with no float,
+    # true/false or -0.0 in the document, every number the parser made is an int (true == 1
+    # and 1.0 == 1 would otherwise let [true, 4] pass as the validated [1, 4]).
+    reuse = not (floats.seen or negative_zero or b"true" in header_bytes or b"false" in header_bytes)
+    tensors = _tensor_infos(raw, display, warnings, ({} if layouts is None else layouts) if reuse else None)
     _check_layout(tensors, file_size - 8 - len(header_bytes), display)
     return SafetensorsHeader(display, file_size, len(header_bytes), tensors, metadata, warnings)
+
+
+def _tensor_infos(
+    raw: dict[str, Any], display: str, warnings: list[str], layouts: Layouts | None
+) -> dict[str, TensorInfo]:
+    """Every tensor entry of ``raw``, validated. An entry in the usual field order whose dtype and
+    shape equal a layout already validated (``layouts``: (dtype, shape) → (shape, bytes)) needs
+    only its offsets checked: a 671B export repeats a few dozen layouts ~200k times. Every other
+    entry, and every entry when ``layouts`` is None, takes the full check in ``_tensor_info``."""
+    if layouts is None:
+        return {name: _tensor_info(name, entry, display, warnings) for name, entry in raw.items()}
+    tensors: dict[str, TensorInfo] = {}
+    for name, entry in raw.items():
+        if type(entry) is tuple and len(entry) == 3:
+            (k0, dtype), (k1, shape), (k2, offsets) = entry
+            if k0 == "dtype" and k1 == "shape" and k2 == "data_offsets" and type(shape) is list:
+                try:
+                    known = layouts.get((dtype, tuple(shape)))
+                except TypeError:  # an unhashable dtype or dimension: the full check names it
+                    known = None
+                if known is not None and type(offsets) is list and len(offsets) == 2:
+                    begin, end = offsets
+                    if type(begin) is int and type(end) is int and begin >= 0 and end - begin == known[1]:
+                        tensors[name] = TensorInfo(name, dtype, known[0], begin, end)
+                        continue
+        info = tensors[name] = _tensor_info(name, entry, display, warnings)
+        layouts[info.dtype, info.shape] = (info.shape, info.end - info.begin)
+    return tensors
 
 
 def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> TensorInfo:
@@ -411,6 +452,16 @@ _BY_OFFSETS = operator.itemgetter(3, 4)  # TensorInfo (begin, end)
 def _reference_int(literal: str) -> int | float:
     # The reference reader's JSON parser reads "-0" as the float -0.0, so it is no integer there.
     return -0.0 if literal == "-0" else int(literal)
+
+
+class _FloatSeen:
+    """``parse_float`` hook: the float, remembering that the document held one."""
+
+    seen = False
+
+    def __call__(self, literal: str) -> float:
+        self.seen = True
+        return float(literal)
 
 
 class _BadConstant(Exception):

@@ -1,0 +1,221 @@
+"""The work shared per layout changes no result: the layer table, the reader's tensor entries and
+the JSON text are those of a per-tensor reference path, on every fixture and on small synthetic
+DeepSeek-V3-shaped checkpoints (the benchmark's generator, at a few layers and experts)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.envelope import render_json
+from ptq_validators.formats import read_declaration, recognize
+from ptq_validators.formats.base import Hints, Module
+from ptq_validators.formats.roles import WEIGHT_SIDE_ROLES
+from ptq_validators.gate import GateOptions, run_gate
+from ptq_validators.io.safetensors import HeaderError, read_header
+from ptq_validators.io.source import LocalSource
+from ptq_validators.layers import (
+    STATIC_INPUT_ROLES,
+    Layer,
+    _natural_key,
+    _status,
+    build_layer_table,
+    classify,
+    is_layer,
+    module_class,
+    read_documents,
+    split_role,
+)
+from ptq_validators.model_config import num_hidden_layers
+from ptq_validators.scan import run_scan
+from tests.conftest import FIXTURES, ROOT, manifest, quantized_fixtures, recipe_args
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import synthetic as syn
+
+TINY_DEEPSEEK = {
+    **syn.DEEPSEEK_V3,
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "moe_intermediate_size": 128,
+    "num_hidden_layers": 4,
+    "n_routed_experts": 6,
+    "first_k_dense_replace": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "q_lora_rank": 64,
+    "kv_lora_rank": 32,
+    "vocab_size": 512,
+}
+NVFP4_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.self_attn*", "model.layers.*.mlp.gate"]
+
+
+def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | None = None) -> list[Any]:
+    """The layer table the slow way: every tensor split on its own, every module recognised and
+    judged on its own, nothing shared."""
+    documents = read_documents(checkpoint)
+    declaration = read_declaration(documents)
+    depth = num_hidden_layers(documents.get("config.json") or {})
+    modules: dict[str, Module] = {}
+    for name, info in checkpoint.tensors.items():
+        module_name, role, fused = split_role(name, info)
+        module = modules.setdefault(module_name, Module(module_name))
+        module.tensors[role] = info
+        module.fused = module.fused or fused
+    rows = []
+    for module in modules.values():
+        if not is_layer(module):
+            continue
+        group = classify(module.name, num_hidden_layers=depth)
+        declared = declaration.declared(module.name, module_class=module_class(module.name, group))
+        hints = Hints(
+            declaration.declared_bits(module.name),
+            declared.group_size,
+            (shapes or {}).get(module.name),
+            declared.block,
+        )
+        stored = recognize(module, hints)
+        bits = sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES)
+        static_input = not STATIC_INPUT_ROLES.isdisjoint(module.tensors)
+        status = _status(stored, declared, static_input)
+        layer = Layer(module.name, group, module.fused, stored, declared, dict(module.tensors), bits, status)
+        rows.append(layer.to_json())
+    rows.sort(key=lambda row: _natural_key(row["name"]))
+    return rows
+
+
+def reference_counts(table: Any) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
+    """Precision, scheme and group counts one layer at a time."""
+    precisions = Counter(layer.precision.value for layer in table.layers)
+    schemes = Counter(layer.scheme for layer in table.layers)
+    groups: dict[str, Counter[str]] = {}
+    for layer in table.layers:
+        groups.setdefault(layer.group.value, Counter())[layer.scheme] += 1
+    return (
+        dict(sorted(precisions.items())),
+        dict(sorted(schemes.items())),
+        {group: dict(sorted(c.items())) for group, c in sorted(groups.items())},
+    )
+
+
+def reference_tensors(checkpoint: Checkpoint) -> dict[str, tuple[Any, ...]]:
+    """Every tensor entry straight from ``json.loads`` of each header."""
+    entries = {}
+    for shard in checkpoint.headers:
+        path = Path(checkpoint.source.root) / shard
+        blob = path.read_bytes()
+        length = int.from_bytes(blob[:8], "little")
+        for name, entry in json.loads(blob[8 : 8 + length]).items():
+            if name != "__metadata__":
+                begin, end = entry["data_offsets"]
+                entries[name] = (name, entry["dtype"], tuple(entry["shape"]), begin, end)
+    return entries
+
+
+def assert_same_as_reference(directory: Path, source: Path | None = None) -> None:
+    checkpoint = Checkpoint.open(LocalSource(directory))
+    assert {name: tuple(info) for name, info in checkpoint.tensors.items()} == reference_tensors(checkpoint)
+    shapes = None
+    if source is not None:
+        shapes = build_layer_table(Checkpoint.open(LocalSource(source))).shapes()
+    table = build_layer_table(checkpoint, source_shapes=shapes)
+    assert [layer.to_json() for layer in table.layers] == reference_rows(checkpoint, shapes)
+    counts = (table.precision_counts(), table.scheme_counts(), table.group_counts())
+    assert counts == reference_counts(table)
+
+
+@pytest.mark.parametrize("entry", manifest(), ids=lambda e: e["name"])
+def test_layer_table_and_scan_json_match_the_per_tensor_path(entry):
+    directory = FIXTURES / entry["name"]
+    assert_same_as_reference(directory, FIXTURES / entry["source"] if entry.get("source") else None)
+    report = run_scan(LocalSource(directory))
+    assert render_json(report.to_json(encoded_layers=True)) == render_json(report.to_json())
+
+
+@pytest.mark.parametrize("entry", quantized_fixtures(), ids=lambda e: e["name"])
+def test_gate_json_written_from_templates_is_byte_identical(entry):
+    args = recipe_args(entry)
+    options = GateOptions(
+        qformat=args[1] if args[:1] == ["--qformat"] else None,
+        scheme=args[1] if args[:1] == ["--scheme"] else None,
+        ignore=[args[i + 1] for i, a in enumerate(args) if a == "--ignore"],
+    )
+    report = run_gate(LocalSource(FIXTURES / entry["name"]), LocalSource(FIXTURES / entry["source"]), options)
+    encoded = render_json(report.to_json(encoded_layers=True))
+    assert encoded == render_json(report.to_json())
+    assert json.loads(encoded)["layers"] == [layer.to_json() for layer in report.table.layers]
+
+
+@pytest.fixture(scope="module")
+def tiny_deepseek(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A BF16 source, its NVFP4 export (MLP only, ModelOpt's exclusions) and an FP8 export."""
+    root = tmp_path_factory.mktemp("tiny-deepseek")
+    cfg = TINY_DEEPSEEK
+    source = root / "source"
+    syn.write_checkpoint(source, cfg, syn.model_tensors(cfg, "bf16", lambda m: True), shard_bytes=1 << 20)
+    modules = [t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)]
+    exports = []
+    for fmt, algo in (("modelopt_nvfp4", "NVFP4"), ("modelopt_fp8", "FP8")):
+        kept = [p for p in NVFP4_EXCLUDES if any(fnmatchcase(m, p) for m in modules)]
+        tensors = syn.model_tensors(cfg, fmt, lambda m, kept=kept: any(fnmatchcase(m, p) for p in kept))
+        quant: dict[str, Any] = {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": kept}
+        if algo == "NVFP4":
+            quant["group_size"] = 16
+        export = root / algo.lower()
+        syn.write_checkpoint(export, cfg, tensors, quant, shard_bytes=1 << 20)
+        exports.append(export)
+    return source, exports[0], exports[1]
+
+
+def test_synthetic_moe_tables_match_the_per_tensor_path(tiny_deepseek):
+    source, nvfp4, fp8 = tiny_deepseek
+    assert_same_as_reference(source)
+    for export in (nvfp4, fp8):
+        assert_same_as_reference(export, source)
+        report = run_gate(LocalSource(export), LocalSource(source), GateOptions())
+        assert render_json(report.to_json(encoded_layers=True)) == render_json(report.to_json())
+        assert len(report.table.layers) > 100
+
+
+def header_file(tmp_path: Path, name: str, header: dict[str, Any], data: int) -> None:
+    raw = json.dumps(header).encode()
+    (tmp_path / name).write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * data)
+
+
+@pytest.mark.parametrize("dimension", ["true", "1.0", "1e0", "-0"])
+def test_a_validated_layout_does_not_admit_an_equal_shape_of_another_type(tmp_path, dimension):
+    """[1, 4] validated first: [true, 4], [1.0, 4] ... compare equal to it but are no shape."""
+    valid = {"dtype": "U8", "shape": [1, 4], "data_offsets": [0, 4]}
+    text = json.dumps({"a": valid, "b": {"dtype": "U8", "shape": ["X", 4], "data_offsets": [4, 8]}})
+    raw = text.replace('"X"', dimension).encode()
+    (tmp_path / "m.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * 8)
+    layouts: dict[Any, Any] = {}
+    with pytest.raises(HeaderError) as info:
+        read_header(LocalSource(tmp_path), "m.safetensors", layouts)
+    assert info.value.reason == "InvalidShape"
+    # Across the shards of one checkpoint too: the layout validated in one file is not reused
+    # for an equal-looking shape in the next.
+    header_file(tmp_path, "a.safetensors", {"a": valid}, 4)
+    read_header(LocalSource(tmp_path), "a.safetensors", layouts)
+    second = json.dumps({"b": {"dtype": "U8", "shape": ["X", 4], "data_offsets": [0, 4]}})
+    blob = second.replace('"X"', dimension).encode()
+    (tmp_path / "b.safetensors").write_bytes(len(blob).to_bytes(8, "little") + blob + b"\0" * 4)
+    with pytest.raises(HeaderError) as info:
+        read_header(LocalSource(tmp_path), "b.safetensors", layouts)
+    assert info.value.reason == "InvalidShape"
+
+
+def test_a_validated_layout_still_checks_each_tensors_offsets(tmp_path):
+    entry = {"dtype": "BF16", "shape": [2, 2]}
+    header = {"a": {**entry, "data_offsets": [0, 8]}, "b": {**entry, "data_offsets": [8, 12]}}
+    header_file(tmp_path, "m.safetensors", header, 12)
+    with pytest.raises(HeaderError) as info:
+        read_header(LocalSource(tmp_path), "m.safetensors")
+    assert info.value.reason == "TensorInvalidInfo"
