@@ -55,14 +55,18 @@ def relative_links(text: str) -> list[str]:
 
 
 def _references_named(text: str, prefix: str) -> set[str]:
-    return {t[len(prefix) :] for t in relative_links(text) if t.startswith(prefix) and "/" not in t[len(prefix) :]}
+    return {
+        t[len(prefix) :] for t in relative_links(text) if t.startswith(prefix) and "/" not in t[len(prefix) :]
+    }
 
 
 def skill_references(name: str) -> list[str]:
     """File names under ``references/`` that skill ``name`` needs: those its SKILL.md links to,
     and those these link to in turn (references link to each other by bare file name)."""
     references = data_dir("references")
-    todo = _references_named((data_dir("skills") / name / SKILL_FILE).read_text(encoding="utf-8"), _PACK_REFERENCES)
+    todo = _references_named(
+        (data_dir("skills") / name / SKILL_FILE).read_text(encoding="utf-8"), _PACK_REFERENCES
+    )
     seen: set[str] = set()
     while todo:
         ref = todo.pop()
@@ -86,7 +90,9 @@ def plan_skill(name: str) -> list[PlannedFile]:
             data = data.replace(f"]({_PACK_REFERENCES}".encode(), b"](references/")
         files.append(PlannedFile(path.relative_to(source).as_posix(), data))
     references = data_dir("references")
-    files += [PlannedFile(f"references/{ref}", (references / ref).read_bytes()) for ref in skill_references(name)]
+    files += [
+        PlannedFile(f"references/{ref}", (references / ref).read_bytes()) for ref in skill_references(name)
+    ]
     return files
 
 
@@ -131,8 +137,13 @@ def install(target: Path, *, force: bool = False) -> list[dict[str, str]]:
     for name, files in planned.items():
         recorded = _recorded(target / name)
         for item in files:
-            rows.append({"skill": name, "path": str(target / name / item.relative),
-                         "action": _action(target / name / item.relative, item, recorded)})
+            rows.append(
+                {
+                    "skill": name,
+                    "path": str(target / name / item.relative),
+                    "action": _action(target / name / item.relative, item, recorded),
+                }
+            )
     conflicts = [row["path"] for row in rows if row["action"] == "conflict"]
     if conflicts and not force:
         raise UsageError(

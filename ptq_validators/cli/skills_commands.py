@@ -10,7 +10,9 @@ import typer
 
 from ptq_validators.errors import UsageError
 
-skills_app = typer.Typer(help="The agent skill pack: install it into an agent's skills folder.", no_args_is_help=True)
+skills_app = typer.Typer(
+    help="The agent skill pack: install it into an agent's skills folder.", no_args_is_help=True
+)
 
 
 @skills_app.command("install")
@@ -20,7 +22,9 @@ def install(
         None, "--agent", help="claude (.claude/skills), codex or agents (.agents/skills) [agents]."
     ),
     scope: str = typer.Option("project", "--scope", help="user (home folder) or project (current folder)."),
-    force: bool = typer.Option(False, "--force", help="Replace files that were edited since ptqv wrote them."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace files that were edited since ptqv wrote them."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Copy every skill, with the references it names, into an agent's skills folder.
@@ -38,7 +42,11 @@ def install(
         target = skillpack.agent_folder(agent or "agents", scope, home=Path.home(), project=Path.cwd())
     rows = skillpack.install(target, force=force)
     if as_json:
-        typer.echo(json.dumps({"schema_version": 1, "kind": "ptqv-skills-install", "target": str(target), "files": rows}))
+        typer.echo(
+            json.dumps(
+                {"schema_version": 1, "kind": "ptqv-skills-install", "target": str(target), "files": rows}
+            )
+        )
         return
     for row in rows:
         typer.echo(f"{row['action']}\t{row['path']}")
@@ -69,7 +77,17 @@ def docs(
         raise UsageError(f"no reference {topic!r}", hint=f"choose one of: {', '.join(topics)}")
     text = topics[name].read_text(encoding="utf-8")
     if as_json:
-        typer.echo(json.dumps({"schema_version": 1, "kind": "ptqv-docs", "name": name, "path": str(topics[name]), "text": text}))
+        typer.echo(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "kind": "ptqv-docs",
+                    "name": name,
+                    "path": str(topics[name]),
+                    "text": text,
+                }
+            )
+        )
     else:
         typer.echo(text, nl=False)
 

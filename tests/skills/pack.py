@@ -55,7 +55,11 @@ def command_lines(path: Path) -> list[CommandLine]:
     text = _COMMENT.sub("", path.read_text(encoding="utf-8"))
     found = []
     for block in _FENCE.findall(text):
-        found += [CommandLine(path, line.strip(), True) for line in block.splitlines() if line.strip().startswith("ptqv ")]
+        found += [
+            CommandLine(path, line.strip(), True)
+            for line in block.splitlines()
+            if line.strip().startswith("ptqv ")
+        ]
     prose = _FENCE.sub("", text)
     found += [CommandLine(path, span, False) for span in _INLINE.findall(prose)]
     return found
@@ -77,18 +81,28 @@ def all_runnable() -> dict[str, list[str]]:
 def parse(argv: list[str], *, strict: bool) -> str:
     """Parse ``ptqv ARGV`` with the CLI's own parser down to the leaf command, running nothing.
     Returns the command path; raises the parser's error for an unknown command or flag, a
-    missing value, or (strict) a missing required argument."""
+    missing value or an extra argument. ``strict=False`` (a mention in prose) lets a required
+    argument be left out: click checks those after every flag has been matched."""
     from ptq_validators.cli.app import app
 
     command = typer.main.get_command(app)
-    ctx = command.make_context("ptqv", list(argv), resilient_parsing=not strict)
-    while hasattr(command, "resolve_command"):
+    name, args, parent = "ptqv", list(argv), None
+    while True:
+        try:
+            ctx = command.make_context(name, args, parent=parent)
+        except typer.Exit as done:  # an eager flag such as --version or --help
+            assert done.exit_code == 0
+            return name
+        except Exception as error:
+            # prose may name a command without its required arguments, or a group alone
+            if strict or type(error).__name__ not in ("MissingParameter", "NoArgsIsHelpError"):
+                raise
+            return f"{parent.command_path} {name}" if parent else name
         rest = [*ctx._protected_args, *ctx.args]
-        if not rest:
-            break
-        name, command, args = ctx.command.resolve_command(ctx, rest)
-        ctx = command.make_context(name, args, parent=ctx, resilient_parsing=not strict)
-    return ctx.command_path
+        if not hasattr(command, "resolve_command") or not rest:
+            return ctx.command_path
+        name, command, args = command.resolve_command(ctx, rest)
+        parent = ctx
 
 
 def argv_of(line: str) -> list[str]:
