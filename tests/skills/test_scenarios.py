@@ -170,6 +170,7 @@ def test_scenario(case: dict[str, Any], tmp_path: Path, request: pytest.FixtureR
         assert (work / name).is_file(), name
     if run.get("smoke_before_full"):
         _phases_in_order(Path(values["WORKSPACE"]))
+    print(f"{case['name']}: {session.commands} commands, {session.read} characters read")  # shown by -s
     budget = run.get("budget")
     if budget:
         assert session.commands <= budget["commands"], session.commands
