@@ -50,6 +50,19 @@ def _setup(name: str, work: Path) -> dict[str, str]:
         config.update(model_type="mistral", architectures=["MistralForCausalLM"])
         (model / "config.json").write_text(json.dumps(config, indent=2))
         return {"MODEL": str(model)}
+    if name == "remote-code-vlm":
+        # the tiny llava with its own modelling code; importing that code would leave a marker
+        model = shutil.copytree(FIXTURES / "src-vlm", work / "tiny-vlm")
+        config = json.loads((model / "config.json").read_text())
+        config["auto_map"] = {"AutoModelForImageTextToText": "modeling_tiny_vlm.TinyVlm"}
+        (model / "config.json").write_text(json.dumps(config, indent=2))
+        marker = work / "model-code-ran"
+        (model / "modeling_tiny_vlm.py").write_text(
+            f"open({str(marker)!r}, 'w').close()\n"
+            "from transformers import LlavaForConditionalGeneration\n\n\n"
+            "class TinyVlm(LlavaForConditionalGeneration):\n    pass\n"
+        )
+        return {"MODEL": str(model), "MARKER": str(marker)}
     raise AssertionError(f"unknown setup {name!r}")
 
 
@@ -168,6 +181,8 @@ def test_scenario(case: dict[str, Any], tmp_path: Path, request: pytest.FixtureR
         _step(session, values, step)
     for name in run.get("files_exist", []):
         assert (work / name).is_file(), name
+    if "MARKER" in values:
+        assert not Path(values["MARKER"]).exists(), "the model's own code was run"
     if run.get("smoke_before_full"):
         _phases_in_order(Path(values["WORKSPACE"]))
     print(f"{case['name']}: {session.commands} commands, {session.read} characters read")  # shown by -s
