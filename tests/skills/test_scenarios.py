@@ -92,6 +92,7 @@ class Session:
         self.env = env
         self.commands = 0
         self.read = 0
+        self.log: list[tuple[str, int]] = []
 
     def run(self, line: str) -> subprocess.CompletedProcess[str]:
         argv = shlex.split(line)
@@ -107,7 +108,16 @@ class Session:
         )
         self.commands += 1
         self.read += len(done.stdout) + len(done.stderr)
+        self.log.append((line, len(done.stdout) + len(done.stderr)))
         return done
+
+
+def _quietly(session: Session, line: str) -> str:
+    """The stdout of ``line``, not counted as the agent's command or reading."""
+    commands, read, logged = session.commands, session.read, len(session.log)
+    out = session.run(line).stdout
+    session.commands, session.read, session.log = commands, read, session.log[:logged]
+    return out
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -126,9 +136,12 @@ def _step(session: Session, values: dict[str, str], step: dict[str, Any]) -> Non
     for line in lines:
         bound = _bind(line, values)
         done = session.run(bound)
-        deadline = time.monotonic() + 90
-        while "until_absent" in step and step["until_absent"] in done.stdout and time.monotonic() < deadline:
-            time.sleep(1)  # the agent runs the status command again a little later
+        if "until_absent" in step and step["until_absent"] in done.stdout:
+            # The agent runs the command again "a few minutes later": wait here, uncounted, until
+            # the word is gone, then the agent's second run sees what it would see then.
+            deadline = time.monotonic() + 90
+            while step["until_absent"] in _quietly(session, bound) and time.monotonic() < deadline:
+                time.sleep(1)
             done = session.run(bound)
         shown = f"{bound}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
         assert done.returncode == step["exit"], shown
@@ -185,7 +198,8 @@ def test_scenario(case: dict[str, Any], tmp_path: Path, request: pytest.FixtureR
         assert not Path(values["MARKER"]).exists(), "the model's own code was run"
     if run.get("smoke_before_full"):
         _phases_in_order(Path(values["WORKSPACE"]))
-    print(f"{case['name']}: {session.commands} commands, {session.read} characters read")  # shown by -s
+    # shown by -s: what the agent ran and how much each command printed
+    print(f"{case['name']}: {session.commands} commands, {session.read} characters read", session.log)
     budget = run.get("budget")
     if budget:
         assert session.commands <= budget["commands"], session.commands
