@@ -145,6 +145,11 @@ def install(target: Path, *, force: bool = False) -> list[dict[str, str]]:
                 }
             )
     conflicts = [row["path"] for row in rows if row["action"] == "conflict"]
+    folders = [p for p in conflicts if Path(p).is_dir() and not Path(p).is_symlink()]
+    if folders:  # not even --force replaces a folder
+        raise UsageError(
+            f"{folders[0]} is a folder where the skill pack has a file", hint="move it away and install again"
+        )
     if conflicts and not force:
         raise UsageError(
             f"{len(conflicts)} file(s) were changed since ptqv installed them, or were not installed "
@@ -165,6 +170,10 @@ def install(target: Path, *, force: bool = False) -> list[dict[str, str]]:
 
 def _write(dest: Path, data: bytes) -> None:
     """Write ``data`` to ``dest`` through a temporary file; a link at ``dest`` is replaced, not followed."""
+    if dest.is_dir() and not dest.is_symlink():
+        raise UsageError(
+            f"{dest} is a directory where the skill pack has a file", hint="move it away and install again"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.ptqv-tmp")
     tmp.write_bytes(data)

@@ -112,6 +112,10 @@ def test_a_file_ptqv_did_not_write_or_a_link_is_not_overwritten(ptqv, tmp_path: 
     assert ptqv("skills", "install", "--target", target, "--force").code == 0
     assert outside.read_text() == "keep me\n"  # the link was replaced, not written through
     assert not (target / "ptq-gate" / "SKILL.md").is_symlink()
+    (target / "ptq-jobs" / "SKILL.md").unlink()
+    (target / "ptq-jobs" / "SKILL.md").mkdir()
+    blocked = ptqv("skills", "install", "--target", target, "--force")
+    assert blocked.code == 2 and "is a folder" in blocked.stderr
 
 
 @pytest.mark.parametrize(
