@@ -217,3 +217,11 @@ def test_cases_carry_the_eval_format_fields() -> None:
         assert (SKILLS / case["skill"] / "SKILL.md").is_file()
         for path in case["files"]:
             assert (ROOT / path).exists(), path
+
+
+def test_trigger_queries_are_balanced() -> None:
+    queries = json.loads((ROOT / "evals" / "triggers.json").read_text(encoding="utf-8"))["queries"]
+    skills = {q["skill"] for q in queries}
+    assert skills - {None} == {d.name for d in SKILLS.iterdir() if d.is_dir()}
+    negatives = sum(q["skill"] is None for q in queries)
+    assert len(queries) >= 20 and negatives >= len(queries) // 4
