@@ -1,11 +1,14 @@
-"""Time `ptqv gate` and `ptqv scan` on synthetic DeepSeek-V3 671B and Llama-3-70B exports.
+"""Time `ptqv gate` and `ptqv scan` on synthetic frontier-scale exports against the header floor.
 
-Baseline, measured in the same run: what the pasted validation scripts do — read
-``model.safetensors.index.json`` and ``hf_quant_config.json`` and count names (no headers).
-Each command runs in a fresh process; wall time is the median of ``--repeat`` runs and peak
-memory is that process's maximum resident set size. Prints a Markdown table (and ``--json``).
+Cases: Llama-3-70B, DeepSeek-V3 671B and a Kimi-K2-class 1T MoE (384 experts x 61 layers), as
+ModelOpt NVFP4 / FP8 exports beside their BF16 or fine-grained FP8 sources, and a 1000-shard
+export. The floor, measured in the same run on the same checkpoints, is ``header_floor.py``:
+read and ``json.loads`` every shard header (both checkpoints for the gate, one for scan), which
+nothing that parses headers in Python can beat. Each command runs in a fresh process; wall and
+CPU time are medians of ``--repeat`` runs and peak memory is the largest resident set of one
+process. Prints a Markdown table (or ``--json``).
 
-    python benchmarks/gate_at_scale.py --workdir /tmp/ptqv-bench
+    python benchmarks/gate_at_scale.py --workdir /tmp/ptqv-bench [--only Kimi]
 """
 
 from __future__ import annotations
@@ -20,20 +23,16 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 import synthetic as syn  # noqa: E402
 
-BASELINE = """
-import json, sys
-index = json.load(open(sys.argv[1] + "/model.safetensors.index.json"))
-quant = json.load(open(sys.argv[1] + "/hf_quant_config.json"))["quantization"]
-names = index["weight_map"]
-print(sum(1 for n in names if n.endswith(".weight_scale")), quant["quant_algo"])
-"""
+FLOOR = [sys.executable, str(HERE / "header_floor.py")]
 RSS_WRAPPER = """
 import resource, subprocess, sys
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime, code)
 """
 
 # As ModelOpt writes them for these presets (prefix-wildcard summaries of the unquantized set).
@@ -50,8 +49,16 @@ FP8_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.mlp.gate", "mod
 def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
     """Write the sources and exports once; return (label, export, source, qformat) cases."""
     cases = []
-    models = (("Llama-3-70B", syn.LLAMA3_70B, "bf16"), ("DeepSeek-V3 671B", syn.DEEPSEEK_V3, "hf_fp8"))
-    for label, cfg, source_fmt in models:
+    models = (
+        ("Llama-3-70B", syn.LLAMA3_70B, "bf16", ("NVFP4", "FP8")),
+        ("DeepSeek-V3 671B", syn.DEEPSEEK_V3, "hf_fp8", ("NVFP4", "FP8")),
+        ("Kimi-K2 1T", syn.KIMI_K2, "hf_fp8", ("NVFP4",)),
+    )
+    presets = {
+        "NVFP4": ("modelopt_nvfp4", "nvfp4_mlp_only", NVFP4_EXCLUDES),
+        "FP8": ("modelopt_fp8", "fp8", FP8_EXCLUDES),
+    }
+    for label, cfg, source_fmt, algos in models:
         slug = cfg["model_type"]
         source = workdir / f"{slug}-source"
         if not source.exists():
@@ -61,101 +68,133 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
                 else (lambda m: True)
             )
             syn.write_checkpoint(source, cfg, syn.model_tensors(cfg, source_fmt, keep))
-        for fmt, qformat, algo, excludes in (
-            ("modelopt_nvfp4", "nvfp4_mlp_only", "NVFP4", NVFP4_EXCLUDES),
-            ("modelopt_fp8", "fp8", "FP8", FP8_EXCLUDES),
-        ):
-            export = workdir / f"{slug}-{algo.lower()}"
-            if not export.exists():
-                modules = [t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)]
-                excludes = [p for p in excludes if any(fnmatchcase(m, p) for m in modules)]
-                tensors = syn.model_tensors(
-                    cfg, fmt, lambda m, excludes=excludes: any(fnmatchcase(m, p) for p in excludes)
-                )
-                quant = {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": excludes}
-                if algo == "NVFP4":
-                    quant["group_size"] = 16
-                syn.write_checkpoint(export, cfg, tensors, quant)
-            cases.append((f"{label} {algo}", export, source, qformat))
+        for algo in algos:
+            fmt, qformat, excludes = presets[algo]
+            shardings = [("", syn.SHARD_BYTES)]
+            if slug == "llama" and algo == "NVFP4":
+                shardings.append((", 1000 shards", 0))  # 0: a thousandth of the export each
+            for suffix, shard_bytes in shardings:
+                export = workdir / f"{slug}-{algo.lower()}{'-1000' if suffix else ''}"
+                if not export.exists():
+                    modules = [
+                        t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)
+                    ]
+                    kept = [p for p in excludes if any(fnmatchcase(m, p) for m in modules)]
+                    tensors = syn.model_tensors(
+                        cfg, fmt, lambda m, kept=kept: any(fnmatchcase(m, p) for p in kept)
+                    )
+                    quant = {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": kept}
+                    if algo == "NVFP4":
+                        quant["group_size"] = 16
+                    total = sum(syn.nbytes(dtype, shape) for _, dtype, shape in tensors)
+                    syn.write_checkpoint(
+                        export, cfg, tensors, quant, shard_bytes=shard_bytes or total // 1000
+                    )
+                cases.append((f"{label} {algo}{suffix}", export, source, qformat))
     return cases
 
 
-def measure(argv: list[str], repeat: int) -> tuple[float, float, int]:
-    """Median wall seconds, peak RSS in MiB, and exit code of ``argv`` run ``repeat`` times."""
-    walls, peak, code = [], 0.0, 0
+def measure(argv: list[str], repeat: int) -> dict[str, float]:
+    """Median wall and CPU seconds, peak RSS (MiB) and exit code of ``argv``, each run in a
+    fresh process ``repeat`` times."""
+    walls, cpus, peak, code = [], [], 0.0, 0
     for _ in range(repeat):
         start = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
         )
         walls.append(time.perf_counter() - start)
-        rss_kib, code = (int(x) for x in out.stdout.split())
-        peak = max(peak, rss_kib / 1024)
-    return statistics.median(walls), peak, code
+        rss_kib, cpu, code_text = out.stdout.split()
+        cpus.append(float(cpu))
+        peak = max(peak, int(rss_kib) / 1024)
+        code = int(code_text)
+    return {
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpus),
+        "peak_mib": peak,
+        "exit": code,
+    }
+
+
+def tensor_count(directory: Path) -> int:
+    return len(json.loads((directory / "model.safetensors.index.json").read_text())["weight_map"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptqv-bench"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", help="run only the cases whose label contains this text")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     ptqv = [sys.executable, "-m", "ptq_validators"]
     rows = []
-    wall, rss, _ = measure([*ptqv, "--help"], args.repeat)
-    rows.append({"case": "`ptqv --help`", "command": "help", "wall_s": wall, "peak_mib": rss})
     tiny = ROOT / "tests" / "fixtures" / "data"
-    wall, rss, _ = measure(
-        [
-            *ptqv,
+    small = [
+        ("`ptqv --help`", "help", [*ptqv, "--help"]),
+        (
+            "tiny MoE fixture (35 layers)",
             "gate",
-            str(tiny / "modelopt-nvfp4-moe"),
-            "--source",
-            str(tiny / "src-moe"),
-            "--qformat",
-            "nvfp4",
-        ],
-        args.repeat,
-    )
-    rows.append({"case": "tiny MoE fixture (35 layers)", "command": "gate", "wall_s": wall, "peak_mib": rss})
+            [
+                *ptqv,
+                "gate",
+                str(tiny / "modelopt-nvfp4-moe"),
+                "--source",
+                str(tiny / "src-moe"),
+                "--qformat",
+                "nvfp4",
+            ],
+        ),
+    ]
+    for case, command, argv in small if not args.only else []:
+        rows.append({"case": case, "command": command, **measure(argv, args.repeat)})
     for label, export, source, qformat in build(args.workdir):
-        base_wall, base_rss, _ = measure([sys.executable, "-c", BASELINE, str(export)], args.repeat)
-        tensors = len(json.loads((export / "model.safetensors.index.json").read_text())["weight_map"])
+        if args.only and args.only not in label:
+            continue
         shards = len(list(export.glob("*.safetensors")))
+        export_tensors, source_tensors = tensor_count(export), tensor_count(source)
+        gate = [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat]
         commands = [
-            ("gate", [*ptqv, "gate", str(export), "--source", str(source), "--qformat", qformat, "--json"]),
-            ("scan", [*ptqv, "scan", str(export), "--json"]),
+            ("gate --json", [*gate, "--json"], [export, source], export_tensors + source_tensors),
+            ("gate (Markdown)", gate, [export, source], export_tensors + source_tensors),
+            ("scan --json", [*ptqv, "scan", str(export), "--json"], [export], export_tensors),
         ]
-        if label == "DeepSeek-V3 671B NVFP4":
-            commands.insert(1, ("gate (Markdown)", commands[0][1][:-1]))  # the same without --json
         if label == "Llama-3-70B NVFP4":
             # Reads every block scale (4.4 GB here) in 4 MiB chunks: memory must stay flat.
-            commands.append(("gate --deep", [*commands[0][1], "--deep"]))
-        for command, argv in commands:
-            wall, rss, code = measure(argv, args.repeat)
+            commands.append(
+                ("gate --deep", [*gate, "--deep"], [export, source], export_tensors + source_tensors)
+            )
+        floors: dict[tuple[Path, ...], dict[str, float]] = {}
+        for command, argv, inputs, tensors in commands:
+            key = tuple(inputs)
+            if key not in floors:
+                floors[key] = measure([*FLOOR, *map(str, inputs)], args.repeat)
+            result = measure(argv, args.repeat)
             rows.append(
                 {
-                    "case": f"{label} ({shards} shards, {tensors} tensors)",
+                    "case": f"{label} ({shards} shards, {export_tensors} tensors)",
                     "command": command,
-                    "wall_s": wall,
-                    "peak_mib": rss,
-                    "exit": code,
-                    "baseline_wall_s": base_wall,
-                    "baseline_peak_mib": base_rss,
-                    "ratio": wall / base_wall,
+                    **result,
+                    "tensors_parsed": tensors,
+                    "floor_wall_s": floors[key]["wall_s"],
+                    "floor_peak_mib": floors[key]["peak_mib"],
+                    "x_floor": result["wall_s"] / floors[key]["wall_s"],
+                    "s_per_100k_tensors": result["wall_s"] * 100_000 / tensors,
                 }
             )
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("| case | command | wall (s) | peak RSS (MiB) | baseline wall (s) | × baseline |")
-    print("|---|---|---|---|---|---|")
+    print("| case | command | wall (s) | CPU (s) | peak RSS (MiB) | floor (s) | × floor | s / 100k tensors |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        base = f"{row['baseline_wall_s']:.2f}" if "baseline_wall_s" in row else "–"
-        ratio = f"{row['ratio']:.1f}×" if "ratio" in row else "–"
+        floor = f"{row['floor_wall_s']:.2f}" if "floor_wall_s" in row else "–"
+        ratio = f"{row['x_floor']:.2f}×" if "x_floor" in row else "–"
+        per = f"{row['s_per_100k_tensors']:.2f}" if "s_per_100k_tensors" in row else "–"
         print(
-            f"| {row['case']} | {row['command']} | {row['wall_s']:.2f} | {row['peak_mib']:.0f} | {base} | {ratio} |"
+            f"| {row['case']} | {row['command']} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | "
+            f"{row['peak_mib']:.0f} | {floor} | {ratio} | {per} |"
         )
 
 

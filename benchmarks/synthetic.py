@@ -4,7 +4,7 @@ so a 671B-parameter export takes a few tens of MB of disk.
 
 Layouts follow the public configs of Llama-3-70B and DeepSeek-V3 (MLA attention, 3 dense layers,
 58 MoE layers of 256 routed experts + 1 shared, one MTP layer) and the tensor vocabulary of
-ModelOpt exports (formats.md §3.4) and Hugging Face fine-grained FP8 (§5.1).
+ModelOpt exports (docs/formats.md §2.1) and Hugging Face fine-grained FP8 (§4).
 """
 
 from __future__ import annotations
@@ -61,6 +61,22 @@ DEEPSEEK_V3 = {
     "rms_norm_eps": 1e-6,
     "torch_dtype": "bfloat16",
 }
+
+# Kimi-K2 (1.04T parameters): the DeepSeek-V3 architecture with 384 routed experts, one dense
+# layer, 64 heads, a 160k vocabulary and no MTP layer (its public config.json).
+KIMI_K2 = {
+    **DEEPSEEK_V3,
+    "model_type": "kimi_k2",
+    "num_attention_heads": 64,
+    "num_key_value_heads": 64,
+    "n_routed_experts": 384,
+    "first_k_dense_replace": 1,
+    "num_nextn_predict_layers": 0,
+    "vocab_size": 163840,
+    "max_position_embeddings": 131072,
+    "rope_theta": 50000.0,
+}
+MLA_MODEL_TYPES = ("deepseek_v3", "kimi_k2")
 
 
 def llama_linears(cfg: dict) -> Iterator[tuple[str, int, int]]:
@@ -142,7 +158,7 @@ def linear_tensors(module: str, out: int, inp: int, fmt: str) -> list[Tensor]:
 def model_tensors(cfg: dict, fmt: str, excluded) -> list[Tensor]:
     """Every tensor of the model; linears for which ``excluded(name)`` is true stay BF16 (FP8
     sources keep their MoE gate, embeddings and head in BF16 too)."""
-    deepseek = cfg["model_type"] == "deepseek_v3"
+    deepseek = cfg["model_type"] in MLA_MODEL_TYPES
     h = cfg["hidden_size"]
     tensors: list[Tensor] = [
         ("model.embed_tokens.weight", "BF16", (cfg["vocab_size"], h)),
@@ -175,7 +191,8 @@ def model_tensors(cfg: dict, fmt: str, excluded) -> list[Tensor]:
     return tensors
 
 
-def _nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+def nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+    """Data bytes of one tensor."""
     count = 1
     for dim in shape:
         count *= dim
@@ -197,19 +214,24 @@ def _write_scalar_scales(directory: Path, shards: list[list[Tensor]]) -> None:
 
 
 def write_checkpoint(
-    directory: Path, config: dict, tensors: list[Tensor], quant_config: dict | None = None
+    directory: Path,
+    config: dict,
+    tensors: list[Tensor],
+    quant_config: dict | None = None,
+    shard_bytes: int = SHARD_BYTES,
 ) -> int:
-    """Write sparse shards, the index, config.json (and hf_quant_config.json); return bytes."""
+    """Write sparse shards of about ``shard_bytes`` each, the index, config.json (and
+    hf_quant_config.json); return the data bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     shards: list[list[Tensor]] = [[]]
     size = 0
     for tensor in tensors:
-        nbytes = _nbytes(tensor[1], tensor[2])
-        if size + nbytes > SHARD_BYTES and shards[-1]:
+        span = nbytes(tensor[1], tensor[2])
+        if size + span > shard_bytes and shards[-1]:
             shards.append([])
             size = 0
         shards[-1].append(tensor)
-        size += nbytes
+        size += span
     weight_map: dict[str, str] = {}
     total = 0
     for number, members in enumerate(shards, 1):
@@ -217,9 +239,9 @@ def write_checkpoint(
         header: dict = {"__metadata__": {"format": "pt"}}
         offset = 0
         for tname, dtype, shape in members:
-            nbytes = _nbytes(dtype, shape)
-            header[tname] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
-            offset += nbytes
+            span = nbytes(dtype, shape)
+            header[tname] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + span]}
+            offset += span
             weight_map[tname] = name
         raw = json.dumps(header, separators=(",", ":")).encode()
         raw += b" " * (-(len(raw) + 8) % 8)

@@ -1,6 +1,6 @@
 """A checkpoint directory: its safetensors shards (headers only), index and documents.
 
-``Checkpoint.open(path)`` reads the index (if any) and every shard header, cross-checks them,
+``Checkpoint.open(source)`` reads, through a ``ByteSource``, the index (if any) and every shard header, cross-checks them,
 and exposes the merged tensor table plus lazily parsed documents (config, tokenizer, chat
 template, generation config, quantization configs). Problems that make the checkpoint
 unreadable raise ``InputError`` (exit 3); inconsistencies that still let it be read (a stray
@@ -15,9 +15,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ptq_validators.errors import InputError
+from ptq_validators.errors import InputError, UsageError
 from ptq_validators.io.safetensors import SafetensorsHeader, TensorInfo, read_header
-from ptq_validators.io.source import ByteSource, LocalSource
+from ptq_validators.io.source import ByteSource
+from ptq_validators.recipes.compressed_tensors import ct_match
 
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -33,6 +34,29 @@ TOKENIZER_FILES = (
     "added_tokens.json",
 )
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "video_preprocessor_config.json")
+# The container types that the format readers and checks rely on, per document and key path
+# (an array here is an array of strings: module names and patterns). A document whose key holds
+# another JSON type (null aside) is refused when it is parsed, naming the file and the key,
+# instead of failing deep inside a reader as an internal error. Loaders (transformers,
+# tokenizers, vLLM) refuse these documents too.
+DOCUMENT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
+    "config.json": (
+        (("quantization_config",), dict),
+        (("quantization_config", "config_groups"), dict),
+        (("quantization_config", "ignore"), list),
+        (("quantization_config", "exclude_modules"), list),
+        (("quantization_config", "quantized_layers"), dict),
+        (("quantization_config", "modules_to_not_convert"), list),
+        (("quantization_config", "modules_to_convert"), list),
+    ),
+    "hf_quant_config.json": (
+        (("quantization",), dict),
+        (("quantization", "exclude_modules"), list),
+        (("quantization", "quantized_layers"), dict),
+    ),
+    "tokenizer.json": ((("model",), dict),),
+}
+_JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "an array of strings"}
 
 
 @dataclass(frozen=True)
@@ -54,9 +78,8 @@ class Documents:
         self._json_cache: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Documents:
-        """The documents of a local checkpoint directory."""
-        source = LocalSource(path)
+    def open(cls, source: ByteSource) -> Documents:
+        """The documents of the directory ``source`` reads (listed now, parsed on first use)."""
         return cls(source, source.list_files())
 
     def has(self, name: str) -> bool:
@@ -79,8 +102,51 @@ class Documents:
             raise InputError(
                 f"{self.source.display(name)}: expected a JSON object", hint="repair or regenerate the file"
             )
+        self._check_shape(name, value)
         self._json_cache[name] = value
         return value
+
+    def _check_shape(self, name: str, document: dict[str, Any]) -> None:
+        """``InputError`` naming the file and key when a key of ``DOCUMENT_SHAPES`` has the wrong type."""
+        for path, expected in DOCUMENT_SHAPES.get(name, ()):
+            value: Any = document
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            if not isinstance(value, expected):
+                found = type(value).__name__
+            elif isinstance(value, list) and not all(isinstance(item, str) for item in value):
+                found = f"an array holding {type(next(i for i in value if not isinstance(i, str))).__name__}"
+            else:
+                continue
+            raise InputError(
+                f"{self.source.display(name)}: {'.'.join(path)!r} must be {_JSON_TYPE_NAMES[expected]}, "
+                f"not {found}",
+                hint="repair or regenerate the file (re-export the checkpoint)",
+            )
+        if name == "config.json":
+            self._check_patterns(document.get("quantization_config"))
+
+    def _check_patterns(self, block: Any) -> None:
+        """The ``re:`` targets and ignores of a compressed-tensors ``quantization_config`` must
+        compile: ``InputError`` naming config.json otherwise (the same rule the matcher applies)."""
+        if not isinstance(block, dict) or block.get("quant_method") != "compressed-tensors":
+            return
+        groups = block.get("config_groups") or {}
+        patterns = list(block.get("ignore") or [])
+        for group in groups.values():
+            targets = group.get("targets") if isinstance(group, dict) else None
+            patterns += targets if isinstance(targets, list) else []
+        for pattern in patterns:
+            if isinstance(pattern, str) and pattern.startswith("re:"):
+                try:
+                    ct_match(pattern, "", None)
+                except UsageError as exc:
+                    raise InputError(
+                        f"{self.source.display('config.json')}: quantization_config: {exc.message}",
+                        hint="repair the pattern or re-export the checkpoint",
+                    ) from None
 
     def text_document(self, name: str) -> str | None:
         """Read a small text document (None when absent)."""
@@ -145,13 +211,9 @@ class Checkpoint(Documents):
         self.issues = issues
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Checkpoint:
-        """Open a local checkpoint directory."""
-        return cls.from_source(LocalSource(path))
-
-    @classmethod
-    def from_source(cls, source: ByteSource) -> Checkpoint:
-        """Read the index and all shard headers available from ``source``."""
+    def open(cls, source: ByteSource) -> Checkpoint:
+        """Read the index and every shard header ``source`` holds. ``InputError`` naming the
+        file when the checkpoint cannot be read (no weights, a bad index, a bad header)."""
         files = source.list_files()
         on_disk = [f for f in files if f.endswith(".safetensors")]
         issues: list[IntegrityIssue] = []
@@ -241,8 +303,6 @@ class Checkpoint(Documents):
     def pickle_files(self) -> list[str]:
         """Pickle-format weight files present (reported, never loaded)."""
         return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
-
-    # ----- documents ---------------------------------------------------------------------
 
 
 def _read_weight_map(source: ByteSource) -> dict[str, str]:

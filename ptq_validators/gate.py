@@ -1,5 +1,6 @@
-"""The post-PTQ gate: reads the source and the export, runs the checks in order, and returns a
-``GateReport`` (rendered by ``report``). Reading happens here; checks are pure functions."""
+"""The post-PTQ gate: opens the source and the export through their byte sources, runs the
+checks in order, and returns a ``GateReport`` (rendered by ``report``). Documents and scales are
+read by ``gate_documents``, headers by ``checkpoint``; checks are pure functions."""
 
 from __future__ import annotations
 
@@ -7,13 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ptq_validators import forked
-from ptq_validators.checkpoint import (
-    PROCESSOR_FILES,
-    TOKENIZER_FILES,
-    Checkpoint,
-    Documents,
-)
+from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.checks import (
     alignment,
     coverage,
@@ -34,24 +29,14 @@ from ptq_validators.checks import metadata as md
 from ptq_validators.checks.base import FAIL, CheckResult
 from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.errors import InputError, UsageError
-from ptq_validators.layers import LayerTable, build_layer_table, split_role
+from ptq_validators.gate_documents import SIDECAR_FILES, MetadataPair, read_metadata, read_scalar_scales
+from ptq_validators.io.source import ByteSource
+from ptq_validators.layers import LayerTable, build_layer_table
 from ptq_validators.precision import Precision
 from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
-from ptq_validators.source_summary import start_summary
-from ptq_validators.values import DECODABLE, decode
+from ptq_validators.source_summary import summarize
 
 SCHEMA_VERSION = 1
-# Per-expert vectors of scalar scales (one per expert) are still small; larger scale tensors
-# are block/group grids, read only by --deep.
-MAX_SCALAR_BYTES = 4096
-SIDECAR_FILES = (
-    "config.json",
-    "generation_config.json",
-    *TOKENIZER_FILES,
-    "chat_template.jinja",
-    "chat_template.json",
-    *PROCESSOR_FILES,
-)
 # ModelOpt splits fused 3-D expert parameters into per-expert linears on export.
 _FUSED_SPLITS = {
     "gate_up_proj": ("gate_proj", "up_proj"),
@@ -120,28 +105,25 @@ class GateReport:
 
 
 def run_gate(
-    output_dir: str, source_dir: str, options: GateOptions, progress: Progress | None = None
+    output: ByteSource, source: ByteSource, options: GateOptions, progress: Progress | None = None
 ) -> GateReport:
-    """Open both checkpoints (headers, documents and small scales) and judge the export.
-    ``progress`` receives (shards done, shards, shard name) during ``--deep``."""
+    """Open both checkpoints (headers, documents and small scales) through their byte sources and
+    judge the export. ``progress`` receives (shards done, shards, shard name) during ``--deep``.
+    The report names both by their sources' ``root``."""
     recipe = options.recipe()
-    source = Documents.open(source_dir)
-    pending_summary = start_summary(source)
-    output = Checkpoint.open(output_dir)
-    # Decoding the scalar scales needs only the export's tensor names: let a child do it while
-    # the layer table is built (only worth a fork for exports as large as a large source).
-    pending_values = forked.start(lambda: read_scalar_scales(output), data_bytes=output.weight_bytes)
-    summary = pending_summary()
-    table = build_layer_table(output, source_shapes=summary.shapes)
-    config = output.config
-    values = pending_values()
+    source_checkpoint = Checkpoint.open(source)
+    summary = summarize(source_checkpoint)
+    exported = Checkpoint.open(output)
+    table = build_layer_table(exported, source_shapes=summary.shapes)
+    config = exported.config
+    values = read_scalar_scales(exported, numerics.SCALAR_ROLES)
 
     # The reader checked that the tensors cover each data buffer exactly: bits = bytes x 8.
     sizes = size.size_summary(
-        summary.weight_bytes, output.weight_bytes, summary.parameters, output.weight_bytes * 8
+        summary.weight_bytes, exported.weight_bytes, summary.parameters, exported.weight_bytes * 8
     )
     compression = recipe is not None or options.plan is not None or table.declaration.family != "dense"
-    deep_findings, scanned = scan_deep(output, table, progress) if options.deep else (None, 0)
+    deep_findings, scanned = scan_deep(exported, table, progress) if options.deep else (None, 0)
     checks = [
         size.check_size(sizes, compression=compression),
         coverage.check_precision(table),
@@ -154,7 +136,7 @@ def run_gate(
         fused.check_fused_groups(table, values),
         kv_cache.check_kv_cache(table),
         quant_config.check_quant_config_consistency(
-            output.json_document("hf_quant_config.json"), config, {layer.name for layer in table.layers}
+            exported.json_document("hf_quant_config.json"), config, {layer.name for layer in table.layers}
         ),
         excludes.check_exclude_hygiene(table, config),
         special.check_special_modules(table, config),
@@ -165,28 +147,14 @@ def run_gate(
         numerics.check_scale_values(values),
         numerics.check_deep(deep_findings, scanned),
     ]
-    drift_checks, diffs = _metadata_checks(source, output)
+    drift_checks, diffs = _metadata_checks(read_metadata(source_checkpoint, exported))
     checks += drift_checks
-    checks.append(documents.check_files(source.files, output.files, SIDECAR_FILES))
-    checks.append(integrity.check_integrity(output.issues, len(output.headers)))
-    checks.append(safety.check_safety(output.files, output.pickle_files, config))
+    checks.append(documents.check_files(source_checkpoint.files, exported.files, SIDECAR_FILES))
+    checks.append(integrity.check_integrity(exported.issues, len(exported.headers)))
+    checks.append(safety.check_safety(exported.files, exported.pickle_files, config))
     return GateReport(
-        source_dir, output_dir, checks, sizes, table, diffs, recipe.describe() if recipe else None
+        source.root, output.root, checks, sizes, table, diffs, recipe.describe() if recipe else None
     )
-
-
-def read_scalar_scales(checkpoint: Checkpoint) -> dict[str, list[float]]:
-    """Decode the small scale tensors (global, input, KV, per-tensor weight scales): a few
-    bytes each, read with one open per shard. Weight bytes are never read here."""
-    names = []
-    for name, info in checkpoint.tensors.items():
-        if info.end - info.begin > MAX_SCALAR_BYTES or info.dtype not in DECODABLE:
-            continue
-        role = split_role(name, info)[1]
-        if role in numerics.SCALAR_ROLES and (role != "weight_scale" or info.numel == 1):
-            names.append(name)
-    data = checkpoint.read_tensors(names)
-    return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}
 
 
 def _recipe_check(table: LayerTable, recipe: Recipe | None) -> CheckResult:
@@ -273,60 +241,54 @@ def _expand_fused(intents: dict[str, Intent], found: set[str]) -> dict[str, Inte
     return expanded
 
 
-def _metadata_checks(source: Documents, output: Documents) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
+def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
     """Config, tokenizer, chat template and generation-config drift."""
-    config_diffs = md.diff_documents("config.json", source.config, output.config, md.classify_config)
+    config_diffs = md.diff_documents("config.json", *pair.config, md.classify_config)
 
     tokenizer_diffs: list[md.MetadataDiff] = []
-    src_tok, out_tok = source.json_document("tokenizer.json"), output.json_document("tokenizer.json")
-    if src_tok is not None and out_tok is not None:
-        tokenizer_diffs += md.diff_vocabulary("tokenizer.json", src_tok, out_tok)
-    for name in ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):
-        src_doc, out_doc = source.json_document(name), output.json_document(name)
-        if src_doc is not None and out_doc is not None:
-            classify = md.classify_tokenizer if name == "tokenizer_config.json" else md.classify_strict
-            # The chat template is compared once, wherever it lives (below).
-            src_doc = {k: v for k, v in src_doc.items() if k != "chat_template"}
-            out_doc = {k: v for k, v in out_doc.items() if k != "chat_template"}
-            tokenizer_diffs += md.diff_documents(name, src_doc, out_doc, classify, depth=1)
-    for name in ("tokenizer.model", "vocab.json", "merges.txt"):
-        src_digest, out_digest = source.file_digest(name), output.file_digest(name)
-        if src_digest and out_digest and src_digest != out_digest:
+    if pair.vocabularies is not None:
+        tokenizer_diffs += md.diff_vocabulary("tokenizer.json", *pair.vocabularies)
+    for name, src_doc, out_doc in pair.tokenizer_documents:
+        classify = md.classify_tokenizer if name == "tokenizer_config.json" else md.classify_strict
+        tokenizer_diffs += md.diff_documents(name, src_doc, out_doc, classify, depth=1)
+    for name, src_digest, out_digest in pair.digests:
+        if src_digest != out_digest:
             tokenizer_diffs.append(
                 md.MetadataDiff(name, "sha256", src_digest[:16], out_digest[:16], md.BLOCKING)
             )
 
     template_diffs: list[md.MetadataDiff] = []
-    src_template, src_where = source.chat_template()
-    out_template, out_where = output.chat_template()
-    if src_template is not None and src_template != out_template:
-        shown = "absent" if out_template is None else f"{len(out_template)} chars in {out_where}"
+    src_template, out_template = pair.templates
+    if src_template.text is not None and src_template.text != out_template.text:
+        shown = (
+            "absent"
+            if out_template.text is None
+            else f"{len(out_template.text)} chars in {out_template.file}"
+        )
         template_diffs.append(
             md.MetadataDiff(
-                out_where or "chat_template",
+                out_template.file or "chat_template",
                 "chat_template",
-                f"{len(src_template)} chars in {src_where}",
+                f"{len(src_template.text)} chars in {src_template.file}",
                 shown,
                 md.BLOCKING,
             )
         )
 
-    src_gen = source.json_document("generation_config.json")
-    out_gen = output.json_document("generation_config.json") or {}
+    src_gen, out_gen = pair.generation
     gen_diffs = (
         md.diff_documents("generation_config.json", src_gen, out_gen, md.classify_generation, depth=1)
         if src_gen is not None
         else []
     )
 
-    has_tokenizer = any(source.has(name) for name in TOKENIZER_FILES)
     checks = [
         documents.check_drift("config", "Model config drift", config_diffs, compared=True),
         documents.check_drift(
-            "tokenizer", "Tokenizer and special tokens", tokenizer_diffs, compared=has_tokenizer
+            "tokenizer", "Tokenizer and special tokens", tokenizer_diffs, compared=pair.source_has_tokenizer
         ),
         documents.check_drift(
-            "chat_template", "Chat template", template_diffs, compared=src_template is not None
+            "chat_template", "Chat template", template_diffs, compared=src_template.text is not None
         ),
         documents.check_drift(
             "generation_config", "Generation config", gen_diffs, compared=src_gen is not None

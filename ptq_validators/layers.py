@@ -30,7 +30,7 @@ from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
-# Suffixes that BMM-style fused experts append to the parameter name (formats.md §3.6, §5.2).
+# Suffixes that BMM-style fused experts append to the parameter name (docs/formats.md §2.2, §5).
 _FUSED_ROLE_SUFFIXES = tuple(
     sorted(
         (

@@ -10,6 +10,7 @@ from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.checks import coverage, integrity, safety
 from ptq_validators.checks.base import CheckResult
 from ptq_validators.gate import SCHEMA_VERSION
+from ptq_validators.io.source import ByteSource
 from ptq_validators.layers import LayerTable, build_layer_table
 
 
@@ -51,9 +52,10 @@ class ScanReport:
         }
 
 
-def run_scan(path: str) -> ScanReport:
-    """Read one checkpoint's headers and metadata and take its inventory."""
-    checkpoint = Checkpoint.open(path)
+def run_scan(source: ByteSource) -> ScanReport:
+    """Read one checkpoint's headers and metadata through ``source`` and take its inventory
+    (the report names it by ``source.root``)."""
+    checkpoint = Checkpoint.open(source)
     table = build_layer_table(checkpoint)
     checks = [
         coverage.check_precision(table),
@@ -61,4 +63,4 @@ def run_scan(path: str) -> ScanReport:
         integrity.check_integrity(checkpoint.issues, len(checkpoint.headers)),
         safety.check_safety(checkpoint.files, checkpoint.pickle_files, checkpoint.config),
     ]
-    return ScanReport(path, checkpoint, table, checks)
+    return ScanReport(source.root, checkpoint, table, checks)

@@ -1,17 +1,14 @@
 """What the gate needs of the source checkpoint: sizes, original layer shapes and tensor names.
 
-The source and the export are independent until their layer tables meet, so for large
-checkpoints the source is summarised in a forked child (``forked.start``) while the calling
-process reads the export.
+The gate keeps this summary and drops the source's layer table, so only one full table (the
+export's) is alive while the checks run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from ptq_validators import forked
-from ptq_validators.checkpoint import Checkpoint, Documents
+from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.checks.names import essential_names
 from ptq_validators.layers import build_layer_table
 
@@ -27,21 +24,13 @@ class SourceSummary:
     essential_names: frozenset[str]
 
 
-def summarize(path: str) -> SourceSummary:
-    """Read the source's headers and build its layer table, keeping only what the gate uses."""
-    checkpoint = Checkpoint.open(path)
-    table = build_layer_table(checkpoint)
+def summarize(source: Checkpoint) -> SourceSummary:
+    """Build the layer table of the already opened ``source`` and keep only what the gate uses."""
+    table = build_layer_table(source)
     return SourceSummary(
-        checkpoint.weight_bytes,
+        source.weight_bytes,
         table.parameters,
         table.shapes(),
-        frozenset(checkpoint.tensors),
+        frozenset(source.tensors),
         frozenset(essential_names(table)),
     )
-
-
-def start_summary(source: Documents) -> Callable[[], SourceSummary]:
-    """Start summarising ``source`` (in a forked child when it is large); the returned callable
-    waits for the summary. Errors of the source surface from that call."""
-    weight_bytes = sum(source.source.size(f) for f in source.files if f.endswith(".safetensors"))
-    return forked.start(lambda: summarize(source.source.root), data_bytes=weight_bytes)

@@ -3,7 +3,7 @@
 ``classify(module_name)`` decides which group a linear-like module belongs to from its dotted
 name alone (plus the model's layer count, to recognise DeepSeek-style MTP layers stored after
 the last decoder layer). The rules follow the names the real model families use; see
-``../shared/reference/formats.md`` §9–§10.
+``docs/formats.md`` §8.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""Shared test helpers: the real-tool fixtures and an in-process `ptqv` runner."""
+"""Shared test helpers: the real-tool fixtures, gate runs on them, and `ptqv` runners (in process and as a subprocess)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +14,11 @@ from typing import Any
 import pytest
 
 from ptq_validators.cli import main
+from tests.ckpt_edit import copy_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"
+SRC_LLAMA = FIXTURES / "src-llama"
 
 
 def manifest() -> list[dict[str, Any]]:
@@ -38,6 +44,22 @@ def recipe_args(entry: dict[str, Any]) -> list[str]:
     return args
 
 
+def variant(tmp_path: Path, fixture: str) -> Path:
+    """A private copy of the committed fixture FIXTURE, to edit into a broken variant."""
+    return copy_checkpoint(FIXTURES / fixture, tmp_path / fixture)
+
+
+def gate(
+    ptqv: Callable[..., CliResult], output: Path, source: Path | str = SRC_LLAMA, *args: str
+) -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
+    """`ptqv gate OUTPUT --source SOURCE --json ARGS…`: exit code, checks by id, whole report.
+
+    SOURCE is a path, or the name of a committed fixture."""
+    result = ptqv("gate", output, "--source", FIXTURES / source, "--json", *args)
+    report = result.json()
+    return result.code, {check["id"]: check for check in report["checks"]}, report
+
+
 @dataclass
 class CliResult:
     code: int
@@ -46,6 +68,23 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def run_ptqv(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a separate process, this checkout's package first on the path."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "ptq_validators", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 from tests.conftest import FIXTURES, ROOT
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ptq_validators", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
+from tests.conftest import run_ptqv as run
 
 
 def test_help_lists_the_commands_and_exit_codes():
@@ -90,3 +79,28 @@ def test_bundled_example_is_the_real_tool_fixture():
         assert names == sorted(p.name for p in right.iterdir())
         for name in names:
             assert (left / name).read_bytes() == (right / name).read_bytes(), name
+
+
+def _entry_point(*args: str) -> subprocess.CompletedProcess[str]:
+    """``ptqv ARGS`` through the process entry point, with an atexit handler that reports."""
+    program = textwrap.dedent(f"""
+        import atexit, sys
+        atexit.register(lambda: print("atexit ran", file=sys.stderr))
+        sys.argv = ["ptqv", *{list(args)!r}]
+        from ptq_validators.cli import main
+        main()
+    """)
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
+def test_only_gate_and_scan_skip_the_interpreter_teardown():
+    # Every other command exits the ordinary way: atexit handlers run, files and connections close.
+    for args, code in ((("--version",), 0), (("scan", "/nonexistent/ckpt"), 3), (("scan", "--bogus"), 2)):
+        result = _entry_point(*args)
+        assert result.returncode == code, result.stderr
+        ordinary = args[0] not in ("gate", "scan")
+        assert ("atexit ran" in result.stderr) is ordinary, (args, result.stderr)
+    scanned = _entry_point("scan", str(FIXTURES / "llmc-nvfp4-llama"), "--json")
+    assert scanned.returncode == 0 and json.loads(scanned.stdout)["kind"] == "ptqv-scan"

@@ -227,7 +227,7 @@ def test_random_indexes_never_escape_as_anything_but_input_errors(tmp_path, inde
     text = index if isinstance(index, str) else json.dumps(index)
     (directory / "model.safetensors.index.json").write_text(text, encoding="utf-8", errors="surrogatepass")
     try:
-        checkpoint = Checkpoint.open(directory)
+        checkpoint = Checkpoint.open(LocalSource(directory))
     except InputError:
         return
     assert set(checkpoint.headers) <= {"model.safetensors"}

@@ -94,6 +94,7 @@ def gate(
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
     from ptq_validators.gate import GateOptions, run_gate
+    from ptq_validators.io.source import open_source
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
@@ -105,8 +106,10 @@ def gate(
         allow_quantized_vision=allow_quantized_vision,
         deep=deep,
     )
-    with _bulk_allocation():
-        report = run_gate(output, source, options, progress=_progress if sys.stderr.isatty() else None)
+    options.recipe()  # usage errors before any source is opened (a remote one connects)
+    progress = _progress if sys.stderr.isatty() else None
+    with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
+        report = run_gate(exported, original, options, progress=progress)
         document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)
     sys.stdout.write(document)
     raise typer.Exit(0 if report.verdict == "pass" else 1)
@@ -118,12 +121,13 @@ def scan(
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
+    from ptq_validators.io.source import open_source
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
-    with _bulk_allocation():
-        report = run_scan(checkpoint)
+    with _bulk_allocation(), open_source(checkpoint) as source:
+        report = run_scan(source)
         document = render_json(report.to_json()) if json_output else render_scan(report, limit=limit)
     sys.stdout.write(document)
     failed = any(check.status == "fail" for check in report.checks)
@@ -135,12 +139,15 @@ def demo(
 ) -> None:
     """Run the whole gate on a bundled tiny source / NVFP4 export pair (made by ModelOpt)."""
     from ptq_validators.gate import GateOptions, run_gate
+    from ptq_validators.io.source import LocalSource
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
     from ptq_validators.resources import data_dir
 
     example = data_dir("examples") / "tiny-llama"
-    report = run_gate(str(example / "nvfp4"), str(example / "source"), GateOptions(qformat="nvfp4"))
+    report = run_gate(
+        LocalSource(example / "nvfp4"), LocalSource(example / "source"), GateOptions(qformat="nvfp4")
+    )
     print(f"ptqv demo: gating {example / 'nvfp4'} against {example / 'source'}", file=sys.stderr)
     sys.stdout.write(render_json(report.to_json()) if json_output else render_gate(report))
     raise typer.Exit(0 if report.verdict == "pass" else 1)

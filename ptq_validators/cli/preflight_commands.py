@@ -243,6 +243,7 @@ def plan_command(
     """Apply a recipe to the model's real module names (built on the meta device, no weights)
     and report per-group coverage, pattern problems and the verdict."""
     from ptq_validators.errors import UsageError
+    from ptq_validators.io.source import open_source
     from ptq_validators.preflight.plan import plan_model
     from ptq_validators.recipes import llmc_scheme, modelopt_qformat
     from ptq_validators.recipes.recipe_files import load_recipe_file
@@ -262,13 +263,14 @@ def plan_command(
         chosen, spec = llmc_scheme(scheme, ignore=ignore), {"scheme": scheme, "ignore": ignore}
     else:
         chosen, spec = load_recipe_file(recipe), {"recipe": str(recipe), "ignore": []}
-    plan = plan_model(
-        model,
-        chosen,
-        spec,
-        trust_remote_code=trust_remote_code,
-        deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"),
-    )
+    with open_source(model) as source:
+        plan = plan_model(
+            source,
+            chosen,
+            spec,
+            trust_remote_code=trust_remote_code,
+            deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"),
+        )
     if out is not None:
         try:
             out.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""AWQ checkpoints written by AutoAWQ, GEMM layout (formats.md §7).
+"""AWQ checkpoints written by AutoAWQ, GEMM layout (docs/formats.md §7).
 
 Stored: ``qweight I32 [in, out·b/32]`` (packed along OUT, nibbles interleaved), ``qzeros I32
 [in/g, out·b/32]`` and ``scales [in/g, out]``, with no ``g_idx`` (that is GPTQ). AutoAWQ packs

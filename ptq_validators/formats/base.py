@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision
 
-# Roles whose bits count towards a layer's bits per weight (formats.md §12.1).
+# Roles whose bits count towards a layer's bits per weight (docs/formats.md §9.1).
 WEIGHT_SIDE_ROLES = frozenset(
     {
         "weight",

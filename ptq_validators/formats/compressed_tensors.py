@@ -1,4 +1,4 @@
-"""compressed-tensors checkpoints written by llm-compressor (formats.md §4).
+"""compressed-tensors checkpoints written by llm-compressor (docs/formats.md §3).
 
 Stored: ``weight_packed U8`` with a ``weight_global_scale`` is NVFP4, with an E8M0 scale and no
 global scale MXFP4; ``weight_packed I32`` is packed INT of the declared width (the width cannot

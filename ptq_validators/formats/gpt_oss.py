@@ -1,4 +1,4 @@
-"""GPT-OSS style MXFP4 experts, ``quant_method: mxfp4`` (formats.md §5.2).
+"""GPT-OSS style MXFP4 experts, ``quant_method: mxfp4`` (docs/formats.md §5).
 
 Stored: a fused expert parameter ``…experts.<w>_blocks U8 [E, out, G, 16]`` (16 bytes = 32 E2M1
 values per group, rows are the OUTPUT dim) beside ``…experts.<w>_scales U8 [E, out, G]`` (one

@@ -1,4 +1,4 @@
-"""GPTQ checkpoints written by GPTQModel / AutoGPTQ (formats.md §6).
+"""GPTQ checkpoints written by GPTQModel / AutoGPTQ (docs/formats.md §6).
 
 Stored: ``qweight I32 [ceil(in·b/32), out]`` (packed along IN), ``qzeros I32 [ceil(in/g),
 ceil(out·b/32)]``, ``scales [ceil(in/g), out]`` and ``g_idx I32 [in]``. ``g_idx`` is what tells

@@ -1,4 +1,4 @@
-"""Hugging Face fine-grained FP8 (DeepSeek-V3 style), ``quant_method: fp8`` (formats.md §5.1).
+"""Hugging Face fine-grained FP8 (DeepSeek-V3 style), ``quant_method: fp8`` (docs/formats.md §4).
 
 Stored: ``weight F8_E4M3 [out, in]`` beside ``weight_scale_inv [ceil(out/b0), ceil(in/b1)]``;
 ``scaled.py`` recognises that layout for every producer, so this module only declares.

@@ -1,4 +1,4 @@
-"""NVIDIA ModelOpt unified Hugging Face exports (formats.md §3).
+"""NVIDIA ModelOpt unified Hugging Face exports (docs/formats.md §2).
 
 Stored: ``weight U8`` beside an ``F8_E4M3`` block scale is NVFP4 (packed along IN; BMM experts
 keep the transposed ``[E, in/2, out]`` layout), beside an E8M0 scale it is MXFP4, and beside a
@@ -31,7 +31,7 @@ FAMILY = "modelopt"
 @dataclass(frozen=True)
 class AlgoSpec:
     """What one ``quant_algo`` stores: weight precision, default group size, and the tensors
-    every quantized module carries beside its weight (formats.md §3.4)."""
+    every quantized module carries beside its weight (docs/formats.md §2.1)."""
 
     precision: Precision
     group_size: int | None

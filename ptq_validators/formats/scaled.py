@@ -1,5 +1,5 @@
 """FP8 and INT8 weights stored as is beside their scales (ModelOpt, compressed-tensors and
-Hugging Face fine-grained FP8 share these layouts; formats.md §3.4, §4.3, §5.1).
+Hugging Face fine-grained FP8 share these layouts; docs/formats.md §2.1, §3.1, §4).
 
 The scale's shape decides the granularity: one element is per-tensor, one per output row is
 per-channel, a coarse 2-D (or ModelOpt's 4-D ``[ob,1,ib,1]``) grid is block-wise, and a

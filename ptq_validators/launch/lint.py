@@ -2,8 +2,8 @@
 
 In: the paths of a rendered job. Out: a list of ``Finding`` (empty = clean). Shell scripts get
 ``bash -n`` and, when installed, ``shellcheck``; they must not carry pyxis flags as ``#SBATCH``
-lines or disable SSH host-key checking (failure-modes.md P09). The ModelOpt launcher YAML and
-the llm-compressor recipe are checked against models of their schemas (launchers.md §2, §9.3).
+lines or disable SSH host-key checking (docs/launchers.md §6). The ModelOpt launcher YAML and
+the llm-compressor recipe are checked against models of their schemas (docs/launchers.md §2, §5).
 """
 
 from __future__ import annotations

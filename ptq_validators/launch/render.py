@@ -27,7 +27,7 @@ from ptq_validators.resources import data_dir
 
 KINDS = ("slurm", "launcher", "docker", "direct", "nemotron", "llmcompressor")
 MANIFEST = "render.json"
-# single-process hf_ptq (device_map=auto) must not see rank variables (launchers.md §3.1)
+# single-process hf_ptq (device_map=auto) must not see rank variables (docs/launchers.md §3.1)
 RANK_VARS = "SLURM_PROCID SLURM_LOCALID SLURM_NTASKS WORLD_SIZE LOCAL_RANK RANK"
 NEMOTRON_QUANT_CFGS = (
     "int8_sq",
@@ -44,7 +44,7 @@ NEMOTRON_QUANT_CFGS = (
 # llm-compressor schemes that need no calibration data: model_free_ptq handles them shard by shard
 DATA_FREE_SCHEMES = ("FP8_DYNAMIC", "FP8_BLOCK", "NVFP4A16", "MXFP4A16", "MXFP8A16", "MXFP8", "W8A16")
 HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-# the ModelOpt launcher writes `environment` values into an unquoted `export` (launchers.md §2.8)
+# the ModelOpt launcher writes `environment` values into an unquoted `export` (docs/launchers.md §2.3)
 LAUNCHER_ENV_VALUE = re.compile(r"^[A-Za-z0-9_./:=,@+%-]*$")
 
 
@@ -156,7 +156,7 @@ def _quantizer_prefix(spec: JobSpec, default: list[str]) -> list[str]:
 
 
 def _hf_ptq_command(spec: JobSpec, kind: str) -> list[list[str]]:
-    """hf_ptq.py with its flags (launchers.md §1.1); torchrun + --use_fsdp2 for several nodes."""
+    """hf_ptq.py with its flags (docs/launchers.md §1.1); torchrun + --use_fsdp2 for several nodes."""
     if spec.nodes > 1:
         program = [
             "torchrun",
@@ -288,7 +288,7 @@ def _sbatch_context(
 
 
 def _launcher_files(spec: JobSpec, ws: Workspace, name: str) -> list[tuple[str, str, dict[str, object]]]:
-    """ModelOpt launcher YAML in the args form common/hf/ptq.sh reads (launchers.md §2.7)."""
+    """ModelOpt launcher YAML in the args form common/hf/ptq.sh reads (docs/launchers.md §2.2)."""
     if not HF_REPO_ID.match(spec.model):
         raise InputError(
             f"kind launcher needs a Hugging Face repo id (org/name), not {spec.model!r}",
@@ -359,7 +359,7 @@ def _launcher_files(spec: JobSpec, ws: Workspace, name: str) -> list[tuple[str, 
 
 
 def _nemotron_command(spec: JobSpec, ws: Workspace) -> tuple[list[list[str]], Path]:
-    """``nemotron steps run optimize/modelopt/quantize`` with dotlist overrides (launchers.md §6.1)."""
+    """``nemotron steps run optimize/modelopt/quantize`` with dotlist overrides (docs/launchers.md §4.1)."""
     if spec.recipe or spec.qformat not in NEMOTRON_QUANT_CFGS:
         raise InputError(
             f"kind nemotron needs qformat set to one of {', '.join(NEMOTRON_QUANT_CFGS)}"

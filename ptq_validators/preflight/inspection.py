@@ -240,8 +240,9 @@ def _weights(model_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:
         findings.append(Finding("no-weights", "warn" if pickles else "info", detail))
         return None
     from ptq_validators.checkpoint import Checkpoint
+    from ptq_validators.io.source import LocalSource
 
-    checkpoint = Checkpoint.open(model_dir)
+    checkpoint = Checkpoint.open(LocalSource(model_dir))
     by_dtype: Counter[str] = Counter()
     for info in checkpoint.tensors.values():
         by_dtype[info.dtype] += info.nbytes

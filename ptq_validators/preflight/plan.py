@@ -14,6 +14,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ptq_validators.checkpoint import Checkpoint, Documents
+from ptq_validators.io.source import ByteSource
 from ptq_validators.preflight import model as model_facts
 from ptq_validators.preflight.findings import Finding, verdict
 from ptq_validators.preflight.gpus import GpuSpec
@@ -63,18 +65,20 @@ _WARN_IF_QUANTIZED = {
 
 
 def plan_model(
-    model_dir: Path,
+    source: ByteSource,
     recipe: Recipe,
     recipe_spec: dict[str, Any],
     *,
     trust_remote_code: bool = False,
     deploy_gpu: GpuSpec | None = None,
 ) -> dict[str, Any]:
-    """The plan (JSON-ready; ``--out`` writes exactly this document)."""
-    config = model_facts.read_config(model_dir)
+    """The plan (JSON-ready; ``--out`` writes exactly this document). Config and headers are
+    read through ``source``; the meta-device build reads ``source.root`` as a local directory."""
+    model = Documents.open(source)
+    config = model.config
     facts = model_facts.describe(config)
     inventory = build_inventory(
-        model_dir, config, _header_shapes(model_dir), trust_remote_code=trust_remote_code
+        Path(source.root), config, _header_shapes(model), trust_remote_code=trust_remote_code
     )
     source_label = _TORCH_DTYPE_LABEL.get(str(facts["dtype"]), "BF16")
     num_layers = facts["num_hidden_layers"]
@@ -94,7 +98,7 @@ def plan_model(
     return {
         "schema_version": 1,
         "kind": "ptqv-plan",
-        "model": str(model_dir),
+        "model": source.root,
         "recipe": recipe_spec,
         "inventory": {
             "source": inventory.source,
@@ -109,12 +113,10 @@ def plan_model(
     }
 
 
-def _header_shapes(model_dir: Path) -> dict[str, tuple[int, ...]]:
-    if not any(model_dir.glob("*.safetensors")):
+def _header_shapes(model: Documents) -> dict[str, tuple[int, ...]]:
+    if not any(name.endswith(".safetensors") for name in model.files):
         return {}
-    from ptq_validators.checkpoint import Checkpoint
-
-    return {name: info.shape for name, info in Checkpoint.open(model_dir).tensors.items()}
+    return {name: info.shape for name, info in Checkpoint.open(model.source).tensors.items()}
 
 
 def _groups(rows: list[dict[str, Any]], intents: list, source_label: str) -> list[dict[str, Any]]:

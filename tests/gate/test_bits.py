@@ -1,4 +1,4 @@
-"""Exact on-disk bits per weight against the formats.md §12.2 formulas, on real-tool outputs."""
+"""Exact on-disk bits per weight against the docs/formats.md §9.2 formulas, on real-tool outputs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from math import ceil
 import pytest
 
 from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import build_layer_table
 from tests.conftest import FIXTURES
 
@@ -85,9 +86,9 @@ CASES = [
 )
 def test_bits_per_weight_match_the_formula(fixture, layer, precision, group, bits):
     source = build_layer_table(
-        Checkpoint.open(FIXTURES / "src-moe" if "moe" in fixture else FIXTURES / "src-llama")
+        Checkpoint.open(LocalSource(FIXTURES / "src-moe" if "moe" in fixture else FIXTURES / "src-llama"))
     )
-    table = build_layer_table(Checkpoint.open(FIXTURES / fixture), source_shapes=source.shapes())
+    table = build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)), source_shapes=source.shapes())
     row = table.by_name()[layer]
     assert row.precision.value == precision
     assert row.stored.group_size == group
@@ -96,7 +97,7 @@ def test_bits_per_weight_match_the_formula(fixture, layer, precision, group, bit
 
 
 def test_packed_int_width_comes_from_the_declaration_without_a_source():
-    table = build_layer_table(Checkpoint.open(FIXTURES / "llmc-w4a16-llama"))
+    table = build_layer_table(Checkpoint.open(LocalSource(FIXTURES / "llmc-w4a16-llama")))
     row = table.by_name()["model.layers.0.mlp.down_proj"]
     assert (row.precision.value, row.stored.shape) == ("INT4", (OUT, IN))
 
@@ -109,5 +110,5 @@ def test_original_shapes_are_recovered_from_packed_layouts():
         "modelopt-fp8-llama": (OUT, IN),
     }
     for fixture, shape in expected.items():
-        table = build_layer_table(Checkpoint.open(FIXTURES / fixture))
+        table = build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)))
         assert table.by_name()["model.layers.0.mlp.down_proj"].stored.shape == shape, fixture

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.ckpt_edit import copy_checkpoint, shard
 from tests.conftest import FIXTURES
 
@@ -132,3 +134,70 @@ def test_missing_directory_and_usage_errors(ptqv, tmp_path):
     unknown = ptqv("gate", FIXTURES / "modelopt-fp8-llama", "--source", SRC, "--qformat", "fp9")
     assert unknown.code == 2 and "unknown ModelOpt qformat 'fp9'" in unknown.stderr
     assert "nvfp4_mlp_only" in unknown.stderr
+
+
+def test_truncated_source_shard_names_the_source_file(ptqv, tmp_path):
+    source = copy_checkpoint(SRC, tmp_path / "src")
+    path = source / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-10])
+    result = ptqv("gate", FIXTURES / "modelopt-fp8-llama", "--source", source)
+    assert_input_error(result, f"{path}: invalid safetensors header (MetadataIncompleteBuffer)")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "document", "path", "value", "said"),
+    [
+        ("modelopt-nvfp4-moe", "hf_quant_config.json", ("quantization",), "NVFP4", "an object, not str"),
+        ("modelopt-nvfp4-moe", "hf_quant_config.json", ("quantization", "exclude_modules"), -1, "an array"),
+        (
+            "modelopt-mixed-llama",
+            "hf_quant_config.json",
+            ("quantization", "quantized_layers"),
+            [],
+            "an object",
+        ),
+        ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "config_groups"), "x", "an object"),
+        (
+            "modelopt-nvfp4-moe",
+            "config.json",
+            ("quantization_config", "ignore"),
+            -1,
+            "an array of strings, not int",
+        ),
+        ("modelopt-nvfp4-moe", "tokenizer.json", ("model",), "BPE", "an object, not str"),
+        ("awq-gemm-llama", "config.json", ("quantization_config", "modules_to_not_convert"), -1, "an array"),
+        ("hf-fp8-llama", "config.json", ("quantization_config", "modules_to_convert"), 0, "an array"),
+        ("modelopt-nvfp4-moe", "config.json", ("quantization_config", "ignore"), [1, "x"], "an array of "),
+    ],
+)
+def test_documents_of_the_wrong_shape_name_the_file_and_key(
+    ptqv, tmp_path, fixture, document, path, value, said
+):
+    # These reached the format readers and checks and ended as internal errors (exit 70).
+    out = copy_checkpoint(FIXTURES / fixture, tmp_path / "out")
+    doc = json.loads((out / document).read_text())
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    (out / document).write_text(json.dumps(doc))
+    source = FIXTURES / ("src-moe" if "moe" in fixture else "src-llama")
+    result = ptqv("gate", out, "--source", source)
+    assert_input_error(result, f"{out}/{document}: {'.'.join(path)!r} must be {said}")
+
+
+@pytest.mark.parametrize("where", ["ignore", "targets"])
+def test_a_bad_regex_in_the_checkpoints_own_config_is_input(ptqv, tmp_path, where):
+    # The same text given as --ignore is a usage error (2); inside config.json it is input (3).
+    out = copy_checkpoint(FIXTURES / "llmc-nvfp4-llama", tmp_path / "out")
+    doc = json.loads((out / "config.json").read_text())
+    block = doc["quantization_config"]
+    if where == "ignore":
+        block["ignore"] = [*block.get("ignore", []), "re:(lm_head"]
+    else:
+        next(iter(block["config_groups"].values()))["targets"] = ["re:(lm_head"]
+    (out / "config.json").write_text(json.dumps(doc))
+    for result in (ptqv("scan", out), ptqv("gate", out, "--source", SRC)):
+        assert_input_error(
+            result, f"{out}/config.json: quantization_config: invalid regular expression in 're:(lm_head'"
+        )

@@ -1,6 +1,6 @@
 """GPTQ, AWQ, HF fine-grained FP8, GPT-OSS MXFP4 and fused 3-D experts, on real-tool outputs:
 each good export passes the gate with the right precision, group and exact bits per weight
-(formats.md §12.2), and a byte-level edit of it fails for the reason the edit introduced."""
+(docs/formats.md §9.2), and a byte-level edit of it fails for the reason the edit introduced."""
 
 from __future__ import annotations
 
@@ -12,30 +12,19 @@ import pytest
 
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats.hf_fp8 import ModuleMatcher
+from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import build_layer_table
-from tests.ckpt_edit import RawTensor, copy_checkpoint, edit_json, edit_tensors
-from tests.conftest import FIXTURES, manifest
-
-SRC_LLAMA = FIXTURES / "src-llama"
+from tests.ckpt_edit import RawTensor, edit_json, edit_tensors
+from tests.conftest import FIXTURES, gate, manifest, variant
 
 
 def table(fixture: str, source: str):
-    src = build_layer_table(Checkpoint.open(FIXTURES / source))
-    return build_layer_table(Checkpoint.open(FIXTURES / fixture), source_shapes=src.shapes())
-
-
-def gate(ptqv, output: Path, source: Path = SRC_LLAMA):
-    result = ptqv("gate", output, "--source", source, "--json")
-    report = result.json()
-    return result.code, {check["id"]: check for check in report["checks"]}, report
-
-
-def variant(tmp_path: Path, fixture: str) -> Path:
-    return copy_checkpoint(FIXTURES / fixture, tmp_path / fixture)
+    src = build_layer_table(Checkpoint.open(LocalSource(FIXTURES / source)))
+    return build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)), source_shapes=src.shapes())
 
 
 def gptq_bits(out: int, in_: int, b: int, g: int) -> F:
-    """formats.md §12.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
+    """docs/formats.md §9.2 GPTQ row: qweight + qzeros (I32) + scales (F16) + g_idx (I32)."""
     groups = ceil(in_ / g)
     return F(
         32 * ceil(in_ * b / 32) * out + 32 * groups * ceil(out * b / 32) + 16 * groups * out + 32 * in_,

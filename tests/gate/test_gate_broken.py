@@ -10,25 +10,12 @@ import pytest
 
 from tests.ckpt_edit import (
     RawTensor,
-    copy_checkpoint,
     dequantize_layer,
     edit_json,
     edit_tensors,
     read_tensors,
 )
-from tests.conftest import FIXTURES
-
-SRC_LLAMA = FIXTURES / "src-llama"
-
-
-def gate(ptqv, output: Path, source: Path = SRC_LLAMA, *args: str):
-    result = ptqv("gate", output, "--source", source, "--json", *args)
-    report = result.json()
-    return result.code, {check["id"]: check for check in report["checks"]}, report
-
-
-def variant(tmp_path: Path, fixture: str) -> Path:
-    return copy_checkpoint(FIXTURES / fixture, tmp_path / fixture)
+from tests.conftest import FIXTURES, SRC_LLAMA, gate, variant
 
 
 def both_quant_configs(directory: Path, edit) -> None:

@@ -12,7 +12,7 @@ ANCHORS = ("weight", "weight_packed", "qweight", "blocks", "weight_scale", "weig
 
 def weight_regions(path) -> list[tuple[int, int]]:
     """Absolute byte spans of every weight and block/group scale larger than a scalar."""
-    checkpoint = Checkpoint.open(path)
+    checkpoint = Checkpoint.open(LocalSource(path))
     regions = []
     for module in group_modules(checkpoint.tensors).values():
         for role, info in module.tensors.items():

@@ -9,20 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.ckpt_edit import RawTensor, copy_checkpoint, dequantize_layer, edit_json, edit_tensors
-from tests.conftest import FIXTURES
+from tests.ckpt_edit import RawTensor, dequantize_layer, edit_json, edit_tensors
+from tests.conftest import FIXTURES, variant
+from tests.conftest import gate as gate_report
 
 F32_ONE = struct.pack("<f", 1.0)
 
 
 def gate(ptqv, output: Path, source: str, *args: str):
-    result = ptqv("gate", output, "--source", FIXTURES / source, "--json", *args)
-    report = result.json()
-    return result.code, {check["id"]: check for check in report["checks"]}
-
-
-def variant(tmp_path: Path, fixture: str) -> Path:
-    return copy_checkpoint(FIXTURES / fixture, tmp_path / fixture)
+    return gate_report(ptqv, output, source, *args)[:2]  # these tests need no whole report
 
 
 def set_scalar(tensors, name: str, value: float) -> None:

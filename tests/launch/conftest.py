@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import run_ptqv as ptqv
 from tests.infra.services import docker_infra, shellcheck, slurm_infra  # noqa: F401  (fixtures)
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 STAND_IN = [sys.executable, str(HERE / "stand_in.py")]
-
-
-def ptqv(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a separate process (this checkout's package first on the path)."""
-    full_env = {**os.environ, **(env or {})}
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "ptq_validators", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
 
 
 def wait_for_status(

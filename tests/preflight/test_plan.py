@@ -8,6 +8,7 @@ import pytest
 
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.cli import main
+from ptq_validators.io.source import LocalSource
 from ptq_validators.preflight.plan import plan_model
 from ptq_validators.recipes import llmc_scheme, modelopt_qformat
 from ptq_validators.recipes.recipe_files import load_recipe_file
@@ -19,15 +20,17 @@ def _ids(plan):
 
 
 def _qformat(model, name, **kw):
-    return plan_model(model, modelopt_qformat(name), {"qformat": name, "ignore": []}, **kw)
+    return plan_model(LocalSource(model), modelopt_qformat(name), {"qformat": name, "ignore": []}, **kw)
 
 
 def _scheme(model, name, ignore=()):
-    return plan_model(model, llmc_scheme(name, ignore=list(ignore)), {"scheme": name, "ignore": list(ignore)})
+    return plan_model(
+        LocalSource(model), llmc_scheme(name, ignore=list(ignore)), {"scheme": name, "ignore": list(ignore)}
+    )
 
 
 def _recipe(model, path):
-    return plan_model(model, load_recipe_file(path), {"recipe": str(path), "ignore": []})
+    return plan_model(LocalSource(model), load_recipe_file(path), {"recipe": str(path), "ignore": []})
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -135,7 +138,7 @@ def test_mtp_layers_and_fp8_source():
 
 def test_deploy_gpu_blocks_a_format_it_cannot_serve():
     plan = plan_model(
-        CONFIGS / "llama3",
+        LocalSource(CONFIGS / "llama3"),
         modelopt_qformat("nvfp4_mlp_only"),
         {"qformat": "nvfp4_mlp_only", "ignore": []},
         deploy_gpu=__import__("ptq_validators.preflight.gpus", fromlist=["match_gpu"]).match_gpu("H100"),
@@ -180,7 +183,7 @@ def test_plan_saved_before_agrees_with_the_real_modelopt_export(tmp_path, capsys
     assert plan == json.loads(capsys.readouterr().out)
     assert plan["kind"] == "ptqv-plan" and plan["schema_version"] == 1
     assert plan["recipe"] == {"qformat": "nvfp4", "ignore": []}
-    export = Checkpoint.open(FIXTURES / "modelopt-nvfp4-moe")
+    export = Checkpoint.open(LocalSource(FIXTURES / "modelopt-nvfp4-moe"))
     exported_linear = {
         n[: -len(".weight")]
         for n, t in export.tensors.items()

@@ -1,8 +1,7 @@
 """The built wheel carries the whole pack, and an installed wheel installs self-contained skills.
 
-The venv is built here rather than shared with tests/test_wheel.py (kept separate on purpose:
-that file has another owner); it takes the dependencies from the system site packages and the
-package itself only from the wheel, and runs outside the checkout.
+The wheel and the fresh venv (no system site packages; the wheel and its declared dependencies
+only) are tests/test_wheel.py's fixtures.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import venv
 import zipfile
 from pathlib import Path
 
@@ -19,32 +16,10 @@ import pytest
 
 from ptq_validators.skillpack import relative_links
 from tests.conftest import ROOT
+from tests.test_wheel import wheel, wheel_venv  # noqa: F401  (fixtures)
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (built,) = out.glob("ptq_validators-*.whl")
-    return built
-
-
-def test_wheel_holds_every_skill_reference_and_template(wheel: Path) -> None:
+def test_wheel_holds_every_skill_reference_and_template(wheel: Path) -> None:  # noqa: F811
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in ("skills", "references", "templates"):
         files = [p for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
@@ -54,27 +29,10 @@ def test_wheel_holds_every_skill_reference_and_template(wheel: Path) -> None:
 
 
 @pytest.mark.slow
-def test_installed_wheel_installs_skills_whose_links_resolve(wheel: Path, tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+def test_installed_wheel_installs_skills_whose_links_resolve(wheel_venv: Path, tmp_path: Path) -> None:  # noqa: F811
+    env_dir = wheel_venv
     python = env_dir / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-deps",
-            "--force-reinstall",
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     target = tmp_path / "agent-skills"
     done = subprocess.run(
         [str(env_dir / "bin" / "ptqv"), "skills", "install", "--target", str(target), "--json"],

@@ -1,0 +1,104 @@
+"""What the gate reads besides headers: the document pairs its drift checks compare, and the
+export's scalar scales. Reading only: the comparisons and verdicts are the checks' (``gate.py``
+hands these inputs to them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
+from ptq_validators.layers import split_role
+from ptq_validators.values import DECODABLE, decode
+
+# Files an export should carry over from its source (compared by presence).
+SIDECAR_FILES = (
+    "config.json",
+    "generation_config.json",
+    *TOKENIZER_FILES,
+    "chat_template.jinja",
+    "chat_template.json",
+    *PROCESSOR_FILES,
+)
+# JSON documents of the tokenizer compared key by key (the vocabulary is compared on its own).
+TOKENIZER_DOCUMENTS = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# Binary or plain-text tokenizer files compared by digest.
+TOKENIZER_BLOBS = ("tokenizer.model", "vocab.json", "merges.txt")
+# Per-expert vectors of scalar scales (one per expert) are still small; larger scale tensors
+# are block/group grids, read only by --deep.
+MAX_SCALAR_BYTES = 4096
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """The effective chat template of one checkpoint and the file it came from."""
+
+    text: str | None
+    file: str | None
+
+
+@dataclass(frozen=True)
+class MetadataPair:
+    """Source and export documents, read for the drift checks. Pairs where either side lacks a
+    document are left out, except where the export's absence is itself the finding (template,
+    generation config)."""
+
+    config: tuple[Json, Json]
+    vocabularies: tuple[Json, Json] | None  # tokenizer.json of both, when both have one
+    tokenizer_documents: list[tuple[str, Json, Json]]  # chat_template keys removed
+    digests: list[tuple[str, str, str]]  # (file, source sha256, export sha256)
+    templates: tuple[ChatTemplate, ChatTemplate]
+    generation: tuple[Json | None, Json]  # export side {} when absent
+    source_has_tokenizer: bool
+
+
+def read_metadata(source: Documents, output: Documents) -> MetadataPair:
+    """Read the documents the drift checks compare; invalid JSON or text is an ``InputError``
+    naming the file."""
+    src_tok, out_tok = source.json_document("tokenizer.json"), output.json_document("tokenizer.json")
+    tokenizer_documents = []
+    for name in TOKENIZER_DOCUMENTS:
+        src_doc, out_doc = source.json_document(name), output.json_document(name)
+        if src_doc is not None and out_doc is not None:
+            # The chat template is compared once, wherever it lives (``templates``).
+            tokenizer_documents.append(
+                (
+                    name,
+                    {k: v for k, v in src_doc.items() if k != "chat_template"},
+                    {k: v for k, v in out_doc.items() if k != "chat_template"},
+                )
+            )
+    digests = []
+    for name in TOKENIZER_BLOBS:
+        src_digest, out_digest = source.file_digest(name), output.file_digest(name)
+        if src_digest and out_digest:
+            digests.append((name, src_digest, out_digest))
+    return MetadataPair(
+        config=(source.config, output.config),
+        vocabularies=(src_tok, out_tok) if src_tok is not None and out_tok is not None else None,
+        tokenizer_documents=tokenizer_documents,
+        digests=digests,
+        templates=(ChatTemplate(*source.chat_template()), ChatTemplate(*output.chat_template())),
+        generation=(
+            source.json_document("generation_config.json"),
+            output.json_document("generation_config.json") or {},
+        ),
+        source_has_tokenizer=any(source.has(name) for name in TOKENIZER_FILES),
+    )
+
+
+def read_scalar_scales(checkpoint: Checkpoint, roles: frozenset[str]) -> dict[str, list[float]]:
+    """Decode the small scale tensors whose role is in ``roles`` (global, input, KV scales; a
+    ``weight_scale`` only when per-tensor): a few bytes each, read with one open per shard.
+    Weight bytes are never read here."""
+    names = []
+    for name, info in checkpoint.tensors.items():
+        if info.end - info.begin > MAX_SCALAR_BYTES or info.dtype not in DECODABLE:
+            continue
+        role = split_role(name, info)[1]
+        if role in roles and (role != "weight_scale" or info.numel == 1):
+            names.append(name)
+    data = checkpoint.read_tensors(names)
+    return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}
