@@ -110,8 +110,8 @@ def test_every_ptqv_line_parses_with_its_flags(line) -> None:
     [
         "ptqv gate OUTPUT --source SOURCE --qformat",  # missing value
         "ptqv gate OUTPUT --source SOURCE --plans plan.json",  # misspelt flag
-        "ptqv jobs wait JOB_ID",  # no such command (yet)
-        "ptqv launch WORKSPACE --cluster NAME --yes",  # no such flag (yet)
+        "ptqv jobs frobnicate JOB_ID",  # no such command
+        "ptqv launch WORKSPACE --teleport --yes",  # no such flag
         "ptqv env extra",  # unexpected argument
     ],
 )
