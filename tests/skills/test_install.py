@@ -154,7 +154,8 @@ def test_docs_prints_a_reference_and_lists_them(ptqv) -> None:
     assert errors.code == 0 and errors.stdout == (REFERENCES / "errors.md").read_text(encoding="utf-8")
     listed = ptqv("docs", "--json").json()["topics"]
     assert [t["name"] for t in listed] == sorted(p.stem for p in REFERENCES.glob("*.md"))
-    assert all(t["about"].startswith("Load this") for t in listed)
+    about = {t["name"]: t["about"] for t in listed}
+    assert all(about.values()) and about["errors"].startswith("Load this when a `ptqv` check fails")
     plain = ptqv("docs").stdout.splitlines()
     assert plain[0].startswith("checkpoint-validation\tLoad this")
     missing = ptqv("docs", "nothing")
