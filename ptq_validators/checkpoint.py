@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq_validators.errors import InputError, UsageError
+from ptq_validators.formats.ct_rules import name_matches
 from ptq_validators.io.safetensors import SafetensorsHeader, TensorInfo, read_header
 from ptq_validators.io.source import ByteSource
-from ptq_validators.recipes.compressed_tensors import ct_match
 
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -141,7 +141,7 @@ class Documents:
         for pattern in patterns:
             if isinstance(pattern, str) and pattern.startswith("re:"):
                 try:
-                    ct_match(pattern, "", None)
+                    name_matches(pattern, "")
                 except UsageError as exc:
                     raise InputError(
                         f"{self.source.display('config.json')}: quantization_config: {exc.message}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.formats.roles import BLOCK_SCALE_ROLES, E8M0_SCALE_ROLES, SAMPLED_WEIGHT_ROLES
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.layers import LayerTable
 from ptq_validators.values import non_finite_count
@@ -23,12 +24,12 @@ def _targets(table: LayerTable) -> list[tuple[TensorInfo, str, bool]]:
     targets = []
     for layer in table.layers:
         for role, info in layer.tensors.items():
-            dtype = "F8_E8M0" if info.dtype == "U8" and role in ("weight_scale", "scales") else info.dtype
+            dtype = "F8_E8M0" if info.dtype == "U8" and role in E8M0_SCALE_ROLES else info.dtype
             if dtype not in _CHECKABLE:
                 continue
-            if role in ("weight", "blocks"):
+            if role in SAMPLED_WEIGHT_ROLES:
                 targets.append((info, dtype, False))
-            elif role in ("weight_scale", "weight_scale_inv", "scales") and info.numel > 1:
+            elif role in BLOCK_SCALE_ROLES and info.numel > 1:
                 targets.append((info, dtype, True))
     return targets
 

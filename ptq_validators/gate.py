@@ -4,7 +4,6 @@ read by ``gate_documents``, headers by ``checkpoint``; checks are pure functions
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,23 +25,18 @@ from ptq_validators.checks import (
     special,
 )
 from ptq_validators.checks import metadata as md
-from ptq_validators.checks.base import FAIL, CheckResult
+from ptq_validators.checks.base import CheckResult, verdict
 from ptq_validators.deep import Progress, scan_deep
-from ptq_validators.errors import InputError, UsageError
+from ptq_validators.envelope import envelope
+from ptq_validators.errors import UsageError
+from ptq_validators.formats.roles import SCALAR_SCALE_ROLES
 from ptq_validators.gate_documents import SIDECAR_FILES, MetadataPair, read_metadata, read_scalar_scales
 from ptq_validators.io.source import ByteSource
 from ptq_validators.layers import LayerTable, build_layer_table
-from ptq_validators.precision import Precision
-from ptq_validators.recipes import Intent, Recipe, llmc_scheme, modelopt_qformat
+from ptq_validators.model_config import tied_embeddings
+from ptq_validators.plan_file import check_plan
+from ptq_validators.recipes import Recipe, llmc_scheme, modelopt_qformat
 from ptq_validators.source_summary import summarize
-
-SCHEMA_VERSION = 1
-# ModelOpt splits fused 3-D expert parameters into per-expert linears on export.
-_FUSED_SPLITS = {
-    "gate_up_proj": ("gate_proj", "up_proj"),
-    "down_proj": ("down_proj",),
-    "up_proj": ("up_proj",),
-}
 
 
 @dataclass
@@ -84,24 +78,23 @@ class GateReport:
 
     @property
     def verdict(self) -> str:
-        return "fail" if any(check.status == FAIL for check in self.checks) else "pass"
+        return verdict(self.checks)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kind": "ptqv-gate",
-            "verdict": self.verdict,
-            "source": self.source,
-            "output": self.output,
-            "declared": self.table.declaration.summary,
-            "recipe": self.recipe,
-            "checks": [check.to_json() for check in self.checks],
-            "size": self.size,
-            "precision_counts": self.table.precision_counts(),
-            "group_counts": self.table.group_counts(),
-            "layers": [layer.to_json() for layer in self.table.layers],
-            "metadata_diffs": [diff.to_json() for diff in self.metadata_diffs],
-        }
+        return envelope(
+            "gate",
+            verdict=self.verdict,
+            source=self.source,
+            output=self.output,
+            declared=self.table.declaration.summary,
+            recipe=self.recipe,
+            checks=[check.to_json() for check in self.checks],
+            size=self.size,
+            precision_counts=self.table.precision_counts(),
+            group_counts=self.table.group_counts(),
+            layers=[layer.to_json() for layer in self.table.layers],
+            metadata_diffs=[diff.to_json() for diff in self.metadata_diffs],
+        )
 
 
 def run_gate(
@@ -116,7 +109,7 @@ def run_gate(
     exported = Checkpoint.open(output)
     table = build_layer_table(exported, source_shapes=summary.shapes)
     config = exported.config
-    values = read_scalar_scales(exported, numerics.SCALAR_ROLES)
+    values = read_scalar_scales(exported, SCALAR_SCALE_ROLES)
 
     # The reader checked that the tensors cover each data buffer exactly: bits = bytes x 8.
     sizes = size.size_summary(
@@ -129,7 +122,7 @@ def run_gate(
         coverage.check_precision(table),
         coverage.check_coverage(table),
         _recipe_check(table, recipe),
-        _plan_check(table, options.plan),
+        check_plan(table, options.plan),
         coverage.check_vision(table, allow=options.allow_quantized_vision),
         coverage.check_head_and_embeddings(table),
         moe.check_moe_completeness(table, config),
@@ -140,9 +133,7 @@ def run_gate(
         ),
         excludes.check_exclude_hygiene(table, config),
         special.check_special_modules(table, config),
-        names.check_names(
-            table, summary.tensor_names, summary.essential_names, tied=excludes.tied_embeddings(config)
-        ),
+        names.check_names(table, summary.tensor_names, summary.essential_names, tied=tied_embeddings(config)),
         alignment.check_alignment(table),
         numerics.check_scale_values(values),
         numerics.check_deep(deep_findings, scanned),
@@ -165,80 +156,13 @@ def _recipe_check(table: LayerTable, recipe: Recipe | None) -> CheckResult:
         layer.name: recipe.intent(
             layer.name,
             fused_param=layer.fused,
-            module_class="Embedding" if layer.group.value == "embed" else "Linear",
+            module_class=layer.module_class,
         )
         for layer in table.layers
     }
     return coverage.check_expectation(
         table, intents, check_id="recipe", title=f"{title} ({recipe.name})", strict=False
     )
-
-
-def _plan_check(table: LayerTable, plan_path: str | None) -> CheckResult:
-    title = "Plan vs export"
-    if plan_path is None:
-        return coverage.skipped("plan", title, "no --plan given")
-    intents = _expand_fused(load_plan(plan_path), {layer.name for layer in table.layers})
-    return coverage.check_expectation(table, intents, check_id="plan", title=title, strict=True)
-
-
-def load_plan(path: str) -> dict[str, Intent]:
-    """Read a ``ptqv plan --out`` file into intents per layer name."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            plan = json.load(handle)
-    except OSError as exc:
-        raise InputError(
-            f"{path}: cannot read plan: {exc.strerror}", hint="pass the file written by `ptqv plan --out`"
-        ) from None
-    except ValueError as exc:
-        raise InputError(
-            f"{path}: invalid JSON: {exc}", hint="pass the file written by `ptqv plan --out`"
-        ) from None
-    if not (
-        isinstance(plan, dict) and plan.get("kind") == "ptqv-plan" and isinstance(plan.get("layers"), list)
-    ):
-        raise InputError(
-            f"{path}: not a ptqv plan (expected kind 'ptqv-plan' with 'layers')",
-            hint="pass the file written by `ptqv plan --out`",
-        )
-    if plan.get("schema_version") != SCHEMA_VERSION:
-        raise InputError(
-            f"{path}: plan schema_version {plan.get('schema_version')!r} is not {SCHEMA_VERSION}",
-            hint="re-create the plan with this version of ptqv",
-        )
-    intents: dict[str, Intent] = {}
-    for row in plan["layers"]:
-        try:
-            precision = Precision(row["precision"])
-            name = str(row["name"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(
-                f"{path}: invalid layer row {row!r}", hint="re-create the plan with `ptqv plan --out`"
-            ) from None
-        intended = precision if precision.is_quantized else None
-        intents[name] = Intent(intended, row.get("group_size") if intended else None, "plan")
-    return intents
-
-
-def _expand_fused(intents: dict[str, Intent], found: set[str]) -> dict[str, Intent]:
-    """Map a plan's fused expert parameters onto the per-expert linears ModelOpt exports."""
-    expanded: dict[str, Intent] = {}
-    for name, intent in intents.items():
-        prefix, _, param = name.rpartition(".")
-        splits = _FUSED_SPLITS.get(param) if name not in found else None
-        members = [
-            f
-            for f in found
-            if splits
-            and f.startswith(prefix + ".")
-            and f[len(prefix) + 1 :].partition(".")[0].isdigit()
-            and f.rpartition(".")[2] in splits
-            and f.count(".") == name.count(".") + 1
-        ]
-        for member in members or [name]:
-            expanded[member] = intent
-    return expanded
 
 
 def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.MetadataDiff]]:

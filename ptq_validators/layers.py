@@ -18,39 +18,27 @@ from typing import Any
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats import read_declaration, recognize
 from ptq_validators.formats.base import (
-    KNOWN_ROLES,
-    WEIGHT_SIDE_ROLES,
     Declaration,
     Declared,
     Hints,
     Module,
     Stored,
 )
+from ptq_validators.formats.roles import (
+    FUSED_ROLE_SUFFIXES,
+    KNOWN_ROLES,
+    QUANTIZATION_ROLES,
+    WEIGHT_SIDE_ROLES,
+)
 from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
-# Suffixes that BMM-style fused experts append to the parameter name (docs/formats.md §2.2, §5).
-_FUSED_ROLE_SUFFIXES = tuple(
-    sorted(
-        (
-            "weight_scale_2",
-            "weight_scale",
-            "input_scale",
-            "weight_scale_inv",
-            "blocks",
-            "scales",
-            "bias",
-            "input_global_scale",
-            "weight_global_scale",
-        ),
-        key=len,
-        reverse=True,
-    )
-)
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
+_EMBEDDING_LEAF = re.compile(r"(?:^|_)(?:embed_tokens|embeddings?|wte|wpe)$")
 
 OK = "ok"
 UNEXPECTED_UNQUANTIZED = "unexpected_unquantized"
@@ -60,9 +48,104 @@ FAKE_QUANT = "fake_quant"
 UNRECOGNIZED = "unrecognized"
 
 
+@dataclass(slots=True)
+class LayerRow:
+    """One row of the layer table as it is saved: the one type behind ``plan.json`` rows, the
+    gate's and scan's JSON ``layers`` and pre-flight's inventory, so a plan saved before
+    calibration loads back as the rows the gate compares the export with.
+
+    ``precision`` is the weight's precision: found on disk (gate, scan), or intended by the
+    recipe, else the source's dtype (plan). ``declared*`` say what the governing document wants
+    and why: the checkpoint's quantization metadata (gate), the recipe's intent (plan; None:
+    left unquantized). ``fused``: the weight is part of a fused 3-D expert parameter, as stored
+    (gate) or in the built model (plan: transformers 5 fuses experts that checkpoints store per
+    expert). ``activation`` is the activation side (reserved: None until it is recorded).
+    Fields a use does not know stay None / empty.
+    """
+
+    name: str
+    group: LayerGroup
+    precision: Precision
+    group_size: int | None = None
+    activation: str | None = None
+    fused: bool = False
+    shape: tuple[int, ...] = ()
+    module_class: str | None = None
+    declared: Precision | None = None
+    declared_group_size: int | None = None
+    declared_by: str | None = None
+    bits_per_weight: float | None = None
+    tensors: tuple[str, ...] = ()
+    status: str | None = None
+    problems: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": self.group.value,
+            "precision": self.precision.value,
+            "group_size": self.group_size,
+            "activation": self.activation,
+            "fused": self.fused,
+            "shape": list(self.shape),
+            "module_class": self.module_class,
+            "declared": self.declared.value if self.declared else None,
+            "declared_group_size": self.declared_group_size,
+            "declared_by": self.declared_by,
+            "bits_per_weight": self.bits_per_weight,
+            "tensors": list(self.tensors),
+            "status": self.status,
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_json(cls, row: Any) -> LayerRow:
+        """The row ``to_json`` wrote (keys past ``name``, ``group`` and ``precision`` may be
+        missing: plan files before this row type carried only those and ``group_size``).
+        Raises ``ValueError`` naming what is wrong."""
+        if not isinstance(row, dict):
+            raise ValueError("a layer row is a JSON object")
+        try:
+            declared = row.get("declared")
+            return cls(
+                name=_text(row["name"]),
+                group=LayerGroup(row["group"]),
+                precision=Precision(row["precision"]),
+                group_size=_optional_int(row.get("group_size")),
+                activation=row.get("activation"),
+                fused=bool(row.get("fused", False)),
+                shape=tuple(int(d) for d in row.get("shape") or ()),
+                module_class=row.get("module_class"),
+                declared=Precision(declared) if declared is not None else None,
+                declared_group_size=_optional_int(row.get("declared_group_size")),
+                declared_by=row.get("declared_by"),
+                bits_per_weight=row.get("bits_per_weight"),
+                tensors=tuple(str(t) for t in row.get("tensors") or ()),
+                status=row.get("status"),
+                problems=tuple(str(p) for p in row.get("problems") or ()),
+            )
+        except KeyError as exc:
+            raise ValueError(f"missing key {exc}") from None
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"name {value!r} is not a string")
+    return value
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{value!r} is not an integer")
+    return value
+
+
 @dataclass
 class Layer:
-    """One linear-like weight (a 2-D weight, or a fused 3-D expert parameter)."""
+    """One linear-like weight (a 2-D weight, or a fused 3-D expert parameter) with the
+    tensors, stored layout and declaration the checks judge."""
 
     name: str
     group: LayerGroup
@@ -82,26 +165,45 @@ class Layer:
         return self.stored.elements
 
     @property
+    def module_class(self) -> str:
+        """The torch class the declaration and recipes match this weight as."""
+        return module_class(self.name, self.group)
+
+    @property
     def bits_per_weight(self) -> Fraction:
         """Exact on-disk bits per original weight element (weight-side tensors only)."""
         return Fraction(self.weight_bits, self.elements) if self.elements else Fraction(0)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "group": self.group.value,
-            "precision": self.precision.value,
-            "group_size": self.stored.group_size,
-            "declared": self.declared.precision.value if self.declared.precision else None,
-            "declared_group_size": self.declared.group_size,
-            "declared_by": self.declared.rule,
+    def row(self) -> LayerRow:
+        return LayerRow(
+            name=self.name,
+            group=self.group,
+            precision=self.precision,
+            group_size=self.stored.group_size,
+            fused=self.fused,
+            shape=self.stored.shape,
+            module_class=self.module_class,
+            declared=self.declared.precision,
+            declared_group_size=self.declared.group_size,
+            declared_by=self.declared.rule,
             # Plain int division is correctly rounded, like float(Fraction), and much cheaper.
-            "bits_per_weight": round(self.weight_bits / self.elements, 6) if self.elements else 0.0,
-            "shape": list(self.stored.shape),
-            "tensors": sorted(self.tensors),
-            "status": self.status,
-            "problems": self.stored.problems,
-        }
+            bits_per_weight=round(self.weight_bits / self.elements, 6) if self.elements else 0.0,
+            tensors=tuple(sorted(self.tensors)),
+            status=self.status,
+            problems=tuple(self.stored.problems),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.row().to_json()
+
+
+def module_class(name: str, group: LayerGroup) -> str:
+    """Without a module tree, a 2-D weight is taken to be a torch ``Linear`` and an embedding
+    (the token embedding, or a table named like one, e.g. a vision tower's
+    ``position_embedding``) an ``Embedding``: the classes the quantizers see for standard models."""
+    if group is LayerGroup.EMBED or _EMBEDDING_LEAF.search(name.rpartition(".")[2]):
+        return "Embedding"
+    return "Linear"
 
 
 @dataclass
@@ -155,7 +257,7 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
     if leaf.startswith("_svdquant_lora_") and prefix.endswith(".weight_quantizer"):
         return prefix[: -len(".weight_quantizer")], leaf[1:], False
     if prefix.rpartition(".")[2] == "experts":
-        for suffix in _FUSED_ROLE_SUFFIXES:
+        for suffix in FUSED_ROLE_SUFFIXES:
             if leaf.endswith("_" + suffix):
                 return f"{prefix}.{leaf[: -len(suffix) - 1]}", suffix, True
         if len(info.shape) >= 3:
@@ -189,12 +291,15 @@ def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
 
 
-def num_hidden_layers(config: dict[str, Any]) -> int | None:
-    for block in (config, config.get("text_config") or {}, config.get("llm_config") or {}):
-        value = block.get("num_hidden_layers") if isinstance(block, dict) else None
-        if isinstance(value, int):
-            return value
-    return None
+def essential_names(table: LayerTable) -> set[str]:
+    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
+    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
+    return {
+        info.name
+        for module in table.modules.values()
+        for role, info in module.tensors.items()
+        if role not in QUANTIZATION_ROLES
+    }
 
 
 def build_layer_table(
@@ -215,8 +320,7 @@ def build_layer_table(
         if not is_layer(module):
             continue
         group = classify(module.name, num_hidden_layers=depth)
-        module_class = "Embedding" if group is LayerGroup.EMBED else "Linear"
-        declared = declaration.declared(module.name, module_class=module_class)
+        declared = declaration.declared(module.name, module_class=module_class(module.name, group))
         hints = Hints(
             declaration.declared_bits(module.name),
             declared.group_size,

@@ -51,3 +51,8 @@ def int_precision(bits: int) -> Precision:
         return Precision(f"INT{bits}")
     except ValueError:
         return Precision.UNKNOWN
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """``{"NVFP4": 12, "BF16": 3}`` → ``"NVFP4 12, BF16 3"`` (most frequent first)."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1]))

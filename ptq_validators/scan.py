@@ -9,7 +9,7 @@ from typing import Any
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.checks import coverage, integrity, safety
 from ptq_validators.checks.base import CheckResult
-from ptq_validators.gate import SCHEMA_VERSION
+from ptq_validators.envelope import SCHEMA_VERSION
 from ptq_validators.io.source import ByteSource
 from ptq_validators.layers import LayerTable, build_layer_table
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.checks.names import essential_names
-from ptq_validators.layers import build_layer_table
+from ptq_validators.layers import build_layer_table, essential_names
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,15 @@
-"""Check results: what every check returns. A failed check is a result, not an exception."""
+"""Results: what every gate/scan check and every pre-flight finding is. One type, one
+vocabulary: ``pass``, ``warn``, ``fail``, ``skip`` (the check did not apply) and ``info``
+(context only). A failed check is a result, not an exception; any ``fail`` fails the verdict."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
-_SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
+PASS, WARN, FAIL, SKIP, INFO = "pass", "warn", "fail", "skip", "info"
+_SEVERITY = {SKIP: 0, INFO: 0, PASS: 1, WARN: 2, FAIL: 3}
 
 
 @dataclass
@@ -32,6 +35,20 @@ class CheckResult:
             "detail": self.summary,
             "details": self.details,
         }
+
+
+class Finding(CheckResult):
+    """A pre-flight finding: a result named by its stable ``id`` (tests and agents key on it)
+    whose ``detail`` says what and the fix. ``fail`` blocks, ``warn`` needs an explicit
+    acknowledgement, ``info`` is context."""
+
+    def __init__(self, id: str, status: str, detail: str) -> None:
+        super().__init__(id, id, status, detail)
+
+
+def verdict(results: Sequence[CheckResult]) -> str:
+    """``fail`` when any result failed, else ``pass``."""
+    return "fail" if any(result.status == FAIL for result in results) else "pass"
 
 
 def worst(*statuses: str) -> str:

@@ -7,7 +7,7 @@ from collections import Counter
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.layers import Layer, LayerTable
-from ptq_validators.precision import Precision
+from ptq_validators.precision import Precision, describe_counts
 from ptq_validators.recipes import Intent
 from ptq_validators.taxonomy import LayerGroup
 
@@ -21,10 +21,6 @@ _STATUS_TEXT = {
     lt.FAKE_QUANT: "fake quant (float weight beside scales)",
     lt.UNRECOGNIZED: "unrecognized layout",
 }
-
-
-def describe_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def check_precision(table: LayerTable) -> CheckResult:

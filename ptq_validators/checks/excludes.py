@@ -10,18 +10,10 @@ from typing import Any
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.globs import index_free, index_key
 from ptq_validators.layers import LayerTable
-from ptq_validators.taxonomy import LayerGroup
+from ptq_validators.model_config import tied_embeddings
 
 OVER_BROAD_FRACTION = 0.8
 TITLE = "Exclude-list hygiene"
-
-
-def tied_embeddings(config: dict[str, Any]) -> bool:
-    """True when the config (or its text config) ties lm_head to the input embeddings."""
-    for block in (config, config.get("text_config") or {}):
-        if isinstance(block, dict) and block.get("tie_word_embeddings") is True:
-            return True
-    return False
 
 
 def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckResult:
@@ -36,8 +28,7 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     # (name shape, class) and expand.
     shapes: dict[tuple[str, str], list[str]] = {}
     for name, layer in modules.items():
-        cls = "Embedding" if layer.group is LayerGroup.EMBED else "Linear"
-        shapes.setdefault((index_key(name), cls), []).append(name)
+        shapes.setdefault((index_key(name), layer.module_class), []).append(name)
     failures, warnings = [], []
     for pattern in patterns:
         if index_free([pattern]):

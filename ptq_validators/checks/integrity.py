@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ptq_validators.checkpoint import IntegrityIssue
+from typing import TYPE_CHECKING
+
 from ptq_validators.checks.base import FAIL, PASS, WARN, CheckResult
+
+if TYPE_CHECKING:  # the type only: checks import nothing that reads
+    from ptq_validators.checkpoint import IntegrityIssue
 
 
 def check_integrity(issues: list[IntegrityIssue], shard_count: int) -> CheckResult:

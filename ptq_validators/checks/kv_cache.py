@@ -5,10 +5,10 @@ scale of 1.0, silently, when they find none)."""
 from __future__ import annotations
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
+from ptq_validators.formats.roles import KV_SCALE_ROLES
 from ptq_validators.layers import LayerTable
 from ptq_validators.taxonomy import LayerGroup
 
-KV_ROLES = ("k_scale", "v_scale", "kv_scale")
 _PROJECTIONS = ("k_proj", "v_proj", "qkv_proj")
 TITLE = "KV-cache scales"
 
@@ -33,7 +33,7 @@ def check_kv_cache(table: LayerTable) -> CheckResult:
     stored: dict[str, set[str]] = {}
     conventions: set[str] = set()
     for name, module in table.modules.items():
-        for role in KV_ROLES:
+        for role in KV_SCALE_ROLES:
             if role in module.tensors:
                 attn = name.rpartition(".")[0] if name.rpartition(".")[2] in _PROJECTIONS else name
                 stored.setdefault(attn, set()).add(

@@ -8,20 +8,10 @@ from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.layers import Layer, LayerTable
+from ptq_validators.model_config import expert_count
 
 _EXPERT = re.compile(r"^(?P<moe>.+)\.experts\.(?P<id>\d+)\.(?P<proj>[^.]+)$")
-_EXPERT_COUNT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 TITLE = "MoE expert completeness"
-
-
-def expert_count(config: dict[str, Any]) -> int | None:
-    """Routed experts per MoE layer, from the config (or its text_config)."""
-    for block in (config, config.get("text_config") or {}):
-        for key in _EXPERT_COUNT_KEYS:
-            value = block.get(key) if isinstance(block, dict) else None
-            if isinstance(value, int) and value > 0:
-                return value
-    return None
 
 
 def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckResult:

@@ -6,19 +6,9 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 from __future__ import annotations
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
-from ptq_validators.formats.base import (
-    ACTIVATION_ROLES,
-    KNOWN_ROLES,
-    KV_ROLES,
-    WEIGHT_SIDE_ROLES,
-)
+from ptq_validators.formats.roles import KNOWN_ROLES, PACKED_ANCHORS, QUANTIZATION_ROLES
 from ptq_validators.layers import LayerTable
 
-# Roles a quantizer adds beside (or instead of) the source's own tensors.
-QUANTIZATION_ROLES = (WEIGHT_SIDE_ROLES | ACTIVATION_ROLES | KV_ROLES) - {"weight"}
-# Packed anchors replace the source's weight: ``p.weight_packed`` / ``p.qweight`` stand for
-# ``p.weight``, GPT-OSS ``experts.gate_up_proj_blocks`` for the fused ``experts.gate_up_proj``.
-PACKED_ANCHORS = {"weight_packed": ".weight", "qweight": ".weight", "blocks": ""}
 TITLE = "Tensor names vs source"
 
 
@@ -39,17 +29,6 @@ def _base_names(table: LayerTable, source_names: set[str]) -> tuple[set[str], li
             else:
                 bases.add(info.name)
     return bases, sorted(foreign)
-
-
-def essential_names(table: LayerTable) -> set[str]:
-    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
-    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
-    return {
-        info.name
-        for module in table.modules.values()
-        for role, info in module.tensors.items()
-        if role not in QUANTIZATION_ROLES
-    }
 
 
 def check_names(

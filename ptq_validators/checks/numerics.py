@@ -11,20 +11,6 @@ from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 
 TITLE = "Scale values"
 DEEP_TITLE = "Deep numerics (--deep)"
-# Scales that are one (or one per expert) number and must be > 0; block/group scales may
-# legitimately be zero for all-zero blocks, so they are only checked for NaN/Inf by --deep.
-SCALAR_ROLES = frozenset(
-    {
-        "weight_scale_2",
-        "input_scale",
-        "weight_global_scale",
-        "input_global_scale",
-        "k_scale",
-        "v_scale",
-        "kv_scale",
-        "weight_scale",
-    }
-)
 
 
 def check_scale_values(values: dict[str, list[float]]) -> CheckResult:

@@ -7,18 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
-from ptq_validators.checks.moe import expert_count
 from ptq_validators.layers import LayerTable
+from ptq_validators.model_config import expert_count, tie_setting
 from ptq_validators.taxonomy import LayerGroup
 
 TITLE = "Routers, MTP layers, tied embeddings"
-
-
-def _tie_setting(config: dict[str, Any]) -> bool | None:
-    for block in (config, config.get("text_config") or {}):
-        if isinstance(block, dict) and isinstance(block.get("tie_word_embeddings"), bool):
-            return block["tie_word_embeddings"]
-    return None
 
 
 def check_special_modules(table: LayerTable, config: dict[str, Any]) -> CheckResult:
@@ -46,7 +39,7 @@ def check_special_modules(table: LayerTable, config: dict[str, Any]) -> CheckRes
                 f"{layer.name}: MTP layer stored {layer.precision.value} but not declared "
                 f"excluded ({layer.declared.rule}); engines will load it as quantized"
             )
-    tied = _tie_setting(config)
+    tied = tie_setting(config)
     heads = [layer.name for layer in table.layers if layer.group is LayerGroup.LM_HEAD]
     embeds = [layer for layer in table.layers if layer.group is LayerGroup.EMBED]
     if tied is True and heads:

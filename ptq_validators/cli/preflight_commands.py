@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _emit(data: dict[str, Any], as_json: bool, render) -> None:
-    typer.echo(json.dumps(data, indent=2) if as_json else render(data))
+    from ptq_validators.envelope import render_json
+
+    typer.echo(render_json(data) if as_json else render(data), nl=not as_json)
 
 
 def _gpu_option(name: str | None, option: str):
@@ -34,8 +36,8 @@ def _gpu_option(name: str | None, option: str):
 
 
 def _render_findings(findings: list[dict[str, str]]) -> list[str]:
-    """One line per finding, ``[severity] id: detail``."""
-    return [f"  [{f['severity']}] {f['id']}: {f['detail']}" for f in findings]
+    """One line per finding, ``[status] id: detail``."""
+    return [f"  [{f['status']}] {f['id']}: {f['detail']}" for f in findings]
 
 
 def _render_recommendation(rec: dict[str, Any]) -> list[str]:
@@ -272,8 +274,10 @@ def plan_command(
             deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"),
         )
     if out is not None:
+        from ptq_validators.envelope import render_json
+
         try:
-            out.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+            out.write_text(render_json(plan), encoding="utf-8")
         except OSError as exc:
             from ptq_validators.errors import InputError
 
@@ -293,8 +297,8 @@ def _render_plan(plan: dict[str, Any]) -> str:
         f"{'group':<12}{'total':>8}{'matched':>9}  precision",
     ]
     lines += [f"{g['group']:<12}{g['total']:>8}{g['matched']:>9}  {g['precision']}" for g in plan["groups"]]
-    if plan["warnings"]:
+    if plan["findings"]:
         lines.append("warnings:")
-        lines += _render_findings(plan["warnings"])
+        lines += _render_findings(plan["findings"])
     lines.append(f"verdict: {plan['verdict']}")
     return "\n".join(lines)

@@ -15,54 +15,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ptq_validators.formats.roles import ANCHOR_ROLES
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Precision
-
-# Roles whose bits count towards a layer's bits per weight (docs/formats.md §9.1).
-WEIGHT_SIDE_ROLES = frozenset(
-    {
-        "weight",
-        "weight_packed",
-        "qweight",
-        "blocks",
-        "weight_scale",
-        "weight_scale_2",
-        "weight_scale_inv",
-        "weight_global_scale",
-        "scales",
-        "weight_zero_point",
-        "qzeros",
-        "g_idx",
-        "weight_g_idx",
-        "weight_shape",
-        "svdquant_lora_a",
-        "svdquant_lora_b",
-    }
-)
-ACTIVATION_ROLES = frozenset(
-    {
-        "input_scale",
-        "input_global_scale",
-        "input_zero_point",
-        "pre_quant_scale",
-        "output_scale",
-    }
-)
-KV_ROLES = frozenset(
-    {
-        "k_scale",
-        "v_scale",
-        "q_scale",
-        "kv_scale",
-        "k_bias",
-        "v_bias",
-        "k_zero_point",
-        "v_zero_point",
-    }
-)
-OTHER_ROLES = frozenset({"bias"})
-KNOWN_ROLES = WEIGHT_SIDE_ROLES | ACTIVATION_ROLES | KV_ROLES | OTHER_ROLES
-ANCHOR_ROLES = ("weight_packed", "qweight", "blocks", "weight")
 
 
 @dataclass

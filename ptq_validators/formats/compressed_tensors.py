@@ -6,8 +6,8 @@ be read from headers alone: it comes from the declaration, the source's shape pi
 FP8/INT8 layouts are shared with other producers (``scaled.py``).
 
 Declared: ``config.json`` ``quantization_config`` with ``quant_method: compressed-tensors``.
-A module belongs to the first config group whose targets match it (exact name, then ``re:``
-regex, then class name, as ``match_targets`` orders them) unless an ``ignore`` entry matches.
+A module belongs to the config group of its winning target unless an ``ignore`` entry matches
+(compressed-tensors' matching and priority: ``ct_rules``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
+from ptq_validators.formats.ct_rules import first_match, matches, weight_precision, winning_target
 from ptq_validators.formats.scaled import E8M0_DTYPES
 from ptq_validators.precision import Precision, int_precision
-from ptq_validators.recipes.compressed_tensors import ct_match
 
 FAMILY = "compressed-tensors"
 FP4_GROUPS = (16, 32)
@@ -87,28 +87,6 @@ def _packed_int(packed_shape: tuple[int, ...], scale: Any, hints: Hints) -> Stor
     return Stored(int_precision(bits), shape, group, problems)
 
 
-def weight_precision(args: dict[str, Any]) -> tuple[Precision, int | None]:
-    """Precision and group size declared by a QuantizationArgs dict for weights."""
-    bits = args.get("num_bits")
-    kind = args.get("type")
-    strategy = args.get("strategy")
-    group = args.get("group_size")
-    if strategy is None:  # compressed-tensors infers the strategy from group_size
-        strategy = "tensor" if group is None else ("channel" if group == -1 else "group")
-    if kind == "float" and bits == 8:
-        if strategy == "block":
-            block = args.get("block_structure") or [None, None]
-            return Precision.FP8_BLOCK, block[-1]
-        if strategy in ("group", "tensor_group"):
-            return Precision.MXFP8, group
-        return (Precision.FP8_PER_CHANNEL if strategy == "channel" else Precision.FP8), None
-    if kind == "float" and bits == 4:
-        return (Precision.NVFP4 if group == 16 else Precision.MXFP4), group
-    if kind == "int" and isinstance(bits, int):
-        return int_precision(bits), (group if strategy == "group" else None)
-    return Precision.UNKNOWN, group
-
-
 class CompressedTensorsDeclaration(Declaration):
     """A compressed-tensors ``quantization_config``."""
 
@@ -122,10 +100,13 @@ class CompressedTensorsDeclaration(Declaration):
         if isinstance(self.kv_cache_scheme, dict):
             self.kv_cache = weight_precision(self.kv_cache_scheme)[0].value
         self.groups: list[tuple[str, list[str], dict[str, Any]]] = []
+        # target → (group, weight args): a later group listing the same target replaces it.
+        self.schemes: dict[str, tuple[str, dict[str, Any]]] = {}
         for name, group in (block.get("config_groups") or {}).items():
             if isinstance(group, dict):
                 targets = [t for t in group.get("targets") or [] if isinstance(t, str)]
                 self.groups.append((name, targets, group.get("weights") or {}))
+                self.schemes.update((target, (name, group.get("weights") or {})) for target in targets)
         self.summary = {
             "family": FAMILY,
             "origin": "config.json quantization_config",
@@ -143,22 +124,20 @@ class CompressedTensorsDeclaration(Declaration):
         return list(self.ignore)
 
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
-        return ct_match(pattern, module_name, module_class or "Linear")
+        return matches(pattern, module_name, module_class or "Linear")
 
     def _group_for(self, module_name: str, module_class: str) -> tuple[str, str, dict[str, Any]] | None:
-        # match_targets order: exact name, then regex, then class name.
-        for kind in ("name", "re", "class"):
-            for name, targets, args in self.groups:
-                for target in targets:
-                    if _target_kind(target) == kind and ct_match(target, module_name, module_class):
-                        return name, target, args
-        return None
+        target = winning_target(self.schemes, module_name, module_class)
+        if target is None:
+            return None
+        name, args = self.schemes[target]
+        return name, target, args
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         cls = module_class or "Linear"
-        for pattern in self.ignore:
-            if ct_match(pattern, module_name, cls):
-                return Declared(None, None, f"ignore {pattern!r}")
+        ignored = first_match(self.ignore, module_name, cls)
+        if ignored is not None:
+            return Declared(None, None, f"ignore {ignored!r}")
         match = self._group_for(module_name, cls)
         if match is None:
             return Declared(None, None, "no config group targets it")
@@ -180,12 +159,6 @@ class CompressedTensorsDeclaration(Declaration):
             return None
         bits = match[2].get("num_bits")
         return bits if isinstance(bits, int) else None
-
-
-def _target_kind(target: str) -> str:
-    if target.startswith("re:"):
-        return "re"
-    return "name" if "." in target or target[:1].islower() else "class"
 
 
 def read_declaration(documents: dict[str, Any]) -> CompressedTensorsDeclaration | None:

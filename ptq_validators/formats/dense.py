@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
+from ptq_validators.formats.roles import WEIGHT_QUANT_PARAMS
 from ptq_validators.precision import FLOAT_DTYPE_PRECISION, Precision
 
 FAMILY = "dense"
-_QUANT_PARAMS = ("weight_scale", "weight_zero_point", "weight_global_scale")
 
 
 def recognize(module: Module, hints: Hints) -> Stored | None:
@@ -16,7 +16,7 @@ def recognize(module: Module, hints: Hints) -> Stored | None:
     weight = module.get("weight")
     if weight is None or weight.dtype not in FLOAT_DTYPE_PRECISION:
         return None
-    if any(role in module.tensors for role in _QUANT_PARAMS):
+    if any(role in module.tensors for role in WEIGHT_QUANT_PARAMS):
         return Stored(
             Precision.FAKE_QUANT,
             weight.shape,

@@ -1,10 +1,48 @@
 """A strict safetensors header reader that never reads tensor data.
 
-``parse_header(prefix, file_size, display_name)`` validates the 8-byte length and the JSON header
-against the rules of the reference reader (huggingface/safetensors ``tensor.rs``) plus stricter
-ones it skips (duplicate keys, NaN literals), and returns a ``SafetensorsHeader``. Every failure
-raises ``InputError`` whose message names the file, the tensor where there is one, and the
-reason in the reference reader's vocabulary (``InvalidOffset``, ``TensorInvalidInfo``, ...).
+``read_header(source, name)`` reads the 8-byte length and the JSON header of one file;
+``parse_header(header_bytes, file_size, display)`` validates the header and returns a
+``SafetensorsHeader``. Every failure raises ``HeaderError`` (an ``InputError``) whose message names
+the file, the tensor where there is one, and the rule broken, in the vocabulary of the reference
+reader (huggingface/safetensors ``tensor.rs``); ``HeaderError.reason`` carries the rule's name.
+
+Rules shared with the reference reader (``safetensors.safe_open`` 0.8 rejects the same headers;
+``tests/test_safetensors_reader.py`` checks this on generated headers):
+
+* the file has at least 8 bytes (``HeaderTooSmall``); the length is at most 100,000,000
+  (``HeaderTooLarge``) and the header fits in the file (``InvalidHeaderLength``);
+* the header is UTF-8 (``InvalidHeaderUtf8``) holding one JSON object, with only JSON whitespace
+  (space, tab, CR, LF) before or after it, so the space padding writers add for 8-byte alignment
+  is fine and NUL padding is not (``InvalidHeaderStart``, ``InvalidHeaderJson``); no ``NaN`` or
+  ``Infinity`` literals, no ``\\u`` escape of a lone UTF-16 surrogate (``InvalidHeaderJson``);
+  at most 127 nested arrays/objects (``NestingTooDeep``);
+* ``__metadata__`` is absent, ``null``, or an object of string values (``InvalidMetadata``);
+* every other key is a tensor whose entry has ``dtype``, ``shape`` and ``data_offsets``
+  (``InvalidTensorInfo``; any other field is ignored with a warning); ``dtype`` is one of
+  ``DTYPE_BITS``, spelled exactly (``UnknownDtype``); ``shape`` is an array of integers in
+  [0, 2**64) (``InvalidShape``) and ``data_offsets`` an array of two non-negative integers,
+  ``begin <= end`` (``InvalidOffset``); ``true``, ``1.0``, ``1e0`` and ``-0`` are not integers
+  (the reference reader's JSON parser reads ``-0`` as a float);
+* the element count and its size in bits fit in 64 bits, multiplying dimension by dimension as
+  the reference reader does (``ValidationOverflow``); sub-byte tensors end on a byte boundary
+  (``MisalignedSlice``); ``end - begin`` equals the size in bytes (``TensorInvalidInfo``);
+* sorted by offsets, tensors start at 0 and follow each other without holes or overlap
+  (``InvalidOffset``; zero-size tensors may share an offset) and end exactly at the end of the
+  file (``MetadataIncompleteBuffer``). Names are any JSON string, the empty one included.
+
+Stricter rules (the reference reader accepts these; ``STRICTER_RULES`` lists their names):
+
+* ``DuplicateKey``: a key repeated in the top-level object, in ``__metadata__`` or in a tensor
+  entry. The reference reader keeps the last tensor or metadata value silently, which hides a
+  tensor from every check (it rejects a repeated ``dtype``/``shape``/``data_offsets`` or
+  ``__metadata__`` itself, and so do we).
+* ``TensorInfoAsArray``: a tensor entry written as ``[dtype, shape, data_offsets]``; and
+  ``DtypeAsMap``: a dtype written as ``{"F32": null}``. Both are the generic serde encodings of a
+  struct and an enum that the reference reader's deserializer happens to take; the format is
+  objects with string dtypes, and no writer produces these.
+* ``NumberOutOfRange``: a number in an ignored field beyond +-1e308. The reference reader rejects
+  numbers beyond the float range (about +-1.8e308) but with inexact rounding at the boundary;
+  1e308 leaves a margin that is exact on both sides.
 """
 
 from __future__ import annotations
@@ -12,6 +50,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -47,7 +86,15 @@ DTYPE_BITS: dict[str, int] = {
     "F6_E3M2": 6,
 }
 FLOAT_DTYPES = frozenset({"BF16", "F16", "F32", "F64"})
+# Reasons for which this reader rejects headers that the reference reader accepts (see above).
+STRICTER_RULES = frozenset({"DuplicateKey", "TensorInfoAsArray", "DtypeAsMap", "NumberOutOfRange"})
+MAX_DEPTH = 127  # nested arrays/objects the reference reader's JSON parser accepts (128 fails)
+_LIMIT_U64 = 1 << 64  # shapes, offsets and sizes are usize (u64) in the reference reader
+_NUMBER_LIMIT = 1e308
 _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The number -0 where a JSON value can start (false hits inside strings only cost speed).
+_NEGATIVE_ZERO = re.compile(rb"[\[,:][ \t\r\n]*-0(?![.eE0-9])")
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
 
@@ -95,8 +142,25 @@ class SafetensorsHeader:
         return 8 + self.header_size
 
 
-def _fail(display: str, reason: str, detail: str) -> InputError:
-    return InputError(f"{display}: invalid safetensors header ({reason}): {detail}", hint=_CORRUPT_HINT)
+class HeaderError(InputError):
+    """An invalid header; ``reason`` is the name of the rule it breaks (see the module docstring)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+    def __reduce__(self):  # keep the reason when the error crosses a process boundary
+        return _rebuild_header_error, (self.message, self.hint, self.reason)
+
+
+def _rebuild_header_error(message: str, hint: str | None, reason: str) -> HeaderError:
+    return HeaderError(message, hint=hint, reason=reason)
+
+
+def _fail(display: str, reason: str, detail: str) -> HeaderError:
+    return HeaderError(
+        f"{display}: invalid safetensors header ({reason}): {detail}", hint=_CORRUPT_HINT, reason=reason
+    )
 
 
 def read_header(source: ByteSource, name: str) -> SafetensorsHeader:
@@ -130,22 +194,39 @@ def parse_header(header_bytes: bytes, file_size: int, display: str) -> Safetenso
     if len(stripped) != len(text):
         warnings.append("header has leading whitespace before '{' (tolerated by the reference reader)")
     try:
-        # object_pairs_hook=list keeps duplicate keys visible at C speed; objects arrive as
-        # lists of (key, value) tuples and are turned into dicts below.
-        pairs = json.loads(stripped, object_pairs_hook=list, parse_constant=_reject_constant)
+        # object_pairs_hook=tuple keeps duplicate keys visible at C speed, and tells an empty
+        # object (()) from an empty array ([]); objects are turned into dicts below. The integer
+        # hook, needed only when the number -0 occurs, is skipped otherwise: it costs a call
+        # per number, and "-0" in a name or a metadata date must not pay it.
+        pairs = json.loads(
+            stripped,
+            object_pairs_hook=tuple,
+            parse_constant=_reject_constant,
+            parse_int=_reference_int
+            if b"-0" in header_bytes and _NEGATIVE_ZERO.search(header_bytes)
+            else None,
+        )
     except _BadConstant as exc:
         raise _fail(display, "InvalidHeaderJson", f"non-standard literal {exc.literal}") from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise _fail(display, "NestingTooDeep", f"more than {MAX_DEPTH} nested arrays/objects") from None
+    except ValueError as exc:
         raise _fail(display, "InvalidHeaderJson", str(exc)) from None
+    if (b"\\ud" in header_bytes or b"\\uD" in header_bytes) and _has_lone_surrogate(pairs):
+        raise _fail(display, "InvalidHeaderJson", "a \\u escape encodes a lone UTF-16 surrogate")
     raw = _as_object(pairs, display)
 
     metadata = raw.pop("__metadata__", None)
     if metadata is not None:
-        metadata = _as_object(metadata, display) if _is_object(metadata) else None
-        if metadata is None or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-        ):
-            raise _fail(display, "InvalidMetadata", "__metadata__ must map strings to strings")
+        if type(metadata) is not tuple:
+            raise _fail(
+                display, "InvalidMetadata", "__metadata__ must be an object mapping strings to strings"
+            )
+        metadata = _as_object(metadata, display)
+        if not all(type(v) is str for v in metadata.values()):
+            raise _fail(
+                display, "InvalidMetadata", "__metadata__ must be an object mapping strings to strings"
+            )
 
     tensors = {name: _tensor_info(name, entry, display, warnings) for name, entry in raw.items()}
     _check_layout(tensors, file_size - 8 - len(header_bytes), display)
@@ -155,7 +236,9 @@ def parse_header(header_bytes: bytes, file_size: int, display: str) -> Safetenso
 def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> TensorInfo:
     # The common case (exactly the three fields, well typed) is checked with plain type tests:
     # this runs once per tensor, ~200k times for a 671B export.
-    if type(entry) is not list or (entry and type(entry[0]) is not tuple):
+    if type(entry) is not tuple:
+        if type(entry) is list:
+            raise _fail(display, "TensorInfoAsArray", f"tensor {name!r}: entry is an array, not an object")
         raise _fail(display, "InvalidTensorInfo", f"tensor {name!r}: entry is not an object")
     if (
         len(entry) == 3
@@ -169,18 +252,22 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
         dtype, shape, offsets = _unusual_entry(name, entry, display, warnings)
     dtype_bits = DTYPE_BITS.get(dtype) if type(dtype) is str else None
     if dtype_bits is None:
+        if type(dtype) is tuple:
+            raise _fail(display, "DtypeAsMap", f"tensor {name!r}: dtype is an object, not a string")
         raise _fail(display, "UnknownDtype", f"tensor {name!r}: dtype {dtype!r} is not a safetensors dtype")
-    numel = 1
     if type(shape) is not list:
         raise _fail(
-            display, "InvalidShape", f"tensor {name!r}: shape must be a list of non-negative integers"
+            display, "InvalidShape", f"tensor {name!r}: shape must be an array of integers in [0, 2**64)"
         )
+    numel = 1
     for dim in shape:
         if type(dim) is not int or dim < 0:
             raise _fail(
-                display, "InvalidShape", f"tensor {name!r}: shape must be a list of non-negative integers"
+                display, "InvalidShape", f"tensor {name!r}: shape must be an array of integers in [0, 2**64)"
             )
         numel *= dim
+    if numel == 0 or numel >= _LIMIT_U64:  # rare: only then can a dimension or a prefix overflow
+        _check_dimensions(name, shape, display)
     if not (
         type(offsets) is list
         and len(offsets) == 2
@@ -188,7 +275,7 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
         and type(offsets[1]) is int
         and offsets[0] >= 0
         and offsets[1] >= 0
-    ):
+    ):  # offsets of 2**64 or more are caught by the layout check: no file is that large
         raise _fail(
             display, "InvalidOffset", f"tensor {name!r}: data_offsets must be two non-negative integers"
         )
@@ -196,8 +283,10 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
     if end < begin:
         raise _fail(display, "InvalidOffset", f"tensor {name!r}: data_offsets end {end} < begin {begin}")
     bits = numel * dtype_bits
-    if bits.bit_length() > 126:
-        raise _fail(display, "ValidationOverflow", f"tensor {name!r}: shape {shape} overflows")
+    if bits >= _LIMIT_U64:
+        raise _fail(
+            display, "ValidationOverflow", f"tensor {name!r}: size of {dtype} {shape} overflows 64 bits"
+        )
     if bits % 8:
         raise _fail(
             display,
@@ -213,18 +302,73 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
     return TensorInfo(name, dtype, tuple(shape), begin, end)
 
 
+def _check_dimensions(name: str, shape: list[int], display: str) -> None:
+    """Each dimension is below 2**64 and so is every running product, as the reference reader's
+    checked multiplication requires: a zero dimension after an overflowing prefix does not rescue
+    the shape."""
+    numel = 1
+    for dim in shape:
+        if dim >= _LIMIT_U64:
+            raise _fail(
+                display, "InvalidShape", f"tensor {name!r}: shape must be an array of integers in [0, 2**64)"
+            )
+        numel *= dim
+        if numel >= _LIMIT_U64:
+            raise _fail(display, "ValidationOverflow", f"tensor {name!r}: shape {shape} overflows 64 bits")
+
+
 def _unusual_entry(
-    name: str, pairs: list[tuple[str, Any]], display: str, warnings: list[str]
+    name: str, pairs: tuple[tuple[str, Any], ...], display: str, warnings: list[str]
 ) -> tuple[Any, Any, Any]:
     """Fields of an entry written in another order, with extra fields, or with some missing."""
     entry = _as_object(pairs, display)
     missing = _TENSOR_FIELDS - entry.keys()
     if missing:
         raise _fail(display, "InvalidTensorInfo", f"tensor {name!r}: missing {', '.join(sorted(missing))}")
-    extra = entry.keys() - _TENSOR_FIELDS
+    extra = sorted(entry.keys() - _TENSOR_FIELDS)
     if extra:
-        warnings.append(f"tensor {name!r}: unknown fields {', '.join(sorted(extra))} ignored")
+        for key in extra:
+            _check_ignored(entry[key], name, key, display)
+        warnings.append(f"tensor {name!r}: unknown fields {', '.join(extra)} ignored")
     return entry["dtype"], entry["shape"], entry["data_offsets"]
+
+
+def _check_ignored(value: Any, name: str, key: str, display: str) -> None:
+    """What the reference reader's JSON parser still enforces in a field it then ignores: nesting
+    depth and number range (the value sits at depth 3: header object, tensor entry, value)."""
+    stack = [(value, 3)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is tuple or kind is list:
+            if depth > MAX_DEPTH:
+                raise _fail(
+                    display, "NestingTooDeep", f"tensor {name!r}: field {key!r} nests deeper than {MAX_DEPTH}"
+                )
+            stack.extend((v[1] if kind is tuple else v, depth + 1) for v in item)
+        elif (kind is int or kind is float) and not -_NUMBER_LIMIT <= item <= _NUMBER_LIMIT:
+            raise _fail(
+                display, "NumberOutOfRange", f"tensor {name!r}: field {key!r} holds a number beyond +-1e308"
+            )
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) in the parsed JSON holds an unpaired UTF-16 surrogate
+    (the JSON parser pairs valid escapes into one code point, so any surrogate left is lone)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if _SURROGATE.search(item):
+                return True
+        elif kind is list:
+            stack.extend(item)
+        elif kind is tuple:  # an object: (key, value) pairs
+            for key, member in item:
+                stack.append(key)
+                stack.append(member)
+    return False
 
 
 def _check_layout(tensors: dict[str, TensorInfo], buffer_size: int, display: str) -> None:
@@ -247,14 +391,9 @@ def _check_layout(tensors: dict[str, TensorInfo], buffer_size: int, display: str
         )
 
 
-def _is_object(value: Any) -> bool:
-    """A JSON object parsed with ``object_pairs_hook=list``: a list of (key, value) tuples.
-    (An empty object and an empty array both arrive as ``[]``.)"""
-    return type(value) is list and (not value or type(value[0]) is tuple)
-
-
 def _as_object(pairs: Any, display: str) -> dict[str, Any]:
-    if not _is_object(pairs):
+    """A JSON object (parsed as a tuple of (key, value) pairs) as a dict; a repeated key fails."""
+    if type(pairs) is not tuple:
         raise _fail(display, "InvalidHeaderJson", "the header is not a JSON object")
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -267,6 +406,11 @@ def _as_object(pairs: Any, display: str) -> dict[str, Any]:
 
 
 _BY_OFFSETS = operator.itemgetter(3, 4)  # TensorInfo (begin, end)
+
+
+def _reference_int(literal: str) -> int | float:
+    # The reference reader's JSON parser reads "-0" as the float -0.0, so it is no integer there.
+    return -0.0 if literal == "-0" else int(literal)
 
 
 class _BadConstant(Exception):

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ptq_validators.preflight.findings import Finding
+from ptq_validators.checks.base import Finding
 from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
 from ptq_validators.preflight.recommend import recommend
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ptq_validators.datafiles import load_data
 from ptq_validators.errors import UsageError
-from ptq_validators.preflight.datafiles import load
 
 GPU_FILE = "gpus.yaml"
 
@@ -46,7 +46,7 @@ def cc_tuple(cc: str) -> tuple[int, int]:
 
 def arch_name(cc: str) -> str:
     """The architecture name of a compute capability (``"9.0"`` → ``Hopper``)."""
-    archs = load(GPU_FILE)["archs"]
+    archs = load_data("preflight", GPU_FILE)["archs"]
     if cc in archs:
         return archs[cc]["arch"]
     # An unknown minor revision takes the name of the nearest lower one of the same major.
@@ -59,7 +59,7 @@ def arch_name(cc: str) -> str:
 def match_gpu(name: str) -> GpuSpec | None:
     """The table entry for an nvidia-smi name or a short name, or None when unknown."""
     wanted = name.strip().lower()
-    for entry in load(GPU_FILE)["gpus"]:
+    for entry in load_data("preflight", GPU_FILE)["gpus"]:
         if entry["name"].lower() == wanted or re.search(entry["match"], wanted):
             return GpuSpec(entry["name"], entry["cc"], entry["memory_gib"], arch_name(entry["cc"]))
     return None
@@ -69,6 +69,6 @@ def resolve_gpu(name: str, *, option: str) -> GpuSpec:
     """Like ``match_gpu`` for a command-line value; an unknown name is a usage error."""
     spec = match_gpu(name)
     if spec is None:
-        names = ", ".join(entry["name"] for entry in load(GPU_FILE)["gpus"])
+        names = ", ".join(entry["name"] for entry in load_data("preflight", GPU_FILE)["gpus"])
         raise UsageError(f"{option} {name!r}: unknown GPU", hint=f"use one of: {names}")
     return spec

@@ -14,9 +14,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ptq_validators.checkpoint import PICKLE_SUFFIXES
+from ptq_validators.checks.base import Finding, verdict
+from ptq_validators.datafiles import load_data
+from ptq_validators.envelope import envelope
 from ptq_validators.preflight import model as model_facts
-from ptq_validators.preflight.datafiles import load
-from ptq_validators.preflight.findings import Finding, verdict
 from ptq_validators.preflight.gpus import GpuSpec, match_gpu
 from ptq_validators.preflight.recommend import recommend
 from ptq_validators.preflight.remote_code import scan_imports
@@ -43,6 +45,7 @@ def inspect_model(
     _check_source_and_kind(facts, findings)
     weights = _weights(model_dir, findings)
     sizing_gpu = gpu or match_gpu(DEFAULT_SIZING_GPU)
+    assert sizing_gpu is not None, f"{DEFAULT_SIZING_GPU} is missing from the bundled GPU table"
     sizing = None
     if weights is not None:
         sizing = calibration_sizing(
@@ -52,25 +55,24 @@ def inspect_model(
             sizing["assumed_gpu"] = True
     verified = _verified_family(facts)
     next_step = _next_step(facts, verified, sizing, findings)
-    return {
-        "schema_version": 1,
-        "kind": "ptqv-inspect",
-        "model": str(model_dir),
-        "config": facts,
-        "transformers": transformers_info,
-        "remote_code": {
+    return envelope(
+        "inspect",
+        model=str(model_dir),
+        config=facts,
+        transformers=transformers_info,
+        remote_code={
             "auto_map": facts["auto_map"],
             "files": sorted(p.name for p in model_dir.glob("*.py")),
             "imports": imports,
         },
-        "weights": weights,
-        "sizing": sizing,
-        "verified": verified,
-        "next_step": next_step,
-        "recommendation": recommend(gpu, deploy_gpu, moe="moe" in facts["kind"]),
-        "findings": [f.to_json() for f in findings],
-        "verdict": verdict(findings),
-    }
+        weights=weights,
+        sizing=sizing,
+        verified=verified,
+        next_step=next_step,
+        recommendation=recommend(gpu, deploy_gpu, moe="moe" in facts["kind"]),
+        findings=[f.to_json() for f in findings],
+        verdict=verdict(findings),
+    )
 
 
 def _check_transformers(facts: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def _check_transformers(facts: dict[str, Any], findings: list[Finding]) -> dict[
         findings.append(
             Finding(
                 "architecture-unknown",
-                "block",
+                "fail",
                 f"model_type {model_type!r} is unknown to transformers {installed} and the model "
                 "ships no code (no auto_map): upgrade transformers to a release that has it",
             )
@@ -148,7 +150,7 @@ def _check_remote_code(
         if row["module"] is None:
             findings.append(Finding("remote-code-unparsable", "warn", row["error"]))
         elif not row["installed"]:
-            severity = "warn" if row["optional"] else "block"
+            severity = "warn" if row["optional"] else "fail"
             guard = " (optional: guarded import)" if row["optional"] else ""
             findings.append(
                 Finding(
@@ -229,7 +231,7 @@ def _check_source_and_kind(facts: dict[str, Any], findings: list[Finding]) -> No
 def _weights(model_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:
     """Parameter count and bytes from the safetensors headers, or None without weights."""
     if not any(model_dir.glob("*.safetensors")):
-        pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        pickles = sorted(p.name for p in model_dir.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
         detail = (
             f"only pickle weights ({', '.join(pickles)}): never loaded here; convert to safetensors"
             if pickles
@@ -248,7 +250,7 @@ def _weights(model_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:
         by_dtype[info.dtype] += info.nbytes
     for issue in checkpoint.issues:
         if issue.blocking:
-            findings.append(Finding("checkpoint-integrity", "block", f"{issue.file}: {issue.message}"))
+            findings.append(Finding("checkpoint-integrity", "fail", f"{issue.file}: {issue.message}"))
     return {
         "files": sorted(checkpoint.headers),
         "tensors": len(checkpoint.tensors),
@@ -259,7 +261,7 @@ def _weights(model_dir: Path, findings: list[Finding]) -> dict[str, Any] | None:
 
 
 def _verified_family(facts: dict[str, Any]) -> dict[str, Any] | None:
-    data = load("verified_models.yaml")
+    data = load_data("preflight", "verified_models.yaml")
     types = {facts["model_type"], facts["text_model_type"]} - {None}
     for family in data["families"]:
         if types & set(family["model_types"]):

@@ -16,31 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from ptq_validators.errors import InputError
+from ptq_validators.layers import LayerRow
+from ptq_validators.model_config import num_hidden_layers
+from ptq_validators.precision import Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
 _SKIP_GROUPS = frozenset({LayerGroup.NORM, LayerGroup.EMBED})
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One linear-like weight.
-
-    ``name``: checkpoint module name (``model.layers.0.mlp.down_proj``); ``runtime``: the module
-    or fused parameter path in the built model that recipe patterns are matched against;
-    ``fused_param``: a 3-D fused expert parameter (not an ``nn.Linear``); ``shape``: as stored.
-    """
-
-    name: str
-    runtime: str
-    module_class: str | None
-    shape: tuple[int, ...]
-    fused_param: bool
-
-
 @dataclass
 class Inventory:
+    """The linear-like weights as layer-table rows (``layers.LayerRow``: checkpoint name, group,
+    module class, stored shape, ``fused`` for a 3-D fused expert parameter that is not an
+    ``nn.Linear``; precision UNKNOWN until a recipe is applied), and per row the module or
+    fused-parameter path in the built model that recipe patterns are matched against."""
+
     source: str  # "meta-device" or "headers"
-    layers: list[Layer]
+    layers: list[LayerRow]
+    runtime: dict[str, str]
     params: int | None
     notes: list[str]
 
@@ -63,12 +56,20 @@ def build_inventory(
         return _from_headers(
             header_shapes,
             ["torch/transformers not installed: module names from the safetensors headers (no classes)"],
+            num_hidden_layers(config),
         )
     return _from_meta(model_dir, config, header_shapes, trust_remote_code)
 
 
-def _from_headers(header_shapes: dict[str, tuple], notes: list[str]) -> Inventory:
-    layers = []
+def _row(
+    name: str, module_class: str | None, shape: tuple[int, ...], fused: bool, depth: int | None
+) -> LayerRow:
+    group = classify(name, num_hidden_layers=depth)
+    return LayerRow(name, group, Precision.UNKNOWN, fused=fused, shape=shape, module_class=module_class)
+
+
+def _from_headers(header_shapes: dict[str, tuple], notes: list[str], depth: int | None) -> Inventory:
+    layers, runtime = [], {}
     for tensor, shape in header_shapes.items():
         fused = len(shape) == 3 and ".experts." in f".{tensor}."
         if tensor.endswith(".weight") and len(shape) == 2:
@@ -78,8 +79,9 @@ def _from_headers(header_shapes: dict[str, tuple], notes: list[str]) -> Inventor
         else:
             continue
         if classify(name) not in _SKIP_GROUPS:
-            layers.append(Layer(name, name, None, tuple(shape), fused))
-    return Inventory("headers", layers, None, notes)
+            layers.append(_row(name, None, tuple(shape), fused, depth))
+            runtime[name] = name
+    return Inventory("headers", layers, runtime, None, notes)
 
 
 def _from_meta(
@@ -91,7 +93,8 @@ def _from_meta(
     state = {name: param for name, param in model.named_parameters()}
     params = sum(p.numel() for p in state.values())
     to_runtime, checkpoint_state = _checkpoint_names(model, state)
-    layers = []
+    depth = num_hidden_layers(config)
+    layers, runtime = [], {}
     for key, tensor in checkpoint_state.items():
         runtime_key = to_runtime(key)
         owner, _, leaf = runtime_key.rpartition(".")
@@ -101,23 +104,22 @@ def _from_meta(
         module = model.get_submodule(owner) if owner else model
         if param.dim() == 3 and leaf != "weight":
             # A fused expert parameter: the checkpoint stores it per expert (2-D) or fused.
-            layers.append(
-                Layer(
-                    key.removesuffix(".weight"), runtime_key, type(module).__name__, tuple(tensor.shape), True
-                )
-            )
+            name = key.removesuffix(".weight")
+            layers.append(_row(name, type(module).__name__, tuple(tensor.shape), True, depth))
+            runtime[name] = runtime_key
         elif (
             leaf == "weight"
             and param.dim() == 2
             and not isinstance(module, torch.nn.Embedding)
             and classify(key) not in _SKIP_GROUPS
         ):
-            layers.append(
-                Layer(key[: -len(".weight")], owner, type(module).__name__, tuple(tensor.shape), False)
-            )
+            name = key[: -len(".weight")]
+            layers.append(_row(name, type(module).__name__, tuple(tensor.shape), False, depth))
+            runtime[name] = owner
     notes = []
     missing = {k: s for k, s in header_shapes.items() if k not in checkpoint_state}
-    extra = _from_headers(missing, []).layers
+    headers = _from_headers(missing, [], depth)
+    extra = headers.layers
     if extra:
         # e.g. DeepSeek's MTP layer, stored past num_hidden_layers and never built.
         notes.append(
@@ -125,7 +127,8 @@ def _from_meta(
             f"(e.g. {extra[0].name}); they are listed from the headers"
         )
         layers += extra
-    return Inventory("meta-device", layers, params, notes)
+        runtime.update(headers.runtime)
+    return Inventory("meta-device", layers, runtime, params, notes)
 
 
 def _build_on_meta(model_dir: Path, config: dict[str, Any], trust_remote_code: bool):

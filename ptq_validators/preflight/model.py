@@ -13,12 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ptq_validators import model_config as mc
 from ptq_validators.errors import InputError
 
-_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
-_TOP_K_KEYS = ("num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k")
-_MTP_KEYS = ("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_layers")
-_TEXT_KEYS = ("text_config", "llm_config", "language_config")
 # ("llama", "LlamaConfig") tuples and "mimi_encoder": "MimiEncoderConfig" dict entries.
 _CONFIG_ENTRY_RE = re.compile(r'"([\w\-.]+)"\s*[,:]\s*"(\w+Config)"')
 _AUTO_FILES = ("models/auto/configuration_auto.py", "models/auto/auto_mappings.py")
@@ -46,24 +43,12 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     return config
 
 
-def text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The language model's part of a (possibly multimodal) config."""
-    for key in _TEXT_KEYS:
-        if isinstance(config.get(key), dict):
-            return config[key]
-    return config
-
-
-def _first(cfg: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((cfg[k] for k in keys if isinstance(cfg.get(k), int) and cfg[k] > 0), None)
-
-
 def describe(config: dict[str, Any]) -> dict[str, Any]:
     """The facts a PTQ run depends on, as a JSON-ready dict."""
-    text = text_config(config)
-    experts = _first(text, _EXPERT_KEYS)
-    vision = config.get("vision_config") if isinstance(config.get("vision_config"), dict) else None
-    mtp_layers = _first(text, _MTP_KEYS) or _first(config, _MTP_KEYS)
+    text = mc.text_config(config)
+    experts = mc.expert_count(config)
+    vision = mc.vision_config(config)
+    mtp_layers = mc.mtp_layers(config)
     hybrid = _hybrid_layers(text)
     kinds = ["moe" if experts else "dense"]
     kinds += ["vlm"] if vision else []
@@ -81,11 +66,11 @@ def describe(config: dict[str, Any]) -> dict[str, Any]:
         or text.get("dtype")
         or text.get("torch_dtype"),
         "kind": kinds,
-        "num_hidden_layers": text.get("num_hidden_layers"),
+        "num_hidden_layers": mc.num_hidden_layers(config),
         "hidden_size": text.get("hidden_size"),
         "moe": {
             "experts": experts,
-            "top_k": _first(text, _TOP_K_KEYS),
+            "top_k": mc.experts_per_token(config),
             "shared_experts": text.get("n_shared_experts"),
         }
         if experts

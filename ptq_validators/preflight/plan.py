@@ -10,24 +10,28 @@ same layer table, so the names here are checkpoint names.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint, Documents
+from ptq_validators.checks.base import Finding, verdict
+from ptq_validators.envelope import envelope
+from ptq_validators.formats.ct_rules import matches as ct_matches
 from ptq_validators.io.source import ByteSource
+from ptq_validators.layers import LayerRow
+from ptq_validators.precision import Precision
 from ptq_validators.preflight import model as model_facts
-from ptq_validators.preflight.findings import Finding, verdict
 from ptq_validators.preflight.gpus import GpuSpec
-from ptq_validators.preflight.inventory import Inventory, Layer, build_inventory
+from ptq_validators.preflight.inventory import Inventory, build_inventory
 from ptq_validators.preflight.recommend import serving_finding
 from ptq_validators.recipes import CompressedTensorsRecipe, Recipe
-from ptq_validators.recipes.compressed_tensors import ct_match
 from ptq_validators.recipes.modelopt import default_disabled_entries
 from ptq_validators.recipes.recipe_files import LlmcFileRecipe, ModelOptFileRecipe
-from ptq_validators.taxonomy import LayerGroup, classify
+from ptq_validators.taxonomy import LayerGroup
 
-_TORCH_DTYPE_LABEL = {"bfloat16": "BF16", "float16": "FP16", "float32": "FP32"}
+_TORCH_DTYPE_LABEL = {"bfloat16": Precision.BF16, "float16": Precision.FP16, "float32": Precision.FP32}
 # Words in an enabling pattern that say which group it aims at (for the zero-coverage block).
 _GROUP_WORDS = {
     LayerGroup.EXPERTS: ("expert", "block_sparse_moe"),
@@ -80,37 +84,38 @@ def plan_model(
     inventory = build_inventory(
         Path(source.root), config, _header_shapes(model), trust_remote_code=trust_remote_code
     )
-    source_label = _TORCH_DTYPE_LABEL.get(str(facts["dtype"]), "BF16")
-    num_layers = facts["num_hidden_layers"]
+    source_label = _TORCH_DTYPE_LABEL.get(str(facts["dtype"]), Precision.BF16)
     rows, intents = [], []
     for layer in inventory.layers:
-        intent = recipe.intent(layer.runtime, module_class=layer.module_class, fused_param=layer.fused_param)
+        name, module_class, fused = _seen_by(recipe, inventory, layer)
+        intent = recipe.intent(name, module_class=module_class, fused_param=fused)
         intents.append(intent)
         rows.append(
-            {
-                "name": layer.name,
-                "group": classify(layer.name, num_hidden_layers=num_layers).value,
-                "precision": intent.precision.value if intent.precision else source_label,
-                "group_size": intent.group_size if intent.precision else None,
-            }
+            replace(
+                layer,
+                precision=intent.precision or source_label,
+                group_size=intent.group_size if intent.precision else None,
+                declared=intent.precision,
+                declared_group_size=intent.group_size if intent.precision else None,
+                declared_by=intent.rule,
+            )
         )
     findings = _findings(recipe, recipe_spec, inventory, rows, intents, facts, deploy_gpu)
-    return {
-        "schema_version": 1,
-        "kind": "ptqv-plan",
-        "model": source.root,
-        "recipe": recipe_spec,
-        "inventory": {
+    return envelope(
+        "plan",
+        model=source.root,
+        recipe=recipe_spec,
+        inventory={
             "source": inventory.source,
             "layers": len(rows),
             "params": inventory.params,
             "notes": inventory.notes,
         },
-        "layers": rows,
-        "groups": _groups(rows, intents, source_label),
-        "warnings": [f.to_json() for f in findings],
-        "verdict": verdict(findings),
-    }
+        layers=[row.to_json() for row in rows],
+        groups=_groups(rows, intents, source_label),
+        findings=[f.to_json() for f in findings],
+        verdict=verdict(findings),
+    )
 
 
 def _header_shapes(model: Documents) -> dict[str, tuple[int, ...]]:
@@ -119,20 +124,20 @@ def _header_shapes(model: Documents) -> dict[str, tuple[int, ...]]:
     return {name: info.shape for name, info in Checkpoint.open(model.source).tensors.items()}
 
 
-def _groups(rows: list[dict[str, Any]], intents: list, source_label: str) -> list[dict[str, Any]]:
-    by_group: dict[str, list[int]] = defaultdict(list)
+def _groups(rows: list[LayerRow], intents: list, source_label: Precision) -> list[dict[str, Any]]:
+    by_group: dict[LayerGroup, list[int]] = defaultdict(list)
     for index, row in enumerate(rows):
-        by_group[row["group"]].append(index)
+        by_group[row.group].append(index)
     out = []
-    for group in [g.value for g in LayerGroup if g.value in by_group]:
+    for group in [g for g in LayerGroup if g in by_group]:
         members = by_group[group]
-        quantized = sorted({rows[i]["precision"] for i in members if intents[i].precision})
+        quantized = sorted({rows[i].precision.value for i in members if intents[i].precision})
         out.append(
             {
-                "group": group,
+                "group": group.value,
                 "total": len(members),
                 "matched": sum(1 for i in members if intents[i].precision),
-                "precision": "+".join(quantized) if quantized else source_label,
+                "precision": "+".join(quantized) if quantized else source_label.value,
             }
         )
     return out
@@ -142,7 +147,7 @@ def _findings(
     recipe: Recipe,
     recipe_spec: dict[str, Any],
     inventory: Inventory,
-    rows: list[dict[str, Any]],
+    rows: list[LayerRow],
     intents: list,
     facts: dict[str, Any],
     deploy_gpu: GpuSpec | None,
@@ -152,13 +157,13 @@ def _findings(
     if not quantized:
         findings.append(
             Finding(
-                "nothing-quantized", "block", f"the recipe quantizes none of the {len(rows)} linear layers"
+                "nothing-quantized", "fail", f"the recipe quantizes none of the {len(rows)} linear layers"
             )
         )
-    findings += _pattern_findings(recipe, recipe_spec, inventory.layers, rows)
+    findings += _pattern_findings(recipe, recipe_spec, inventory, rows)
     findings += _coverage_findings(recipe, rows, intents)
     for group, (fid, what, fix) in _WARN_IF_QUANTIZED.items():
-        hits = [rows[i]["name"] for i in quantized if rows[i]["group"] == group.value]
+        hits = [rows[i].name for i in quantized if rows[i].group is group]
         if hits:
             findings.append(
                 Finding(
@@ -168,7 +173,8 @@ def _findings(
     unreached = [
         layer.name
         for layer, intent in zip(inventory.layers, intents, strict=False)
-        if layer.fused_param
+        if layer.fused
+        and not recipe.linearizes_fused_experts
         and intent.precision is None
         and (intent.rule in _NOT_SELECTED or intent.rule.startswith("fused parameter"))
     ]
@@ -179,8 +185,7 @@ def _findings(
                 "warn",
                 f"{len(unreached)} expert weights live in fused 3-D parameters (e.g. {unreached[0]}) "
                 "that are not nn.Linear and no recipe entry selects them: they stay in high "
-                "precision (ModelOpt names their quantizers '<experts>.gate_up_proj_weight_quantizer';"
-                " llm-compressor must linearise the experts first)",
+                "precision (ModelOpt names their quantizers '<experts>.gate_up_proj_weight_quantizer')",
             )
         )
     findings += _divisibility_findings(inventory.layers, intents)
@@ -195,7 +200,7 @@ def _findings(
             )
         )
     if deploy_gpu is not None:
-        for precision in sorted({rows[i]["precision"] for i in quantized}):
+        for precision in sorted({rows[i].precision.value for i in quantized}):
             finding = serving_finding(precision, deploy_gpu)
             if finding:
                 findings.append(finding)
@@ -206,7 +211,8 @@ def _findings(
 def _user_patterns(recipe: Recipe, recipe_spec: dict[str, Any]) -> list[tuple[str, bool]]:
     """(pattern, weight-quantizer pattern?) the user wrote: a recipe file's entries or --ignore."""
     if "recipe" in recipe_spec:
-        patterns = recipe.patterns()  # type: ignore[attr-defined]  (file recipes only)
+        # only recipe files have patterns() (presets are data, not user-written patterns)
+        patterns = recipe.patterns()  # type: ignore[attr-defined]
         # Default-disabled entries are appended by ModelOpt itself, not written by the user.
         return [
             (p, not p.endswith(("input_quantizer", "output_quantizer", "bmm_quantizer")))
@@ -222,20 +228,32 @@ def _is_default_disabled(recipe: Recipe, pattern: str) -> bool:
     }
 
 
-def _matches(recipe: Recipe, pattern: str, layer: Layer) -> bool:
-    """Does ``pattern`` select ``layer`` under the recipe's own tool semantics?"""
+def _seen_by(recipe: Recipe, inventory: Inventory, layer: LayerRow) -> tuple[str, str | None, bool]:
+    """(name, module class, fused parameter?) of ``layer`` as the recipe's tool sees it: the
+    built model's module or parameter, or, where the tool linearises fused experts first, the
+    per-expert ``Linear`` (named like the checkpoint's weight)."""
+    if layer.fused and recipe.linearizes_fused_experts:
+        return layer.name, "Linear", False
+    return inventory.runtime[layer.name], layer.module_class, layer.fused
+
+
+def _matches(recipe: Recipe, pattern: str, seen: tuple[str, str | None, bool]) -> bool:
+    """Does ``pattern`` select a layer (``seen`` by ``_seen_by``) under the recipe's own tool
+    semantics?"""
+    name, module_class, fused = seen
     if isinstance(recipe, (CompressedTensorsRecipe, LlmcFileRecipe)):
-        return ct_match(pattern, layer.runtime, layer.module_class or "Linear")
-    quantizer = f"{layer.runtime}{'_' if layer.fused_param else '.'}weight_quantizer"
-    return fnmatchcase(quantizer, pattern)
+        return ct_matches(pattern, name, module_class or "Linear")
+    return fnmatchcase(f"{name}{'_' if fused else '.'}weight_quantizer", pattern)
 
 
 def _pattern_findings(
-    recipe: Recipe, recipe_spec: dict[str, Any], layers: list[Layer], rows: list[dict[str, Any]]
+    recipe: Recipe, recipe_spec: dict[str, Any], inventory: Inventory, rows: list[LayerRow]
 ) -> list[Finding]:
     findings = []
+    layers, runtime = inventory.layers, inventory.runtime
+    seen = [_seen_by(recipe, inventory, layer) for layer in layers]
     for pattern, weight_pattern in _user_patterns(recipe, recipe_spec):
-        hits = [i for i, layer in enumerate(layers) if _matches(recipe, pattern, layer)]
+        hits = [i for i, layer in enumerate(layers) if _matches(recipe, pattern, seen[i])]
         if not hits and weight_pattern:
             findings.append(
                 Finding(
@@ -246,10 +264,10 @@ def _pattern_findings(
                 )
             )
         gate_hits = [
-            rows[i]["name"]
+            rows[i].name
             for i in hits
-            if rows[i]["name"].rsplit(".", 1)[-1] in ("gate_proj", "gate_up_proj")
-            or layers[i].runtime.endswith("gate_up_proj")
+            if rows[i].name.rsplit(".", 1)[-1] in ("gate_proj", "gate_up_proj")
+            or runtime[layers[i].name].endswith("gate_up_proj")
         ]
         if gate_hits and "gate" in pattern and "gate_proj" not in pattern and "gate_up" not in pattern:
             findings.append(
@@ -264,7 +282,7 @@ def _pattern_findings(
     return findings
 
 
-def _coverage_findings(recipe: Recipe, rows: list[dict[str, Any]], intents: list) -> list[Finding]:
+def _coverage_findings(recipe: Recipe, rows: list[LayerRow], intents: list) -> list[Finding]:
     """Block when a group the recipe's enabling patterns aim at ends up with no coverage."""
     describe = recipe.describe()
     enabling = [e["quantizer_name"] for e in describe.get("entries", []) if e["enable"]]
@@ -273,22 +291,22 @@ def _coverage_findings(recipe: Recipe, rows: list[dict[str, Any]], intents: list
     ]
     findings = []
     for group, words in _GROUP_WORDS.items():
-        members = [i for i, row in enumerate(rows) if row["group"] == group.value]
+        members = [i for i, row in enumerate(rows) if row.group is group]
         aimed = [p for p in enabling if any(w in p for w in words)]
         if members and aimed and not any(intents[i].precision for i in members):
             findings.append(
                 Finding(
                     "targeted-group-uncovered",
-                    "block",
+                    "fail",
                     f"the recipe aims at {group.value} ({', '.join(repr(p) for p in aimed[:3])}) but "
-                    f"none of its {len(members)} layers is quantized (e.g. {rows[members[0]]['name']}: "
+                    f"none of its {len(members)} layers is quantized (e.g. {rows[members[0]].name}: "
                     f"{intents[members[0]].rule})",
                 )
             )
     return findings
 
 
-def _divisibility_findings(layers: list[Layer], intents: list) -> list[Finding]:
+def _divisibility_findings(layers: list[LayerRow], intents: list) -> list[Finding]:
     bad = []
     for layer, intent in zip(layers, intents, strict=False):
         size = intent.group_size
@@ -305,7 +323,7 @@ def _divisibility_findings(layers: list[Layer], intents: list) -> list[Finding]:
     return [
         Finding(
             "not-divisible",
-            "block",
+            "fail",
             f"{len(bad)} targeted layer(s) have a dimension not divisible by the "
             f"{precision.value} group size {size} (e.g. {name} {list(shape)}): the export "
             "fails or the runtime rejects them; exclude them",

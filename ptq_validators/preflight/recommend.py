@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptq_validators.preflight.datafiles import load
-from ptq_validators.preflight.findings import Finding
+from ptq_validators.checks.base import Finding
+from ptq_validators.datafiles import load_data
 from ptq_validators.preflight.gpus import GpuSpec, cc_tuple
 
 FORMATS_FILE = "formats.yaml"
@@ -20,7 +20,7 @@ FORMATS_FILE = "formats.yaml"
 
 def serve_min_cc(precision: str) -> str | None:
     """The lowest compute capability that serves ``precision`` natively (None: any GPU)."""
-    return load(FORMATS_FILE)["serve_min_cc"].get(precision)
+    return load_data("preflight", FORMATS_FILE)["serve_min_cc"].get(precision)
 
 
 def serving_finding(precision: str, deploy: GpuSpec) -> Finding | None:
@@ -30,7 +30,7 @@ def serving_finding(precision: str, deploy: GpuSpec) -> Finding | None:
         return None
     return Finding(
         "format-needs-newer-gpu",
-        "block",
+        "fail",
         f"{precision} weights need compute capability {needed}+ to be served natively; the "
         f"deploy GPU {deploy.name} is sm{deploy.cc.replace('.', '')} ({deploy.arch}). Runtimes "
         "fall back to slow or broken weight-only paths or refuse to load; choose a format the "
@@ -71,7 +71,11 @@ def recommend(
         result["findings"] = [f.to_json() for f in findings]
         return result
 
-    row = next(r for r in load(FORMATS_FILE)["recommendations"] if target.cc_tuple >= cc_tuple(r["min_cc"]))
+    row = next(
+        r
+        for r in load_data("preflight", FORMATS_FILE)["recommendations"]
+        if target.cc_tuple >= cc_tuple(r["min_cc"])
+    )
     if moe is None:
         same = row["dense"] == row["moe"]
         qformat = row["dense"] if same else f"{row['dense']} (dense) | {row['moe']} (MoE)"
@@ -84,7 +88,8 @@ def recommend(
         kv_cache_qformat=row["kv_cache_qformat"],
         note=" ".join(row["note"].split()),
     )
-    if deploy is None and cc_tuple("8.9") <= calibration.cc_tuple < cc_tuple("10.0"):
+    # no deploy GPU: the target is the calibration GPU
+    if deploy is None and calibration and cc_tuple("8.9") <= calibration.cc_tuple < cc_tuple("10.0"):
         findings.append(
             Finding(
                 "nvfp4-needs-blackwell-to-serve",

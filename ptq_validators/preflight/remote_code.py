@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ptq_validators.preflight.datafiles import load
+from ptq_validators.datafiles import load_data
 
 _GUARD_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
@@ -52,7 +52,7 @@ def scan_imports(model_dir: Path) -> list[dict[str, Any]]:
             if path.name not in row["files"]:
                 row["files"].append(path.name)
             row["optional"] = row["optional"] and optional
-    hints = load("import_hints.yaml")["hints"]
+    hints = load_data("preflight", "import_hints.yaml")["hints"]
     rows = []
     for module in sorted(found):
         hint = hints.get(module, {})
@@ -79,16 +79,16 @@ def _imports(tree: ast.Module) -> list[tuple[str, bool]]:
             out.append((node.module.split(".")[0], optional))
         elif isinstance(node, ast.Try):
             guarded = optional or any(_catches_import_error(h) for h in node.handlers)
-            for child in node.body:
-                visit(child, guarded)
+            for statement in node.body:
+                visit(statement, guarded)
             for child in [*node.handlers, *node.orelse, *node.finalbody]:
                 visit(child, optional)
         elif isinstance(node, ast.If):
             guarded = optional or _is_availability_test(node.test)
-            for child in node.body:
-                visit(child, guarded)
-            for child in node.orelse:
-                visit(child, optional)
+            for statement in node.body:
+                visit(statement, guarded)
+            for statement in node.orelse:
+                visit(statement, optional)
         else:
             for child in ast.iter_child_nodes(node):
                 visit(child, optional)

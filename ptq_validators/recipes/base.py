@@ -1,19 +1,13 @@
-"""The recipe interface and the data-file loader shared by the tool-specific recipes."""
+"""The recipe interface shared by the tool-specific recipes."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ptq_validators.errors import UsageError
 from ptq_validators.precision import Precision
-
-_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass(frozen=True)
@@ -33,6 +27,10 @@ class Recipe(ABC):
     name: str
     precision: Precision
     group_size: int | None
+    #: The tool turns fused 3-D expert parameters into per-expert ``Linear`` modules named like
+    #: the checkpoint's per-expert weights before it quantizes (llm-compressor 0.14 ``oneshot``
+    #: linearises every transformers fused-experts module, ``modeling/moe/linearize.py``).
+    linearizes_fused_experts: bool = False
 
     @abstractmethod
     def intent(
@@ -43,14 +41,6 @@ class Recipe(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (kind, name, patterns) for reports and plan files."""
-
-
-@cache
-def load_data(filename: str) -> dict[str, Any]:
-    """Load one bundled data file (``yaml.safe_load``); keys starting with ``_`` are anchors."""
-    with open(_DATA_DIR / filename, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
-    return {key: value for key, value in data.items() if not key.startswith("_")}
 
 
 def unknown_name_error(kind: str, name: str, valid: list[str]) -> UsageError:

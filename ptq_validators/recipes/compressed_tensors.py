@@ -1,38 +1,29 @@
-"""llm-compressor schemes with compressed-tensors' matching semantics.
-
-A target or ignore string matches a module when it equals the full module name, when it starts
-with ``re:`` and ``re.match`` (anchored at the start only) succeeds on the name, or when it
-equals the module's class name (``Linear``). A module is quantized when some target matches and
-no ignore entry does.
+"""llm-compressor preset schemes with compressed-tensors' matching semantics (``formats/ct_rules``):
+a module is quantized when some target matches and no ignore entry does.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from ptq_validators.errors import UsageError
+from ptq_validators.datafiles import load_data
+from ptq_validators.formats.ct_rules import first_match, matches
 from ptq_validators.precision import Precision
-from ptq_validators.recipes.base import Intent, Recipe, load_data, unknown_name_error
+from ptq_validators.recipes.base import Intent, Recipe, unknown_name_error
 
 SCHEME_FILE = "llmc_schemes.yaml"
 
 
-def ct_match(pattern: str, module_name: str, module_class: str | None) -> bool:
-    """compressed-tensors ``match_name`` / ``_match_class`` for one target or ignore string."""
-    if pattern.startswith("re:"):
-        try:
-            return re.match(pattern[3:], module_name) is not None
-        except re.error as exc:
-            raise UsageError(
-                f"invalid regular expression in {pattern!r}: {exc}",
-                hint="fix the pattern (compressed-tensors uses Python re.match after 're:')",
-            ) from None
-    return pattern == module_name or (module_class is not None and pattern == module_class)
+def ignored_intent(ignore: list[str], module_name: str, module_class: str) -> Intent | None:
+    """ "Left unquantized" when an ignore entry matches the module (ignore beats every target)."""
+    ignored = first_match(ignore, module_name, module_class)
+    return None if ignored is None else Intent(None, None, f"ignored by {ignored!r}")
 
 
 class CompressedTensorsRecipe(Recipe):
     """A preset scheme applied to ``targets`` minus ``ignore``."""
+
+    linearizes_fused_experts = True
 
     def __init__(
         self,
@@ -57,14 +48,14 @@ class CompressedTensorsRecipe(Recipe):
         # Without a module tree, every linear-like weight is taken to be a torch Linear and
         # every embedding an Embedding: the classes llm-compressor sees for standard models.
         cls = module_class or "Linear"
-        for pattern in self.ignore:
-            if ct_match(pattern, module_name, cls):
-                return Intent(None, None, f"ignored by {pattern!r}")
+        ignored = ignored_intent(self.ignore, module_name, cls)
+        if ignored is not None:
+            return ignored
         for pattern in self.targets:
-            if ct_match(pattern, module_name, cls):
+            if matches(pattern, module_name, cls):
                 if fused_param:
-                    # Fused 3-D expert parameters are not Linear modules: llm-compressor must
-                    # linearise them first, otherwise they stay in high precision.
+                    # A fused 3-D expert parameter that is still fused (an export stores it so)
+                    # was not linearised: it is no Linear module and stays in high precision.
                     return Intent(None, None, f"fused parameter not reachable by {pattern!r}")
                 return Intent(self.precision, self.group_size, f"targeted by {pattern!r}")
         return Intent(None, None, "no target matches")
@@ -83,14 +74,14 @@ class CompressedTensorsRecipe(Recipe):
 
 def scheme_names() -> list[str]:
     """Every preset scheme name the data file knows."""
-    return sorted(load_data(SCHEME_FILE)["schemes"])
+    return sorted(load_data("recipes", SCHEME_FILE)["schemes"])
 
 
 def llmc_scheme(
     name: str, *, ignore: list[str] | None = None, targets: list[str] | None = None
 ) -> CompressedTensorsRecipe:
     """The preset ``name`` (case-insensitive) with the given targets and ignore list."""
-    data = load_data(SCHEME_FILE)
+    data = load_data("recipes", SCHEME_FILE)
     spec = data["schemes"].get(name.upper())
     if spec is None:
         raise unknown_name_error("llm-compressor scheme", name, scheme_names())

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ptq_validators.datafiles import load_data
 from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.precision import Precision
 from ptq_validators.recipes.base import (
     Intent,
     Recipe,
     flatten,
-    load_data,
     unknown_name_error,
 )
 
@@ -123,7 +123,7 @@ def _describe_entry(entry: QuantCfgEntry) -> str:
 
 def default_disabled_entries() -> list[QuantCfgEntry]:
     """ModelOpt's default-disabled quantizers, appended after every preset's enables."""
-    data = load_data(QFORMAT_FILE)
+    data = load_data("recipes", QFORMAT_FILE)
     entries = [QuantCfgEntry(p, False) for p in data["default_disabled"]]
     entries += [QuantCfgEntry("*", False, cls) for cls in data["default_disabled_classes"]]
     return entries
@@ -131,13 +131,13 @@ def default_disabled_entries() -> list[QuantCfgEntry]:
 
 def qformat_names() -> list[str]:
     """Every qformat name the data file knows, aliases included."""
-    data = load_data(QFORMAT_FILE)
+    data = load_data("recipes", QFORMAT_FILE)
     return sorted([*data["qformats"], *data["aliases"]])
 
 
 def modelopt_qformat(name: str) -> ModelOptRecipe:
     """The preset ``name`` (``--qformat`` spelling; legacy aliases accepted)."""
-    data = load_data(QFORMAT_FILE)
+    data = load_data("recipes", QFORMAT_FILE)
     canonical = data["aliases"].get(name, name)
     spec = data["qformats"].get(canonical)
     if spec is None:

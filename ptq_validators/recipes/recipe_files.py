@@ -4,8 +4,8 @@
   their order and ModelOpt's last-match-wins fnmatch semantics; each entry's ``cfg`` decides its
   precision, so one file may mix formats. ``$import`` snippets are not resolved (inline them).
 * llm-compressor (``*_stage`` → ``*_modifiers`` → ``Modifier: {...}``): the quantization
-  modifiers' ``targets`` / ``ignore`` / ``scheme`` / ``config_groups``, with compressed-tensors
-  matching; among groups, an exact-name target beats a ``re:`` target beats a class name.
+  modifiers' ``targets`` / ``ignore`` / ``scheme`` / ``config_groups``, with compressed-tensors'
+  matching, priority and args → precision rules (``formats/ct_rules``).
 Parsed with ``yaml.safe_load`` only. Bad files raise ``InputError`` naming the file and the fix.
 """
 
@@ -17,13 +17,10 @@ from typing import Any
 import yaml
 
 from ptq_validators.errors import InputError
+from ptq_validators.formats.ct_rules import weight_precision, winning_target
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.recipes.base import Intent, Recipe
-from ptq_validators.recipes.compressed_tensors import (
-    CompressedTensorsRecipe,
-    ct_match,
-    llmc_scheme,
-)
+from ptq_validators.recipes.compressed_tensors import CompressedTensorsRecipe, ignored_intent, llmc_scheme
 from ptq_validators.recipes.modelopt import (
     ModelOptRecipe,
     QuantCfgEntry,
@@ -165,27 +162,27 @@ def _modelopt_precision(path: Path, index: int, cfg: Any) -> tuple[Precision | N
 class LlmcFileRecipe(Recipe):
     """One or more compressed-tensors groups with a shared ignore list."""
 
+    linearizes_fused_experts = True
+
     def __init__(self, name: str, groups: list[CompressedTensorsRecipe], ignore: list[str]) -> None:
         self.name = name
         self.groups = groups
         self.ignore = ignore
         self.precision = groups[0].precision
         self.group_size = groups[0].group_size
+        # target → group: a later group listing the same target replaces it.
+        self.schemes = {target: group for group in groups for target in group.targets}
 
     def intent(
         self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
     ) -> Intent:
         cls = module_class or "Linear"
-        for pattern in self.ignore:
-            if ct_match(pattern, module_name, cls):
-                return Intent(None, None, f"ignored by {pattern!r}")
-        # compressed-tensors match_targets order: exact name, then regex, then class name.
-        for kind in ("exact", "regex", "class"):
-            for group in self.groups:
-                for target in group.targets:
-                    if _match_kind(target, module_name, cls) == kind:
-                        return group.intent(module_name, module_class=cls, fused_param=fused_param)
-        return Intent(None, None, "no target matches")
+        target = winning_target(self.schemes, module_name, cls)
+        return ignored_intent(self.ignore, module_name, cls) or (
+            self.schemes[target].intent(module_name, module_class=cls, fused_param=fused_param)
+            if target is not None
+            else Intent(None, None, "no target matches")
+        )
 
     def patterns(self) -> list[str]:
         return [t for g in self.groups for t in g.targets] + self.ignore
@@ -197,14 +194,6 @@ class LlmcFileRecipe(Recipe):
             "ignore": self.ignore,
             "groups": [g.describe() for g in self.groups],
         }
-
-
-def _match_kind(target: str, name: str, cls: str) -> str | None:
-    if target.startswith("re:"):
-        return "regex" if ct_match(target, name, None) else None
-    if target == name:
-        return "exact"
-    return "class" if target == cls else None
 
 
 def _llmc_recipe(path: Path, data: dict[str, Any]) -> LlmcFileRecipe:
@@ -242,24 +231,12 @@ def _llmc_groups(path: Path, args: dict[str, Any]) -> list[CompressedTensorsReci
     groups = []
     for name, group in (args.get("config_groups") or {}).items():
         weights = (group or {}).get("weights") or {}
-        bits = weights.get("num_bits")
-        kind = weights.get("type", "int")
-        if kind == "float" and bits == 8:
-            strategy = weights.get("strategy")
-            precision = {"block": Precision.FP8_BLOCK, "channel": Precision.FP8_PER_CHANNEL}.get(
-                strategy, Precision.FP8
-            )
-        elif kind == "float" and bits == 4:
-            precision = Precision.NVFP4 if weights.get("strategy") == "tensor_group" else Precision.MXFP4
-        elif isinstance(bits, int):
-            precision = int_precision(bits)
-        else:
+        if not isinstance(weights.get("num_bits"), int):
             raise InputError(
                 f"{path}: config_groups.{name}.weights has no num_bits",
                 hint="give weights: {num_bits, type, strategy}",
             )
-        block = weights.get("block_structure")
-        group_size = weights.get("group_size") or (block[-1] if isinstance(block, list) else None)
+        precision, group_size = weight_precision(weights)
         groups.append(
             CompressedTensorsRecipe(
                 str(name),

@@ -4,6 +4,7 @@ each good export passes the gate with the right precision, group and exact bits 
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction as F
 from math import ceil
 from pathlib import Path
@@ -512,3 +513,23 @@ def test_mxfp4_scales_that_are_not_one_per_32_values(ptqv, tmp_path):
 )
 def test_transformers_modules_to_not_convert_semantics(entry, name, excluded):
     assert (ModuleMatcher([entry]).first_match(name) == entry) is excluded
+
+
+def test_hf_fp8_static_activation_scales_pass_names(ptqv, tmp_path):
+    """``FineGrainedFP8Config(activation_scheme="static")``: transformers' FP8Linear stores an
+    F32 ``activation_scale`` beside every FP8 weight; it is a known role, not a leftover."""
+    out = variant(tmp_path, "hf-fp8-llama")
+    _fp8_config(out, activation_scheme="static")
+    one = struct.pack("<f", 0.5)
+
+    def add_activation_scales(tensors: dict[str, RawTensor]) -> None:
+        for name in [n for n in tensors if n.endswith(".weight_scale_inv")]:
+            tensors[name.removesuffix("weight_scale_inv") + "activation_scale"] = RawTensor("F32", (), one)
+
+    edit_tensors(out, add_activation_scales)
+    code, checks, _ = gate(ptqv, out)
+    assert checks["names"]["status"] == "pass", checks["names"]
+    assert checks["moe"]["status"] == "skip" and checks["coverage"]["status"] == "pass"
+    # The static scales are read like every scalar scale (finite and > 0).
+    assert checks["scales"]["status"] == "pass" and "6 scale tensors" in checks["scales"]["detail"]
+    assert code == 0, [c for c in checks.values() if c["status"] == "fail"]

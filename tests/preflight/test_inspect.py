@@ -52,9 +52,9 @@ def test_real_architectures(family):
 
 def test_fp8_source_warns_that_excluded_layers_become_bf16():
     findings = {f["id"]: f for f in inspect_model(CONFIGS / "deepseek_v3")["findings"]}
-    assert findings["source-fp8"]["severity"] == "warn"
+    assert findings["source-fp8"]["status"] == "warn"
     assert "BF16, not FP8" in findings["source-fp8"]["detail"]
-    assert findings["remote-code-vs-builtin"]["severity"] == "warn"
+    assert findings["remote-code-vs-builtin"]["status"] == "warn"
     assert "mtp" in findings
 
 
@@ -109,15 +109,15 @@ def test_remote_code_imports_are_read_not_run(tmp_path):
     assert rows["transformer_engine"]["optional"] is False
     assert rows["torch"]["installed"] is True
     missing = {
-        f["detail"].split(" imports ")[1].split(",")[0]: f["severity"]
+        f["detail"].split(" imports ")[1].split(",")[0]: f["status"]
         for f in report["findings"]
         if f["id"] == "remote-code-missing-package"
     }
     assert missing == {
-        "mamba_ssm": "block",
+        "mamba_ssm": "fail",
         "causal_conv1d": "warn",
         "flash_attn": "warn",
-        "transformer_engine": "block",
+        "transformer_engine": "fail",
     }
     assert report["verdict"] == "fail"
 
@@ -146,8 +146,8 @@ def test_unknown_architecture_blocks_and_cli_exits_1(tmp_path, capsys):
         main(["inspect", str(model), "--json"])
     assert exc.value.code == 1
     report = json.loads(capsys.readouterr().out)
-    ids = {f["id"]: f["severity"] for f in report["findings"]}
-    assert ids["architecture-unknown"] == "block"
+    ids = {f["id"]: f["status"] for f in report["findings"]}
+    assert ids["architecture-unknown"] == "fail"
     assert ids["transformers-older-than-model"] == "warn"
     assert ids["unlisted-model"] == "info"
     assert report["next_step"]["path"] == "unlisted"
@@ -161,7 +161,7 @@ def test_unknown_architecture_with_auto_map_needs_a_trust_decision(tmp_path):
         encoding="utf-8",
     )
     report = inspect_model(model)
-    assert {f["id"]: f["severity"] for f in report["findings"]}["trust-remote-code"] == "warn"
+    assert {f["id"]: f["status"] for f in report["findings"]}["trust-remote-code"] == "warn"
     assert report["verdict"] == "pass"
 
 
@@ -206,7 +206,7 @@ def test_pickle_only_weights_are_reported_never_loaded(tmp_path):
     model = copy_config("llama3", tmp_path / "m")
     (model / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
     findings = {f["id"]: f for f in inspect_model(model)["findings"]}
-    assert findings["no-weights"]["severity"] == "warn"
+    assert findings["no-weights"]["status"] == "warn"
     assert "pytorch_model.bin" in findings["no-weights"]["detail"]
 
 

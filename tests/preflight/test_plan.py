@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.cli import main
 from ptq_validators.io.source import LocalSource
+from ptq_validators.layers import LayerRow
 from ptq_validators.preflight.plan import plan_model
 from ptq_validators.recipes import llmc_scheme, modelopt_qformat
 from ptq_validators.recipes.recipe_files import load_recipe_file
@@ -16,7 +18,7 @@ from tests.preflight.conftest import CONFIGS, FAMILIES, FIXTURES
 
 
 def _ids(plan):
-    return {w["id"]: w for w in plan["warnings"]}
+    return {w["id"]: w for w in plan["findings"]}
 
 
 def _qformat(model, name, **kw):
@@ -42,8 +44,10 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
     assert groups["attention"]["matched"] > 0
     if "lm_head" in groups:  # absent when tied to the embeddings (Gemma 3)
         assert groups["lm_head"] == {"group": "lm_head", "total": 1, "matched": 0, "precision": "BF16"}
-    assert all(set(row) == {"name", "group", "precision", "group_size"} for row in plan["layers"])
-    assert not any(w["id"] == "vision-tower-quantized" for w in plan["warnings"])
+    # Plan rows are layer-table rows: the same keys as the gate's, and they load back unchanged.
+    assert all(LayerRow.from_json(row).to_json() == row for row in plan["layers"])
+    assert set(plan["layers"][0]) == {f.name for f in fields(LayerRow)}
+    assert not any(w["id"] == "vision-tower-quantized" for w in plan["findings"])
     json.dumps(plan)
 
 
@@ -51,7 +55,7 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
 def test_generic_scheme_on_a_vlm_warns_about_the_vision_tower(family):
     plan = _scheme(CONFIGS / family, "FP8_DYNAMIC", ignore=["lm_head"])
     warning = _ids(plan)["vision-tower-quantized"]
-    assert warning["severity"] == "warn"
+    assert warning["status"] == "warn"
     assert "re:.*visual.*" in warning["detail"]
 
 
@@ -105,14 +109,14 @@ def test_fused_experts_are_reached_by_modelopt_but_not_by_a_linear_target():
     }
     assert plan["verdict"] == "pass"
     rows = {r["name"]: r for r in plan["layers"]}
-    assert rows["model.layers.0.mlp.experts.7.down_proj"] == {
-        "name": "model.layers.0.mlp.experts.7.down_proj",
-        "group": "experts",
-        "precision": "NVFP4",
-        "group_size": 16,
-    }
+    row = rows["model.layers.0.mlp.experts.7.down_proj"]
+    assert (row["group"], row["precision"], row["group_size"], row["fused"]) == ("experts", "NVFP4", 16, True)
+    assert (row["declared"], row["declared_by"]) == ("NVFP4", "enabled by '*.experts.*weight_quantizer'")
+    # llm-compressor 0.14 linearises fused experts before it quantizes: a Linear target reaches them.
     linear_only = _scheme(moe, "NVFP4", ignore=["lm_head", "re:.*mlp.gate$"])
-    assert "fused-experts-unreached" in _ids(linear_only)
+    assert "fused-experts-unreached" not in _ids(linear_only)
+    experts = {g["group"]: g for g in linear_only["groups"]}["experts"]
+    assert experts["matched"] == experts["total"] and experts["precision"] == "NVFP4"
 
 
 def test_preset_for_experts_on_a_dense_model_quantizes_nothing(capsys):
@@ -120,13 +124,13 @@ def test_preset_for_experts_on_a_dense_model_quantizes_nothing(capsys):
         main(["plan", str(CONFIGS / "qwen3"), "--qformat", "nvfp4_experts_only"])
     assert exc.value.code == 1
     out = capsys.readouterr().out
-    assert "[block] nothing-quantized" in out and out.rstrip().endswith("verdict: fail")
+    assert "[fail] nothing-quantized" in out and out.rstrip().endswith("verdict: fail")
 
 
 def test_dimensions_not_divisible_by_the_group_size_block():
     plan = _scheme(CONFIGS / "qwen2_5_vl", "NVFP4", ignore=["lm_head"])
     finding = _ids(plan)["not-divisible"]
-    assert finding["severity"] == "block" and "[1280, 3420]" in finding["detail"]
+    assert finding["status"] == "fail" and "[1280, 3420]" in finding["detail"]
     llama4 = _scheme(CONFIGS / "llama4", "NVFP4A16", ignore=["lm_head"])
     assert "588" in _ids(llama4)["not-divisible"]["detail"]
 
@@ -143,7 +147,7 @@ def test_deploy_gpu_blocks_a_format_it_cannot_serve():
         {"qformat": "nvfp4_mlp_only", "ignore": []},
         deploy_gpu=__import__("ptq_validators.preflight.gpus", fromlist=["match_gpu"]).match_gpu("H100"),
     )
-    assert _ids(plan)["format-needs-newer-gpu"]["severity"] == "block"
+    assert _ids(plan)["format-needs-newer-gpu"]["status"] == "fail"
 
 
 LLMC_MIXED = """\

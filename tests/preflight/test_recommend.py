@@ -57,10 +57,10 @@ def test_blackwell_workstation_says_verify_the_serving_stack():
 
 def test_nvfp4_cannot_be_served_on_hopper_but_fp8_can():
     blocked = serving_finding("NVFP4", match_gpu("H200"))
-    assert blocked.id == "format-needs-newer-gpu" and blocked.severity == "block"
-    assert "10.0" in blocked.detail
+    assert blocked.id == "format-needs-newer-gpu" and blocked.status == "fail"
+    assert "10.0" in blocked.summary
     assert serving_finding("FP8", match_gpu("H200")) is None
-    assert serving_finding("FP8", match_gpu("A100")).severity == "block"
+    assert serving_finding("FP8", match_gpu("A100")).status == "fail"
     assert serving_finding("INT4", match_gpu("T4")) is None
     assert serving_finding("BF16", match_gpu("T4")) is None
 
