@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ptq_validators.canary.gate_rows import canary_row, deploy_row
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.checks import (
     alignment,
@@ -49,6 +50,10 @@ class GateOptions:
     plan: str | None = None
     allow_quantized_vision: bool = False
     deep: bool = False
+    deploy: str | None = None  # ENGINE[@VERSION] to check serving compatibility against
+    deploy_tp: int = 1  # tensor-parallel size it will be served with
+    deploy_gpu: int | None = None  # compute capability x 10 of the serving GPU (e.g. 90)
+    canary: str | None = None  # a `ptqv canary --out` record to attach
 
     def recipe(self) -> Recipe | None:
         if self.qformat and self.scheme:
@@ -75,6 +80,7 @@ class GateReport:
     table: LayerTable
     metadata_diffs: list[md.MetadataDiff]
     recipe: dict[str, Any] | None
+    serving: dict[str, Any] | None = None  # the canary's compatibility inventory, with --canary
 
     @property
     def verdict(self) -> str:
@@ -94,6 +100,7 @@ class GateReport:
             group_counts=self.table.group_counts(),
             layers=[layer.to_json() for layer in self.table.layers],
             metadata_diffs=[diff.to_json() for diff in self.metadata_diffs],
+            serving=self.serving,
         )
 
 
@@ -143,8 +150,16 @@ def run_gate(
     checks.append(documents.check_files(source_checkpoint.files, exported.files, SIDECAR_FILES))
     checks.append(integrity.check_integrity(exported.issues, len(exported.headers)))
     checks.append(safety.check_safety(exported.files, exported.pickle_files, config))
+    checks.append(
+        deploy_row(
+            options.deploy, table, config, exported.json_document("hf_quant_config.json"),
+            tensor_parallel=options.deploy_tp, gpu_capability=options.deploy_gpu,
+        )
+    )  # fmt: skip
+    canary_check, serving = canary_row(options.canary)
+    checks.append(canary_check)
     return GateReport(
-        source.root, output.root, checks, sizes, table, diffs, recipe.describe() if recipe else None
+        source.root, output.root, checks, sizes, table, diffs, recipe.describe() if recipe else None, serving
     )
 
 

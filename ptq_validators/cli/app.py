@@ -9,7 +9,13 @@ from __future__ import annotations
 import typer
 
 from ptq_validators import __version__
-from ptq_validators.cli import gate_commands, launch_commands, preflight_commands, skills_commands
+from ptq_validators.cli import (
+    canary_commands,
+    gate_commands,
+    launch_commands,
+    preflight_commands,
+    skills_commands,
+)
 
 app = typer.Typer(
     name="ptqv",
@@ -40,5 +46,5 @@ def _root(
     """Pre-flight checks, job templates and the post-PTQ gate for quantized LLM checkpoints."""
 
 
-for _module in (gate_commands, preflight_commands, launch_commands, skills_commands):
+for _module in (gate_commands, preflight_commands, launch_commands, skills_commands, canary_commands):
     _module.register(app)

@@ -87,12 +87,25 @@ def gate(
         "--deep",
         help="Also read block scales and sample weights for NaN/Inf (streams shard by shard).",
     ),
+    deploy: str | None = typer.Option(
+        None,
+        "--deploy",
+        help="Check what this engine's loader accepts: vllm[@VERSION] (sglang, trtllm: no data yet).",
+    ),
+    deploy_tp: int = typer.Option(1, "--deploy-tp", min=1, help="With --deploy: the tensor-parallel size."),
+    deploy_gpu: str | None = typer.Option(
+        None, "--deploy-gpu", help="With --deploy: the serving GPU's compute capability (e.g. 9.0, sm90)."
+    ),
+    canary: str | None = typer.Option(
+        None, "--canary", help="A canary.json from `ptqv canary --out` to record in the report."
+    ),
     json_output: bool = typer.Option(
         False, "--json", help="Print the versioned JSON report instead of Markdown."
     ),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
+    from ptq_validators.canary.gate_rows import parse_capability
     from ptq_validators.gate import GateOptions, run_gate
     from ptq_validators.io.source import open_source
     from ptq_validators.report import render_json
@@ -105,8 +118,16 @@ def gate(
         plan=plan,
         allow_quantized_vision=allow_quantized_vision,
         deep=deep,
+        deploy=deploy,
+        deploy_tp=deploy_tp,
+        deploy_gpu=parse_capability(deploy_gpu) if deploy_gpu else None,
+        canary=canary,
     )
     options.recipe()  # usage errors before any source is opened (a remote one connects)
+    if deploy:
+        from ptq_validators.canary.compat import load_engine
+
+        load_engine(deploy)
     progress = _progress if sys.stderr.isatty() else None
     with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
         report = run_gate(exported, original, options, progress=progress)

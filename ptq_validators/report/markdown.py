@@ -47,6 +47,10 @@ def render_gate(report: GateReport, *, limit: int = 20) -> str:
     ]
     declared = report.table.declaration.summary
     lines.append(f"Declared: {_declared_line(declared)}")
+    if report.serving:
+        lines.append(
+            "Serving canary: " + ", ".join(f"{key} {value}" for key, value in report.serving.items())
+        )
     lines += ["", "| Layer group | Precision |", "|---|---|"]
     for group, counts in report.table.group_counts().items():
         lines.append(f"| {group} | {describe_counts(counts)} |")
