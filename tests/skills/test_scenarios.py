@@ -41,6 +41,8 @@ def _setup(name: str, work: Path) -> dict[str, str]:
         return {"OUTPUT": str(FIXTURES / "llmc-nvfp4-llama"), "SOURCE": str(FIXTURES / "src-llama")}
     if name == "fp8-source":
         return {"MODEL": str(FIXTURES / "hf-fp8-llama")}
+    if name == "llmc-export":
+        return {"EXPORT": str(FIXTURES / "llmc-nvfp4-llama"), "MODEL": str(FIXTURES / "src-llama")}
     if name == "listed":
         return {"MODEL": str(FIXTURES / "src-llama")}
     if name == "unlisted":
