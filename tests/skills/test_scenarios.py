@@ -29,16 +29,26 @@ EVALS = json.loads((ROOT / "evals" / "evals.json").read_text(encoding="utf-8"))[
 HERE = Path(__file__).resolve().parent
 
 
+def _handed(work: Path, fixture: str, name: str) -> str:
+    """A fixture handed to the agent as ./NAME in its working directory (so what it reads does
+    not depend on where the checkout lies)."""
+    shutil.copytree(FIXTURES / fixture, work / "session" / name)
+    return name
+
+
 def _setup(name: str, work: Path) -> dict[str, str]:
     """The fixtures a scenario starts from, as placeholder values."""
     if name == "broken-export":
         # the chat template and tokenizer config were lost on export
-        out = shutil.copytree(FIXTURES / "modelopt-nvfp4-llama", work / "export")
+        out = shutil.copytree(FIXTURES / "modelopt-nvfp4-llama", work / "session" / "export")
         (out / "chat_template.jinja").unlink()
         (out / "tokenizer_config.json").unlink()
-        return {"OUTPUT": str(out), "SOURCE": str(FIXTURES / "src-llama")}
+        return {"OUTPUT": "export", "SOURCE": _handed(work, "src-llama", "source")}
     if name == "handed-over":
-        return {"OUTPUT": str(FIXTURES / "llmc-nvfp4-llama"), "SOURCE": str(FIXTURES / "src-llama")}
+        return {
+            "OUTPUT": _handed(work, "llmc-nvfp4-llama", "export"),
+            "SOURCE": _handed(work, "src-llama", "source"),
+        }
     if name == "fp8-source":
         return {"MODEL": str(FIXTURES / "hf-fp8-llama")}
     if name == "llmc-export":
