@@ -26,6 +26,9 @@ from ptq_validators.checks import (
     special,
 )
 from ptq_validators.checks import metadata as md
+from ptq_validators.checks import (
+    recipe as recipe_check,
+)
 from ptq_validators.checks.base import CheckResult, verdict
 from ptq_validators.deep import Progress, scan_deep
 from ptq_validators.envelope import envelope
@@ -38,6 +41,8 @@ from ptq_validators.model_config import tied_embeddings
 from ptq_validators.plan_file import check_plan
 from ptq_validators.recipes import Recipe, llmc_scheme, modelopt_qformat
 from ptq_validators.source_summary import summarize
+from ptq_validators.verdict import failure_class
+from ptq_validators.verdict import summary as gate_summary
 
 
 @dataclass
@@ -49,6 +54,7 @@ class GateOptions:
     ignore: list[str] = field(default_factory=list)
     plan: str | None = None
     allow_quantized_vision: bool = False
+    allow_extra_quantization: bool = False
     deep: bool = False
     deploy: str | None = None  # ENGINE[@VERSION] to check serving compatibility against
     deploy_tp: int = 1  # tensor-parallel size it will be served with
@@ -94,9 +100,12 @@ class GateReport:
             output=self.output,
             declared=self.table.declaration.summary,
             recipe=self.recipe,
+            failure_class=failure_class(self.checks),
+            summary=gate_summary(self.table, self.size, self.recipe, self.metadata_diffs),
             checks=[check.to_json() for check in self.checks],
             size=self.size,
             precision_counts=self.table.precision_counts(),
+            scheme_counts=self.table.scheme_counts(),
             group_counts=self.table.group_counts(),
             layers=[layer.to_json() for layer in self.table.layers],
             metadata_diffs=[diff.to_json() for diff in self.metadata_diffs],
@@ -115,6 +124,7 @@ def run_gate(
     summary = summarize(source_checkpoint)
     exported = Checkpoint.open(output)
     table = build_layer_table(exported, source_shapes=summary.shapes)
+    recipe, ignore_note = _adopt_declared_ignore(recipe, options, table)
     config = exported.config
     values = read_scalar_scales(exported, SCALAR_SCALE_ROLES)
 
@@ -122,13 +132,16 @@ def run_gate(
     sizes = size.size_summary(
         summary.weight_bytes, exported.weight_bytes, summary.parameters, exported.weight_bytes * 8
     )
+    sizes["quantized"] = size.quantized_bits(table.layers, summary.parameters)
     compression = recipe is not None or options.plan is not None or table.declaration.family != "dense"
     deep_findings, scanned = scan_deep(exported, table, progress) if options.deep else (None, 0)
     checks = [
         size.check_size(sizes, compression=compression),
         coverage.check_precision(table),
         coverage.check_coverage(table),
-        _recipe_check(table, recipe),
+        recipe_check.check_recipe(
+            table, recipe, allow_extra=options.allow_extra_quantization, note=ignore_note
+        ),
         check_plan(table, options.plan),
         coverage.check_vision(table, allow=options.allow_quantized_vision),
         coverage.check_head_and_embeddings(table),
@@ -158,26 +171,56 @@ def run_gate(
     )  # fmt: skip
     canary_check, serving = canary_row(options.canary)
     checks.append(canary_check)
+    _name_leftovers(checks)
     return GateReport(
         source.root, output.root, checks, sizes, table, diffs, recipe.describe() if recipe else None, serving
     )
 
 
-def _recipe_check(table: LayerTable, recipe: Recipe | None) -> CheckResult:
-    title = "Recipe coverage"
-    if recipe is None:
-        return coverage.skipped("recipe", title, "no --qformat or --scheme given")
-    intents = {
-        layer.name: recipe.intent(
-            layer.name,
-            fused_param=layer.fused,
-            module_class=layer.module_class,
-        )
-        for layer in table.layers
-    }
-    return coverage.check_expectation(
-        table, intents, check_id="recipe", title=f"{title} ({recipe.name})", strict=False
+def _name_leftovers(checks: list[CheckResult]) -> None:
+    """A size FAIL names the leftover tensors the names check found (they are the bytes)."""
+    by_id = {check.id: check for check in checks}
+    sized, named = by_id["size"], by_id["names"]
+    leftovers = [d.partition(":")[0] for d in named.details if "outside the format's vocabulary" in d]
+    if sized.status == "fail" and leftovers:
+        shown = ", ".join(leftovers[:5]) + (f" and {len(leftovers) - 5} more" if len(leftovers) > 5 else "")
+        sized.details.append(f"leftover tensors found by the names check: {shown}")
+
+
+def _adopt_declared_ignore(
+    recipe: Recipe | None, options: GateOptions, table: LayerTable
+) -> tuple[Recipe | None, str | None]:
+    """``--scheme`` without ``--ignore``: the ignore list the export declares is the one the
+    recipe ran with (llm-compressor itself ignores nothing by default, so judging with an empty
+    list would call every router and lm_head a miss). Returns the recipe and the row's note."""
+    if recipe is None or not options.scheme or options.ignore:
+        return recipe, None
+    if table.declaration.family != "compressed-tensors":
+        return recipe, None
+    declared = table.declaration.exclusion_patterns()
+    note = (
+        f"ignore list taken from the export's declaration: {declared}"
+        if declared
+        else "the export declares no ignore list"
     )
+    note += " (llm-compressor's own default ignores nothing)" if declared else ""
+    return llmc_scheme(options.scheme, ignore=declared), note
+
+
+def _first_difference(source: str, output: str) -> tuple[str, str]:
+    """The first line where two templates differ, as ``line N: <text>`` on each side."""
+    src_lines, out_lines = source.splitlines(), output.splitlines()
+    for number, (was, now) in enumerate(zip(src_lines, out_lines, strict=False), start=1):
+        if was != now:
+            return f"line {number}: {was}", f"line {number}: {now}"
+    number = min(len(src_lines), len(out_lines)) + 1
+    if len(src_lines) == len(out_lines):  # only line endings or a trailing newline differ
+        return f"{len(source)} chars", f"{len(output)} chars (whitespace differs)"
+    return _line(src_lines, number), _line(out_lines, number)
+
+
+def _line(lines: list[str], number: int) -> str:
+    return f"line {number}: {lines[number - 1]}" if len(lines) >= number else f"ends after line {number - 1}"
 
 
 def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.MetadataDiff]]:
@@ -199,19 +242,12 @@ def _metadata_checks(pair: MetadataPair) -> tuple[list[CheckResult], list[md.Met
     template_diffs: list[md.MetadataDiff] = []
     src_template, out_template = pair.templates
     if src_template.text is not None and src_template.text != out_template.text:
-        shown = (
-            "absent"
-            if out_template.text is None
-            else f"{len(out_template.text)} chars in {out_template.file}"
-        )
+        if out_template.text is None:
+            was, now = f"{len(src_template.text)} chars in {src_template.file}", "absent"
+        else:
+            was, now = _first_difference(src_template.text, out_template.text)
         template_diffs.append(
-            md.MetadataDiff(
-                out_template.file or "chat_template",
-                "chat_template",
-                f"{len(src_template.text)} chars in {src_template.file}",
-                shown,
-                md.BLOCKING,
-            )
+            md.MetadataDiff(out_template.file or "chat_template", "chat_template", was, now, md.BLOCKING)
         )
 
     src_gen, out_gen = pair.generation

@@ -1,10 +1,12 @@
 """The layer table: every linear-like weight of a checkpoint with its group, the tensors that
 store it, the precision found on disk, the precision the metadata declares, and exact bits.
 
-Rows are built from headers only. A row's ``status`` compares found with declared:
-``ok``, ``unexpected_unquantized`` (declared quantized, stored in float), ``quantized_but_excluded``
-(stored quantized, declared unquantized), ``declaration_mismatch`` (both quantized, different
-format or group size), ``fake_quant`` (float weight beside scales) or ``unrecognized``.
+Rows are built from headers only. A row's ``status`` compares found with declared, weight and
+activation side: ``ok``, ``unexpected_unquantized`` (declared quantized, stored in float),
+``quantized_but_excluded`` (stored quantized, declared unquantized), ``declaration_mismatch``
+(both quantized, different format or group size, or a static activation declared without its
+stored input scale, or the reverse), ``fake_quant`` (float weight beside scales) or
+``unrecognized``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ptq_validators.formats.base import (
     Stored,
 )
 from ptq_validators.formats.roles import (
+    AUXILIARY_ROLES,
     FUSED_ROLE_SUFFIXES,
     KNOWN_ROLES,
     QUANTIZATION_ROLES,
@@ -32,13 +35,17 @@ from ptq_validators.formats.roles import (
 )
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.model_config import num_hidden_layers
-from ptq_validators.precision import Precision
+from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, scheme_label
 from ptq_validators.taxonomy import LayerGroup, classify
 
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
 _EMBEDDING_LEAF = re.compile(r"(?:^|_)(?:embed_tokens|embeddings?|wte|wpe)$")
+
+# The tensors a static activation scale is stored as (ModelOpt / compressed-tensors NVFP4 /
+# transformers FP8Linear).
+STATIC_INPUT_ROLES = frozenset({"input_scale", "input_global_scale", "activation_scale"})
 
 OK = "ok"
 UNEXPECTED_UNQUANTIZED = "unexpected_unquantized"
@@ -59,7 +66,10 @@ class LayerRow:
     and why: the checkpoint's quantization metadata (gate), the recipe's intent (plan; None:
     left unquantized). ``fused``: the weight is part of a fused 3-D expert parameter, as stored
     (gate) or in the built model (plan: transformers 5 fuses experts that checkpoints store per
-    expert). ``activation`` is the activation side (reserved: None until it is recorded).
+    expert). ``activation`` is the activation side (an ``Activation`` label: ``none``,
+    ``FP8 static`` ...; None: unknown): the declared kind with the staticness the stored
+    tensors show (gate, scan), or the recipe's intent (plan); ``declared_activation`` is the
+    governing document's. JSON adds ``scheme``, the pair as the tools name it (``NVFP4A16``).
     Fields a use does not know stay None / empty.
     """
 
@@ -74,6 +84,7 @@ class LayerRow:
     declared: Precision | None = None
     declared_group_size: int | None = None
     declared_by: str | None = None
+    declared_activation: str | None = None
     bits_per_weight: float | None = None
     tensors: tuple[str, ...] = ()
     status: str | None = None
@@ -86,12 +97,14 @@ class LayerRow:
             "precision": self.precision.value,
             "group_size": self.group_size,
             "activation": self.activation,
+            "scheme": scheme_label(self.precision, _activation(self.activation)),
             "fused": self.fused,
             "shape": list(self.shape),
             "module_class": self.module_class,
             "declared": self.declared.value if self.declared else None,
             "declared_group_size": self.declared_group_size,
             "declared_by": self.declared_by,
+            "declared_activation": self.declared_activation,
             "bits_per_weight": self.bits_per_weight,
             "tensors": list(self.tensors),
             "status": self.status,
@@ -112,13 +125,14 @@ class LayerRow:
                 group=LayerGroup(row["group"]),
                 precision=Precision(row["precision"]),
                 group_size=_optional_int(row.get("group_size")),
-                activation=row.get("activation"),
+                activation=_activation_label(row.get("activation")),
                 fused=bool(row.get("fused", False)),
                 shape=tuple(int(d) for d in row.get("shape") or ()),
                 module_class=row.get("module_class"),
                 declared=Precision(declared) if declared is not None else None,
                 declared_group_size=_optional_int(row.get("declared_group_size")),
                 declared_by=row.get("declared_by"),
+                declared_activation=_activation_label(row.get("declared_activation")),
                 bits_per_weight=row.get("bits_per_weight"),
                 tensors=tuple(str(t) for t in row.get("tensors") or ()),
                 status=row.get("status"),
@@ -134,6 +148,19 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"name {value!r} is not a string")
     return value
+
+
+def _activation(label: str | None) -> Activation | None:
+    return Activation.parse(label) if label is not None else None
+
+
+def _activation_label(value: Any) -> str | None:
+    """A valid activation label or None (``ValueError`` for anything else)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"activation {value!r} is not a string")
+    return Activation.parse(value).label
 
 
 def _optional_int(value: Any) -> int | None:
@@ -170,6 +197,22 @@ class Layer:
         return module_class(self.name, self.group)
 
     @property
+    def static_input(self) -> bool:
+        """A static activation scale is stored beside the weight."""
+        return not STATIC_INPUT_ROLES.isdisjoint(self.tensors)
+
+    @property
+    def activation(self) -> Activation | None:
+        """The activation side: none for a float weight; else the declared kind, static when
+        its scale is stored; None when the metadata says nothing about activations."""
+        return stored_activation(self.precision, self.declared.activation, self.static_input)
+
+    @property
+    def scheme(self) -> str:
+        """The weight/activation pair as the tools name it (``NVFP4``, ``NVFP4A16`` ...)."""
+        return scheme_label(self.precision, self.activation)
+
+    @property
     def bits_per_weight(self) -> Fraction:
         """Exact on-disk bits per original weight element (weight-side tensors only)."""
         return Fraction(self.weight_bits, self.elements) if self.elements else Fraction(0)
@@ -180,12 +223,14 @@ class Layer:
             group=self.group,
             precision=self.precision,
             group_size=self.stored.group_size,
+            activation=self.activation.label if self.activation else None,
             fused=self.fused,
             shape=self.stored.shape,
             module_class=self.module_class,
             declared=self.declared.precision,
             declared_group_size=self.declared.group_size,
             declared_by=self.declared.rule,
+            declared_activation=self.declared.activation.label if self.declared.activation else None,
             # Plain int division is correctly rounded, like float(Fraction), and much cheaper.
             bits_per_weight=round(self.weight_bits / self.elements, 6) if self.elements else 0.0,
             tensors=tuple(sorted(self.tensors)),
@@ -195,6 +240,18 @@ class Layer:
 
     def to_json(self) -> dict[str, Any]:
         return self.row().to_json()
+
+
+def stored_activation(
+    weight: Precision, declared: Activation | None, static_input: bool
+) -> Activation | None:
+    """The activation side a layer's tensors carry out: none for a float weight, the declared
+    kind (static exactly when a static scale is stored), None when nothing is declared."""
+    if not weight.is_quantized:
+        return NO_ACTIVATION
+    if declared is None or declared.dtype is None:
+        return declared
+    return Activation(declared.dtype, static_input)
 
 
 def module_class(name: str, group: LayerGroup) -> str:
@@ -219,20 +276,30 @@ class LayerTable:
         return {layer.name: layer for layer in self.layers}
 
     def precision_counts(self) -> dict[str, int]:
+        """Layers per weight precision."""
         return dict(sorted(Counter(layer.precision.value for layer in self.layers).items()))
 
+    def scheme_counts(self) -> dict[str, int]:
+        """Layers per weight/activation pair (``NVFP4A16``, ``FP8 static`` ...)."""
+        return dict(sorted(Counter(layer.scheme for layer in self.layers).items()))
+
     def group_counts(self) -> dict[str, dict[str, int]]:
+        """Layers per group and weight/activation pair."""
         counts: dict[str, Counter[str]] = {}
         for layer in self.layers:
-            counts.setdefault(layer.group.value, Counter())[layer.precision.value] += 1
+            counts.setdefault(layer.group.value, Counter())[layer.scheme] += 1
         return {group: dict(sorted(c.items())) for group, c in sorted(counts.items())}
 
     @property
     def parameters(self) -> int:
-        """Original parameter count: layer elements plus the elements of every tensor that
-        belongs to no layer (norms, biases of non-linear modules, buffers)."""
+        """Original parameter count: layer elements and their biases, plus the elements of
+        every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
         layer_names = {layer.name for layer in self.layers}
-        return sum(layer.elements for layer in self.layers) + sum(
+        return sum(
+            layer.elements
+            + sum(info.numel for role, info in layer.tensors.items() if role in AUXILIARY_ROLES)
+            for layer in self.layers
+        ) + sum(
             info.numel
             for name, module in self.modules.items()
             if name not in layer_names
@@ -348,14 +415,14 @@ def build_layer_table(
                 declared,
                 dict(module.tensors),
                 weight_bits,
-                _status(stored, declared),
+                _status(stored, declared, not STATIC_INPUT_ROLES.isdisjoint(module.tensors)),
             )
         )
     layers.sort(key=lambda layer: _natural_key(layer.name))
     return LayerTable(layers, declaration, modules, depth)
 
 
-def _status(stored: Stored, declared: Declared) -> str:
+def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
     found = stored.precision
     if found is Precision.UNKNOWN:
         return UNRECOGNIZED
@@ -373,6 +440,8 @@ def _status(stored: Stored, declared: Declared) -> str:
         return DECLARATION_MISMATCH
     if declared.block and stored.block and declared.block != stored.block:
         return DECLARATION_MISMATCH
+    if declared.activation is not None and declared.activation.static != static_input:
+        return DECLARATION_MISMATCH  # a static input scale declared but absent, or the reverse
     return OK
 
 

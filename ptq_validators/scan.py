@@ -47,6 +47,7 @@ class ScanReport:
             "size": self.size(),
             "checks": [check.to_json() for check in self.checks],
             "precision_counts": self.table.precision_counts(),
+            "scheme_counts": self.table.scheme_counts(),
             "group_counts": self.table.group_counts(),
             "layers": [layer.to_json() for layer in self.table.layers],
         }

@@ -54,10 +54,25 @@ def gate(
 ) -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
     """`ptqv gate OUTPUT --source SOURCE --json ARGS…`: exit code, checks by id, whole report.
 
-    SOURCE is a path, or the name of a committed fixture."""
+    SOURCE is a path, or the name of a committed fixture. Every broken variant also checks the
+    Markdown report's first line: the verdict and the failing (or warning) check ids."""
     result = ptqv("gate", output, "--source", FIXTURES / source, "--json", *args)
     report = result.json()
+    markdown = ptqv("gate", output, "--source", FIXTURES / source, *args)
+    assert markdown.code == result.code
+    assert markdown.stdout.splitlines()[0].startswith(verdict_prefix(report)), markdown.stdout[:300]
     return result.code, {check["id"]: check for check in report["checks"]}, report
+
+
+def verdict_prefix(report: dict[str, Any]) -> str:
+    """How the Markdown report of the JSON ``report`` must begin (what ``| head -1`` shows)."""
+    failed = [c["id"] for c in report["checks"] if c["status"] == "fail"]
+    warned = [c["id"] for c in report["checks"] if c["status"] == "warn"]
+    if failed:
+        return f"**Verdict: FAIL** — {', '.join(failed)}: "
+    if warned:
+        return f"**Verdict: PASS** — warnings: {', '.join(warned)}: "
+    return "**Verdict: PASS** — all "
 
 
 @dataclass

@@ -67,8 +67,8 @@ def test_gate_and_scan_never_import_torch_or_transformers():
 def test_demo_runs_the_gate_on_the_bundled_pair(ptqv):
     result = ptqv("demo")
     assert result.code == 0, result.stdout
-    assert result.stdout.startswith("| Check | Result |\n|---|---|\n| Size vs source | PASS")
-    assert "**Verdict: PASS**" in result.stdout
+    assert result.stdout.startswith("**Verdict: PASS** — all ")
+    assert "| Check | Result |\n|---|---|\n| Size vs source | PASS" in result.stdout
     assert ptqv("demo", "--json").json()["verdict"] == "pass"
 
 

@@ -4,6 +4,8 @@ runs the README's test command."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +57,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     installs = [i for i, line in enumerate(ci) if line.startswith(install)]
     runs = [i for i, line in enumerate(ci) if line == run]
     assert installs and runs and installs[0] < runs[0], f".ci/run must run {install!r} and then {run!r}"
+
+
+def test_readme_gate_examples_are_real_output() -> None:
+    """The README's report and JSON examples are what the gate prints today."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme_examples.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr

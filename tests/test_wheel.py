@@ -87,7 +87,8 @@ def test_demo_runs_from_the_wheel_venv(wheel_venv: Path, tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "/_data/examples/tiny-llama/" in result.stderr
-    assert result.stdout.startswith("| Check | Result |")
+    assert result.stdout.startswith("**Verdict: PASS** — ")
+    assert "| Check | Result |" in result.stdout
 
 
 def test_wheel_venv_sees_no_system_packages(wheel_venv: Path) -> None:

@@ -24,6 +24,8 @@ class CheckResult:
     measured: Any = None
     expected: Any = None
     details: list[str] = field(default_factory=list)
+    #: Set by a check whose failure is of another class than its id's usual one (``verdict``).
+    failure_class: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -7,13 +7,11 @@ from collections import Counter
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.layers import Layer, LayerTable
-from ptq_validators.precision import Precision, describe_counts
+from ptq_validators.precision import Precision, describe_counts, scheme_label
 from ptq_validators.recipes import Intent
 from ptq_validators.taxonomy import LayerGroup
+from ptq_validators.wording import plural
 
-# Groups whose zero coverage blocks the gate when a recipe targets them; elsewhere (lm_head,
-# routers, vision ...) a recipe that would quantize them but an export that did not is a warning.
-CORE_GROUPS = frozenset({LayerGroup.ATTENTION, LayerGroup.MLP, LayerGroup.EXPERTS})
 _STATUS_TEXT = {
     lt.UNEXPECTED_UNQUANTIZED: "unexpected unquantized",
     lt.QUANTIZED_BUT_EXCLUDED: "quantized but excluded",
@@ -27,7 +25,7 @@ def check_precision(table: LayerTable) -> CheckResult:
     """Counts per precision; structural problems in stored layouts are blocking."""
     problems = [f"{layer.name}: {problem}" for layer in table.layers for problem in layer.stored.problems]
     status = FAIL if problems else PASS
-    summary = describe_counts(table.precision_counts()) or "no linear layers"
+    summary = describe_counts(table.scheme_counts()) or "no linear layers"
     return CheckResult(
         "layer_precision",
         "Layer precision counts",
@@ -39,21 +37,36 @@ def check_precision(table: LayerTable) -> CheckResult:
 
 
 def check_coverage(table: LayerTable) -> CheckResult:
-    """Every layer is either quantized as declared or declared unquantized."""
+    """Every layer is either quantized as declared (weight and activation side) or declared
+    unquantized. An expert that lacks its static input scale is the MoE check's to report:
+    this row counts it and refers there."""
     bad = [layer for layer in table.layers if layer.status != lt.OK]
-    counts = Counter(layer.status for layer in bad)
+    moe_owned = [
+        layer for layer in bad if _lacks_input_scale(layer) and not layer.fused and _is_expert(layer)
+    ]
+    mine = [layer for layer in bad if layer not in moe_owned]
+    counts = Counter(layer.status for layer in mine)
     quantized = sum(1 for layer in table.layers if layer.precision.is_quantized)
-    details = [_layer_line(layer) for layer in bad]
+    total = len(table.layers)
+    details = [_layer_line(layer) for layer in mine]
     if not quantized:
         details.insert(0, "no layer is stored quantized")
-    status = FAIL if bad or not quantized else PASS
-    summary = (
-        ", ".join(f"{count} {_STATUS_TEXT[s]}" for s, count in counts.items())
-        if bad
-        else f"{quantized}/{len(table.layers)} layers quantized as declared"
-    )
+    status = FAIL if mine or not quantized else PASS
+    if mine:
+        summary = ", ".join(f"{count} {_STATUS_TEXT[s]}" for s, count in counts.items())
+        summary += f" (of {plural(total, 'layer')})"
+    else:
+        matching = total - len(moe_owned)
+        summary = (
+            f"{matching}/{total} match the declaration: {quantized} quantized, {total - quantized} excluded"
+        )
+    if moe_owned:
+        summary += (
+            f"; {plural(len(moe_owned), 'expert layer')} without the declared static input scale "
+            "(see MoE expert completeness)"
+        )
     if not quantized:
-        summary = "no quantized layers" + (f"; {summary}" if bad else "")
+        summary = "no quantized layers" + (f"; {summary}" if mine else "")
     return CheckResult(
         "coverage",
         "Coverage vs declared metadata",
@@ -65,12 +78,42 @@ def check_coverage(table: LayerTable) -> CheckResult:
     )
 
 
-def _layer_line(layer: Layer) -> str:
-    declared = layer.declared.precision.value if layer.declared.precision else "unquantized"
+def _is_expert(layer: Layer) -> bool:
+    return layer.group is LayerGroup.EXPERTS and ".experts." in layer.name
+
+
+def _lacks_input_scale(layer: Layer) -> bool:
+    """The weight is as declared; only the declared static input scale is not stored."""
+    declared = layer.declared
     return (
-        f"{layer.name}: {_STATUS_TEXT.get(layer.status, layer.status)} — stored "
-        f"{layer.precision.value}, declared {declared} ({layer.declared.rule})"
+        layer.status == lt.DECLARATION_MISMATCH
+        and declared.precision is layer.precision
+        and declared.activation is not None
+        and declared.activation.static
+        and not layer.static_input
     )
+
+
+def _layer_line(layer: Layer) -> str:
+    declared = layer.declared
+    declared_text = (
+        scheme_label(declared.precision, declared.activation) if declared.precision else "unquantized"
+    )
+    line = (
+        f"{layer.name}: {_STATUS_TEXT.get(layer.status, layer.status)} — stored "
+        f"{layer.scheme}, declared {declared_text} ({declared.rule})"
+    )
+    if _lacks_input_scale(layer):
+        line += ": no static input scale (input_scale) is stored"
+    elif (
+        layer.status == lt.DECLARATION_MISMATCH
+        and declared.precision is layer.precision
+        and layer.static_input
+        and declared.activation is not None
+        and not declared.activation.static
+    ):
+        line += ": a static input scale is stored that the declaration does not use"
+    return line
 
 
 def check_vision(table: LayerTable, *, allow: bool) -> CheckResult:
@@ -138,58 +181,108 @@ def check_head_and_embeddings(table: LayerTable) -> CheckResult:
 
 
 def check_expectation(
-    table: LayerTable, intents: dict[str, Intent], *, check_id: str, title: str, strict: bool
+    table: LayerTable,
+    intents: dict[str, Intent],
+    *,
+    check_id: str,
+    title: str,
+    allow_extra: bool = False,
+    conflicts: tuple[str, ...] = (),
+    note: str | None = None,
 ) -> CheckResult:
-    """Compare found precision with what a recipe or plan intends, per layer and per group.
+    """Compare each layer with what a recipe or plan intends, weight and activation side: the
+    intent is a contract, so every disagreement is blocking. A layer the intent leaves
+    unquantized but the export stores quantized is a warning only when ``allow_extra``.
 
-    A targeted core group (attention, mlp, experts) with zero coverage is blocking. Per-layer
-    disagreements are blocking when ``strict`` (a plan built from the real module tree) and
-    warnings otherwise (a recipe applied to header names only).
-    """
+    ``conflicts``: the recipe contradicts the checkpoint's own declaration (blocking, listed
+    first). Layers whose stored form disagrees with their declaration are the coverage check's
+    to report: this row counts them and refers there. ``note`` is appended to the summary
+    (e.g. where the ignore list came from)."""
     found = table.by_name()
     groups: dict[LayerGroup, list[int]] = {}
-    mismatches: list[str] = []
+    differ: dict[tuple[str, str], list[str]] = {}
+    extra: dict[str, list[str]] = {}
     missing: list[str] = []
+    owned = 0
     for name, intent in intents.items():
         layer = found.get(name)
         if layer is None:
             missing.append(name)
             continue
-        targeted, covered = groups.setdefault(layer.group, [0, 0]), None
+        if layer.status != lt.OK:
+            owned += 1
+            continue
+        counts = groups.setdefault(layer.group, [0, 0])
         if intent.precision is not None:
-            targeted[0] += 1
-            covered = layer.precision is intent.precision and (
-                not intent.group_size
-                or not layer.stored.group_size
-                or intent.group_size == layer.stored.group_size
-            )
-            targeted[1] += bool(covered)
-        if intent.precision is None and layer.precision.is_quantized:
-            mismatches.append(f"{name}: intended unquantized ({intent.rule}), stored {layer.precision.value}")
-        elif intent.precision is not None and not covered:
-            mismatches.append(
-                f"{name}: intended {intent.precision.value}"
-                f"{_group(intent.group_size)} ({intent.rule}), stored "
-                f"{layer.precision.value}{_group(layer.stored.group_size)}"
-            )
-    uncovered = [g for g, (t, c) in groups.items() if t and not c]
-    blocking = [g for g in uncovered if g in CORE_GROUPS]
+            counts[0] += 1
+            if _meets(layer, intent):
+                counts[1] += 1
+            else:
+                intended = scheme_label(intent.precision, intent.activation) + _group(intent.group_size)
+                differ.setdefault((intended, layer.scheme + _group(layer.stored.group_size)), []).append(name)
+        elif layer.precision.is_quantized:
+            extra.setdefault(layer.scheme, []).append(name)
+    intended_any = any(t for t, _ in groups.values())
+    details = list(conflicts)
+    if not intended_any and intents:
+        details.append("the recipe quantizes none of the stored layers: it does not fit this model")
+    details += [
+        f"group {g.value}: targeted by the recipe, but none of its {plural(t, 'layer')} is stored as intended"
+        for g, (t, c) in groups.items()
+        if t and not c
+    ]
+    for (intended, stored), names in differ.items():
+        details.append(
+            f"{plural(len(names), 'layer')} intended {intended} ({intents[names[0]].rule}), stored "
+            f"{stored}: {_names(names)}"
+        )
+    for scheme, names in extra.items():
+        details.append(
+            f"{plural(len(names), 'layer')} the recipe leaves unquantized ({intents[names[0]].rule}) "
+            f"{'is' if len(names) == 1 else 'are'} stored {scheme}: {_names(names)}"
+            + ("" if allow_extra else " (pass --allow-extra-quantization if that is intended)")
+        )
+    if missing:
+        details.append(
+            f"{plural(len(missing), 'layer')} in the plan but not in the export: {_names(missing)}"
+        )
+    blocking = conflicts or differ or missing or (extra and not allow_extra) or (intents and not intended_any)
+    status = FAIL if blocking else WARN if extra else PASS
     measured = {g.value: {"targeted": t, "covered": c} for g, (t, c) in sorted(groups.items())}
-    details = [
-        f"group {g.value}: targeted by the recipe but no layer is stored at the intended precision"
-        for g in uncovered
-    ] + mismatches
-    details += [f"{name}: in the plan but not in the export" for name in missing]
-    status = PASS
-    if mismatches or missing or uncovered:
-        status = FAIL if strict else WARN
-    if blocking:
-        status = FAIL
     parts = [f"{g} {m['covered']}/{m['targeted']}" for g, m in measured.items() if m["targeted"]]
-    summary = ("covered " + ", ".join(parts)) if parts else "the recipe targets no stored layer"
-    if mismatches:
-        summary += f"; {len(mismatches)} layers differ"
-    return CheckResult(check_id, title, status, summary, measured=measured, details=details)
+    problems = list(conflicts[:1])
+    mismatched = sum(len(n) for n in differ.values())
+    if mismatched:
+        problems.append(f"{plural(mismatched, 'layer')} not stored as intended")
+    extras = sum(len(n) for n in extra.values())
+    if extras:
+        problems.append(f"{plural(extras, 'layer')} quantized against the recipe")
+    if owned:
+        verb = "disagrees" if owned == 1 else "disagree"
+        problems.append(f"{plural(owned, 'layer')} {verb} with the declaration (see Coverage)")
+    met = ("intended precision met: " + ", ".join(parts)) if parts else "no layer is intended quantized"
+    summary = "; ".join([*problems, met, *([note] if note else [])])
+    failure_class = None
+    if status == FAIL:
+        failure_class = "user_config" if conflicts else "model_unsupported" if not intended_any else None
+    return CheckResult(
+        check_id, title, status, summary, measured=measured, details=details, failure_class=failure_class
+    )
+
+
+def _meets(layer: Layer, intent: Intent) -> bool:
+    """The stored weight (and, where both are known, activation side) is what was intended."""
+    if layer.precision is not intent.precision:
+        return False
+    if intent.group_size and layer.stored.group_size and intent.group_size != layer.stored.group_size:
+        return False
+    stored = layer.activation
+    return intent.activation is None or stored is None or intent.activation == stored
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _group(size: int | None) -> str:

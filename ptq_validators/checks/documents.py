@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.checks.metadata import BLOCKING, EXPECTED, WARNING, MetadataDiff
+from ptq_validators.wording import plural
+
+_SHOWN_CHARS = 80
 
 # Files whose absence in the export (when the source has them) blocks; others warn.
 REQUIRED_IF_IN_SOURCE = frozenset(
@@ -54,12 +57,22 @@ def check_drift(check_id: str, title: str, diffs: list[MetadataDiff], *, compare
     else:
         parts = [
             f"{len(rows)} {name}"
-            for name, rows in (("blocking", blocking), ("warnings", warnings), ("expected", expected))
+            for name, rows in (("blocking", blocking), ("warning", warnings), ("expected", expected))
             if rows
         ]
-        summary = ", ".join(parts) + " differences"
+        summary = f"{plural(len(diffs), 'difference')} ({', '.join(parts)})"
     details = [
-        f"{d.file} {d.key}: {d.source!r} → {d.output!r} ({d.classification})"
-        for d in blocking + warnings + expected
+        f"{d.file} {d.key}: {_short(d.source)} → {_short(d.output)} ({d.classification})"
+        for d in blocking + warnings
     ]
+    if expected:
+        # Expected differences (quantization_config added, dtype ...) are counted, not dumped.
+        keys = sorted({f"{d.file} {d.key}" for d in expected})
+        details.append(f"{plural(len(expected), 'expected difference')}: {', '.join(keys)}")
     return CheckResult(check_id, title, status, summary, measured=len(blocking), expected=0, details=details)
+
+
+def _short(value: object) -> str:
+    """A value as one short line: long documents are cut, not dumped."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"

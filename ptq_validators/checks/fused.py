@@ -53,12 +53,18 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
         if len(formats) > 1:
             problems.append(
                 f"{label}: members stored in different formats: "
-                + ", ".join(f"{m.name.rpartition('.')[2]} {m.precision.value}" for m in group)
+                + ", ".join(f"{m.name.rpartition('.')[2]} {m.scheme}" for m in group)
+                + " — vLLM and SGLang load them as one fused matrix of one format and refuse"
+                " the checkpoint at load; quantize the group alike"
             )
             continue
         excluded = {m.declared.precision is None for m in group}
         if len(excluded) > 1:
-            problems.append(f"{label}: some members are declared excluded, others not")
+            problems.append(
+                f"{label}: some members are declared excluded, others not — the serving engine "
+                "fuses them into one layer that is either quantized or not, so it refuses or "
+                "misreads the group; exclude all members or none"
+            )
         precision = group[0].precision
         if precision in (Precision.NVFP4, Precision.MXFP4) or precision is Precision.INT4:
             for role in SHARED_SCALES:
@@ -67,6 +73,8 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
                     problems.append(
                         f"{label}: {role} differs across members: "
                         + ", ".join(f"{leaf}={value:.6g}" for leaf, value in scales.items())
+                        + " — the fused GEMM takes one value: vLLM silently uses the largest"
+                        " (the others' layers lose precision), TensorRT-LLM refuses to build"
                     )
         elif precision is Precision.FP8:
             scales = _scalars(group, "weight_scale", values)

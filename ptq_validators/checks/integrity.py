@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ptq_validators.checks.base import FAIL, PASS, WARN, CheckResult
+from ptq_validators.wording import plural
 
 if TYPE_CHECKING:  # the type only: checks import nothing that reads
     from ptq_validators.checkpoint import IntegrityIssue
@@ -18,7 +19,7 @@ def check_integrity(issues: list[IntegrityIssue], shard_count: int) -> CheckResu
     summary = (
         f"{len(blocking)} blocking, {len(warnings)} warnings"
         if blocking or warnings
-        else f"{shard_count} shard{'s' if shard_count != 1 else ''}, index consistent"
+        else f"{plural(shard_count, 'shard')}, index consistent"
     )
     return CheckResult(
         "integrity",

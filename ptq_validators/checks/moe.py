@@ -9,6 +9,7 @@ from typing import Any
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.layers import Layer, LayerTable
 from ptq_validators.model_config import expert_count
+from ptq_validators.wording import plural
 
 _EXPERT = re.compile(r"^(?P<moe>.+)\.experts\.(?P<id>\d+)\.(?P<proj>[^.]+)$")
 TITLE = "MoE expert completeness"
@@ -54,10 +55,11 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
                 f"{layer.name}: stores {stored_experts} experts, the config declares {declared_experts}"
             )
     layers = len({moe for moe, _ in per_moe}) + len({f.name.rpartition(".")[0] for f in fused})
+    affected = len({detail.partition(".experts")[0] for detail in details})
     summary = (
-        f"{len(details)} problems in {layers} MoE layers"
+        f"{plural(len(details), 'problem')} in {affected} of {plural(layers, 'MoE layer')}"
         if details
-        else f"{layers} MoE layers x {declared_experts or 'all'} experts complete"
+        else f"{plural(layers, 'MoE layer')} x {declared_experts or 'all'} experts complete"
     )
     return CheckResult(
         "moe", TITLE, FAIL if details else PASS, summary, measured=len(details), expected=0, details=details

@@ -8,11 +8,12 @@ from __future__ import annotations
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
 from ptq_validators.formats.roles import KNOWN_ROLES, PACKED_ANCHORS, QUANTIZATION_ROLES
 from ptq_validators.layers import LayerTable
+from ptq_validators.wording import plural
 
 TITLE = "Tensor names vs source"
 
 
-def _base_names(table: LayerTable, source_names: set[str]) -> tuple[set[str], list[str]]:
+def _base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[str], list[str]]:
     """The source-comparable names of the export, and the tensors outside any vocabulary."""
     bases: set[str] = set()
     foreign: list[str] = []
@@ -42,8 +43,15 @@ def check_names(
     if tied:
         dropped = [n for n in dropped if not n.endswith("lm_head.weight")]
     details = [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)" for name in foreign]
-    details += [f"{name}: not in the source (renamed or added)" for name in renamed if name not in foreign]
-    details += [f"{name}: in the source, missing from the export" for name in dropped]
+    prefixes, renamed_left, dropped_left = _renamed_prefixes(renamed, dropped)
+    details += [
+        f"{old}* → {new}* ({plural(count, 'tensor')} renamed: engines map weights by name)"
+        for (old, new), count in prefixes.items()
+    ]
+    details += [
+        f"{name}: not in the source (renamed or added)" for name in renamed_left if name not in foreign
+    ]
+    details += [f"{name}: in the source, missing from the export" for name in dropped_left]
     summary = (
         f"{len(foreign)} foreign suffixes, {len(renamed)} renamed/added, {len(dropped)} dropped"
         if details
@@ -57,3 +65,34 @@ def check_names(
         measured={"foreign": len(foreign), "renamed": len(renamed), "dropped": len(dropped)},
         details=details,
     )
+
+
+def _renamed_prefixes(
+    renamed: list[str], dropped: list[str]
+) -> tuple[dict[tuple[str, str], int], list[str], list[str]]:
+    """Pairs of a dropped source name and a renamed export name that differ only by a prefix
+    (``model.layers.0.x`` → ``model.language_model.layers.0.x``), counted per prefix pair; and
+    the names no pair explains."""
+    missing = set(dropped)
+    pairs: dict[tuple[str, str], int] = {}
+    explained: set[str] = set()
+    for name in renamed:
+        parts = name.split(".")
+        match = next(
+            (
+                (kept, cut)
+                for cut in range(1, len(parts))
+                for kept in range(cut)
+                if ".".join(parts[:kept] + parts[cut:]) in missing
+            ),
+            None,
+        )
+        if match is None:
+            continue
+        kept, cut = match
+        old = ".".join(parts[:kept] + parts[cut:])
+        missing.discard(old)
+        explained.add(name)
+        key = (".".join(parts[:kept]) + "." if kept else "", ".".join(parts[:cut]) + ".")
+        pairs[key] = pairs.get(key, 0) + 1
+    return pairs, [n for n in renamed if n not in explained], [n for n in dropped if n in missing]

@@ -21,7 +21,14 @@ def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
     for name, numbers in sorted(values.items()):
         wrong = [v for v in numbers if not math.isfinite(v) or v <= 0]
         if wrong:
-            bad.append(f"{name}: {', '.join(f'{v:g}' for v in wrong[:4])} (must be finite and > 0)")
+            line = f"{name}: {', '.join(f'{v:g}' for v in wrong[:4])} (must be finite and > 0)"
+            if ".experts." in name and "input" in name.rpartition(".")[2] and 0 in wrong:
+                line += (
+                    ": this expert was probably never routed during calibration — calibrate with "
+                    "more and more varied samples (or longer sequences) so every expert sees tokens, "
+                    "then export again"
+                )
+            bad.append(line)
     summary = (
         f"{len(bad)} of {len(values)} scale tensors zero, negative or non-finite"
         if bad

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
+from ptq_validators.layers import Layer
 
 
 def size_summary(
@@ -17,6 +19,29 @@ def size_summary(
         "ratio": round(output_bytes / source_bytes, 6) if source_bytes else None,
         "source_parameters": source_params,
         "bits_per_param": round(output_bits / source_params, 6) if source_params else None,
+        # Σ stored bits / Σ source elements, exactly (both sides count biases and buffers).
+        "bits_per_param_exact": str(Fraction(output_bits, source_params)) if source_params else None,
+    }
+
+
+def quantized_bits(layers: list[Layer], source_params: int) -> dict[str, Any]:
+    """Exact effective bits per weight of the quantized layers, by weight/activation pair
+    (weight-side tensors over original elements), and the share of the source's parameters
+    they hold. Values are floats; ``exact`` keeps each ratio as ``"numerator/denominator"``."""
+    bits: dict[str, list[int]] = {}
+    for layer in layers:
+        if layer.precision.is_quantized:
+            totals = bits.setdefault(layer.scheme, [0, 0])
+            totals[0] += layer.weight_bits
+            totals[1] += layer.elements
+    ratios = {scheme: Fraction(b, n) for scheme, (b, n) in sorted(bits.items()) if n}
+    elements = sum(n for _, n in bits.values())
+    share = Fraction(elements, source_params) if source_params else Fraction(0)
+    return {
+        "bits_per_weight": {scheme: round(float(r), 6) for scheme, r in ratios.items()},
+        "exact": {scheme: f"{r.numerator}/{r.denominator}" for scheme, r in ratios.items()},
+        "elements": elements,
+        "parameter_share": round(float(share), 6),
     }
 
 

@@ -51,6 +51,10 @@ def _run(argv: list[str] | None) -> None:
         print(f"ptqv: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"ptqv: fix: {exc.hint}", file=sys.stderr)
+        if "--json" in (sys.argv[1:] if argv is None else argv):  # one JSON document on stdout, errors too
+            from ptq_validators.envelope import error_document, render_json
+
+            sys.stdout.write(render_json(error_document(exc.message, exc.hint, exc.exit_code)))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("ptqv: interrupted", file=sys.stderr)

@@ -82,6 +82,11 @@ def gate(
     allow_quantized_vision: bool = typer.Option(
         False, "--allow-quantized-vision", help="Quantized vision towers/projectors warn instead of failing."
     ),
+    allow_extra_quantization: bool = typer.Option(
+        False,
+        "--allow-extra-quantization",
+        help="Layers the recipe leaves unquantized but the export stores quantized warn instead of failing.",
+    ),
     deep: bool = typer.Option(
         False,
         "--deep",
@@ -117,6 +122,7 @@ def gate(
         ignore=list(ignore or []),
         plan=plan,
         allow_quantized_vision=allow_quantized_vision,
+        allow_extra_quantization=allow_extra_quantization,
         deep=deep,
         deploy=deploy,
         deploy_tp=deploy_tp,

@@ -57,7 +57,7 @@ def recognize(module: Module, hints: Hints) -> Stored:
     return Stored(
         Precision.UNKNOWN,
         shape,
-        problems=[f"no adapter recognises a {dtype} weight with {sorted(module.tensors)}"],
+        problems=[f"no known format stores a {dtype} weight with {sorted(module.tensors)}"],
     )
 
 

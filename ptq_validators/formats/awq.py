@@ -24,7 +24,7 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
-from ptq_validators.precision import Precision, int_precision
+from ptq_validators.precision import NO_ACTIVATION, Precision, int_precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
 FAMILY = "awq"
@@ -104,7 +104,11 @@ class AwqDeclaration(Declaration):
         precision = int_precision(self.bits) if isinstance(self.bits, int) else Precision.UNKNOWN
         group_size = self.group_size if isinstance(self.group_size, int) and self.group_size > 0 else None
         return Declared(
-            precision, group_size, f"bits {self.bits}, group_size {self.group_size}", REQUIRED_ROLES
+            precision,
+            group_size,
+            f"bits {self.bits}, group_size {self.group_size}",
+            REQUIRED_ROLES,
+            activation=NO_ACTIVATION,  # AutoAWQ kernels are weight-only (W4A16)
         )
 
     def declared_bits(self, module_name: str) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from ptq_validators.formats.roles import ANCHOR_ROLES
 from ptq_validators.io.safetensors import TensorInfo
-from ptq_validators.precision import Precision
+from ptq_validators.precision import Activation, Precision
 
 
 @dataclass
@@ -63,13 +63,15 @@ class Stored:
 class Declared:
     """What the metadata says about one module. ``precision`` None: declared unquantized.
     ``required_roles`` are the tensors the declared format must store beside the weight
-    (``weight_scale``, ``input_scale`` for static activations ...)."""
+    (``weight_scale``, ``input_scale`` for static activations ...). ``activation`` is the
+    declared activation side (None: the metadata says nothing about it)."""
 
     precision: Precision | None
     group_size: int | None
     rule: str
     required_roles: frozenset[str] = frozenset()
     block: tuple[int, int] | None = None  # the declared [rows, cols] block of block-wise scales
+    activation: Activation | None = None
 
 
 class Hints(NamedTuple):

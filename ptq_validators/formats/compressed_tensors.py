@@ -22,9 +22,15 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
-from ptq_validators.formats.ct_rules import first_match, matches, weight_precision, winning_target
+from ptq_validators.formats.ct_rules import (
+    activation_of,
+    first_match,
+    matches,
+    weight_precision,
+    winning_target,
+)
 from ptq_validators.formats.scaled import E8M0_DTYPES
-from ptq_validators.precision import Precision, int_precision
+from ptq_validators.precision import Activation, Precision, int_precision
 
 FAMILY = "compressed-tensors"
 FP4_GROUPS = (16, 32)
@@ -102,10 +108,12 @@ class CompressedTensorsDeclaration(Declaration):
         self.groups: list[tuple[str, list[str], dict[str, Any]]] = []
         # target → (group, weight args): a later group listing the same target replaces it.
         self.schemes: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.activations: dict[str, Activation] = {}  # group name → its input_activations
         for name, group in (block.get("config_groups") or {}).items():
             if isinstance(group, dict):
                 targets = [t for t in group.get("targets") or [] if isinstance(t, str)]
                 self.groups.append((name, targets, group.get("weights") or {}))
+                self.activations[name] = activation_of(group.get("input_activations"))
                 self.schemes.update((target, (name, group.get("weights") or {})) for target in targets)
         self.summary = {
             "family": FAMILY,
@@ -113,7 +121,11 @@ class CompressedTensorsDeclaration(Declaration):
             "format": self.format,
             "quantization_status": self.status,
             "config_groups": {
-                name: {"targets": targets, "weights": weight_precision(args)[0].value}
+                name: {
+                    "targets": targets,
+                    "weights": weight_precision(args)[0].value,
+                    "input_activations": self.activations[name].label,
+                }
                 for name, targets, args in self.groups
             },
             "ignore": self.ignore,
@@ -151,7 +163,7 @@ class CompressedTensorsDeclaration(Declaration):
                 None,
                 f"{name} target {target!r}, status {self.status!r}, format {self.format!r}",
             )
-        return Declared(precision, group, f"{name} target {target!r}")
+        return Declared(precision, group, f"{name} target {target!r}", activation=self.activations[name])
 
     def declared_bits(self, module_name: str) -> int | None:
         match = self._group_for(module_name, "Linear")

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ptq_validators.errors import UsageError
-from ptq_validators.precision import Precision, int_precision
+from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, int_precision
 
 _FP8_BY_STRATEGY = {
     "tensor": Precision.FP8,
@@ -60,6 +60,22 @@ def weight_precision(args: dict[str, Any]) -> tuple[Precision, int | None]:
     if kind == "int" and isinstance(bits, int):
         return int_precision(bits), group
     return Precision.UNKNOWN, group
+
+
+def activation_of(args: Any) -> Activation:
+    """The activation side of one ``input_activations`` dict (None / missing: weight-only).
+    ``dynamic: "local"`` (NVFP4) computes the local scales at run time from a calibrated global
+    scale stored as ``input_global_scale``: static, as far as the checkpoint goes."""
+    if not isinstance(args, dict):
+        return NO_ACTIVATION
+    bits, kind, how = args.get("num_bits"), args.get("type", "int"), strategy(args)
+    if kind == "int":
+        dtype = f"INT{bits}"
+    elif bits == 4:
+        dtype = "MXFP4" if how == "group" else "FP4"
+    else:
+        dtype = "MXFP8" if how == "group" and args.get("group_size") == 32 else "FP8"
+    return Activation(dtype, args.get("dynamic") is not True)
 
 
 def name_matches(pattern: str, module_name: str) -> bool:

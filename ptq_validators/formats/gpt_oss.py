@@ -20,7 +20,7 @@ from typing import Any
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
 from ptq_validators.formats.hf_fp8 import ModuleMatcher
 from ptq_validators.formats.scaled import E8M0_DTYPES
-from ptq_validators.precision import Precision
+from ptq_validators.precision import NO_ACTIVATION, Precision
 
 FAMILY = "mxfp4"
 GROUP = 32
@@ -91,7 +91,13 @@ class Mxfp4Declaration(Declaration):
             return Declared(None, None, f"modules_to_not_convert {entry!r}")
         if expert is None:
             return Declared(None, None, "mxfp4 converts only MoE experts")
-        return Declared(Precision.MXFP4, GROUP, "quant_method mxfp4", frozenset({"blocks", "scales"}))
+        return Declared(
+            Precision.MXFP4,
+            GROUP,
+            "quant_method mxfp4",
+            frozenset({"blocks", "scales"}),
+            activation=NO_ACTIVATION,  # transformers' mxfp4 keeps activations in BF16
+        )
 
     def exclusion_patterns(self) -> list[str]:
         return list(self.matcher.entries)

@@ -28,7 +28,7 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
-from ptq_validators.precision import Precision, int_precision
+from ptq_validators.precision import NO_ACTIVATION, Precision, int_precision
 from ptq_validators.taxonomy import CONVENTIONALLY_UNQUANTIZED, LayerGroup, classify
 
 FAMILY = "gptq"
@@ -161,6 +161,7 @@ class GptqDeclaration(Declaration):
             group_size if isinstance(group_size, int) else None,
             f"{rule}, group_size {group_size}",
             REQUIRED_ROLES,
+            activation=NO_ACTIVATION,  # GPTQ is weight-only
         )
 
     def declared_bits(self, module_name: str) -> int | None:

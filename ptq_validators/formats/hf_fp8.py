@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared
-from ptq_validators.precision import Precision
+from ptq_validators.precision import Activation, Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
 FAMILY = "hf-fp8"
@@ -75,6 +75,7 @@ class HfFp8Declaration(Declaration):
         self.required_roles = frozenset(
             {"weight_scale_inv"} | ({"activation_scale"} if self.activation_scheme == "static" else set())
         )
+        self.activation = Activation("FP8", self.activation_scheme == "static")
         self.summary = {
             "family": FAMILY,
             "origin": "config.json quantization_config",
@@ -95,16 +96,25 @@ class HfFp8Declaration(Declaration):
             suffix = next((p for p in self.modules_to_convert if module_name.endswith(p)), None)
             if suffix is None:
                 return Declared(None, None, "embeddings are converted only if modules_to_convert names them")
-            return Declared(Precision.FP8, None, f"modules_to_convert {suffix!r}")
+            return Declared(Precision.FP8, None, f"modules_to_convert {suffix!r}", activation=self.activation)
         if self.default_skips and group is LayerGroup.LM_HEAD:
             return Declared(None, None, "modules_to_not_convert null: the output embedding is kept")
         if self.weight_block_size is None:
             return Declared(
-                Precision.FP8, None, "weight_block_size null: per-tensor FP8", self.required_roles
+                Precision.FP8,
+                None,
+                "weight_block_size null: per-tensor FP8",
+                self.required_roles,
+                activation=self.activation,
             )
         b0, b1 = self.weight_block_size
         return Declared(
-            Precision.FP8_BLOCK, b1, f"weight_block_size [{b0}, {b1}]", self.required_roles, block=(b0, b1)
+            Precision.FP8_BLOCK,
+            b1,
+            f"weight_block_size [{b0}, {b1}]",
+            self.required_roles,
+            block=(b0, b1),
+            activation=self.activation,
         )
 
     def exclusion_patterns(self) -> list[str]:

@@ -23,43 +23,51 @@ from ptq_validators.formats.base import Declaration, Declared, Hints, Module, St
 from ptq_validators.formats.scaled import E8M0_DTYPES
 from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.io.safetensors import FLOAT_DTYPES, TensorInfo
-from ptq_validators.precision import Precision
+from ptq_validators.precision import NO_ACTIVATION, Activation, Precision
 
 FAMILY = "modelopt"
 
 
 @dataclass(frozen=True)
 class AlgoSpec:
-    """What one ``quant_algo`` stores: weight precision, default group size, and the tensors
-    every quantized module carries beside its weight (docs/formats.md §2.1)."""
+    """What one ``quant_algo`` stores: weight precision, default group size, the tensors
+    every quantized module carries beside its weight (docs/formats.md §2.1) and the activation
+    side (a static one stores ``input_scale``)."""
 
     precision: Precision
     group_size: int | None
     roles: frozenset[str]
+    activation: Activation = NO_ACTIVATION
 
 
-def _spec(precision: Precision, group: int | None, *roles: str) -> AlgoSpec:
-    return AlgoSpec(precision, group, frozenset(roles))
+def _spec(precision: Precision, group: int | None, *roles: str, act: str = "none") -> AlgoSpec:
+    return AlgoSpec(precision, group, frozenset(roles), Activation.parse(act))
 
 
 # Lower-case passthrough spellings (fp8_pb_wo, mxfp4) are matched case-insensitively.
 QUANT_ALGOS: dict[str, AlgoSpec] = {
-    "FP8": _spec(Precision.FP8, None, "weight_scale", "input_scale"),
-    "FP8_PER_CHANNEL_PER_TOKEN": _spec(Precision.FP8_PER_CHANNEL, None, "weight_scale"),
+    "FP8": _spec(Precision.FP8, None, "weight_scale", "input_scale", act="FP8 static"),
+    "FP8_PER_CHANNEL_PER_TOKEN": _spec(Precision.FP8_PER_CHANNEL, None, "weight_scale", act="FP8 dynamic"),
     "FP8_PB_WO": _spec(Precision.FP8_BLOCK, 128, "weight_scale"),
-    "FP8_PB_REAL": _spec(Precision.FP8_BLOCK, 128, "weight_scale"),
-    "W8A8_SQ_PER_CHANNEL": _spec(Precision.INT8, None, "weight_scale", "input_scale"),
+    "FP8_PB_REAL": _spec(Precision.FP8_BLOCK, 128, "weight_scale", act="FP8 dynamic"),
+    "W8A8_SQ_PER_CHANNEL": _spec(Precision.INT8, None, "weight_scale", "input_scale", act="INT8 static"),
     "W8A16": _spec(Precision.INT8, None, "weight_scale"),
     "W4A16_AWQ": _spec(Precision.INT4, 128, "weight_scale"),
-    "W4A8_AWQ": _spec(Precision.INT4, 128, "weight_scale", "weight_scale_2", "input_scale"),
-    "NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale"),
-    "NVFP4_AWQ": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale"),
-    "NVFP4_SVD": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale"),
+    "W4A8_AWQ": _spec(Precision.INT4, 128, "weight_scale", "weight_scale_2", "input_scale", act="FP8 static"),
+    "NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"),
+    "NVFP4_AWQ": _spec(
+        Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"
+    ),
+    "NVFP4_SVD": _spec(
+        Precision.NVFP4, 16, "weight_scale", "weight_scale_2", "input_scale", act="FP4 static"
+    ),
     "W4A16_NVFP4": _spec(Precision.NVFP4, 16, "weight_scale", "weight_scale_2"),
-    "W4A8_NVFP4_FP8": _spec(Precision.NVFP4, 32, "weight_scale", "weight_scale_2", "input_scale"),
-    "MXFP8": _spec(Precision.MXFP8, 32, "weight_scale"),
-    "MXFP4": _spec(Precision.MXFP4, 32, "weight_scale"),
-    "W4A8_MXFP4_FP8": _spec(Precision.MXFP4, 32, "weight_scale", "input_scale"),
+    "W4A8_NVFP4_FP8": _spec(
+        Precision.NVFP4, 32, "weight_scale", "weight_scale_2", "input_scale", act="FP8 static"
+    ),
+    "MXFP8": _spec(Precision.MXFP8, 32, "weight_scale", act="MXFP8 dynamic"),
+    "MXFP4": _spec(Precision.MXFP4, 32, "weight_scale", act="MXFP4 dynamic"),
+    "W4A8_MXFP4_FP8": _spec(Precision.MXFP4, 32, "weight_scale", "input_scale", act="FP8 static"),
 }
 _UNKNOWN_ALGO = _spec(Precision.UNKNOWN, None)
 
@@ -177,6 +185,7 @@ class ModelOptDeclaration(Declaration):
                 entry.get("group_size", spec.group_size),
                 f"quantized_layers {entry.get('quant_algo')}",
                 spec.roles,
+                activation=spec.activation,
             )
         return self._single
 
@@ -193,6 +202,7 @@ class ModelOptDeclaration(Declaration):
                     self.group_size or spec.group_size,
                     f"quant_algo {self.quant_algo}",
                     spec.roles,
+                    activation=spec.activation,
                 )
         return self._single_declared
 

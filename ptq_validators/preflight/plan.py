@@ -26,7 +26,7 @@ from ptq_validators.preflight import model as model_facts
 from ptq_validators.preflight.gpus import GpuSpec
 from ptq_validators.preflight.inventory import Inventory, build_inventory
 from ptq_validators.preflight.recommend import serving_finding
-from ptq_validators.recipes import CompressedTensorsRecipe, Recipe
+from ptq_validators.recipes import CompressedTensorsRecipe, Intent, Recipe
 from ptq_validators.recipes.modelopt import default_disabled_entries
 from ptq_validators.recipes.recipe_files import LlmcFileRecipe, ModelOptFileRecipe
 from ptq_validators.taxonomy import LayerGroup
@@ -98,6 +98,8 @@ def plan_model(
                 declared=intent.precision,
                 declared_group_size=intent.group_size if intent.precision else None,
                 declared_by=intent.rule,
+                activation=_activation_label(intent),
+                declared_activation=_activation_label(intent),
             )
         )
     findings = _findings(recipe, recipe_spec, inventory, rows, intents, facts, deploy_gpu)
@@ -122,6 +124,13 @@ def _header_shapes(model: Documents) -> dict[str, tuple[int, ...]]:
     if not any(name.endswith(".safetensors") for name in model.files):
         return {}
     return {name: info.shape for name, info in Checkpoint.open(model.source).tensors.items()}
+
+
+def _activation_label(intent: Intent) -> str | None:
+    """The intended activation side of a row: none for a layer left unquantized."""
+    if intent.precision is None:
+        return "none"
+    return intent.activation.label if intent.activation else None
 
 
 def _groups(rows: list[LayerRow], intents: list, source_label: Precision) -> list[dict[str, Any]]:

@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ptq_validators.errors import UsageError
-from ptq_validators.precision import Precision
+from ptq_validators.precision import Activation, Precision
 
 
 @dataclass(frozen=True)
 class Intent:
-    """What a recipe intends for one module: ``precision`` None means left unquantized."""
+    """What a recipe intends for one module: ``precision`` None means left unquantized;
+    ``activation`` the intended activation side (None: the recipe does not say)."""
 
     precision: Precision | None
     group_size: int | None
     rule: str
+    activation: Activation | None = None
 
 
 class Recipe(ABC):
@@ -27,6 +29,8 @@ class Recipe(ABC):
     name: str
     precision: Precision
     group_size: int | None
+    #: The activation side of the quantized modules (None: the recipe does not say).
+    activation: Activation | None = None
     #: The tool turns fused 3-D expert parameters into per-expert ``Linear`` modules named like
     #: the checkpoint's per-expert weights before it quantizes (llm-compressor 0.14 ``oneshot``
     #: linearises every transformers fused-experts module, ``modeling/moe/linearize.py``).

@@ -8,7 +8,7 @@ from typing import Any
 
 from ptq_validators.datafiles import load_data
 from ptq_validators.formats.ct_rules import first_match, matches
-from ptq_validators.precision import Precision
+from ptq_validators.precision import Activation, Precision
 from ptq_validators.recipes.base import Intent, Recipe, unknown_name_error
 
 SCHEME_FILE = "llmc_schemes.yaml"
@@ -34,8 +34,10 @@ class CompressedTensorsRecipe(Recipe):
         targets: list[str],
         ignore: list[str],
         fmt: str | None,
+        activation: Activation | None = None,
     ) -> None:
         self.name = name
+        self.activation = activation
         self.precision = precision
         self.group_size = group_size
         self.targets = targets
@@ -57,7 +59,7 @@ class CompressedTensorsRecipe(Recipe):
                     # A fused 3-D expert parameter that is still fused (an export stores it so)
                     # was not linearised: it is no Linear module and stays in high precision.
                     return Intent(None, None, f"fused parameter not reachable by {pattern!r}")
-                return Intent(self.precision, self.group_size, f"targeted by {pattern!r}")
+                return Intent(self.precision, self.group_size, f"targeted by {pattern!r}", self.activation)
         return Intent(None, None, "no target matches")
 
     def describe(self) -> dict[str, Any]:
@@ -66,6 +68,7 @@ class CompressedTensorsRecipe(Recipe):
             "name": self.name,
             "precision": self.precision.value,
             "group_size": self.group_size,
+            "activation": self.activation.label if self.activation else None,
             "format": self.format,
             "targets": self.targets,
             "ignore": self.ignore,
@@ -92,4 +95,5 @@ def llmc_scheme(
         targets=list(targets or data["default_targets"]),
         ignore=list(ignore or []),
         fmt=spec.get("format"),
+        activation=Activation.parse(spec.get("activations", "none")),
     )

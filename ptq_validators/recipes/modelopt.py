@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from ptq_validators.datafiles import load_data
+from ptq_validators.formats.modelopt import algo_spec
 from ptq_validators.globs import alternation, index_free, index_key
 from ptq_validators.precision import Precision
 from ptq_validators.recipes.base import (
@@ -59,6 +60,8 @@ class ModelOptRecipe(Recipe):
         self.precision = precision
         self.group_size = group_size
         self.quant_algo = quant_algo
+        # A recipe file mixing formats has no single quant_algo: its activation side is unknown.
+        self.activation = algo_spec(quant_algo).activation if quant_algo else None
         self._matchers: dict[str | None, tuple[re.Pattern[str], list[int]]] = {}
         self._index_free = index_free(e.pattern for e in entries)
 
@@ -85,7 +88,7 @@ class ModelOptRecipe(Recipe):
             return Intent(
                 decided.precision, decided.group_size if decided.precision else None, _describe_entry(decided)
             )
-        return Intent(self.precision, self.group_size, _describe_entry(decided))
+        return Intent(self.precision, self.group_size, _describe_entry(decided), self.activation)
 
     def _matcher(self, module_class: str | None) -> tuple[re.Pattern[str], list[int]]:
         """One regex whose alternatives are the entries in reverse order: the first alternative
@@ -108,6 +111,7 @@ class ModelOptRecipe(Recipe):
             "quant_algo": self.quant_algo,
             "precision": self.precision.value,
             "group_size": self.group_size,
+            "activation": self.activation.label if self.activation else None,
             "entries": [
                 {"quantizer_name": e.pattern, "enable": e.enable, "parent_class": e.parent_class}
                 for e in self.entries
@@ -116,6 +120,8 @@ class ModelOptRecipe(Recipe):
 
 
 def _describe_entry(entry: QuantCfgEntry) -> str:
+    if entry.pattern == "*" and not entry.enable and entry.parent_class is None:
+        return "not enabled by the preset"  # the "disable all" every preset starts from
     verb = "enabled" if entry.enable else "disabled"
     scope = f" (parent class {entry.parent_class})" if entry.parent_class else ""
     return f"{verb} by {entry.pattern!r}{scope}"

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ptq_validators.errors import InputError
-from ptq_validators.formats.ct_rules import weight_precision, winning_target
+from ptq_validators.formats.ct_rules import activation_of, weight_precision, winning_target
 from ptq_validators.precision import Precision, int_precision
 from ptq_validators.recipes.base import Intent, Recipe
 from ptq_validators.recipes.compressed_tensors import CompressedTensorsRecipe, ignored_intent, llmc_scheme
@@ -245,6 +245,7 @@ def _llmc_groups(path: Path, args: dict[str, Any]) -> list[CompressedTensorsReci
                 targets=[str(t) for t in group.get("targets") or targets],
                 ignore=[],
                 fmt=None,
+                activation=activation_of((group or {}).get("input_activations")),
             )
         )
     return groups

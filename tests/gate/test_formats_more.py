@@ -352,7 +352,7 @@ def test_gptq_lm_head_flag_declares_the_head_quantized(ptqv, tmp_path):
     code, checks, _ = gate(ptqv, out)
     assert code == 1
     assert checks["coverage"]["details"] == [
-        "lm_head: unexpected unquantized — stored BF16, declared INT4 (bits 4, group_size 128)"
+        "lm_head: unexpected unquantized — stored BF16, declared W4A16 (bits 4, group_size 128)"
     ]
 
 
@@ -418,7 +418,7 @@ def test_hf_fp8_layers_left_in_bf16_without_an_exclusion(ptqv, tmp_path):
     assert code == 1
     assert checks["coverage"]["measured"]["unexpected_unquantized"] == 8
     assert (
-        "model.layers.0.self_attn.k_proj: unexpected unquantized — stored BF16, declared FP8_BLOCK "
+        "model.layers.0.self_attn.k_proj: unexpected unquantized — stored BF16, declared FP8_BLOCK dynamic "
         "(weight_block_size [128, 128])"
     ) in checks["coverage"]["details"]
 

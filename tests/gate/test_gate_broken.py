@@ -79,6 +79,22 @@ def test_declared_format_differs_from_the_stored_one(ptqv, tmp_path):
     assert checks["coverage"]["measured"]["declaration_mismatch"] == 14
 
 
+def test_static_activation_declared_without_its_input_scale(ptqv, tmp_path):
+    out = variant(tmp_path, "modelopt-fp8-llama")
+    layer = "model.layers.0.self_attn.q_proj"
+    edit_tensors(out, lambda t: t.pop(f"{layer}.input_scale"))
+    code, checks, report = gate(ptqv, out)
+    assert code == 1
+    assert checks["coverage"]["details"] == [
+        f"{layer}: declaration mismatch — stored FP8 dynamic, declared FP8 static (quant_algo FP8): "
+        "no static input scale (input_scale) is stored"
+    ]
+    row = next(row for row in report["layers"] if row["name"] == layer)
+    assert (row["activation"], row["declared_activation"]) == ("FP8 dynamic", "FP8 static")
+    assert report["summary"]["layers"]["declaration_mismatch"] == 1
+    assert report["failure_class"] == "coverage"
+
+
 def test_vision_tower_carrying_quantization(ptqv, tmp_path):
     out = variant(tmp_path, "modelopt-fp8-vlm")
     layer = "vision_tower.encoder.layers.0.mlp.fc1"
@@ -104,6 +120,7 @@ def test_quantized_lm_head_is_a_warning_that_names_it(ptqv, tmp_path):
         weight = tensors["lm_head.weight"]
         tensors["lm_head.weight"] = RawTensor("F8_E4M3", weight.shape, weight.data[1::2])
         tensors["lm_head.weight_scale"] = RawTensor("F32", (), b"\0\0\x80\x3f")
+        tensors["lm_head.input_scale"] = RawTensor("F32", (), b"\0\0\x80\x3f")  # FP8 is static
 
     edit_tensors(out, quantize_head)
     both_quant_configs(

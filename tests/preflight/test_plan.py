@@ -46,7 +46,11 @@ def test_every_real_architecture_plans_on_the_meta_device(family):
         assert groups["lm_head"] == {"group": "lm_head", "total": 1, "matched": 0, "precision": "BF16"}
     # Plan rows are layer-table rows: the same keys as the gate's, and they load back unchanged.
     assert all(LayerRow.from_json(row).to_json() == row for row in plan["layers"])
-    assert set(plan["layers"][0]) == {f.name for f in fields(LayerRow)}
+    assert set(plan["layers"][0]) == {f.name for f in fields(LayerRow)} | {"scheme"}
+    # The rows carry the activation side: FP8 (quant_algo FP8) calibrates a static input scale.
+    quantized = [row for row in plan["layers"] if row["declared"]]
+    assert {(row["activation"], row["scheme"]) for row in quantized} == {("FP8 static", "FP8 static")}
+    assert {row["activation"] for row in plan["layers"] if not row["declared"]} == {"none"}
     assert not any(w["id"] == "vision-tower-quantized" for w in plan["findings"])
     json.dumps(plan)
 
