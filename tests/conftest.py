@@ -86,7 +86,7 @@ class CliResult:
 
 
 def run_ptqv(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a separate process, this checkout's package first on the path."""
     full_env = {**os.environ, **(env or {})}
@@ -97,7 +97,7 @@ def run_ptqv(
         text=True,
         env=full_env,
         cwd=cwd or ROOT,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 

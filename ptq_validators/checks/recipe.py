@@ -54,7 +54,10 @@ def declaration_conflicts(recipe: Recipe, declaration: Declaration) -> tuple[str
     )
     if flag is None:
         return ()
-    named = f"{flag} {recipe.name} ({scheme_label(recipe.precision, recipe.activation)})"
+    label = scheme_label(recipe.precision, recipe.activation)
+    named = (
+        f"{flag} {recipe.name}" if recipe.name.upper() == label.upper() else f"{flag} {recipe.name} ({label})"
+    )
     if declaration.family != family:
         declared = (
             "no quantization metadata"
@@ -97,5 +100,9 @@ def _config_group_conflict(
     wanted = (recipe.precision, recipe.activation)
     if not groups or any(group == wanted for group in groups.values()):
         return ()
-    declared = ", ".join(f"{name} {scheme_label(p, a)}" for name, (p, a) in groups.items())
+    # llm-compressor names a group after its preset: show the stored scheme only where it differs
+    declared = ", ".join(
+        name if name == scheme_label(p, a) else f"{name} ({scheme_label(p, a)})"
+        for name, (p, a) in groups.items()
+    )
     return (f"{named} matches no config group the export declares: {declared}",)

@@ -14,6 +14,7 @@ from ptq_validators.cli import (
     gate_commands,
     launch_commands,
     preflight_commands,
+    remote_commands,
     skills_commands,
 )
 
@@ -46,5 +47,12 @@ def _root(
     """Pre-flight checks, job templates and the post-PTQ gate for quantized LLM checkpoints."""
 
 
-for _module in (gate_commands, preflight_commands, launch_commands, skills_commands, canary_commands):
+for _module in (
+    gate_commands,
+    preflight_commands,
+    launch_commands,
+    canary_commands,
+    remote_commands,
+    skills_commands,
+):
     _module.register(app)

@@ -9,8 +9,11 @@ import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
+
+from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
 
 GATE_EPILOG = """Examples:
 
@@ -20,14 +23,18 @@ GATE_EPILOG = """Examples:
 
   ptqv gate out/ds-v3-nvfp4 --source ds-v3 --deep     # also NaN/Inf in block scales, sampled weights
 
+  ptqv gate /lustre/me/out/qwen-fp8 --cluster dgx --source dgx:/lustre/me/Qwen3-8B --json
+
 Exit codes: 0 pass (warnings allowed), 1 a blocking check failed, 2 usage,
-3 unreadable or invalid input."""
+3 unreadable or invalid input, 4 remote (cluster unreachable, host key or login refused)."""
 
 SCAN_EPILOG = """Example:
 
   ptqv scan out/llama-nvfp4 --json
 
-Exit codes: 0 readable and consistent, 1 a check failed, 3 unreadable input."""
+  ptqv scan /lustre/me/out/qwen-fp8 --cluster dgx --json    # headers over SFTP, no weights copied
+
+Exit codes: 0 readable and consistent, 1 a check failed, 3 unreadable input, 4 remote."""
 
 DEMO_EPILOG = """Example:
 
@@ -108,11 +115,18 @@ def gate(
         False, "--json", help="Print the versioned JSON report instead of Markdown."
     ),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="OUTPUT is a path on this cluster (read over SFTP); SOURCE may be CLUSTER:PATH.",
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
+    accept_new_host_key: bool = ACCEPT_NEW_OPTION,
 ) -> None:
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
     from ptq_validators.canary.gate_rows import parse_capability
     from ptq_validators.gate import GateOptions, run_gate
-    from ptq_validators.io.source import open_source
+    from ptq_validators.remote.sources import SourceOpener
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_gate
 
@@ -135,9 +149,13 @@ def gate(
 
         load_engine(deploy)
     progress = _progress if sys.stderr.isatty() else None
-    with _bulk_allocation(), open_source(output) as exported, open_source(source) as original:
-        report = run_gate(exported, original, options, progress=progress)
-        document = render_json(report.to_json()) if json_output else render_gate(report, limit=limit)
+    with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
+        with opener.open(output, cluster) as exported, opener.open(source) as original:
+            report = run_gate(exported, original, options, progress=progress)
+        data = report.to_json()
+        if opener.transfer():
+            data["transfer"] = opener.transfer()
+        document = render_json(data) if json_output else render_gate(report, limit=limit)
     sys.stdout.write(document)
     raise typer.Exit(0 if report.verdict == "pass" else 1)
 
@@ -146,16 +164,25 @@ def scan(
     checkpoint: str = typer.Argument(..., help="A checkpoint directory (quantized or not)."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown."),
     limit: int = typer.Option(20, "--limit", min=1, help="Detail lines shown per check in Markdown."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="CHECKPOINT is a path on this cluster (SFTP)."
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
+    accept_new_host_key: bool = ACCEPT_NEW_OPTION,
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
-    from ptq_validators.io.source import open_source
+    from ptq_validators.remote.sources import SourceOpener
     from ptq_validators.report import render_json
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
 
-    with _bulk_allocation(), open_source(checkpoint) as source:
-        report = run_scan(source)
-        document = render_json(report.to_json()) if json_output else render_scan(report, limit=limit)
+    with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
+        with opener.open(checkpoint, cluster) as source:
+            report = run_scan(source)
+        data = report.to_json()
+        if opener.transfer():
+            data["transfer"] = opener.transfer()
+        document = render_json(data) if json_output else render_scan(report, limit=limit)
     sys.stdout.write(document)
     failed = any(check.status == "fail" for check in report.checks)
     raise typer.Exit(1 if failed else 0)

@@ -6,7 +6,6 @@ Heavy imports (jinja2, pydantic) stay inside the command bodies so `ptqv --help`
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -14,13 +13,10 @@ from typing import Any
 
 import typer
 
+from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
 from ptq_validators.errors import UsageError
-
-KINDS_HELP = "slurm, launcher, docker, direct, nemotron or llmcompressor"
-
-
-def _default_root() -> Path:
-    return Path(os.environ.get("PTQV_WORKSPACES", "workspaces"))
+from ptq_validators.launch.kinds import KINDS_HELP
+from ptq_validators.launch.workspace import default_root as _default_root
 
 
 def _note(message: str) -> None:
@@ -54,10 +50,14 @@ def _render(
     out: Path | None,
     session: str | None,
     lint: bool,
+    remote_root: str | None = None,
 ) -> tuple[Any, list[Any]]:
+    """Render (and lint) a job; with ``remote_root`` (a cluster's workspace) the files are
+    written under the local root but hold the cluster's paths."""
     from ptq_validators.errors import TemplateError
+    from ptq_validators.launch.kinds import KINDS
     from ptq_validators.launch.lint import lint_files, shellcheck_available
-    from ptq_validators.launch.render import KINDS, render_job, variant_for
+    from ptq_validators.launch.render import render_job, variant_for
     from ptq_validators.launch.spec import load_spec
     from ptq_validators.launch.workspace import session_id, workspace_for
 
@@ -67,8 +67,14 @@ def _render(
         raise UsageError("give --spec job.yaml or at least --model and --qformat/--recipe/--scheme")
     spec = load_spec(spec_path, overrides)
     root = out or _default_root()
-    ws = workspace_for(root, session or session_id(root), variant_for(spec, kind))
-    job = render_job(spec, kind, ws)
+    session = session or session_id(root)
+    ws = workspace_for(root, session, variant_for(spec, kind))
+    if remote_root is None:
+        job = render_job(spec, kind, ws)
+    else:
+        job = render_job(
+            spec, kind, workspace_for(Path(remote_root), session, variant_for(spec, kind)), into=ws.path
+        )
     findings = []
     if lint:
         if not shellcheck_available():
@@ -179,37 +185,76 @@ def launch(
     spec: Path | None = typer.Option(None, "--spec", help="Render this spec first (needs --kind)."),
     kind: str | None = typer.Option(None, help=f"Kind to render with --spec: {KINDS_HELP}."),
     out: Path | None = typer.Option(None, "--out", help="Workspaces root for --spec [./workspaces]."),
-    local: bool = typer.Option(False, "--local", help="Run on this machine (the only mode so far)."),
+    local: bool = typer.Option(False, "--local", help="Run on this machine."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Run on this cluster from clusters.yaml (renders --spec for its workspace)."
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
+    accept_new_host_key: bool = ACCEPT_NEW_OPTION,
     yes: bool = typer.Option(False, "--yes", help="Really run it (nothing runs without it)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print exactly what would run, run nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Run a rendered job on this machine and record it in the workspace's jobs.json.
+    """Run a rendered job here (--local) or on a cluster (--cluster) and record it in jobs.json.
 
-    slurm jobs go to the local sbatch (smoke first, the full run with --dependency=afterok);
-    docker jobs run `docker run` (--gpus where a GPU runtime exists); the others run their
-    rendered script as a detached process logging to logs/<job-id>.log.
+    slurm jobs go to sbatch (smoke first, the full run with --dependency=afterok); docker jobs
+    run `docker run` (--gpus where a GPU runtime exists); the others run their rendered script
+    as a detached process logging to logs/<job-id>.log. With --cluster, --spec is rendered for
+    <workspace>/<session>/<variant> on the cluster (the cluster's default partition, account and
+    container fill what the spec leaves out), uploaded there unchanged, and submitted over SSH;
+    the record (host, user, cluster, remote paths) stays in the local workspaces root.
 
-    Example: ptqv launch workspaces/s1/Qwen3-8B-fp8 --local --dry-run
+    Example: ptqv launch --spec job.yaml --kind slurm --cluster dgx --yes --json
+
+    Exit codes: 0 launched, 2 usage, 3 input, 4 remote/runner (sbatch refused, host unreachable),
+    5 template, 70 internal.
     """
     from ptq_validators.launch.execute import execute, plan_launch
-    from ptq_validators.launch.jobs import new_job_id
-    from ptq_validators.launch.runner import LocalRunner
+    from ptq_validators.launch.jobs import JobRecord, new_job_id
+    from ptq_validators.launch.runner import LocalRunner, Runner
 
-    if not local:
-        raise UsageError("only local launches exist so far", hint="add --local (runs on this machine)")
+    if local == (cluster is not None):
+        raise UsageError("say where: --local (this machine) or --cluster NAME", hint="add one of them")
     if (path is None) == (spec is None):
         raise UsageError("give a rendered job directory or --spec (with --kind), not both")
+    if cluster is not None and spec is None:
+        raise UsageError(
+            "--cluster renders the job for the cluster's workspace: give --spec and --kind",
+            hint="a directory rendered here holds this machine's paths",
+        )
+    runner: Runner = LocalRunner()
+    record = None
     if spec is not None:
         if kind is None:
             raise UsageError("--spec needs --kind", hint=f"--kind is one of {KINDS_HELP}")
-        job, _ = _render(kind, spec, {}, out, None, lint=False)
+        overrides: dict[str, Any] = {}
+        remote_root = None
+        if cluster is not None:
+            from ptq_validators.cli.remote_commands import open_cluster
+            from ptq_validators.remote.upload import cluster_defaults
+
+            target, runner = open_cluster(cluster, clusters, accept_new_host_key)
+            overrides = cluster_defaults(target, spec)
+            remote_root = target.workspace
+            if remote_root is None:
+                raise UsageError(
+                    f"cluster {target.name} in {target.source} has no workspace", hint="set workspace:"
+                )
+        job, _ = _render(kind, spec, overrides, out, None, lint=False, remote_root=remote_root)
         job_dir = job.workspace.path
         _note(f"rendered into {job_dir}")
+        if cluster is not None:
+            from ptq_validators.remote.upload import upload_job
+
+            if not dry_run:
+                remote_ws = upload_job(runner, job)
+                _note(f"uploaded to {runner.host}:{remote_ws.path}")
+            record = JobRecord("", kind, "", "", "", cluster=target.name, user=getattr(runner, "user", None))
+            record.cluster_config, record.record_dir = target.source, str(job_dir)
     else:
-        job_dir = path  # type: ignore[assignment]  # checked above: exactly one is given
-    runner = LocalRunner()
-    plan = plan_launch(job_dir, runner, new_job_id())
+        assert path is not None  # checked above: exactly one is given
+        job_dir = path
+    plan = plan_launch(job_dir, runner, new_job_id(), remote=cluster is not None)
     if dry_run:
         if json_out:
             _emit_json({"schema_version": 1, "dry_run": True, **plan.as_json()})
@@ -224,7 +269,9 @@ def launch(
             "ptqv launch runs nothing without --yes",
             hint="add --yes to run it, or --dry-run to print exactly what would run",
         )
-    record = execute(plan, runner)
+    if record is not None:
+        record.id, record.mode, record.workspace = plan.job_id, plan.mode, str(plan.workspace)
+    record = execute(plan, runner, record)
     if json_out:
         _emit_json(
             {
@@ -232,17 +279,25 @@ def launch(
                 "dry_run": False,
                 **plan.as_json(),
                 "status": record.status,
+                "host": record.host,
+                "cluster": record.cluster,
+                "record_dir": record.record_dir,
                 "slurm_ids": {s.name: s.slurm_id for s in record.steps if s.slurm_id},
             }
         )
     else:
         typer.echo(record.id)
-        _note(
-            f"follow it with: ptqv jobs status {record.id} --root {shlex.quote(str(Path(record.workspace).parents[1]))}"
-        )
+        root = shlex.quote(str(Path(record.record_dir).parents[1]))
+        _note(f"follow it with: ptqv jobs wait {record.id} --root {root}")
 
 
-jobs_app = typer.Typer(help="Launched jobs: list, status, logs, cancel.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Launched jobs, local or on a cluster: list, status, logs, cancel, wait.\n\n"
+    "Exit codes: 0 ok (wait: the job succeeded), 1 (wait) the job failed, was cancelled or lost, "
+    "2 usage, 3 input, 4 remote/runner (cluster unreachable: the last known state is shown), "
+    "124 (wait) timed out, 70 internal.",
+    no_args_is_help=True,
+)
 ROOT_OPTION = typer.Option(None, "--root", help="Workspaces root or one workspace [./workspaces].")
 
 
@@ -252,40 +307,91 @@ def _record_json(record: Any) -> dict[str, Any]:
     return asdict(record)
 
 
+def _runner_for(record: Any, clusters: Path | None) -> Any:
+    """The runner where ``record`` runs: this machine, or its cluster (found again by name, in
+    ``--clusters``, the normal lookup, or the file it was launched from)."""
+    from ptq_validators.launch.runner import LocalRunner
+
+    if not record.cluster:
+        return LocalRunner()
+    from ptq_validators.remote.config import find_file, load_file, select
+    from ptq_validators.remote.connect import connect
+
+    path = find_file(clusters)
+    if path is None or record.cluster not in load_file(path).clusters:
+        saved = Path(record.cluster_config) if record.cluster_config else None
+        path = saved if saved is not None and saved.is_file() else path
+    if path is None:
+        raise UsageError(
+            f"job {record.id} ran on cluster {record.cluster}: no clusters.yaml found",
+            hint="pass --clusters FILE",
+        )
+    return connect(select(load_file(path), record.cluster))
+
+
+def _refreshed(record: Any, clusters: Path | None) -> Any:
+    """``record`` with fresh states; an unreachable cluster prints the last known ones and exits 4."""
+    from ptq_validators.errors import RemoteError
+    from ptq_validators.launch.jobs import refresh
+
+    try:
+        return refresh(_runner_for(record, clusters), record)
+    except RemoteError:
+        _note(
+            f"{record.id}: last known status {record.status}, unknown since {record.unknown_since} "
+            f"({record.failed_polls} failed poll(s) in a row)"
+        )
+        raise
+
+
 @jobs_app.command("list")
 def jobs_list(
-    root: Path | None = ROOT_OPTION, json_out: bool = typer.Option(False, "--json", help="Print JSON.")
+    root: Path | None = ROOT_OPTION,
+    clusters: Path | None = CLUSTERS_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List the launched jobs under the root, with their current status.
+    """List the launched jobs under the root, with their current status (a job on a cluster that
+    cannot be reached is listed with its last known status and `unknown_since`; exit 4 at the end).
 
     Example: ptqv jobs list --json
     """
-    from ptq_validators.launch.jobs import all_records, refresh
-    from ptq_validators.launch.runner import LocalRunner
+    from ptq_validators.errors import RemoteError
+    from ptq_validators.launch.jobs import all_records
 
-    runner = LocalRunner()
-    records = [refresh(runner, r) for r in all_records(root or _default_root())]
+    records, unreachable = [], 0
+    for record in all_records(root or _default_root()):
+        try:
+            records.append(_refreshed(record, clusters))
+        except RemoteError as exc:
+            _note(f"{record.id}: {exc}")
+            records.append(record)
+            unreachable += 1
     if json_out:
         _emit_json({"schema_version": 1, "jobs": [_record_json(r) for r in records]})
-        return
-    for r in records:
-        typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{r.submitted}\t{r.workspace}")
+    else:
+        for r in records:
+            where = f"{r.cluster}:{r.host}" if r.cluster else r.host
+            typer.echo(f"{r.id}\t{r.status}\t{r.kind}\t{r.mode}\t{where}\t{r.submitted}\t{r.workspace}")
+    if unreachable:
+        raise typer.Exit(4)
 
 
 @jobs_app.command("status")
 def jobs_status(
     job_id: str = typer.Argument(..., help="Job id from `ptqv launch` or `jobs list`."),
     root: Path | None = ROOT_OPTION,
+    clusters: Path | None = CLUSTERS_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a job's status and the state of each step (process or SLURM job).
 
+    A SLURM step's own result file (written by its EXIT trap) wins over sacct and squeue.
+
     Example: ptqv jobs status j20260822-101500-ab12 --json
     """
-    from ptq_validators.launch.jobs import find_record, refresh
-    from ptq_validators.launch.runner import LocalRunner
+    from ptq_validators.launch.jobs import find_record
 
-    record = refresh(LocalRunner(), find_record(root or _default_root(), job_id))
+    record = _refreshed(find_record(root or _default_root(), job_id), clusters)
     if json_out:
         _emit_json({"schema_version": 1, **_record_json(record)})
         return
@@ -300,31 +406,27 @@ def jobs_status(
 def jobs_logs(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
+    clusters: Path | None = CLUSTERS_OPTION,
     step: str | None = typer.Option(None, help="Only this step (e.g. smoke, full)."),
     tail: int | None = typer.Option(None, help="Only the last N lines of each log."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON: each step's path and lines."),
 ) -> None:
-    """Print a job's logs (each step's log, headed by its name on stderr).
+    """Print a job's logs (each step's log, headed by its name on stderr); over SFTP for a
+    cluster job.
 
     Example: ptqv jobs logs j20260822-101500-ab12 --step smoke --tail 50
     """
-    from ptq_validators.launch.jobs import find_record, log_paths
+    from ptq_validators.launch.jobs import find_record, read_log
 
     record = find_record(root or _default_root(), job_id)
-    logs = []
-    for name, path in log_paths(record):
-        if step and name != step:
-            continue
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else None
-        logs.append(
-            {
-                "step": name,
-                "path": str(path),
-                "lines": None if lines is None else (lines[-tail:] if tail else lines),
-            }
-        )
+    runner = _runner_for(record, clusters)
+    logs = [
+        {"step": s.name, "path": s.log, "lines": read_log(runner, s, tail)}
+        for s in record.steps
+        if not step or s.name == step
+    ]
     if json_out:
-        _emit_json({"schema_version": 1, "job_id": job_id, "logs": logs})
+        _emit_json({"schema_version": 1, "job_id": job_id, "host": record.host, "logs": logs})
         return
     for log in logs:
         _note(f"== {log['step']}: {log['path']}")
@@ -339,6 +441,7 @@ def jobs_logs(
 def jobs_cancel(
     job_id: str = typer.Argument(..., help="Job id."),
     root: Path | None = ROOT_OPTION,
+    clusters: Path | None = CLUSTERS_OPTION,
     yes: bool = typer.Option(False, "--yes", help="Really cancel it."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -347,16 +450,51 @@ def jobs_cancel(
     Example: ptqv jobs cancel j20260822-101500-ab12 --yes
     """
     from ptq_validators.launch.jobs import cancel, find_record
-    from ptq_validators.launch.runner import LocalRunner
 
     record = find_record(root or _default_root(), job_id)
     if not yes:
         raise UsageError(f"cancelling {job_id} needs --yes", hint="add --yes")
-    record = cancel(LocalRunner(), record)
+    record = cancel(_runner_for(record, clusters), record)
     if json_out:
         _emit_json({"schema_version": 1, **_record_json(record)})
     else:
         typer.echo(f"{record.id}\t{record.status}")
+
+
+@jobs_app.command("wait")
+def jobs_wait(
+    job_id: str = typer.Argument(..., help="Job id."),
+    root: Path | None = ROOT_OPTION,
+    clusters: Path | None = CLUSTERS_OPTION,
+    timeout: float | None = typer.Option(None, help="Give up after S seconds (exit 124) [wait forever]."),
+    max_failures: int = typer.Option(5, help="Polls in a row that may fail before exit 4."),
+    max_interval: float = typer.Option(
+        30, help="Longest pause between polls, in seconds (they back off from 1 s)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the final record as JSON."),
+) -> None:
+    """Wait for a job to end, printing only state changes; exit with its outcome.
+
+    Exit codes: 0 succeeded, 1 failed / cancelled / lost, 4 unreachable (--max-failures polls in a
+    row failed), 124 timed out; 2 usage, 3 input.
+
+    Example: ptqv jobs wait j20260822-101500-ab12 --timeout 3600
+    """
+    from ptq_validators.launch.jobs import find_record
+    from ptq_validators.launch.wait import wait
+
+    record = find_record(root or _default_root(), job_id)
+    runner = _runner_for(record, clusters)
+    code = wait(
+        runner, record, timeout=timeout, max_failures=max_failures, report=_note if json_out else typer.echo
+    )
+    if json_out:
+        from ptq_validators.launch.jobs import find_record as again
+
+        _emit_json(
+            {"schema_version": 1, "exit_code": code, **_record_json(again(root or _default_root(), job_id))}
+        )
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

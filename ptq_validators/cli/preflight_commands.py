@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from ptq_validators.cli.remote_commands import CLUSTERS_OPTION
+
 EXIT_CHECK_FAILED = 1
 
 
@@ -68,9 +70,24 @@ def env_command(
         None, "--deploy-gpu", help="GPU the quantized model will be served on (e.g. B200)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Probe this cluster's login node over SSH instead."
+    ),
+    clusters: Path | None = CLUSTERS_OPTION,
 ) -> None:
     """Detect GPUs, SLURM, containers, the ModelOpt checkout and package versions; say where
-    to run and which format to choose."""
+    to run and which format to choose. With --cluster: the same report for a cluster from
+    clusters.yaml (SLURM partitions, GRES and associations, Docker, enroot/pyxis, env_type, and
+    the recommendation for its gpu_type).
+
+    Example: ptqv env --cluster dgx --json   (exit 4 when the cluster cannot be reached)"""
+    if cluster is not None:
+        from ptq_validators.cli.remote_commands import open_cluster
+        from ptq_validators.preflight.env import detect_cluster_env
+
+        spec, runner = open_cluster(cluster, clusters)
+        _emit(detect_cluster_env(runner, spec, _gpu_option(deploy_gpu, "--deploy-gpu")), as_json, _render_env)
+        return
     from ptq_validators.preflight.env import detect_env
 
     report = detect_env(gpu=_gpu_option(gpu, "--gpu"), deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
@@ -157,12 +174,12 @@ def inspect_command(
 ) -> None:
     """Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source
     quantization, parameters and GPU sizing, ModelOpt support, and the path to take."""
-    import os
 
-    from ptq_validators.preflight.env import Probe, calibration_gpu, detect_gpus
+    from ptq_validators.launch.runner import LocalRunner
+    from ptq_validators.preflight.env import calibration_gpu, detect_gpus
     from ptq_validators.preflight.inspection import inspect_model
 
-    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(Probe(os.environ))[0])
+    calib = _gpu_option(gpu, "--gpu") or calibration_gpu(detect_gpus(LocalRunner())[0])
     report = inspect_model(model, gpu=calib, deploy_gpu=_gpu_option(deploy_gpu, "--deploy-gpu"))
     _emit(report, as_json, _render_inspect)
     if report["verdict"] == "fail":

@@ -167,7 +167,7 @@ class ModelOptDeclaration(Declaration):
 
     @lru_cache(maxsize=8192)  # noqa: B019 -- one declaration per checkpoint, alive for the run
     def _exclusion_of(self, module_name: str) -> str | None:
-        if not self._excluded.match(module_name):
+        if self._excluded is None or not self._excluded.match(module_name):
             return None
         return next(p for p in self.exclude_modules if fnmatch.fnmatchcase(module_name, p))
 

@@ -77,11 +77,13 @@ def _block(shape: tuple[int, ...], scale: TensorInfo, role: str, declared: tuple
         return Stored(
             Precision.FP8_BLOCK, shape, problems=[f"{role} shape {list(scale.shape)} is not a block grid"]
         )
+    block_out: int | None
+    block_in: int | None
     if declared and ceil_div(out_dim, declared[0]) == grid[-2] and ceil_div(in_dim, declared[1]) == grid[-1]:
         block_out, block_in = declared
     else:
         block_out, block_in = _block_size(out_dim, grid[-2]), _block_size(in_dim, grid[-1])
-    problems = []
+    problems: list[str] = []
     if block_out is None or block_in is None:
         problems.append(f"{role} grid {list(scale.shape)} does not tile weight {list(shape)}")
     block = (block_out, block_in) if block_out and block_in else None

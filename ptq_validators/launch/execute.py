@@ -19,17 +19,11 @@ from typing import Any
 from ptq_validators.errors import InputError, RemoteError
 from ptq_validators.launch import slurm
 from ptq_validators.launch.jobs import JobRecord, Step, save_record
+from ptq_validators.launch.kinds import ENTRY_SCRIPT, launch_mode
 from ptq_validators.launch.render import MANIFEST, docker_argv
 from ptq_validators.launch.runner import Runner
 from ptq_validators.launch.spec import build_spec
 from ptq_validators.launch.workspace import Workspace
-
-ENTRY_SCRIPT = {
-    "direct": "job.sh",
-    "nemotron": "job.sh",
-    "llmcompressor": "job.sh",
-    "launcher": "launcher.sh",
-}
 
 
 @dataclass
@@ -71,7 +65,7 @@ class LaunchPlan:
         }
 
 
-def read_manifest(job_dir: Path) -> dict[str, Any]:
+def read_manifest(job_dir: Path, *, remote: bool = False) -> dict[str, Any]:
     path = job_dir / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -82,7 +76,7 @@ def read_manifest(job_dir: Path) -> dict[str, Any]:
         ) from None
     except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})", hint="re-render the job") from None
-    if Path(data.get("workspace", "")).resolve() != job_dir.resolve():
+    if not remote and Path(data.get("workspace", "")).resolve() != job_dir.resolve():
         raise InputError(
             f"{path}: rendered for {data.get('workspace')}, found in {job_dir}",
             hint="the scripts hold absolute paths: re-render the job where it is",
@@ -96,12 +90,14 @@ def gpu_runtime(runner: Runner) -> bool:
     return done.returncode == 0 and "nvidia" in done.stdout
 
 
-def plan_launch(job_dir: Path, runner: Runner, job_id: str) -> LaunchPlan:
-    manifest = read_manifest(job_dir)
+def plan_launch(job_dir: Path, runner: Runner, job_id: str, *, remote: bool = False) -> LaunchPlan:
+    """The plan for the job rendered in ``job_dir``; ``remote``: its paths are on the runner's
+    side (a cluster workspace), not ``job_dir`` itself."""
+    manifest = read_manifest(job_dir, remote=remote)
     kind = manifest["kind"]
     ws = Workspace(Path(manifest["workspace"]))
     log = ws.logs / f"{job_id}.log"
-    if kind == "slurm":
+    if launch_mode(kind) == "slurm":
         plan = LaunchPlan(job_id, kind, "slurm", ws.path, slurm_job_names=manifest["slurm_job_names"])
         previous = None
         for phase in manifest["slurm_job_names"]:
@@ -111,7 +107,7 @@ def plan_launch(job_dir: Path, runner: Runner, job_id: str) -> LaunchPlan:
             )
             previous = phase
         return plan
-    if kind == "docker":
+    if launch_mode(kind) == "docker":
         spec = build_spec(manifest["spec"], str(job_dir / MANIFEST))
         argv = docker_argv(spec, ws, gpus=gpu_runtime(runner), name=f"ptqv-{job_id}")
         return LaunchPlan(job_id, kind, "docker", ws.path, [PlannedStep("job", argv, ws.path, log)])
@@ -121,14 +117,15 @@ def plan_launch(job_dir: Path, runner: Runner, job_id: str) -> LaunchPlan:
     )
 
 
-def execute(plan: LaunchPlan, runner: Runner) -> JobRecord:
-    """Run ``plan`` and save its record (also when a later SLURM submission fails)."""
-    record = JobRecord(
-        plan.job_id, plan.kind, plan.mode, str(plan.workspace), time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    )
+def execute(plan: LaunchPlan, runner: Runner, record: JobRecord | None = None) -> JobRecord:
+    """Run ``plan`` on ``runner`` and save its record (also when a later SLURM submission fails).
+    ``record`` carries what the caller knows beyond the plan (the cluster, the local record dir)."""
+    record = record or JobRecord(plan.job_id, plan.kind, plan.mode, str(plan.workspace), "")
+    record.submitted = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record.host = runner.host
     if plan.mode == "docker" and runner.run(["docker", "info"], timeout=60).returncode:
         raise RemoteError(
-            "the Docker engine is not reachable (`docker info` failed)",
+            f"the Docker engine on {runner.host} is not reachable (`docker info` failed)",
             hint="start dockerd or set DOCKER_HOST",
         )
     try:
@@ -138,11 +135,13 @@ def execute(plan: LaunchPlan, runner: Runner) -> JobRecord:
                 script = Path(step.argv[-1])
                 job = slurm.submit(runner, script, cwd=step.cwd, after_ok=previous)
                 name = plan.slurm_job_names[step.name]
+                logs = Workspace(plan.workspace).logs
                 record.steps.append(
                     Step(
                         step.name,
                         slurm.sbatch_argv(script, previous),
-                        str(plan.workspace / "logs" / f"{name}_{job}.log"),
+                        str(slurm.log_file(logs, name, job)),
+                        rc_file=str(slurm.result_file(logs, name, job)),
                         slurm_id=job,
                         state="PENDING",
                     )

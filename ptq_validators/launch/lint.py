@@ -11,8 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
-import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from ptq_validators.launch.render import LAUNCHER_ENV_VALUE
+from ptq_validators.launch.runner import LocalRunner, Runner
+
 SHELL_SUFFIXES = (".sh", ".sbatch")
 _SBATCH_CONTAINER = re.compile(r"^#SBATCH\s+--container-", re.MULTILINE)
 _NO_HOSTKEY_CHECK = re.compile(r"StrictHostKeyChecking\s*=?\s*no|UserKnownHostsFile\s*=?\s*/dev/null", re.I)
-_LAUNCHER_UNSAFE = re.compile(r"[<>|;&$`'\"\\ ()]")
 
 
 @dataclass(frozen=True)
@@ -44,23 +45,21 @@ class Finding:
         return f"{self.path}: {self.tool}: {self.message}"
 
 
-def shellcheck_available() -> bool:
-    return shutil.which("shellcheck") is not None
+def shellcheck_available(runner: Runner | None = None) -> bool:
+    return (runner or LocalRunner()).which("shellcheck") is not None
 
 
-def lint_shell(path: Path) -> list[Finding]:
+def lint_shell(path: Path, runner: Runner) -> list[Finding]:
     findings = []
-    syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    syntax = runner.run(["bash", "-n", str(path)], timeout=30)
     if syntax.returncode:
         findings.append(Finding(path, "bash", syntax.stderr.strip() or f"bash -n exit {syntax.returncode}"))
-    if shellcheck_available():
-        check = subprocess.run(
+    if runner.which("shellcheck"):
+        check = runner.run(
             # SC2016 (a `$` inside single quotes) is the point of shlex.quote: hostile values such
             # as a model id of `$(touch pwned)` must stay literal
             ["shellcheck", "--format=json", "--shell=bash", "--exclude=SC2016", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
+            timeout=60,
         )
         for item in json.loads(check.stdout or "[]"):
             findings.append(
@@ -140,7 +139,7 @@ class LauncherTask(_Strict):
             if isinstance(item, dict) and len(item) != 1 and isinstance(value, list):
                 raise ValueError("each environment entry is a single-key mapping (- KEY: value)")
             for key, val in item.items():
-                if _LAUNCHER_UNSAFE.search(val):  # written into an unquoted `export` (§2.8)
+                if not LAUNCHER_ENV_VALUE.match(val):  # written into an unquoted `export` (§2.8)
                     raise ValueError(
                         f"{key}={val!r} holds shell characters; the launcher exports it unquoted"
                     )
@@ -207,7 +206,10 @@ def _check_llmc_recipe(data: Any) -> None:
                     LlmcQuantizationModifier.model_validate(args)
 
 
-YAML_SCHEMAS = {"launcher.yaml": LauncherConfig.model_validate, "recipe.yaml": _check_llmc_recipe}
+YAML_SCHEMAS: dict[str, Callable[[Any], object]] = {
+    "launcher.yaml": LauncherConfig.model_validate,
+    "recipe.yaml": _check_llmc_recipe,
+}
 
 
 def lint_yaml(path: Path) -> list[Finding]:
@@ -233,12 +235,14 @@ def lint_python(path: Path) -> list[Finding]:
     return []
 
 
-def lint_files(paths: list[Path]) -> list[Finding]:
-    """Every finding in ``paths`` (shell by suffix, YAML, Python)."""
+def lint_files(paths: list[Path], runner: Runner | None = None) -> list[Finding]:
+    """Every finding in ``paths`` (shell by suffix, YAML, Python); the shell tools run on
+    ``runner`` (this machine by default)."""
+    runner = runner or LocalRunner()
     findings: list[Finding] = []
     for path in paths:
         if path.suffix in SHELL_SUFFIXES:
-            findings += lint_shell(path)
+            findings += lint_shell(path, runner)
         elif path.suffix in (".yaml", ".yml"):
             findings += lint_yaml(path)
         elif path.suffix == ".py":

@@ -14,19 +14,21 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
 from ptq_validators.errors import InputError, TemplateError
+from ptq_validators.launch.kinds import KINDS
 from ptq_validators.launch.spec import JobSpec
 from ptq_validators.launch.workspace import Workspace, model_variant, safe_name
 from ptq_validators.resources import data_dir
 
-KINDS = ("slurm", "launcher", "docker", "direct", "nemotron", "llmcompressor")
 MANIFEST = "render.json"
+# (template, output file name, template variables)
+PlannedFile = tuple[str, str, Mapping[str, object]]
 # single-process hf_ptq (device_map=auto) must not see rank variables (docs/launchers.md §3.1)
 RANK_VARS = "SLURM_PROCID SLURM_LOCALID SLURM_NTASKS WORLD_SIZE LOCAL_RANK RANK"
 NEMOTRON_QUANT_CFGS = (
@@ -287,7 +289,7 @@ def _sbatch_context(
     }
 
 
-def _launcher_files(spec: JobSpec, ws: Workspace, name: str) -> list[tuple[str, str, dict[str, object]]]:
+def _launcher_files(spec: JobSpec, ws: Workspace, name: str) -> list[PlannedFile]:
     """ModelOpt launcher YAML in the args form common/hf/ptq.sh reads (docs/launchers.md §2.2)."""
     if not HF_REPO_ID.match(spec.model):
         raise InputError(
@@ -423,7 +425,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _render_one(env: jinja2.Environment, template: str, context: dict[str, object]) -> str:
+def _render_one(env: jinja2.Environment, template: str, context: Mapping[str, object]) -> str:
     try:
         return env.get_template(template).render(**context)
     except jinja2.TemplateError as exc:
@@ -433,7 +435,7 @@ def _render_one(env: jinja2.Environment, template: str, context: dict[str, objec
         ) from None
 
 
-def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, dict[str, object]]]:
+def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[PlannedFile]:
     """(template, file name under scripts/, context) for every file of ``kind``."""
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
@@ -493,7 +495,7 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
             "phase_names": "|".join(p.name for p in run_phases),
         }
         command = [[*_quantizer_prefix(spec, ["python"]), q(ws.scripts / "quantize.py"), '"$phase"']]
-        files = [
+        files: list[PlannedFile] = [
             ("runner.sh.j2", "run.sh", _runner_context(spec, kind, ws, run_phases, command, ws.path, False)),
             ("job.sh.j2", "job.sh", _job_context(kind, ws, run_phases)),
             ("llmc_quantize.py.j2", "quantize.py", py),
@@ -509,7 +511,7 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
         return files
     # the hf_ptq kinds: direct, docker, slurm
     workdir = _hf_ptq_workdir(spec, ws, kind)
-    runner = (
+    runner: PlannedFile = (
         "runner.sh.j2",
         "run.sh",
         _runner_context(
@@ -537,14 +539,21 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[tuple[str, str, 
     return files
 
 
-def render_job(spec: JobSpec, kind: str, ws: Workspace) -> RenderedJob:
-    """Render every file of ``kind`` into ``ws.scripts`` and write the manifest."""
+def render_job(spec: JobSpec, kind: str, ws: Workspace, *, into: Path | None = None) -> RenderedJob:
+    """Render every file of ``kind`` into ``ws.scripts`` and write the manifest.
+
+    With ``into``, the files are written under that local directory instead (same layout) while
+    every path inside them is ``ws``'s: a job rendered here for a cluster's workspace, uploaded
+    as is. ``RenderedJob.files`` are the local files; the manifest lists the workspace paths.
+    """
     planned = plan_files(spec, kind, ws)
     env = _environment()
-    texts = [(ws.scripts / out, _render_one(env, template, ctx)) for template, out, ctx in planned]
-    ws.create()
-    job = RenderedJob(kind, ws)
-    for path, text in texts:
+    local = Workspace(into) if into is not None else ws
+    texts = [(out, _render_one(env, template, ctx)) for template, out, ctx in planned]
+    local.create()
+    job = RenderedJob(kind, local)
+    for out, text in texts:
+        path = local.scripts / out
         path.write_text(text, encoding="utf-8")
         if path.suffix in (".sh", ".sbatch"):
             path.chmod(0o755)
@@ -555,11 +564,11 @@ def render_job(spec: JobSpec, kind: str, ws: Workspace) -> RenderedJob:
         "kind": kind,
         "name": name,
         "workspace": str(ws.path),
-        "files": [str(p) for p in job.files],
+        "files": [str(ws.scripts / out) for out, _ in texts],
         "slurm_job_names": {p.name: f"{name}-{p.name}" for p in phases(spec, ws)} if kind == "slurm" else {},
         "spec": spec.model_dump(mode="json"),
     }
-    job.manifest = ws.path / MANIFEST
+    job.manifest = local.path / MANIFEST
     job.manifest.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return job
 

@@ -1,20 +1,37 @@
-"""Where commands run. ``Runner`` is the interface; ``LocalRunner`` runs on this machine.
+"""Where commands run and files live. ``Runner`` is the interface; ``LocalRunner`` is this machine.
 
-Commands are argv lists, never shell strings (no ``shell=True``). An SSH runner can implement
-the same three operations later: ``run`` (wait, capture), ``spawn`` (detach, log to a file,
-record the exit code) and ``signal_group``/``alive`` (cancel and poll by PID).
+One interface for processes *and* files, so launch, jobs, lint and env probing do not care
+whether they act here or on a cluster over SSH (``ptq_validators.remote.transport`` implements
+the same methods there):
+
+* ``run``: an argv list (never a shell string), waited for under a timeout, output captured.
+  A command that does not exist is exit 127 (the shell's answer, a probe can report it); a
+  command that outlives its timeout is a ``RemoteError`` (exit 4) naming it.
+* ``spawn`` / ``alive`` / ``signal_group``: a detached process that logs to a file and records
+  its exit code in another, polled and cancelled by PID.
+* ``read_text`` / ``write_text`` / ``stat`` / ``list_dir`` / ``mkdir``: files on the runner's side.
+* ``which``: a tool on the runner's PATH; ``host``: where it all happens (``localhost`` here).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Protocol
+
+from ptq_validators.errors import RemoteError
+from ptq_validators.io.source import FileStat
+
+DEFAULT_TIMEOUT_S = 60.0
+NOT_FOUND = 127
 
 
 @dataclass(frozen=True)
@@ -36,20 +53,46 @@ class Spawned:
 
 
 class Runner(Protocol):
+    host: str
+
     def run(
         self,
         argv: Sequence[str],
         *,
-        cwd: Path | None = None,
+        cwd: PurePath | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> Completed: ...
 
-    def spawn(self, argv: Sequence[str], *, cwd: Path, log: Path, rc_file: Path) -> Spawned: ...
+    def which(self, tool: str) -> str | None: ...
+
+    def spawn(self, argv: Sequence[str], *, cwd: PurePath, log: PurePath, rc_file: PurePath) -> Spawned: ...
 
     def alive(self, pid: int, start_time: str) -> bool: ...
 
     def signal_group(self, pid: int, sig: int) -> bool: ...
+
+    def read_text(self, path: PurePath, *, max_bytes: int | None = None) -> str | None: ...
+
+    def write_text(self, path: PurePath, text: str, *, mode: int = 0o644) -> None: ...
+
+    def stat(self, path: PurePath) -> FileStat | None: ...
+
+    def list_dir(self, path: PurePath) -> list[str]: ...
+
+    def mkdir(self, path: PurePath) -> None: ...
+
+
+class CommandTimeout(RemoteError):
+    """A command that outlived its timeout (exit 4); the host itself answered."""
+
+
+def timed_out(argv: Sequence[str], timeout: float, host: str) -> CommandTimeout:
+    """The error for a command that outlived its timeout (the same words on every runner)."""
+    return CommandTimeout(
+        f"`{shlex.join(argv)}` on {host} did not finish within {timeout:g} s",
+        hint="the tool hangs or the machine is overloaded; run the command by hand to see why",
+    )
 
 
 def process_start_time(pid: int) -> str | None:
@@ -64,55 +107,58 @@ def process_start_time(pid: int) -> str | None:
 
 
 class LocalRunner:
-    """Runs commands on this machine."""
+    """Runs commands and touches files on this machine. ``environ`` is the environment the
+    commands see and whose PATH ``which`` searches (tests substitute it)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = dict(os.environ if environ is None else environ)
+        self.host = socket.gethostname().split(".")[0] or "localhost"
 
     def run(
         self,
         argv: Sequence[str],
         *,
-        cwd: Path | None = None,
+        cwd: PurePath | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
     ) -> Completed:
+        exe = self.which(argv[0]) if "/" not in argv[0] else argv[0]
+        if exe is None:
+            return Completed(NOT_FOUND, "", f"{argv[0]}: command not found")
         try:
             done = subprocess.run(
-                list(argv),
+                [exe, *argv[1:]],
                 cwd=cwd,
-                env=None if env is None else dict(env),
+                env={**self.environ, **(env or {})},
                 capture_output=True,
                 text=True,
+                errors="replace",
                 timeout=timeout,
+                stdin=subprocess.DEVNULL,
                 check=False,
             )
-        except FileNotFoundError:
-            return Completed(127, "", f"{argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            raise timed_out(argv, timeout, self.host) from None
+        except OSError as exc:
+            return Completed(126 if exc.errno != 2 else NOT_FOUND, "", f"{argv[0]}: {exc.strerror}")
         return Completed(done.returncode, done.stdout, done.stderr)
 
-    def spawn(self, argv: Sequence[str], *, cwd: Path, log: Path, rc_file: Path) -> Spawned:
+    def which(self, tool: str) -> str | None:
+        return shutil.which(tool, path=self.environ.get("PATH", ""))
+
+    def spawn(self, argv: Sequence[str], *, cwd: PurePath, log: PurePath, rc_file: PurePath) -> Spawned:
         """Start ``argv`` detached (own session, survives this process) through
         ``ptq_validators.launch.supervise``, which logs to ``log`` and writes the exit code."""
-        supervisor = [
-            sys.executable,
-            "-m",
-            "ptq_validators.launch.supervise",
-            "--log",
-            str(log),
-            "--rc-file",
-            str(rc_file),
-            "--cwd",
-            str(cwd),
-            "--",
-            *argv,
-        ]
-        env = dict(os.environ)
+        supervisor = [sys.executable, "-m", "ptq_validators.launch.supervise"]
+        supervisor += ["--log", str(log), "--rc-file", str(rc_file), "--cwd", str(cwd), "--", *argv]
         # the supervisor must import this very package, also from a source checkout
         package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        done = subprocess.run(
-            supervisor, capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL
-        )
+        env = {"PYTHONPATH": os.pathsep.join(p for p in (package_root, self.environ.get("PYTHONPATH")) if p)}
+        done = self.run(supervisor, env=env, timeout=DEFAULT_TIMEOUT_S)
         if done.returncode:
-            raise OSError(f"could not start the job: {done.stderr.strip()}")
+            raise RemoteError(
+                f"could not start `{shlex.join(argv)}`: {done.stderr.strip()}", hint="see the error above"
+            )
         pid = int(done.stdout.split()[0])
         return Spawned(pid, process_start_time(pid) or "")
 
@@ -126,3 +172,35 @@ class LocalRunner:
         except ProcessLookupError:
             return False
         return True
+
+    def read_text(self, path: PurePath, *, max_bytes: int | None = None) -> str | None:
+        """The file's text (only its last ``max_bytes``), or None when it does not exist (yet)."""
+        try:
+            with open(path, "rb") as handle:
+                if max_bytes is not None:
+                    handle.seek(max(0, os.fstat(handle.fileno()).st_size - max_bytes))
+                return handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+
+    def write_text(self, path: PurePath, text: str, *, mode: int = 0o644) -> None:
+        from ptq_validators.launch.supervise import write_atomic
+
+        write_atomic(Path(path), text)
+        Path(path).chmod(mode)
+
+    def stat(self, path: PurePath) -> FileStat | None:
+        try:
+            st = Path(path).stat()
+        except FileNotFoundError:
+            return None
+        return FileStat(st.st_size, st.st_mtime)
+
+    def list_dir(self, path: PurePath) -> list[str]:
+        try:
+            return sorted(p.name for p in Path(path).iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def mkdir(self, path: PurePath) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,26 @@
 """SLURM through its command-line tools: submit with dependencies, read job states, cancel.
 
-All calls go through a ``Runner`` (argv lists), so the same code works locally and, later, over
-SSH. States are SLURM's own words (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED...).
+All calls go through a ``Runner`` (argv lists), so the same code works locally and over SSH.
+States are SLURM's own words (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED...).
+
+Reading a state (``query``): ``sacct -P`` first (whole state words; ``-X`` drops the step rows),
+because ``squeue`` forgets a job after MinJobAge and lags in COMPLETING; ``squeue`` for what
+sacct cannot say (accounting disabled, a job sacct has not caught up with: it can read PENDING
+for a moment after the job ended) and for the pending reason and node. ``CANCELLED by 1001`` is
+reduced to its first word.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import PurePath
 
 from ptq_validators.errors import RemoteError
 from ptq_validators.launch.runner import Runner
 
+# every state after which the job's processes are gone; COMPLETING is not one of them
 TERMINAL = frozenset(
     {
         "COMPLETED",
@@ -28,10 +36,35 @@ TERMINAL = frozenset(
         "SPECIAL_EXIT",
     }
 )
+SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "Elapsed", "NodeList", "Reason")
 _JOB_ID = re.compile(r"^(\d+)(?:;\S+)?$")
 
 
-def sbatch_argv(script: Path, after_ok: str | None = None) -> list[str]:
+@dataclass(frozen=True)
+class JobInfo:
+    """What the scheduler says about one job. ``exit_code`` is the script's code (None when the
+    scheduler has none); ``source`` is ``sacct`` or ``squeue``."""
+
+    job_id: str
+    state: str
+    exit_code: int | None = None
+    reason: str = ""
+    node: str = ""
+    elapsed: str = ""
+    source: str = "sacct"
+
+
+def log_file(logs: PurePath, job_name: str, job_id: str) -> PurePath:
+    """The job's log (``#SBATCH --output=logs/%x_%j.log`` in the rendered script)."""
+    return logs / f"{job_name}_{job_id}.log"
+
+
+def result_file(logs: PurePath, job_name: str, job_id: str) -> PurePath:
+    """The job's own result file, written by the rendered script's EXIT trap: ``CODE EPOCH``."""
+    return logs / f"{job_name}_{job_id}.result"
+
+
+def sbatch_argv(script: PurePath, after_ok: str | None = None) -> list[str]:
     """The sbatch command for ``script``; with ``after_ok``, it starts only after that job succeeded."""
     argv = ["sbatch", "--parsable"]
     if after_ok:
@@ -49,32 +82,90 @@ def parse_job_id(stdout: str) -> str:
     return match.group(1)
 
 
-def submit(runner: Runner, script: Path, *, cwd: Path, after_ok: str | None = None) -> str:
+def submit(runner: Runner, script: PurePath, *, cwd: PurePath, after_ok: str | None = None) -> str:
     """Submit ``script`` from ``cwd`` (relative #SBATCH --output paths resolve there); the job id."""
     done = runner.run(sbatch_argv(script, after_ok), cwd=cwd, timeout=60)
     if done.returncode:
         raise RemoteError(
-            f"sbatch {script.name} failed (exit {done.returncode}): {done.stderr.strip()}",
+            f"`sbatch {script}` on {runner.host} failed (exit {done.returncode}): {done.stderr.strip()}",
             hint="read the sbatch error; `sinfo -o '%P %G'` shows partitions and GPUs",
         )
     return parse_job_id(done.stdout)
 
 
-def job_state(runner: Runner, job_id: str) -> str:
-    """The job's state from ``squeue`` (finished jobs stay visible for MinJobAge), else ``sacct``,
-    else ``UNKNOWN``. ``CANCELLED by 0`` is reduced to ``CANCELLED``."""
-    done = runner.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"], timeout=30)
-    state = (
-        done.stdout.strip().splitlines()[0].strip() if done.returncode == 0 and done.stdout.strip() else ""
-    )
-    if not state:
-        done = runner.run(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"], timeout=30)
-        if done.returncode == 0 and done.stdout.strip():
-            state = done.stdout.strip().splitlines()[0]
-    return state.split()[0] if state else "UNKNOWN"
+def state_word(text: str) -> str:
+    """``CANCELLED by 1001`` → ``CANCELLED``; a truncated ``OUT_OF_ME+`` stays what it is (we
+    always ask with -P, so it cannot occur)."""
+    words = text.split()
+    return words[0] if words else ""
+
+
+def parse_exit_code(text: str) -> int | None:
+    """sacct's ``code:signal`` → the code (a signal N reads as 128 + N, the shell's way)."""
+    code, _, sig = text.partition(":")
+    if not code.isdigit():
+        return None
+    return 128 + int(sig) if sig.isdigit() and int(sig) else int(code)
+
+
+def parse_sacct(stdout: str) -> dict[str, JobInfo]:
+    """Rows of ``sacct -P -n -X -o JobIDRaw,State,ExitCode,Elapsed,NodeList,Reason``."""
+    infos = {}
+    for line in stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) < len(SACCT_FIELDS) or not fields[0].strip():
+            continue
+        job_id, state, exit_code, elapsed, node, reason = (f.strip() for f in fields[: len(SACCT_FIELDS)])
+        infos[job_id] = JobInfo(
+            job_id, state_word(state), parse_exit_code(exit_code), reason, node, elapsed, "sacct"
+        )
+    return infos
+
+
+def parse_squeue(stdout: str) -> dict[str, JobInfo]:
+    """Rows of ``squeue -h -t all -o %i|%T|%r|%N``."""
+    infos = {}
+    for line in stdout.splitlines():
+        fields = [*line.split("|"), "", "", ""][:4]
+        if fields[0].strip():
+            job_id, state, reason, node = (f.strip() for f in fields)
+            infos[job_id] = JobInfo(job_id, state_word(state), None, reason, node, "", "squeue")
+    return infos
+
+
+def query(runner: Runner, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+    """The scheduler's word on each job it knows (a job neither tool knows is left out).
+
+    A runner that cannot be reached raises ``RemoteError``; a tool that answers with an error is
+    treated as not knowing.
+    """
+    ids = ",".join(job_ids)
+    sacct = runner.run(["sacct", "-P", "-n", "-X", "-j", ids, "-o", ",".join(SACCT_FIELDS)], timeout=30)
+    infos = parse_sacct(sacct.stdout) if sacct.returncode == 0 else {}
+    unsure = [j for j in job_ids if j not in infos or infos[j].state not in TERMINAL]
+    if unsure:
+        squeue = runner.run(
+            ["squeue", "-h", "-t", "all", "-j", ",".join(unsure), "-o", "%i|%T|%r|%N"], timeout=30
+        )
+        queued = parse_squeue(squeue.stdout) if squeue.returncode == 0 else {}
+        for job_id in unsure:
+            seen = queued.get(job_id)
+            if seen is None:
+                continue
+            known = infos.get(job_id)
+            if known is None or seen.state in TERMINAL:
+                infos[job_id] = seen  # sacct lags or accounting is off: squeue is newer
+            else:
+                infos[job_id] = JobInfo(
+                    job_id, known.state, known.exit_code, seen.reason, seen.node or known.node, known.elapsed
+                )
+    return infos
 
 
 def cancel(runner: Runner, job_ids: Sequence[str]) -> None:
     done = runner.run(["scancel", *job_ids], timeout=60)
     if done.returncode:
-        raise RemoteError(f"scancel {' '.join(job_ids)} failed: {done.stderr.strip()}", hint="check squeue")
+        raise RemoteError(
+            f"`scancel {' '.join(job_ids)}` on {runner.host} failed: {done.stderr.strip()}",
+            hint="check squeue",
+        )

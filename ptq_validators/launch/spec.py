@@ -10,6 +10,7 @@ lists, environment names) are held to strict character sets.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,7 +191,7 @@ class JobSpec(BaseModel):
         return self
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     """One line for one pydantic error: ``key 'a.b': message``."""
     loc = ".".join(str(p) for p in error["loc"])
     if error["type"] == "extra_forbidden":

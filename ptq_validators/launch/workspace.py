@@ -21,6 +21,7 @@ from ptq_validators.errors import InputError
 SESSION_ENV_VARS = ("CLAUDE_CODE_SESSION_ID", "CODEX_THREAD_ID")
 SESSION_FILE = ".session-id"
 DEFAULT_ROOT = Path("workspaces")
+ROOT_ENV_VAR = "PTQV_WORKSPACES"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -28,6 +29,11 @@ def safe_name(text: str) -> str:
     """``text`` reduced to a file-name-safe word (letters, digits, ``._-``)."""
     name = _UNSAFE.sub("_", text).strip("._")
     return name[:80] or "job"
+
+
+def default_root(environ: Mapping[str, str] = os.environ) -> Path:
+    """The workspaces root when none is given: ``$PTQV_WORKSPACES``, else ``./workspaces``."""
+    return Path(environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT)
 
 
 def session_id(root: Path, environ: Mapping[str, str] = os.environ) -> str:

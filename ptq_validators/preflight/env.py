@@ -5,7 +5,8 @@ its NVIDIA runtime, enroot, a ModelOpt source checkout and its launcher, the ins
 of the quantization stack (package metadata only: nothing is imported), PIP_CONSTRAINT, whether
 HF_TOKEN is set (never its value), free disk, and ModelOpt ``clusters.yaml`` files. A missing
 tool is an answer ("none found"), never an error. External tools run as argv lists with a
-timeout; everything is read from the ``environ`` passed in, so tests can substitute PATH.
+timeout on a ``Runner`` (this machine, or a cluster's login node over SSH); locally everything
+is read from the ``environ`` passed in, so tests can substitute PATH.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ptq_validators.checks.base import Finding
+from ptq_validators.launch.runner import CommandTimeout, Completed, LocalRunner, Runner
 from ptq_validators.preflight.gpus import GpuSpec, arch_name, cc_tuple, match_gpu
 from ptq_validators.preflight.recommend import recommend
 
@@ -39,47 +38,28 @@ HF_PTQ = Path("examples/hf_ptq/hf_ptq.py")
 LAUNCHER = Path("tools/launcher/launch.py")
 
 
-class Probe:
-    """Runs external tools found on ``environ['PATH']``, with a timeout, never via a shell."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = dict(environ)
-
-    def which(self, tool: str) -> str | None:
-        return shutil.which(tool, path=self.environ.get("PATH", ""))
-
-    def run(self, argv: list[str]) -> tuple[int, str, str] | None:
-        """(returncode, stdout, stderr), or None when ``argv[0]`` is not on PATH."""
-        exe = self.which(argv[0])
-        if exe is None:
-            return None
-        try:
-            proc = subprocess.run(
-                [exe, *argv[1:]],
-                capture_output=True,
-                text=True,
-                timeout=TOOL_TIMEOUT_S,
-                env=self.environ,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return 124, "", f"{argv[0]} timed out after {TOOL_TIMEOUT_S} s"
-        except OSError as exc:
-            return 126, "", str(exc)
-        return proc.returncode, proc.stdout, proc.stderr
+def probe(runner: Runner, argv: list[str]) -> Completed | None:
+    """Run a probe tool on ``runner`` with the probe timeout; None when it is not installed there.
+    A tool that hangs past the timeout is an answer too (exit 124 with the runner's message): the
+    report names it instead of failing the whole probe."""
+    if runner.which(argv[0]) is None:
+        return None
+    try:
+        return runner.run(argv, timeout=TOOL_TIMEOUT_S)
+    except CommandTimeout as exc:
+        return Completed(124, "", str(exc))
 
 
-def detect_gpus(probe: Probe) -> tuple[list[dict[str, Any]], str | None]:
-    """Local GPUs from nvidia-smi, and a note when there are none (or nvidia-smi failed)."""
+def detect_gpus(runner: Runner) -> tuple[list[dict[str, Any]], str | None]:
+    """The runner's GPUs from nvidia-smi, and a note when there are none (or nvidia-smi failed)."""
     query = ["nvidia-smi", "--query-gpu=index,name,memory.total,compute_cap", "--format=csv,noheader,nounits"]
-    result = probe.run(query)
+    result = probe(runner, query)
     if result is None:
-        return [], "nvidia-smi not found on PATH: no NVIDIA GPU on this machine"
-    if result[0] != 0 and "compute_cap" in (result[1] + result[2]):
+        return [], f"nvidia-smi not found on PATH: no NVIDIA GPU on {runner.host}"
+    if result.returncode != 0 and "compute_cap" in (result.stdout + result.stderr):
         # Drivers before ~510 do not know the compute_cap field; take it from the name table.
-        result = probe.run([query[0], "--query-gpu=index,name,memory.total", query[2]])
-    assert result is not None
-    code, out, err = result
+        result = probe(runner, [query[0], "--query-gpu=index,name,memory.total", query[2]]) or result
+    code, out, err = result.returncode, result.stdout, result.stderr
     if code != 0:
         return [], f"nvidia-smi failed (exit {code}): {(err or out).strip()[:200]}"
     gpus = [_gpu_row(line) for line in out.splitlines() if line.strip()]
@@ -113,9 +93,9 @@ def calibration_gpu(gpus: list[dict[str, Any]]) -> GpuSpec | None:
     return GpuSpec(weakest["name"], weakest["compute_capability"], memory_gib, weakest["arch"])
 
 
-def detect_slurm(probe: Probe) -> dict[str, Any]:
+def detect_slurm(runner: Runner) -> dict[str, Any]:
     """SLURM client commands, partitions with their GPU GRES, and whether pyxis is loaded."""
-    commands = {tool: probe.which(tool) for tool in ("sbatch", "srun", "sinfo", "squeue", "sacct")}
+    commands = {tool: runner.which(tool) for tool in ("sbatch", "srun", "sinfo", "squeue", "sacct")}
     info: dict[str, Any] = {
         "available": commands["sbatch"] is not None,
         "commands": commands,
@@ -123,17 +103,17 @@ def detect_slurm(probe: Probe) -> dict[str, Any]:
         "pyxis": None,
         "error": None,
     }
-    result = probe.run(["sinfo", "--noheader", "--format=%P|%a|%l|%D|%G"])
+    result = probe(runner, ["sinfo", "--noheader", "--format=%P|%a|%l|%D|%G"])
     if result is not None:
-        code, out, err = result
+        code, out, err = result.returncode, result.stdout, result.stderr
         if code == 0:
             info["partitions"] = [_partition_row(line) for line in out.splitlines() if line.strip()]
         else:
             info["error"] = f"sinfo failed (exit {code}): {(err or out).strip()[:200]}"
-    srun_help = probe.run(["srun", "--help"])
+    srun_help = probe(runner, ["srun", "--help"])
     if srun_help is not None:
         # pyxis adds --container-image to srun; without it #SBATCH container flags are ignored.
-        info["pyxis"] = "--container-image" in srun_help[1] + srun_help[2]
+        info["pyxis"] = "--container-image" in srun_help.stdout + srun_help.stderr
     return info
 
 
@@ -150,26 +130,26 @@ def _partition_row(line: str) -> dict[str, Any]:
     }
 
 
-def detect_containers(probe: Probe) -> dict[str, Any]:
+def detect_containers(runner: Runner) -> dict[str, Any]:
     """Docker (client, daemon reachable, NVIDIA runtime) and enroot."""
     docker: dict[str, Any] = {
-        "path": probe.which("docker"),
+        "path": runner.which("docker"),
         "daemon": False,
         "gpu_runtime": False,
         "error": None,
     }
     if docker["path"]:
-        result = probe.run(["docker", "info", "--format", "{{json .Runtimes}}"])
-        assert result is not None
-        code, out, err = result
+        result = probe(runner, ["docker", "info", "--format", "{{json .Runtimes}}"])
+        assert result is not None  # docker is on PATH
+        code, out, err = result.returncode, result.stdout, result.stderr
         docker["daemon"] = code == 0 and out.strip() not in ("", "null")
         if docker["daemon"]:
             docker["gpu_runtime"] = "nvidia" in out
         elif (err or out).strip():
             docker["error"] = (err or out).strip().splitlines()[-1][:200]
-    if not docker["gpu_runtime"] and probe.which("nvidia-container-cli"):
+    if not docker["gpu_runtime"] and runner.which("nvidia-container-cli"):
         docker["gpu_runtime"] = docker["daemon"]
-    return {"docker": docker, "enroot": probe.which("enroot")}
+    return {"docker": docker, "enroot": runner.which("enroot")}
 
 
 def find_modelopt_checkout(environ: Mapping[str, str], cwd: Path, home: Path) -> dict[str, Any]:
@@ -202,44 +182,36 @@ def installed_versions() -> dict[str, str | None]:
     return versions
 
 
-def find_cluster_configs(cwd: Path, home: Path) -> list[dict[str, Any]]:
-    """ModelOpt ``clusters.yaml`` files in lookup order (the first one found is used).
+def find_cluster_configs(
+    cwd: Path, home: Path, environ: Mapping[str, str] = os.environ
+) -> list[dict[str, Any]]:
+    """The ``clusters.yaml`` files in ``ptq_validators.remote.config``'s lookup order (the first
+    one found is the one commands use), each with its clusters or the reason it is invalid."""
+    from ptq_validators.errors import InputError
+    from ptq_validators.remote.config import candidate_paths, find_file, load_file
 
-    Order: ``~/.config/modelopt/clusters.yaml``, then ``.agents/clusters.yaml`` and
-    ``.claude/clusters.yaml`` in the current directory or the nearest parent.
-    """
-    paths = [home / ".config" / "modelopt" / "clusters.yaml"]
-    for sub in (".agents", ".claude"):
-        paths += [d / sub / "clusters.yaml" for d in (cwd, *cwd.parents)]
-    found = []
-    for path in paths:
-        if path.is_file() and str(path) not in {f["path"] for f in found}:
-            found.append(_read_clusters(path))
-    return found
-
-
-def _read_clusters(path: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None, "error": None}
+    paths = list(dict.fromkeys(candidate_paths(cwd, home)))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        entry["error"] = f"unreadable: {str(exc).splitlines()[0]}"
-        return entry
-    clusters = data.get("clusters") if isinstance(data, dict) else None
-    if not isinstance(clusters, dict):
-        entry["error"] = "no 'clusters:' mapping"
-        return entry
-    entry["default_cluster"] = data.get("default_cluster")
-    entry["clusters"] = [
-        {
-            "name": name,
-            "login_node": (spec or {}).get("login_node"),
-            "gpu_type": (spec or {}).get("gpu_type"),
-            "env_type": (spec or {}).get("env_type"),
-        }
-        for name, spec in clusters.items()
-    ]
-    return entry
+        chosen = find_file(environ=environ, cwd=cwd, home=home)
+    except InputError as exc:
+        return [{"path": None, "clusters": [], "default_cluster": None, "error": exc.message}]
+    if chosen is not None and chosen not in paths:
+        paths.insert(0, chosen)
+    found: list[dict[str, Any]] = []
+    for path in (p for p in paths if p.is_file()):
+        entry: dict[str, Any] = {"path": str(path), "clusters": [], "default_cluster": None, "error": None}
+        try:
+            parsed = load_file(path)
+        except InputError as exc:
+            entry["error"] = exc.message
+        else:
+            entry["default_cluster"] = parsed.default_cluster
+            entry["clusters"] = [
+                {"name": c.name, "login_node": c.login_node, "gpu_type": c.gpu_type, "env_type": c.env_type}
+                for c in parsed.clusters.values()
+            ]
+        found.append(entry)
+    return found
 
 
 def run_mode(
@@ -287,12 +259,12 @@ def detect_env(
     environ = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else cwd
     home = Path(environ.get("HOME", str(Path.home()))) if home is None else home
-    probe = Probe(environ)
+    runner = LocalRunner(environ)
 
-    gpus, gpu_note = detect_gpus(probe)
-    slurm = detect_slurm(probe)
-    containers = detect_containers(probe)
-    clusters = find_cluster_configs(cwd, home)
+    gpus, gpu_note = detect_gpus(runner)
+    slurm = detect_slurm(runner)
+    containers = detect_containers(runner)
+    clusters = find_cluster_configs(cwd, home, environ)
     disk = shutil.disk_usage(cwd)
     findings = _findings(environ, gpu_note, slurm, containers, clusters)
     return {
@@ -367,3 +339,96 @@ def _findings(
         if entry["error"]:
             findings.append(Finding("clusters-yaml-invalid", "warn", f"{entry['path']}: {entry['error']}"))
     return findings
+
+
+def slurm_associations(runner: Runner, user: str | None) -> list[dict[str, str]]:
+    """The user's SLURM associations (account, partition, QOS) from ``sacctmgr``; empty when
+    accounting is off."""
+    if not user:
+        return []
+    result = probe(
+        runner, ["sacctmgr", "-nP", "show", "associations", f"user={user}", "format=Account,Partition,QOS"]
+    )
+    if result is None or result.returncode:
+        return []
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.strip()]
+    return [{"account": r[0], "partition": r[1], "qos": r[2]} for r in rows if len(r) >= 3]
+
+
+def infer_env_type(slurm: dict[str, Any], containers: dict[str, Any], gpus: list[dict[str, Any]]) -> str:
+    """slurm when sbatch is there, docker with the NVIDIA runtime, bare with nvidia-smi GPUs,
+    else unknown (ModelOpt's probe order)."""
+    if slurm["available"]:
+        return "slurm"
+    if containers["docker"]["gpu_runtime"]:
+        return "docker"
+    return "bare" if gpus else "unknown"
+
+
+def detect_cluster_env(runner: Runner, cluster: Any, deploy_gpu: GpuSpec | None = None) -> dict[str, Any]:
+    """The ``ptqv env`` report for a cluster's login node, probed over ``runner``. The format
+    recommendation uses the cluster's ``gpu_type`` (compute nodes, not the login node) when set."""
+    gpus, gpu_note = detect_gpus(runner)
+    slurm = detect_slurm(runner)
+    slurm["associations"] = slurm_associations(runner, getattr(runner, "user", None) or cluster.user)
+    containers = detect_containers(runner)
+    where = cluster.workspace or "."
+    shell = runner.run(
+        [
+            "sh",
+            "-c",
+            'printf "%s\\n" "$PIP_CONSTRAINT"; [ -n "$HF_TOKEN$HUGGING_FACE_HUB_TOKEN" ] && echo set; '
+            'df -Pk "$1" 2>/dev/null | tail -1',
+            "sh",
+            where,
+        ],
+        timeout=TOOL_TIMEOUT_S,
+    ).stdout.splitlines()
+    free_kib = shell[-1].split()[3] if shell and len(shell[-1].split()) > 3 else ""
+    detected = infer_env_type(slurm, containers, gpus)
+    env_type = cluster.env_type or detected
+    calib = match_gpu(cluster.gpu_type) if cluster.gpu_type else calibration_gpu(gpus)
+    findings = _findings(
+        {"HF_TOKEN": "set" if "set" in shell[1:2] else "", "PIP_CONSTRAINT": shell[0] if shell else ""},
+        None if cluster.gpu_type else gpu_note,
+        slurm,
+        containers,
+        [],
+    )
+    if cluster.env_type and cluster.env_type != detected:
+        findings.append(
+            Finding(
+                "env-type-mismatch",
+                "warn",
+                f"clusters.yaml says env_type {cluster.env_type}, the login node looks like {detected}",
+            )
+        )
+    if cluster.gpu_type and calib is None:
+        findings.append(
+            Finding(
+                "unknown-gpu-type",
+                "warn",
+                f"gpu_type {cluster.gpu_type!r} is not in the GPU table: no format recommendation",
+            )
+        )
+    return {
+        "schema_version": 1,
+        "kind": "ptqv-env",
+        "cluster": cluster.name,
+        "host": runner.host,
+        "env_type": env_type,
+        "gpu_type": cluster.gpu_type,
+        "gpus": gpus,
+        "gpu_note": gpu_note,
+        "slurm": slurm,
+        **containers,
+        "modelopt_checkout": {"path": None, "hf_ptq": None, "launcher": None},
+        "packages": {},
+        "pip_constraint": (shell[0] if shell else "") or None,
+        "hf_token_set": "set" in shell[1:2],
+        "disk": {"path": where, "free_gib": round(int(free_kib) / 2**20, 1) if free_kib.isdigit() else None},
+        "cluster_configs": [],
+        "run_mode": {"mode": env_type, "reason": f"cluster {cluster.name} ({runner.host}): {env_type}"},
+        "recommendation": recommend(calib, deploy_gpu),
+        "findings": [f.to_json() for f in findings],
+    }

@@ -81,6 +81,8 @@ class ModelOptRecipe(Recipe):
         match = regex.match(quantizer)
         if match is None:
             return Intent(None, None, "no entry enables it")
+        # every alternative is a named group (one letter, then its position in ``order``)
+        assert match.lastgroup is not None
         decided = self.entries[order[int(match.lastgroup[1:])]]
         if not decided.enable:
             return Intent(None, None, _describe_entry(decided))

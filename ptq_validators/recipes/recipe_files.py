@@ -59,11 +59,12 @@ class ModelOptFileRecipe(ModelOptRecipe):
 
     def __init__(self, name: str, entries: list[QuantCfgEntry]) -> None:
         enabled = [e for e in entries if e.enable and e.precision is not None]
+        last = enabled[-1] if enabled else None
         super().__init__(
             name,
             entries,
-            precision=enabled[-1].precision if enabled else Precision.UNKNOWN,
-            group_size=enabled[-1].group_size if enabled else None,
+            precision=(last.precision if last else None) or Precision.UNKNOWN,
+            group_size=last.group_size if last else None,
             quant_algo=None,
             entries_carry_precision=True,
         )

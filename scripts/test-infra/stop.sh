@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop what start.sh started, by PID file (never by process name).
 #
-#   stop.sh [slurm] [docker] [--purge]    (no part = both)
+#   stop.sh [slurm] [docker] [ssh] [--purge]    (no part = all three)
 #
 # slurm: cancels the remaining jobs, then stops slurmd, slurmctld and munged (munged only when
 # start.sh started it). docker: stops dockerd. --purge also removes $PTQV_INFRA_DIR and the
@@ -14,11 +14,11 @@ PURGE=0 parts=()
 for a in "$@"; do
   case "$a" in
     --purge) PURGE=1 ;;
-    slurm|docker) parts+=("$a") ;;
+    slurm|docker|ssh) parts+=("$a") ;;
     *) echo "stop.sh: unknown argument '$a'" >&2; exit 2 ;;
   esac
 done
-[ ${#parts[@]} -eq 0 ] && parts=(slurm docker)
+[ ${#parts[@]} -eq 0 ] && parts=(slurm docker ssh)
 
 running() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
 stop_pid() {   # stop_pid PIDFILE COMM: TERM, wait up to 15 s, then KILL; only if the PID is COMM
@@ -47,16 +47,21 @@ for p in "${parts[@]}"; do
       fi
       stop_pid "$DIR/pids/slurmd.pid" slurmd
       stop_pid "$DIR/pids/slurmctld.pid" slurmctld
+      stop_pid "$DIR/pids/slurmdbd.pid" slurmdbd
+      stop_pid "$DIR/pids/mariadbd.pid" mariadbd
       stop_pid "$DIR/pids/munged.pid" munged
       ;;
     docker)
       stop_pid "$DIR/pids/dockerd.pid" dockerd
       ;;
+    ssh)
+      for name in login jump password; do stop_pid "$DIR/pids/sshd-$name.pid" sshd; done
+      ;;
   esac
 done
 
 if [ "$PURGE" = 1 ]; then
-  for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
+  for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf /etc/slurm/slurmdbd.conf; do
     if [ -e "$f" ] && grep -qxF "$MARKER" "$f"; then
       rm -f "$f"; [ -e "$f.before-ptqv" ] && mv "$f.before-ptqv" "$f"
     fi

@@ -20,12 +20,12 @@ from tests.conftest import FIXTURES, ROOT, gate, manifest, quantized_fixtures, r
 # layer it must name.
 CONTRADICTIONS = [
     # a W4A4 recipe on a weight-only export, and the reverse
-    ("llmc-nvfp4a16-llama", "src-llama", ["--scheme", "NVFP4"], ["--scheme NVFP4 (NVFP4)", "NVFP4A16"]),
+    ("llmc-nvfp4a16-llama", "src-llama", ["--scheme", "NVFP4"], ["--scheme NVFP4 matches", "NVFP4A16"]),
     (
         "llmc-nvfp4-llama",
         "src-llama",
         ["--scheme", "NVFP4A16"],
-        ["--scheme NVFP4A16 (NVFP4A16)", "group_0 NVFP4"],
+        ["--scheme NVFP4A16 matches", "group_0 (NVFP4)"],
     ),
     (
         "modelopt-nvfp4-llama",

@@ -1,4 +1,4 @@
-"""Test infrastructure as pytest fixtures: shellcheck, a loopback SLURM, a Docker engine.
+"""Test infrastructure as pytest fixtures: shellcheck, a loopback SLURM, a Docker engine, sshd.
 
 Each fixture runs ``scripts/test-infra/start.sh <part>`` (which installs missing Debian packages)
 once per session, skips the tests that need it with the reason when it cannot start, and stops
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 START = REPO / "scripts" / "test-infra" / "start.sh"
 STOP = REPO / "scripts" / "test-infra" / "stop.sh"
 INFRA_DIR = Path(os.environ.get("PTQV_INFRA_DIR", "/tmp/ptqv-infra"))
-PID_FILES = {"slurm": "slurmctld.pid", "docker": "dockerd.pid"}
+PID_FILES = {"slurm": "slurmctld.pid", "docker": "dockerd.pid", "ssh": "sshd-login.pid"}
 
 
 def _running(part: str) -> bool:
@@ -73,6 +73,14 @@ def slurm_infra() -> Iterator[dict[str, str]]:
 def docker_infra() -> Iterator[dict[str, str]]:
     """A Docker engine without networking plus a local busybox image (PTQV_DOCKER_HOST/IMAGE)."""
     yield from _service("docker", "a Docker engine")
+
+
+@pytest.fixture(scope="session")
+def ssh_infra() -> Iterator[dict[str, str]]:
+    """Three sshd on 127.0.0.1 (login node, jump host, password-only); yields the env file's pairs
+    (PTQV_SSH_HOST, PTQV_SSH_PORT, PTQV_SSH_JUMP_PORT, PTQV_SSH_PASSWORD_PORT, PTQV_SSH_USER,
+    PTQV_SSH_KEY, PTQV_SSH_KNOWN_HOSTS, PTQV_SSH_HOME)."""
+    yield from _service("ssh", "a loopback sshd")
 
 
 @pytest.fixture(scope="session")

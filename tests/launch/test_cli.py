@@ -107,7 +107,7 @@ def test_launch_records_and_status_outlive_the_launcher(tmp_path: Path) -> None:
     listed = json.loads(ptqv("jobs", "list", "--root", str(root), "--json").stdout)
     assert [j["id"] for j in listed["jobs"]] == [job_id]
     record = json.loads((ws / "jobs.json").read_text())
-    assert record["schema_version"] == 1 and record["jobs"][0]["status"] == "succeeded"
+    assert record["schema_version"] == 2 and record["jobs"][0]["status"] == "succeeded"
 
 
 def test_failed_smoke_stops_the_job(tmp_path: Path) -> None:

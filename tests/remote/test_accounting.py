@@ -1,0 +1,76 @@
+"""The same SLURM over SSH with accounting (MariaDB + slurmdbd): states come from `sacct -P`.
+
+The default infrastructure has no slurmdbd (sacct says "accounting storage is disabled", and
+test_jobs.py gets its states from squeue); this module restarts the loopback SLURM with
+PTQV_INFRA_SLURMDBD=1 and puts it back without accounting afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.services import START
+from tests.remote.conftest import ptqv
+from tests.remote.test_jobs import launch, loop, status, wait  # noqa: F401  (loop is a fixture)
+
+pytestmark = pytest.mark.infra
+
+
+def restart_slurm(accounting: bool) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PTQV_INFRA_SLURMDBD": "1" if accounting else "0"}
+    return subprocess.run(
+        ["bash", str(START), "slurm"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def accounting(slurm_infra: dict[str, str]) -> Iterator[None]:
+    done = restart_slurm(True)
+    if done.returncode:
+        restart_slurm(False)
+        pytest.skip(f"slurmdbd could not start: {done.stderr.strip().splitlines()[-1:]}")
+    yield
+    restart_slurm(False)
+
+
+def test_states_from_sacct(accounting: None, loop: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    root, job_id, _ = launch(tmp_path, loop, "acct", env={"STAND_IN_FAIL": "smoke"})
+    done = wait(root, job_id, "--timeout", "120")
+    assert done.returncode == 1, done.stdout + done.stderr
+    smoke, full = status(root, job_id)["steps"]
+    assert (smoke["state"], smoke["exit_code"], smoke["source"]) == ("FAILED", 3, "sacct")
+    # sacct may still say PENDING for a dependent job it has just cancelled; squeue is newer then
+    assert full["state"] == "CANCELLED" and full["source"] in ("sacct", "squeue")
+    ok_root, ok_id, _ = launch(tmp_path, loop, "acctok")
+    assert wait(ok_root, ok_id, "--timeout", "120").returncode == 0
+    assert [s["source"] for s in status(ok_root, ok_id)["steps"]] == ["rc file", "rc file"]
+    sacct = json.loads(
+        ptqv(
+            "remote",
+            "run",
+            "loop",
+            "--json",
+            "--",
+            "sacct",
+            "-P",
+            "-n",
+            "-X",
+            "-j",
+            smoke["slurm_id"],
+            "-o",
+            "State",
+        ).stdout
+    )
+    assert sacct["stdout"].strip() == "FAILED"
