@@ -16,7 +16,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +123,6 @@ class Session:
         return done
 
 
-def _quietly(session: Session, line: str) -> str:
-    """The stdout of ``line``, not counted as the agent's command or reading."""
-    commands, read, logged = session.commands, session.read, len(session.log)
-    out = session.run(line).stdout
-    session.commands, session.read, session.log = commands, read, session.log[:logged]
-    return out
-
-
 def _env(extra: dict[str, str]) -> dict[str, str]:
     env = {
         k: v
@@ -148,13 +139,6 @@ def _step(session: Session, values: dict[str, str], step: dict[str, Any]) -> Non
     for line in lines:
         bound = _bind(line, values)
         done = session.run(bound)
-        if "until_absent" in step and step["until_absent"] in done.stdout:
-            # The agent runs the command again "a few minutes later": wait here, uncounted, until
-            # the word is gone, then the agent's second run sees what it would see then.
-            deadline = time.monotonic() + 90
-            while step["until_absent"] in _quietly(session, bound) and time.monotonic() < deadline:
-                time.sleep(1)
-            done = session.run(bound)
         shown = f"{bound}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
         assert done.returncode == step["exit"], shown
         for text in step.get("stdout_contains", []):
