@@ -1,4 +1,4 @@
-"""Find the bundled data folders (references, templates, examples).
+"""Find the bundled data folders (references, templates, examples, skills).
 
 An installed wheel carries them under ``ptq_validators/_data/<name>``; a source checkout keeps
 them at the top level. The wheel location wins when both exist.
@@ -11,7 +11,7 @@ from pathlib import Path
 from ptq_validators.errors import InputError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-DATA_FOLDERS = ("references", "templates", "examples")
+DATA_FOLDERS = ("references", "templates", "examples", "skills")
 
 
 def data_dir(name: str) -> Path:

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "jobs": "launch_commands",
     "canary": "canary_commands",
     "remote": "remote_commands",
+    "skills": "skills_commands",
+    "docs": "skills_commands",
 }
 # Settings every Typer of ptqv shares (the root app and the one each module registers into).
 SETTINGS = {"add_completion": False, "pretty_exceptions_enable": False, "rich_markup_mode": None}
