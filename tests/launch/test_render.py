@@ -70,6 +70,17 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         {"qformat": None, "scheme": "W4A16", "ignore": ["lm_head", "re:.*mlp.gate$"]},
     ),
     "llmcompressor_model_free": ("llmcompressor", {"qformat": None, "scheme": "FP8_DYNAMIC"}),
+    "canary": (
+        "canary",
+        {
+            "qformat": None,
+            "kv_cache_qformat": None,
+            "gpus": 1,
+            "export": "/lustre/exports/Qwen3-8B nvfp4",
+            "source": "/lustre/models/Qwen3-8B",
+            "engine_python": "/opt/vllm/bin/python",
+        },
+    ),
 }
 
 
