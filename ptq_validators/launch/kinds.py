@@ -2,12 +2,13 @@
 
 In: a kind name. Out: its launch mode (``slurm`` submits sbatch files, ``docker`` runs the
 container, ``bare`` runs the kind's entry script as a detached process) and, for bare kinds,
-that entry script's name.
+that entry script's name. ``canary`` is no quantizer: one sbatch job that runs ``ptqv canary``
+on an export where it lives (a GPU node).
 """
 
 from __future__ import annotations
 
-KINDS = ("slurm", "launcher", "docker", "direct", "nemotron", "llmcompressor")
+KINDS = ("slurm", "launcher", "docker", "direct", "nemotron", "llmcompressor", "canary")
 KINDS_HELP = ", ".join(KINDS)
 ENTRY_SCRIPT = {
     "direct": "job.sh",
@@ -19,4 +20,6 @@ ENTRY_SCRIPT = {
 
 def launch_mode(kind: str) -> str:
     """``slurm``, ``docker`` or ``bare``."""
-    return kind if kind in ("slurm", "docker") else "bare"
+    if kind in ("slurm", "canary"):
+        return "slurm"
+    return "docker" if kind == "docker" else "bare"

@@ -21,7 +21,7 @@ from pathlib import Path
 import jinja2
 
 from ptq_validators.errors import InputError, TemplateError
-from ptq_validators.launch.kinds import KINDS
+from ptq_validators.launch.kinds import KINDS, launch_mode
 from ptq_validators.launch.spec import JobSpec
 from ptq_validators.launch.workspace import Workspace, model_variant, safe_name
 from ptq_validators.resources import data_dir
@@ -106,7 +106,15 @@ def phases(spec: JobSpec, ws: Workspace, *, export: Path | None = None) -> list[
 
 def job_name(spec: JobSpec, kind: str) -> str:
     """The job's name: ``spec.name`` or the model variant (a plain word, safe for #SBATCH)."""
-    return spec.name or model_variant(spec.model, format_of(spec, kind))
+    return spec.name or model_variant(spec.model, "canary" if kind == "canary" else format_of(spec, kind))
+
+
+def job_phases(spec: JobSpec, kind: str, ws: Workspace) -> list[Phase]:
+    """The phases ``kind`` runs: for a canary one ``serve`` phase whose output is the canary record (no
+    calibration), else ``phases``."""
+    if kind == "canary":
+        return [Phase("serve", 0, ws.output / "canary.json", spec.time)]
+    return phases(spec, ws)
 
 
 def format_of(spec: JobSpec, kind: str) -> str:
@@ -256,11 +264,14 @@ def docker_argv(spec: JobSpec, ws: Workspace, *, gpus: bool, name: str | None = 
     return argv
 
 
-def _srun_words(spec: JobSpec, ws: Workspace, phase: str, run_phases: list[Phase]) -> list[list[str]]:
-    """The srun line of a sbatch wrapper; pyxis container flags belong here, never in #SBATCH."""
+def _srun_words(
+    spec: JobSpec, ws: Workspace, phase: str, run_phases: list[Phase], inputs: Sequence[Path] = ()
+) -> list[list[str]]:
+    """The srun line of a sbatch wrapper; pyxis container flags belong here, never in #SBATCH.
+    ``inputs``: further paths the job reads, mounted like the exports."""
     lines = [["srun"]]
     if spec.container:
-        mounts = same_path_mounts(spec, ws, *(p.export_path for p in run_phases))
+        mounts = same_path_mounts(spec, ws, *inputs, *(p.export_path for p in run_phases))
         lines += [
             [q(f"--container-image={spec.container}")],
             [q(f"--container-mounts={','.join(mounts)}")],
@@ -272,7 +283,12 @@ def _srun_words(spec: JobSpec, ws: Workspace, phase: str, run_phases: list[Phase
 
 
 def _sbatch_context(
-    spec: JobSpec, ws: Workspace, phase: Phase, run_phases: list[Phase], name: str
+    spec: JobSpec,
+    ws: Workspace,
+    phase: Phase,
+    run_phases: list[Phase],
+    name: str,
+    inputs: Sequence[Path] = (),
 ) -> dict[str, object]:
     return {
         "job_name": f"{name}-{phase.name}",
@@ -285,7 +301,7 @@ def _sbatch_context(
         "multinode": spec.nodes > 1,
         # a full job whose smoke job failed is cancelled instead of pending forever
         "kill_on_invalid_dep": phase.name == "full" and len(run_phases) > 1,
-        "srun": command_lines(_srun_words(spec, ws, phase.name, run_phases)),
+        "srun": command_lines(_srun_words(spec, ws, phase.name, run_phases, inputs)),
     }
 
 
@@ -405,6 +421,40 @@ def _nemotron_command(spec: JobSpec, ws: Workspace) -> tuple[list[list[str]], Pa
     return lines, workdir
 
 
+def _canary_command(spec: JobSpec, ws: Workspace) -> list[list[str]]:
+    """``ptqv canary EXPORT`` with the spec's engine and source, its record at ``$export_path``
+    (``quantizer_command``, if set, replaces the ``ptqv`` program: e.g. ``python -m ptq_validators``)."""
+    if not spec.export:
+        raise InputError("kind canary needs export (the checkpoint to serve)", hint="set export in the spec")
+    lines = [[*_quantizer_prefix(spec, ["ptqv"]), "canary", q(spec.export)]]
+    if spec.engine == "vllm":
+        lines.append(["--serve", "vllm"])
+        if spec.engine_python:
+            lines.append(["--engine-python", q(spec.engine_python)])
+        lines.append(["--log-dir", q(ws.logs)])
+    else:
+        lines.append(["--engine", "transformers"])
+    if spec.source:
+        lines.append(["--source", q(spec.source)])
+    lines.append(["--out", '"$export_path"'])
+    return lines
+
+
+def _canary_files(spec: JobSpec, ws: Workspace, name: str) -> list[PlannedFile]:
+    """run.sh (the canary) and one sbatch job with the export and source mounted (kind canary)."""
+    command = _canary_command(spec, ws)
+    run_phases = job_phases(spec, "canary", ws)
+    runner = _runner_context(spec, "canary", ws, run_phases, command, ws.path, unset_ranks=False)
+    [phase] = run_phases
+    inputs = [Path(p) for p in (spec.export, spec.source) if p]
+    sbatch = _sbatch_context(spec, ws, phase, run_phases, name, inputs)
+    return [
+        ("runner.sh.j2", "run.sh", runner),
+        ("sbatch.sh.j2", f"{phase.name}.sbatch", sbatch),
+        ("submit.sh.j2", "submit.sh", {"workspace": q(ws.path), "phases": [phase.name]}),
+    ]
+
+
 def _llmc_entry(spec: JobSpec) -> str:
     if spec.llmc_entrypoint != "auto":
         return spec.llmc_entrypoint
@@ -440,12 +490,15 @@ def plan_files(spec: JobSpec, kind: str, ws: Workspace) -> list[PlannedFile]:
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
     name = job_name(spec, kind)
-    format_of(spec, kind)
+    if kind != "canary":
+        format_of(spec, kind)
     if spec.nodes > 1 and kind != "slurm":
         raise InputError(
             f"nodes = {spec.nodes}: multi-node (FSDP2) jobs need kind slurm",
             hint="set nodes: 1 or render kind slurm",
         )
+    if kind == "canary":
+        return _canary_files(spec, ws, name)
     run_phases = phases(spec, ws)
     if kind == "launcher":
         return _launcher_files(spec, ws, name)
@@ -565,7 +618,11 @@ def render_job(spec: JobSpec, kind: str, ws: Workspace, *, into: Path | None = N
         "name": name,
         "workspace": str(ws.path),
         "files": [str(ws.scripts / out) for out, _ in texts],
-        "slurm_job_names": {p.name: f"{name}-{p.name}" for p in phases(spec, ws)} if kind == "slurm" else {},
+        "slurm_job_names": (
+            {p.name: f"{name}-{p.name}" for p in job_phases(spec, kind, ws)}
+            if launch_mode(kind) == "slurm"
+            else {}
+        ),
         "spec": spec.model_dump(mode="json"),
     }
     job.manifest = local.path / MANIFEST

@@ -66,6 +66,16 @@ class JobSpec(BaseModel):
     ep: PositiveInt = 1
     etp: PositiveInt = 1
 
+    # kind canary: `ptqv canary` on the export, where it lives
+    export: str | None = Field(
+        None, description="checkpoint the canary serves (kind canary; a path on the node)"
+    )
+    engine: Literal["vllm", "transformers"] = Field(
+        "vllm", description="canary engine: vllm (--serve vllm) or transformers (in-process)"
+    )
+    engine_python: str | None = Field(None, description="canary: the Python whose environment has vLLM")
+    source: str | None = Field(None, description="canary: the source checkpoint to compare the export with")
+
     # where
     name: str | None = Field(None, description="job name (default: the model variant)")
     output: str | None = Field(None, description="export directory (default: <workspace>/output/checkpoint)")
@@ -208,8 +218,12 @@ class JobSpec(BaseModel):
     def _one_format(self) -> JobSpec:
         if self.qformat and self.recipe:
             raise ValueError("set qformat or recipe, not both (hf_ptq ignores qformat with a recipe)")
-        if not (self.qformat or self.recipe or self.scheme):
-            raise ValueError("set one of qformat, recipe (ModelOpt) or scheme (llm-compressor)")
+        if not (self.qformat or self.recipe or self.scheme or self.export):
+            raise ValueError(
+                "set one of qformat, recipe (ModelOpt), scheme (llm-compressor) or export (kind canary)"
+            )
+        if self.engine_python and self.engine != "vllm":
+            raise ValueError("engine_python is the Python that serves vLLM: set engine: vllm or drop it")
         return self
 
 

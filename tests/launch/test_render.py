@@ -70,6 +70,17 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
         {"qformat": None, "scheme": "W4A16", "ignore": ["lm_head", "re:.*mlp.gate$"]},
     ),
     "llmcompressor_model_free": ("llmcompressor", {"qformat": None, "scheme": "FP8_DYNAMIC"}),
+    "canary": (
+        "canary",
+        {
+            "qformat": None,
+            "kv_cache_qformat": None,
+            "gpus": 1,
+            "export": "/lustre/exports/Qwen3-8B nvfp4",
+            "source": "/lustre/models/Qwen3-8B",
+            "engine_python": "/opt/vllm/bin/python",
+        },
+    ),
 }
 
 
@@ -155,9 +166,23 @@ def test_launcher_schema_rejects_unsafe_environment(tmp_path: Path) -> None:
         ("direct", {"nodes": 2}, "multi-node (FSDP2) jobs need kind slurm"),
         ("docker", {"container": None}, "kind docker needs container"),
         ("llmcompressor", {"qformat": None, "scheme": "W4A16", "dataset": None}, "needs a dataset"),
+        ("canary", {}, "kind canary needs export"),
+        ("slurm", {"qformat": None, "export": "/e"}, "kind slurm needs qformat or recipe"),
     ],
 )
 def test_kind_requirements(kind: str, changes: dict[str, Any], message: str, tmp_path: Path) -> None:
     spec = load_spec(None, {k: v for k, v in {**COMMON, **changes}.items() if v is not None})
     with pytest.raises(InputError, match=re.escape(message)):
         render_job(spec, kind, Workspace(tmp_path / "ws"))
+
+
+def test_canary_with_transformers_runs_in_process(tmp_path: Path) -> None:
+    changes = {"qformat": None, "container": None, "export": "/e", "engine": "transformers"}
+    spec = load_spec(None, {**COMMON, **changes})
+    run_sh = {p.name: p for p in render_job(spec, "canary", Workspace(tmp_path / "ws")).files}["run.sh"]
+    assert 'ptqv canary /e \\\n    --engine transformers \\\n    --out "$export_path"\n' in run_sh.read_text()
+
+
+def test_engine_python_only_goes_with_vllm() -> None:
+    with pytest.raises(InputError, match="engine_python is the Python that serves vLLM"):
+        load_spec(None, {"model": "m", "export": "/e", "engine": "transformers", "engine_python": "/py"})
