@@ -59,7 +59,8 @@ def cluster_home(home: Path, ssh_infra: dict[str, str]) -> Path:  # noqa: F811  
 
 @pytest.fixture(scope="session")
 def slow_job() -> dict[str, Any]:
-    """A job that overruns its 1-minute limit, launched by test_jobs.py's first test and checked
-    by test_time_limit.py, so the tests in between run while SLURM waits (its limits are whole
-    minutes, checked every 30 s)."""
+    """Jobs that overrun their 1-minute limit, launched by test_jobs.py's first test (``job``,
+    over paramiko) and test_openssh.py's SLURM test (``openssh``, over a ControlMaster) and
+    checked by test_time_limit.py, so the tests in between run while SLURM waits (its limits are
+    whole minutes, checked every 30 s)."""
     return {}

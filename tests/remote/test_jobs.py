@@ -21,6 +21,7 @@ from tests.remote.conftest import REPO, ptqv
 
 pytestmark = pytest.mark.infra
 STAND_IN = REPO / "tests" / "launch" / "stand_in.py"
+SLOW = {"smoke_time": "00:01:00", "env": {"STAND_IN_SLEEP": "300"}}  # launch() keys of a job that overruns
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def wait(root: Path, job_id: str, *extra: str) -> subprocess.CompletedProcess[st
 def test_complete_fail_and_cancel(
     tmp_path: Path, loop: dict[str, Any], ssh_infra: dict[str, str], slow_job: dict[str, Any]
 ) -> None:
-    slow_job["job"] = launch(tmp_path, loop, "slow", smoke_time="00:01:00", env={"STAND_IN_SLEEP": "300"})[:2]
+    slow_job["job"] = launch(tmp_path, loop, "slow", **SLOW)[:2]
     ok_root, ok_id, launched = launch(tmp_path, loop, "good")
     assert launched["host"] == "127.0.0.1" and launched["cluster"] == "loop"
     assert launched["workspace"].startswith(f"{ssh_infra['PTQV_SSH_HOME']}/ptqv-ws/")

@@ -20,7 +20,7 @@ from ptq_validators.remote.config import load_cluster
 from ptq_validators.remote.connect import connect
 from tests.infra.services import START, STOP
 from tests.remote.conftest import loop_cluster, ptqv, write_clusters
-from tests.remote.test_jobs import STAND_IN, launch, status, wait
+from tests.remote.test_jobs import SLOW, STAND_IN, launch, status, wait
 
 pytestmark = pytest.mark.infra
 
@@ -80,13 +80,12 @@ def test_openssh_needs_a_live_master(
     assert done.returncode == 4 and "no live ControlMaster" in done.stderr
 
 
-def test_slurm_jobs_over_a_control_master(
-    cluster_home: Path,
-    ssh_infra: dict[str, str],
-    slurm_infra: dict[str, str],
-    control_dir: Path,
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def master_loop(
+    cluster_home: Path, ssh_infra: dict[str, str], slurm_infra: dict[str, str], control_dir: Path
+) -> Iterator[dict[str, Any]]:
+    """The cluster `loop` over OpenSSH riding a master this test opened (closed after it), with
+    the stand-in quantizer uploaded through that master; the ``loop`` dict ``launch`` takes."""
     entry = loop_cluster(ssh_infra, transport="openssh", control_path=str(control_dir / "%C"))
     write_clusters(cluster_home / ".config" / "modelopt" / "clusters.yaml", {"loop": entry})
     probe = ptqv("remote", "run", "loop", "--", "true")
@@ -98,20 +97,29 @@ def test_slurm_jobs_over_a_control_master(
             control_dir, ssh_infra, ssh_infra["PTQV_SSH_HOST"], script, stdin=STAND_IN.read_text()
         )
         assert up.returncode == 0, up.stderr
-        loop: dict[str, Any] = {"stand_in": stand_in, "partition": slurm_infra["PTQV_SLURM_PARTITION"]}
-        ok_root, ok_id, _ = launch(tmp_path, loop, "viamaster")
-        assert wait(ok_root, ok_id, "--timeout", "120").returncode == 0
-        logs = json.loads(ptqv("jobs", "logs", ok_id, "--root", str(ok_root), "--json").stdout)
-        assert any("phase smoke" in line for line in logs["logs"][0]["lines"])
-        bad_root, bad_id, _ = launch(tmp_path, loop, "viamasterbad", env={"STAND_IN_FAIL": "full"})
-        assert wait(bad_root, bad_id, "--timeout", "120").returncode == 1
-        assert [s["state"] for s in status(bad_root, bad_id)["steps"]] == ["COMPLETED", "FAILED"]
-        c_root, c_id, _ = launch(tmp_path, loop, "viamastercancel", env={"STAND_IN_SLEEP": "120"})
-        assert ptqv("jobs", "cancel", c_id, "--root", str(c_root), "--yes").returncode == 0
-        assert wait(c_root, c_id, "--timeout", "60").returncode == 1
-        assert status(c_root, c_id)["status"] == "cancelled"
+        yield {"stand_in": stand_in, "partition": slurm_infra["PTQV_SLURM_PARTITION"]}
     finally:
         through_master(control_dir, ssh_infra, "-O", "exit")
+
+
+def test_slurm_jobs_over_a_control_master(
+    master_loop: dict[str, Any], slow_job: dict[str, Any], tmp_path: Path
+) -> None:
+    loop = master_loop
+    ok_root, ok_id, _ = launch(tmp_path, loop, "viamaster")
+    assert wait(ok_root, ok_id, "--timeout", "120").returncode == 0
+    logs = json.loads(ptqv("jobs", "logs", ok_id, "--root", str(ok_root), "--json").stdout)
+    assert any("phase smoke" in line for line in logs["logs"][0]["lines"])
+    bad_root, bad_id, _ = launch(tmp_path, loop, "viamasterbad", env={"STAND_IN_FAIL": "full"})
+    assert wait(bad_root, bad_id, "--timeout", "120").returncode == 1
+    assert [s["state"] for s in status(bad_root, bad_id)["steps"]] == ["COMPLETED", "FAILED"]
+    c_root, c_id, _ = launch(tmp_path, loop, "viamastercancel", env={"STAND_IN_SLEEP": "120"})
+    assert ptqv("jobs", "cancel", c_id, "--root", str(c_root), "--yes").returncode == 0
+    assert wait(c_root, c_id, "--timeout", "60").returncode == 1
+    assert status(c_root, c_id)["status"] == "cancelled"
+    # launched last (the node has 2 cores and test_jobs.py's slow job holds one until its own
+    # limit), checked by test_time_limit.py while the tests in between run
+    slow_job["openssh"] = launch(tmp_path, loop, "slowviamaster", **SLOW)[:2]
 
 
 def test_sshd_gone_during_status_is_retried_then_reported(
