@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ptq_validators.cli.epilogs import exit_code_lines
+from ptq_validators.launch.runner import LocalRunner
 from tests.conftest import FIXTURES, ROOT
 
 
@@ -84,12 +85,12 @@ def test_env_does_not_recommend_slurm_when_the_controller_does_not_answer(tmp_pa
     _fake_tool(bin_dir, "sinfo", "exec sleep 30")
     monkeypatch.setattr(env, "TOOL_TIMEOUT_S", 0.5)
     environ = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    slurm = env.detect_slurm(env.Probe(environ))
-    assert slurm["available"] and "timed out" in slurm["error"]
+    slurm = env.detect_slurm(LocalRunner(environ))
+    assert slurm["available"] and "did not finish within" in slurm["error"]
     mode = env.run_mode([], slurm, [])
     assert mode["mode"] == "none" and "controller did not answer" in mode["reason"]
     _fake_tool(bin_dir, "sinfo", "echo 'batch*|up|4:00:00|2|gpu:h100:8'")
-    answered = env.detect_slurm(env.Probe(environ))
+    answered = env.detect_slurm(LocalRunner(environ))
     assert env.run_mode([], answered, [])["mode"] == "slurm"
 
 

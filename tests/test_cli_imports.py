@@ -88,4 +88,5 @@ def test_a_command_imports_only_its_own_module():
         "ptq_validators.cli.app",
         "ptq_validators.cli.epilogs",
         "ptq_validators.cli.gate_commands",
+        "ptq_validators.cli.options",
     ]

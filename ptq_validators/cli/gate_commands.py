@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from ptq_validators.cli.epilogs import epilog
-from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
+from ptq_validators.cli.options import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
 from ptq_validators.errors import CHECK_FAILED_EXIT, PASS_EXIT
 
 GATE_EPILOG = epilog(

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from ptq_validators.cli.epilogs import epilog
-from ptq_validators.cli.remote_commands import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
+from ptq_validators.cli.options import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
 from ptq_validators.errors import UsageError
 from ptq_validators.launch.kinds import KINDS_HELP
 from ptq_validators.launch.workspace import default_root as _default_root

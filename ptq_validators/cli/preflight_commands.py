@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from ptq_validators.cli.epilogs import epilog
-from ptq_validators.cli.remote_commands import CLUSTERS_OPTION
+from ptq_validators.cli.options import CLUSTERS_OPTION
 from ptq_validators.errors import CHECK_FAILED_EXIT
 
 

@@ -13,21 +13,9 @@ from typing import Any
 import typer
 
 from ptq_validators.cli.epilogs import epilog
+from ptq_validators.cli.options import ACCEPT_NEW_OPTION, CLUSTERS_OPTION
 
 REMOTE_NOTE = "Exit 4: unreachable host, refused host key or login, no live ControlMaster, or a timeout."
-
-CLUSTERS_OPTION = typer.Option(
-    None,
-    "--clusters",
-    help="clusters.yaml to use [$PTQV_CLUSTERS, ~/.config/modelopt/clusters.yaml, .agents/ or .claude/clusters.yaml "
-    "up from the working directory].",
-)
-ACCEPT_NEW_OPTION = typer.Option(
-    False,
-    "--accept-new-host-key",
-    help="Record the host key of a server not yet in ~/.ssh/known_hosts (OpenSSH's accept-new); "
-    "a changed key is always refused.",
-)
 
 remote_app = typer.Typer(
     help="Run commands and copy files on a cluster from clusters.yaml.",
