@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,12 @@ def test_states_from_sacct(accounting: None, loop: dict[str, Any], tmp_path: Pat
     root, job_id, _ = launch(tmp_path, loop, "acct", env={"STAND_IN_FAIL": "smoke"})
     done = wait(root, job_id, "--timeout", "120")
     assert done.returncode == 1, done.stdout + done.stderr
+    # slurmdbd records a job's end asynchronously: until it has, ptqv rightly falls back on squeue
+    deadline = time.monotonic() + 30
     smoke, full = status(root, job_id)["steps"]
+    while smoke["source"] != "sacct" and time.monotonic() < deadline:
+        time.sleep(1)
+        smoke, full = status(root, job_id)["steps"]
     assert (smoke["state"], smoke["exit_code"], smoke["source"]) == ("FAILED", 3, "sacct")
     # sacct may still say PENDING for a dependent job it has just cancelled; squeue is newer then
     assert full["state"] == "CANCELLED" and full["source"] in ("sacct", "squeue")
