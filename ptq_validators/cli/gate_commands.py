@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -116,7 +117,6 @@ def gate(
     """Judge an exported checkpoint against its source: size, bits, coverage, metadata drift."""
     from ptq_validators.canary.gate_rows import parse_capability
     from ptq_validators.cli.arguments import gate_pair
-    from ptq_validators.envelope import write_json
     from ptq_validators.gate import GateOptions, run_gate
     from ptq_validators.presets import gate_qformat, gate_scheme, nonempty
     from ptq_validators.remote.sources import SourceOpener, is_remote
@@ -146,14 +146,23 @@ def gate(
     with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
         with opener.open(output, cluster) as exported, opener.open(source) as original:
             report = run_gate(exported, original, options, progress=progress)
-        if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
-            data = report.to_json(encoded_layers=True)
-            if opener.transfer():
-                data["transfer"] = opener.transfer()
-            write_json(data, sys.stdout)
-        else:
-            sys.stdout.write(render_gate(report, limit=limit))
+        _write_report(report, opener, json_output, lambda: render_gate(report, limit=limit))
     raise typer.Exit(PASS_EXIT if report.verdict == "pass" else CHECK_FAILED_EXIT)
+
+
+def _write_report(report: Any, opener: Any, json_output: bool, markdown: Callable[[], str]) -> None:
+    """Print a gate or scan report: JSON streamed (the 46k-row text of a 671B report is never
+    whole in memory), with the SFTP ``transfer`` block when a cluster was read; else Markdown."""
+    if not json_output:
+        sys.stdout.write(markdown())
+        return
+    from ptq_validators.envelope import write_json
+
+    data = report.to_json(encoded_layers=True)
+    transfer = opener.transfer()
+    if transfer:
+        data["transfer"] = transfer
+    write_json(data, sys.stdout)
 
 
 def scan(
@@ -168,7 +177,6 @@ def scan(
 ) -> None:
     """Inventory of one checkpoint: format, declared config, precision counts, bits per weight."""
     from ptq_validators.cli.arguments import checkpoint_directory
-    from ptq_validators.envelope import write_json
     from ptq_validators.remote.sources import SourceOpener
     from ptq_validators.report.markdown import render_scan
     from ptq_validators.scan import run_scan
@@ -178,13 +186,7 @@ def scan(
     with _bulk_allocation(), SourceOpener(clusters, accept_new_host_key=accept_new_host_key) as opener:
         with opener.open(checkpoint, cluster) as source:
             report = run_scan(source)
-        if json_output:  # streamed: the 46k-row text of a 671B report is never whole in memory
-            data = report.to_json(encoded_layers=True)
-            if opener.transfer():
-                data["transfer"] = opener.transfer()
-            write_json(data, sys.stdout)
-        else:
-            sys.stdout.write(render_scan(report, limit=limit))
+        _write_report(report, opener, json_output, lambda: render_scan(report, limit=limit))
     failed = any(check.status == "fail" for check in report.checks)
     raise typer.Exit(CHECK_FAILED_EXIT if failed else PASS_EXIT)
 
