@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from ptq_validators.launch import slurm
+from ptq_validators.remote.config import find_file, load_file, select
+from ptq_validators.remote.connect import connect
 from tests.infra.services import START
 from tests.remote.conftest import ptqv
 from tests.remote.test_jobs import launch, loop, status, wait  # noqa: F401  (loop is a fixture)
@@ -46,18 +49,34 @@ def accounting(slurm_infra: dict[str, str]) -> Iterator[None]:
     restart_slurm(False)
 
 
+def cluster_file() -> Path:
+    path = find_file(None)
+    assert path is not None, "the loop fixture writes clusters.yaml under HOME"
+    return path
+
+
 def test_states_from_sacct(accounting: None, loop: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
     root, job_id, _ = launch(tmp_path, loop, "acct", env={"STAND_IN_FAIL": "smoke"})
     done = wait(root, job_id, "--timeout", "120")
     assert done.returncode == 1, done.stdout + done.stderr
-    # slurmdbd records a job's end asynchronously: until it has, ptqv rightly falls back on squeue
-    deadline = time.monotonic() + 30
     smoke, full = status(root, job_id)["steps"]
-    while smoke["source"] != "sacct" and time.monotonic() < deadline:
+    # which tool `wait` heard the end from is timing: slurmdbd records a job's end asynchronously,
+    # and until it has, ptqv rightly falls back on squeue (a final state is never asked again)
+    assert (smoke["state"], smoke["exit_code"]) == ("FAILED", 3) and smoke["source"] in ("sacct", "squeue")
+    # once slurmdbd has caught up, sacct is what the query reads, exit code included
+    runner = connect(select(load_file(cluster_file()), "loop"))
+    deadline = time.monotonic() + 60
+    info = slurm.query(runner, [smoke["slurm_id"]]).get(smoke["slurm_id"])
+    while (info is None or info.source != "sacct") and time.monotonic() < deadline:
         time.sleep(1)
-        smoke, full = status(root, job_id)["steps"]
-    assert (smoke["state"], smoke["exit_code"], smoke["source"]) == ("FAILED", 3, "sacct")
-    # sacct may still say PENDING for a dependent job it has just cancelled; squeue is newer then
+        info = slurm.query(runner, [smoke["slurm_id"]]).get(smoke["slurm_id"])
+    assert info is not None and (info.state, info.exit_code, info.source) == ("FAILED", 3, "sacct")
+    # the full job waits on the failed smoke job until slurmctld sees the dependency can never be
+    # met and cancels it (--kill-on-invalid-dep); sacct may say PENDING a moment longer than squeue
+    deadline = time.monotonic() + 60
+    while full["state"] == "PENDING" and time.monotonic() < deadline:
+        time.sleep(1)
+        full = status(root, job_id)["steps"][1]
     assert full["state"] == "CANCELLED" and full["source"] in ("sacct", "squeue")
     ok_root, ok_id, _ = launch(tmp_path, loop, "acctok")
     assert wait(ok_root, ok_id, "--timeout", "120").returncode == 0
