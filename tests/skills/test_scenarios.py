@@ -214,7 +214,8 @@ def _phases_in_order(workspace: Path) -> None:
 @pytest.fixture
 def loop(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The loopback cluster with SLURM, in a private HOME whose clusters.yaml names it (with
-    the gpu_type its fake GPU stands for); what the case put there is removed afterwards."""
+    the gpu_type its fake GPU stands for, and a workspace of this case's own); what the case
+    put or ran there is removed afterwards."""
     from ptq_validators.remote.config import load_cluster
     from ptq_validators.remote.connect import connect
     from tests.remote.conftest import loop_cluster, write_clusters
@@ -222,13 +223,10 @@ def loop(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     home = request.getfixturevalue("cluster_home")
     ssh = request.getfixturevalue("ssh_infra")
     request.getfixturevalue("slurm_infra")
-    write_clusters(
-        home / ".config" / "modelopt" / "clusters.yaml", {"loop": loop_cluster(ssh, gpu_type="H100")}
-    )
-    cluster = load_cluster("loop")
-    assert cluster.workspace
-    root = PurePosixPath(cluster.workspace) / f"sk-{uuid.uuid4().hex[:8]}"
-    with connect(cluster) as runner:
+    root = PurePosixPath(ssh["PTQV_SSH_HOME"]) / "ptqv-ws" / f"sk-{uuid.uuid4().hex[:8]}"
+    entry = loop_cluster(ssh, gpu_type="H100", workspace=str(root / "ws"))
+    write_clusters(home / ".config" / "modelopt" / "clusters.yaml", {"loop": entry})
+    with connect(load_cluster("loop")) as runner:
         yield Cluster(runner, root)
         runner.run(["rm", "-rf", str(root)])
 
