@@ -76,6 +76,9 @@ def _cluster_setup(name: str, work: Path, cluster: Cluster) -> dict[str, str]:
         )
         cluster.put(FIXTURES / "modelopt-nvfp4-llama", "tests/fixtures/data/modelopt-nvfp4-llama")
         return values
+    if name == "cluster-failing":
+        values["CLUSTER_STAND_IN"] = cluster.put(ROOT / "tests" / "launch" / "stand_in.py", "stand_in.py")
+        return values
     if name == "cluster-handed-over":
         values["OUTPUT"] = cluster.put(FIXTURES / "modelopt-fp8-llama", "llama-fp8")
         values["SOURCE"] = cluster.put(FIXTURES / "src-llama", "llama")
