@@ -4,7 +4,7 @@ The commands come from the skills' own ``<!-- runnable: ID -->`` blocks, never r
 placeholders in capitals are bound to fixtures; each step checks the outcome the skill promises
 (exit code, what the output says, what was written). The quantizer is a stand-in (there is no
 GPU): tests/launch/stand_in.py records the phases it was run for, and
-tests/skills/export_stand_in.py delivers the real ModelOpt NVFP4 export of the tiny llama.
+tests/skills/export_stand_in.py delivers the real ModelOpt export of the tiny llama for the --qformat asked.
 Cluster cases (``needs: cluster``) run against the loopback sshd and SLURM: their fixtures and
 the stand-in are uploaded to the cluster first, as a user's files would already be there.
 """
@@ -74,7 +74,8 @@ def _cluster_setup(name: str, work: Path, cluster: Cluster) -> dict[str, str]:
         values["CLUSTER_STAND_IN"] = cluster.put(
             HERE / "export_stand_in.py", "tests/skills/export_stand_in.py"
         )
-        cluster.put(FIXTURES / "modelopt-nvfp4-llama", "tests/fixtures/data/modelopt-nvfp4-llama")
+        for export in ("modelopt-nvfp4-llama", "modelopt-nvfp4mlp-llama"):
+            cluster.put(FIXTURES / export, f"tests/fixtures/data/{export}")
         return values
     if name == "cluster-failing":
         values["CLUSTER_STAND_IN"] = cluster.put(ROOT / "tests" / "launch" / "stand_in.py", "stand_in.py")
