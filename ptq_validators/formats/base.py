@@ -92,6 +92,10 @@ class Declaration(ABC):
     summary: dict[str, Any]
     #: The KV-cache quantization the metadata declares (e.g. ``FP8``); None when it declares none.
     kv_cache: str | None = None
+    #: ``declared`` and ``declared_bits`` give every name of one ``index_key`` (and module class)
+    #: the same answer, so the layer table asks once per name template. False where a per-name
+    #: entry or a digit-sensitive pattern can tell two layers or experts apart.
+    index_free: bool = False
 
     @abstractmethod
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:

@@ -29,6 +29,7 @@ class DenseDeclaration(Declaration):
     """No quantization metadata: everything is declared unquantized."""
 
     family = FAMILY
+    index_free = True  # one answer for every module
 
     def __init__(self, quant_method: str | None = None) -> None:
         self.quant_method = quant_method

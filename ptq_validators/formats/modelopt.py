@@ -142,6 +142,8 @@ class ModelOptDeclaration(Declaration):
         self._single_declared: Declared | None = None
         layers = block.get("quantized_layers") or {}
         self.quantized_layers = layers if isinstance(layers, dict) else {}
+        # MIXED_PRECISION declares each module by its full name.
+        self.index_free = self._index_free and str(self.quant_algo).upper() != "MIXED_PRECISION"
         self.summary = {
             "family": FAMILY,
             "origin": origin,

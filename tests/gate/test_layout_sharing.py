@@ -22,13 +22,12 @@ from ptq_validators.gate import GateOptions, run_gate
 from ptq_validators.io.safetensors import HeaderError, read_header
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import (
-    STATIC_INPUT_ROLES,
     Layer,
     _natural_key,
-    _status,
     build_layer_table,
     classify,
     is_layer,
+    layer_kind,
     module_class,
     read_documents,
     split_role,
@@ -83,10 +82,9 @@ def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | 
         )
         stored = recognize(module, hints)
         bits = sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES)
-        static_input = not STATIC_INPUT_ROLES.isdisjoint(module.tensors)
-        status = _status(stored, declared, static_input)
-        layer = Layer(module.name, group, module.fused, stored, declared, dict(module.tensors), bits, status)
-        rows.append(layer.to_json())
+        # A kind of its own per layer, under the layer's own name: nothing shared.
+        kind = layer_kind(module.name, group, module.fused, stored, declared, module.tensors, bits)
+        rows.append(Layer(module.name, kind, dict(module.tensors)).to_json())
     rows.sort(key=lambda row: _natural_key(row["name"]))
     return rows
 
