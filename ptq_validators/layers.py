@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -35,10 +36,10 @@ from ptq_validators.formats.roles import (
     QUANTIZATION_ROLES,
     WEIGHT_SIDE_ROLES,
 )
+from ptq_validators.globs import index_key
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, scheme_label
-from ptq_validators.globs import index_key
 from ptq_validators.taxonomy import LayerGroup, classify
 
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
@@ -495,8 +496,7 @@ def build_layer_table(
     # kind, judged once; a distinct layout with its hints is recognised once. Per layer remain
     # its template, group (an MTP layer differs by its index), the lookups that can tell
     # instances apart, and the layout key. Layers are built in natural name order.
-    index_free = declaration.index_free
-    declared_of: dict[tuple[str, LayerGroup], tuple[Declared, int | None]] = {}
+    declared_of: dict[tuple[str, LayerGroup, Hashable], tuple[Declared, int | None]] = {}
     recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
     kinds: dict[tuple[Any, ...], LayerKind] = {}
     layers: list[Layer] = []
@@ -504,17 +504,14 @@ def build_layer_table(
         module = modules[name]
         template = index_key(name)
         group = classify(name, num_hidden_layers=depth, template=template)
-        if index_free:
-            known_declared = declared_of.get((template, group))
-            if known_declared is None:
-                known_declared = declared_of[template, group] = (
-                    declaration.declared(name, module_class=module_class(template, group)),
-                    declaration.declared_bits(name),
-                )
-            declared, declared_bits = known_declared
-        else:
-            declared = declaration.declared(name, module_class=module_class(template, group))
-            declared_bits = declaration.declared_bits(name)
+        asked = (template, group, declaration.instance_key(name))
+        known_declared = declared_of.get(asked)
+        if known_declared is None:
+            known_declared = declared_of[asked] = (
+                declaration.declared(name, module_class=module_class(template, group)),
+                declaration.declared_bits(name),
+            )
+        declared, declared_bits = known_declared
         tensors = module.tensors
         source_shape = shapes.get(name)
         layout = (tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
@@ -530,7 +527,9 @@ def build_layer_table(
                     sum(info.bits for role, info in tensors.items() if role in WEIGHT_SIDE_ROLES),
                 )
             stored, weight_bits = known
-            kind = kinds[key] = layer_kind(template, group, module.fused, stored, declared, tensors, weight_bits)
+            kind = kinds[key] = layer_kind(
+                template, group, module.fused, stored, declared, tensors, weight_bits
+            )
         # The layer shares its module's tensor dict: neither is changed after grouping.
         layers.append(Layer(name, kind, tensors))
     return LayerTable(layers, declaration, modules, depth)

@@ -153,7 +153,11 @@ def classify(
     # Indices do not change the group except for that MTP test: classify the name with its
     # numbers masked, once per template, and read the layer index only where there is one.
     key = index_key(module_name) if template is None else template
-    if num_hidden_layers is not None and _has_layer_index(key) and _is_mtp_layer(module_name, num_hidden_layers):
+    if (
+        num_hidden_layers is not None
+        and _has_layer_index(key)
+        and _is_mtp_layer(module_name, num_hidden_layers)
+    ):
         return LayerGroup.MTP
     return _classify_shape(key)
 
