@@ -395,17 +395,9 @@ class LayerTable:
 
     @property
     def parameters(self) -> int:
-        """Original parameter count: layer elements and their biases, plus the elements of
-        every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
-        layer_names = set(map(_NAME, self.layers))
-        return sum(
-            (kind.stored.elements + kind.auxiliary_elements) * n for kind, n in self.kind_counts().items()
-        ) + sum(
-            info.numel
-            for name, module in self.modules.items()
-            if name not in layer_names
-            for info in module.tensors.values()
-        )
+        """Original parameter count (``LayerKinds.parameters``)."""
+        kinds = {layer.name: layer.kind for layer in self.layers}
+        return LayerKinds(self.declaration, self.num_hidden_layers, self.modules, kinds).parameters()
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {layer.name: layer.kind.stored.shape for layer in self.layers}
@@ -468,11 +460,11 @@ def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
 
 
-def essential_names(table: LayerTable) -> set[str]:
-    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
-    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
+def essential_names(modules: dict[str, Module]) -> set[str]:
+    """A checkpoint's tensor names (grouped by module) minus its own quantization tensors (an
+    FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export)."""
     names: set[str] = set()
-    for module in table.modules.values():
+    for module in modules.values():
         tensors = module.tensors
         if QUANTIZATION_ROLES.isdisjoint(tensors):  # a float checkpoint's every module
             names.update(map(_TENSOR_NAME, tensors.values()))
@@ -481,44 +473,70 @@ def essential_names(table: LayerTable) -> set[str]:
     return names
 
 
-def build_layer_table(
-    checkpoint: Checkpoint, *, source_shapes: dict[str, tuple[int, ...]] | None = None
-) -> LayerTable:
-    """Build the layer table of ``checkpoint``. ``source_shapes`` (module → original shape,
-    from the source checkpoint) pins the input width of packed INT weights."""
+@dataclass
+class LayerKinds:
+    """A checkpoint's modules and the kind of each of its layers, in checkpoint order: what the
+    layer table is built from, and all the source summary needs."""
+
+    declaration: Declaration
+    num_hidden_layers: int | None
+    modules: dict[str, Module]
+    kinds: dict[str, LayerKind]  # layer name → kind
+
+    def parameters(self) -> int:
+        """Original parameter count: layer elements and their biases, plus the elements of
+        every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
+        kinds = self.kinds
+        return sum(
+            (kind.stored.elements + kind.auxiliary_elements) * n
+            for kind, n in Counter(kinds.values()).items()
+        ) + sum(
+            info.numel
+            for name, module in self.modules.items()
+            if name not in kinds
+            for info in module.tensors.values()
+        )
+
+
+def layer_kinds(
+    checkpoint: Checkpoint, source_shapes: dict[str, tuple[int, ...]] | None = None
+) -> LayerKinds:
+    """Group ``checkpoint``'s tensors into modules and find each layer's kind. ``source_shapes``
+    (module → original shape, from the source checkpoint) pins the input width of packed INT
+    weights."""
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
     shapes = source_shapes or {}
     modules = group_modules(checkpoint.tensors)
     # The experts of a MoE model repeat a few name templates and tensor layouts tens of
-    # thousands of times: each distinct (template, group, declaration, hints, layout) is one
-    # kind, judged once; a distinct layout with its hints is recognised once. Per layer remain
-    # its template, group (an MTP layer differs by its index), the lookups that can tell
-    # instances apart, and the layout key. Layers are built in natural name order.
+    # thousands of times: each distinct (template, group, declaration key, source shape,
+    # layout) is one kind, judged once; a distinct layout with its hints is recognised once.
+    # Per layer remain its template, group (an MTP layer differs by its index), the lookups
+    # that can tell instances apart, and the layout key.
     declared_of: dict[tuple[str, LayerGroup, Hashable], tuple[Declared, int | None]] = {}
     recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
     kinds: dict[tuple[Any, ...], LayerKind] = {}
-    layers: list[Layer] = []
-    for name in sorted((name for name, module in modules.items() if is_layer(module)), key=_natural_key):
-        module = modules[name]
+    by_name: dict[str, LayerKind] = {}
+    for name, module in modules.items():
+        if not is_layer(module):
+            continue
         template = index_key(name)
         group = classify(name, num_hidden_layers=depth, template=template)
         asked = (template, group, declaration.instance_key(name))
-        known_declared = declared_of.get(asked)
-        if known_declared is None:
-            known_declared = declared_of[asked] = (
-                declaration.declared(name, module_class=module_class(template, group)),
-                declaration.declared_bits(name),
-            )
-        declared, declared_bits = known_declared
         tensors = module.tensors
         source_shape = shapes.get(name)
         layout = (tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
-        # ``declared`` objects are kept alive by their kinds, so their ids stay distinct.
-        key = (template, group, id(declared), declared_bits, source_shape, module.fused, layout)
+        key = (asked, source_shape, module.fused, layout)
         kind = kinds.get(key)
         if kind is None:
+            known_declared = declared_of.get(asked)
+            if known_declared is None:
+                known_declared = declared_of[asked] = (
+                    declaration.declared(name, module_class=module_class(template, group)),
+                    declaration.declared_bits(name),
+                )
+            declared, declared_bits = known_declared
             hints = Hints(declared_bits, declared.group_size, source_shape, declared.block)
             known = recognized.get((hints, module.fused, layout))
             if known is None:
@@ -530,9 +548,20 @@ def build_layer_table(
             kind = kinds[key] = layer_kind(
                 template, group, module.fused, stored, declared, tensors, weight_bits
             )
-        # The layer shares its module's tensor dict: neither is changed after grouping.
-        layers.append(Layer(name, kind, tensors))
-    return LayerTable(layers, declaration, modules, depth)
+        by_name[name] = kind
+    return LayerKinds(declaration, depth, modules, by_name)
+
+
+def build_layer_table(
+    checkpoint: Checkpoint, *, source_shapes: dict[str, tuple[int, ...]] | None = None
+) -> LayerTable:
+    """Build the layer table of ``checkpoint``, layers in natural name order (``source_shapes``
+    as for ``layer_kinds``)."""
+    found = layer_kinds(checkpoint, source_shapes)
+    kinds, modules = found.kinds, found.modules
+    # The layer shares its module's tensor dict: neither is changed after grouping.
+    layers = [Layer(name, kinds[name], modules[name].tensors) for name in sorted(kinds, key=_natural_key)]
+    return LayerTable(layers, found.declaration, modules, found.num_hidden_layers)
 
 
 _DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
