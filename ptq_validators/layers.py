@@ -432,19 +432,23 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
 def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
     """Group tensors by module prefix."""
     modules: dict[str, Module] = {}
-    for name, info in tensors.items():
-        prefix, _, leaf = name.rpartition(".")
-        if leaf in KNOWN_ROLES:  # nearly every tensor: the answer split_role gives, inline
-            module_name, role, fused = prefix, leaf, False
-        else:
-            module_name, role, fused = split_role(name, info)
-        module = modules.get(module_name)
+    get = modules.get
+    # Nearly every tensor ends in a known role after its last dot (every name split at C
+    # speed): the answer split_role gives, taken inline.
+    for name, (prefix, _, leaf), info in zip(tensors, map(_SPLIT_LAST_DOT, tensors), tensors.values()):
+        fused = False
+        if leaf not in KNOWN_ROLES:
+            prefix, leaf, fused = split_role(name, info)
+        module = get(prefix)
         if module is None:
-            module = modules[module_name] = Module(module_name)
-        module.tensors[role] = info
+            module = modules[prefix] = Module(prefix)
+        module.tensors[leaf] = info
         if fused:
             module.fused = True
     return modules
+
+
+_SPLIT_LAST_DOT = operator.methodcaller("rpartition", ".")
 
 
 def is_layer(module: Module) -> bool:
@@ -591,9 +595,10 @@ def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
     return OK
 
 
-def _natural_key(name: str) -> tuple[Any, ...]:
+def _natural_key(name: str) -> list[Any]:
     # Splitting on digit runs alternates text and numbers at fixed positions, so the parts of
-    # two keys always compare text with text and number with number.
-    parts = _DIGIT_RUNS.split(name)
+    # two keys always compare text with text and number with number (a list compares like a
+    # tuple and is cheaper to make).
+    parts: list[Any] = _DIGIT_RUNS.split(name)
     parts[1::2] = map(int, parts[1::2])
-    return tuple(parts)
+    return parts

@@ -21,7 +21,7 @@ from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Activation, Precision
 
 
-@dataclass
+@dataclass(slots=True)
 class Module:
     """Tensors sharing one module prefix. ``fused`` marks a fused 3-D expert parameter."""
 
