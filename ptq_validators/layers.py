@@ -363,14 +363,25 @@ class LayerTable:
     declaration: Declaration
     modules: dict[str, Module] = field(default_factory=dict)
     num_hidden_layers: int | None = None
+    _by_name: dict[str, Layer] | None = field(default=None, init=False, repr=False, compare=False)
+    _kind_counts: Counter[LayerKind] | None = field(default=None, init=False, repr=False, compare=False)
 
+    # The table does not change once built: the indexes below are made once, on first use.
     def by_name(self) -> dict[str, Layer]:
-        return {layer.name: layer for layer in self.layers}
+        if self._by_name is None:
+            self._by_name = {layer.name: layer for layer in self.layers}
+        return self._by_name
 
     def kind_counts(self) -> Counter[LayerKind]:
         """Layers per kind, in order of first appearance (counted at C speed: the checks
         judge a kind once and weigh it by its count)."""
-        return Counter(map(_KIND, self.layers))
+        if self._kind_counts is None:
+            self._kind_counts = Counter(map(_KIND, self.layers))
+        return self._kind_counts
+
+    def layers_of(self, kinds: set[LayerKind]) -> list[Layer]:
+        """The layers of ``kinds``, in table order (none without a pass over the table)."""
+        return [layer for layer in self.layers if layer.kind in kinds] if kinds else []
 
     def precision_counts(self) -> dict[str, int]:
         """Layers per weight precision."""
@@ -435,7 +446,9 @@ def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
     get = modules.get
     # Nearly every tensor ends in a known role after its last dot (every name split at C
     # speed): the answer split_role gives, taken inline.
-    for name, (prefix, _, leaf), info in zip(tensors, map(_SPLIT_LAST_DOT, tensors), tensors.values()):
+    for name, (prefix, _, leaf), info in zip(
+        tensors, map(_SPLIT_LAST_DOT, tensors), tensors.values(), strict=True
+    ):
         fused = False
         if leaf not in KNOWN_ROLES:
             prefix, leaf, fused = split_role(name, info)
