@@ -29,7 +29,9 @@ _STATUS_TEXT = {
 def check_precision(table: LayerTable) -> CheckResult:
     """Counts per precision; structural problems in stored layouts are blocking."""
     flawed = {kind for kind in table.kind_counts() if kind.stored.problems}
-    problems = [f"{layer.name}: {problem}" for layer in table.layers_of(flawed) for problem in layer.stored.problems]
+    problems = [
+        f"{layer.name}: {problem}" for layer in table.layers_of(flawed) for problem in layer.stored.problems
+    ]
     status = FAIL if problems else PASS
     summary = describe_counts(table.scheme_counts()) or "no linear layers"
     return CheckResult(
