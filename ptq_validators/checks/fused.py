@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
-from ptq_validators.layers import Layer, LayerTable
+from ptq_validators.layers import Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision
 
 FUSED_SETS = (
@@ -25,12 +25,16 @@ RELATIVE_TOLERANCE = 1e-6
 TITLE = "Fused groups (q/k/v, gate/up)"
 
 
+_MEMBERS = frozenset(leaf for names in FUSED_SETS for leaf in names)
+
+
 def fused_groups(layers: Iterable[Layer]) -> list[list[Layer]]:
     """Groups of sibling layers an engine fuses, in name order."""
     by_parent: dict[str, dict[str, Layer]] = {}
     for layer in layers:
         parent, _, leaf = layer.name.rpartition(".")
-        by_parent.setdefault(parent, {})[leaf] = layer
+        if leaf in _MEMBERS:
+            by_parent.setdefault(parent, {})[leaf] = layer
     groups = []
     for _parent, members in sorted(by_parent.items()):
         for names in FUSED_SETS:
@@ -42,47 +46,51 @@ def fused_groups(layers: Iterable[Layer]) -> list[list[Layer]]:
 
 def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> CheckResult:
     """``values`` holds the decoded small scale tensors by tensor name."""
-    groups = fused_groups(table.layers)
+    # Only layers whose leaf can be a member (the template keeps the leaf) are grouped.
+    members = {kind for kind in table.kind_counts() if kind.template.rpartition(".")[2] in _MEMBERS}
+    groups = fused_groups(table.layers_of(members))
     if not groups:
         return CheckResult("fused", TITLE, SKIP, "no fused groups")
     problems: list[str] = []
     info: list[str] = []
+    # A group's formats, exclusions and the scale roles to compare follow from its members'
+    # kinds: judged once per distinct tuple of kinds; scale values are compared per group.
+    judged: dict[tuple[LayerKind, ...], tuple[bool, bool, tuple[str, ...], bool]] = {}
     for group in groups:
-        label = _label(group)
-        formats = {(m.precision, m.stored.group_size) for m in group}
-        if len(formats) > 1:
+        kinds = tuple(member.kind for member in group)
+        verdict = judged.get(kinds)
+        if verdict is None:
+            verdict = judged[kinds] = _judge(kinds)
+        formats_differ, exclusion_differs, shared, fp8 = verdict
+        if formats_differ:
             problems.append(
-                f"{label}: members stored in different formats: "
+                f"{_label(group)}: members stored in different formats: "
                 + ", ".join(f"{m.name.rpartition('.')[2]} {m.scheme}" for m in group)
                 + " — vLLM and SGLang load them as one fused matrix of one format and refuse"
                 " the checkpoint at load; quantize the group alike"
             )
             continue
-        excluded = {m.declared.precision is None for m in group}
-        if len(excluded) > 1:
+        if exclusion_differs:
             problems.append(
-                f"{label}: some members are declared excluded, others not — the serving engine "
+                f"{_label(group)}: some members are declared excluded, others not — the serving engine "
                 "fuses them into one layer that is either quantized or not, so it refuses or "
                 "misreads the group; exclude all members or none"
             )
-        precision = group[0].precision
-        if precision in (Precision.NVFP4, Precision.MXFP4) or precision is Precision.INT4:
-            for role in SHARED_SCALES:
-                scales = _scalars(group, role, values)
-                if scales and not _all_equal(scales.values()):
+        for role in shared:
+            scales = _scalars(group, role, values)
+            if scales and not _all_equal(scales.values()):
+                if fp8:
+                    info.append(
+                        f"{_label(group)}: FP8 weight_scale differs across members (normal: engines "
+                        "requantize to the max)"
+                    )
+                else:
                     problems.append(
-                        f"{label}: {role} differs across members: "
+                        f"{_label(group)}: {role} differs across members: "
                         + ", ".join(f"{leaf}={value:.6g}" for leaf, value in scales.items())
                         + " — the fused GEMM takes one value: vLLM silently uses the largest"
                         " (the others' layers lose precision), TensorRT-LLM refuses to build"
                     )
-        elif precision is Precision.FP8:
-            scales = _scalars(group, "weight_scale", values)
-            if scales and not _all_equal(scales.values()):
-                info.append(
-                    f"{label}: FP8 weight_scale differs across members (normal: engines "
-                    "requantize to the max)"
-                )
     summary = (
         f"{len(problems)} of {len(groups)} groups inconsistent"
         if problems
@@ -99,6 +107,24 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
         expected=0,
         details=problems + info,
     )
+
+
+def _judge(kinds: tuple[LayerKind, ...]) -> tuple[bool, bool, tuple[str, ...], bool]:
+    """For a group of members of ``kinds``: whether their formats differ, whether some are
+    declared excluded and others not, the shared-scale roles to compare (those every member
+    stores: where one lacks the role there is no value to compare), and whether these are FP8
+    weight scales (a difference is informational)."""
+    if len({(kind.stored.precision, kind.stored.group_size) for kind in kinds}) > 1:
+        return True, False, (), False
+    exclusion_differs = len({kind.declared.precision is None for kind in kinds}) > 1
+    precision = kinds[0].stored.precision
+    if precision in (Precision.NVFP4, Precision.MXFP4) or precision is Precision.INT4:
+        roles, fp8 = SHARED_SCALES, False
+    elif precision is Precision.FP8:
+        roles, fp8 = ("weight_scale",), True
+    else:
+        roles, fp8 = (), False
+    return False, exclusion_differs, tuple(r for r in roles if all(r in kind.roles for kind in kinds)), fp8
 
 
 def _label(group: list[Layer]) -> str:
