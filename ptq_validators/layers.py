@@ -406,9 +406,11 @@ class LayerTable:
 
     @property
     def parameters(self) -> int:
-        """Original parameter count (``LayerKinds.parameters``)."""
-        kinds = {layer.name: layer.kind for layer in self.layers}
-        return LayerKinds(self.declaration, self.num_hidden_layers, self.modules, kinds).parameters()
+        """Original parameter count (``original_parameters``)."""
+        elements = {
+            layer.name: layer.kind.stored.elements + layer.kind.auxiliary_elements for layer in self.layers
+        }
+        return original_parameters(self.modules, elements)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {layer.name: layer.kind.stored.shape for layer in self.layers}
@@ -493,26 +495,64 @@ def essential_names(modules: dict[str, Module]) -> set[str]:
 @dataclass
 class LayerKinds:
     """A checkpoint's modules and the kind of each of its layers, in checkpoint order: what the
-    layer table is built from, and all the source summary needs."""
+    layer table is built from."""
 
     declaration: Declaration
     num_hidden_layers: int | None
     modules: dict[str, Module]
     kinds: dict[str, LayerKind]  # layer name → kind
 
-    def parameters(self) -> int:
-        """Original parameter count: layer elements and their biases, plus the elements of
-        every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
-        kinds = self.kinds
-        return sum(
-            (kind.stored.elements + kind.auxiliary_elements) * n
-            for kind, n in Counter(kinds.values()).items()
-        ) + sum(
-            info.numel
-            for name, module in self.modules.items()
-            if name not in kinds
-            for info in module.tensors.values()
-        )
+
+def original_parameters(modules: dict[str, Module], elements: dict[str, int]) -> int:
+    """Original parameter count: each layer's elements and biases (``elements``, by layer
+    name), plus the elements of every tensor that belongs to no layer (norms, biases of
+    non-linear modules, buffers)."""
+    return sum(elements.values()) + sum(
+        info.numel
+        for name, module in modules.items()
+        if name not in elements
+        for info in module.tensors.values()
+    )
+
+
+@dataclass
+class OriginalLayers:
+    """What a source checkpoint's layers say about the original model: each layer's original
+    shape, and the parameter count; with the modules they were grouped from."""
+
+    modules: dict[str, Module]
+    shapes: dict[str, tuple[int, ...]]
+    parameters: int
+
+
+def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
+    """The original shapes and parameter count of ``checkpoint``'s layers, without building
+    its layer table. A source whose metadata declares every module alike (a float checkpoint)
+    needs neither names' templates nor groups: each distinct layout is recognised once."""
+    documents = read_documents(checkpoint)
+    declaration = read_declaration(documents)
+    modules = group_modules(checkpoint.tensors)
+    if not declaration.uniform:
+        found = _layer_kinds(modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {})
+        shapes = {name: kind.stored.shape for name, kind in found.items()}
+        elements = {name: kind.stored.elements + kind.auxiliary_elements for name, kind in found.items()}
+        return OriginalLayers(modules, shapes, original_parameters(modules, elements))
+    declared = declaration.declared("")
+    hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)
+    recognized: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
+    shapes, elements = {}, {}
+    for name, module in modules.items():
+        if not is_layer(module):
+            continue
+        tensors = module.tensors
+        layout = (module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
+        known = recognized.get(layout)
+        if known is None:
+            stored = recognize(module, hints)
+            aux = sum(info.numel for role, info in tensors.items() if role in AUXILIARY_ROLES)
+            known = recognized[layout] = (stored.shape, stored.elements + aux)
+        shapes[name], elements[name] = known
+    return OriginalLayers(modules, shapes, original_parameters(modules, elements))
 
 
 def layer_kinds(
@@ -524,8 +564,18 @@ def layer_kinds(
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
-    shapes = source_shapes or {}
     modules = group_modules(checkpoint.tensors)
+    return LayerKinds(
+        declaration, depth, modules, _layer_kinds(modules, declaration, depth, source_shapes or {})
+    )
+
+
+def _layer_kinds(
+    modules: dict[str, Module],
+    declaration: Declaration,
+    depth: int | None,
+    shapes: dict[str, tuple[int, ...]],
+) -> dict[str, LayerKind]:
     # The experts of a MoE model repeat a few name templates and tensor layouts tens of
     # thousands of times: each distinct (template, group, declaration key, source shape,
     # layout) is one kind, judged once; a distinct layout with its hints is recognised once.
@@ -566,7 +616,7 @@ def layer_kinds(
                 template, group, module.fused, stored, declared, tensors, weight_bits
             )
         by_name[name] = kind
-    return LayerKinds(declaration, depth, modules, by_name)
+    return by_name
 
 
 def build_layer_table(

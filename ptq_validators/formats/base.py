@@ -93,6 +93,9 @@ class Declaration(ABC):
     summary: dict[str, Any]
     #: The KV-cache quantization the metadata declares (e.g. ``FP8``); None when it declares none.
     kv_cache: str | None = None
+    #: ``declared`` and ``declared_bits`` give every module the same answer (no exclusions, no
+    #: per-module entries): a float checkpoint's metadata.
+    uniform: bool = False
 
     @abstractmethod
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:

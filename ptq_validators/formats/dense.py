@@ -30,6 +30,7 @@ class DenseDeclaration(Declaration):
     """No quantization metadata: everything is declared unquantized."""
 
     family = FAMILY
+    uniform = True
 
     def __init__(self, quant_method: str | None = None) -> None:
         self.quant_method = quant_method
