@@ -6,6 +6,7 @@ scales may differ: engines requantize to the max, so that is information only.""
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
@@ -25,22 +26,23 @@ RELATIVE_TOLERANCE = 1e-6
 TITLE = "Fused groups (q/k/v, gate/up)"
 
 
-_MEMBERS = frozenset(leaf for names in FUSED_SETS for leaf in names)
+_KIND = operator.attrgetter("kind")
+_SET_OF = {leaf: i for i, names in enumerate(FUSED_SETS) for leaf in names}  # the sets are disjoint
+_MEMBERS = frozenset(_SET_OF)
 
 
 def fused_groups(layers: Iterable[Layer]) -> list[list[Layer]]:
     """Groups of sibling layers an engine fuses, in name order."""
-    by_parent: dict[str, dict[str, Layer]] = {}
+    by_set: dict[tuple[str, int], dict[str, Layer]] = {}
     for layer in layers:
         parent, _, leaf = layer.name.rpartition(".")
-        if leaf in _MEMBERS:
-            by_parent.setdefault(parent, {})[leaf] = layer
+        fused_set = _SET_OF.get(leaf)
+        if fused_set is not None:
+            by_set.setdefault((parent, fused_set), {})[leaf] = layer
     groups = []
-    for _parent, members in sorted(by_parent.items()):
-        for names in FUSED_SETS:
-            present = [members[n] for n in names if n in members]
-            if len(present) > 1:
-                groups.append(present)
+    for (_parent, fused_set), members in sorted(by_set.items()):
+        if len(members) > 1:
+            groups.append([members[n] for n in FUSED_SETS[fused_set] if n in members])
     return groups
 
 
@@ -57,7 +59,7 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
     # kinds: judged once per distinct tuple of kinds; scale values are compared per group.
     judged: dict[tuple[LayerKind, ...], tuple[bool, bool, tuple[str, ...], bool]] = {}
     for group in groups:
-        kinds = tuple(member.kind for member in group)
+        kinds = tuple(map(_KIND, group))
         verdict = judged.get(kinds)
         if verdict is None:
             verdict = judged[kinds] = _judge(kinds)
@@ -78,7 +80,7 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
             )
         for role in shared:
             scales = _scalars(group, role, values)
-            if scales and not _all_equal(scales.values()):
+            if scales and not _all_equal(list(scales.values())):
                 if fp8:
                     info.append(
                         f"{_label(group)}: FP8 weight_scale differs across members (normal: engines "
@@ -143,6 +145,7 @@ def _scalars(group: list[Layer], role: str, values: dict[str, list[float]]) -> d
     return found
 
 
-def _all_equal(values: Iterable[float]) -> bool:
-    values = list(values)
-    return all(math.isclose(v, values[0], rel_tol=RELATIVE_TOLERANCE) for v in values[1:])
+def _all_equal(values: list[float]) -> bool:
+    first = values[0]
+    # Exactly equal values (the usual case) are close without computing it.
+    return all(v == first or math.isclose(v, first, rel_tol=RELATIVE_TOLERANCE) for v in values[1:])
