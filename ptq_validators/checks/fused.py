@@ -120,6 +120,7 @@ def _judge(kinds: tuple[LayerKind, ...]) -> tuple[bool, bool, tuple[str, ...], b
         return True, False, (), False
     exclusion_differs = len({kind.declared.precision is None for kind in kinds}) > 1
     precision = kinds[0].stored.precision
+    roles: tuple[str, ...]
     if precision in (Precision.NVFP4, Precision.MXFP4) or precision is Precision.INT4:
         roles, fp8 = SHARED_SCALES, False
     elif precision is Precision.FP8:

@@ -27,10 +27,10 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
     per_moe: dict[tuple[str, str], dict[int, Layer]] = {}
     for layer in table.layers_of(expert_kinds):
         moe, _, tail = layer.name.rpartition(".experts.")
-        expert_id, _, proj = tail.partition(".")
-        if not expert_id.isdecimal():  # the id the template masked, unless a name holds a "#"
+        digits, _, proj = tail.partition(".")
+        if not digits.isdecimal():  # the id the template masked, unless a name holds a "#"
             continue
-        per_moe.setdefault((moe, proj), {})[int(expert_id)] = layer
+        per_moe.setdefault((moe, proj), {})[int(digits)] = layer
     fused = table.layers_of(
         {kind for kind in kinds if kind not in expert_kinds and kind.fused and kind.group.value == "experts"}
     )
