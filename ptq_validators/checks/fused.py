@@ -80,7 +80,7 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
             )
         for role in shared:
             scales = _scalars(group, role, values)
-            if scales and not _all_equal(list(scales.values())):
+            if scales and not _all_equal(scales):
                 if fp8:
                     info.append(
                         f"{_label(group)}: FP8 weight_scale differs across members (normal: engines "
@@ -89,7 +89,10 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
                 else:
                     problems.append(
                         f"{_label(group)}: {role} differs across members: "
-                        + ", ".join(f"{leaf}={value:.6g}" for leaf, value in scales.items())
+                        + ", ".join(
+                            f"{member.name.rpartition('.')[2]}={value:.6g}"
+                            for member, value in zip(group, scales, strict=True)
+                        )
                         + " — the fused GEMM takes one value: vLLM silently uses the largest"
                         " (the others' layers lose precision), TensorRT-LLM refuses to build"
                     )
@@ -135,14 +138,15 @@ def _label(group: list[Layer]) -> str:
     return f"{parent}.{{{','.join(m.name.rpartition('.')[2] for m in group)}}}"
 
 
-def _scalars(group: list[Layer], role: str, values: dict[str, list[float]]) -> dict[str, float]:
-    """The single value of ``role`` per member (only when every member has exactly one)."""
-    found = {}
+def _scalars(group: list[Layer], role: str, values: dict[str, list[float]]) -> list[float]:
+    """The single value of ``role`` per member, in member order (empty unless every member
+    has exactly one)."""
+    found = []
     for member in group:
         vals = values.get(f"{member.name}.{role}")
         if vals is None or len(vals) != 1:
-            return {}
-        found[member.name.rpartition(".")[2]] = vals[0]
+            return []
+        found.append(vals[0])
     return found
 
 
