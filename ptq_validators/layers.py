@@ -1,7 +1,10 @@
 """The layer table: every linear-like weight of a checkpoint with its group, the tensors that
 store it, the precision found on disk, the precision the metadata declares, and exact bits.
 
-Rows are built from headers only. A row's ``status`` compares found with declared, weight and
+Rows are built from headers only. Each row has a kind (``LayerKind``): what it shares with the
+layers named like it (layer and expert indices masked) and stored alike, worked out once per
+kind, so a MoE export's tens of thousands of layers cost a few dozen judgements and a key each.
+A row's ``status`` compares found with declared, weight and
 activation side: ``ok``, ``unexpected_unquantized`` (declared quantized, stored in float),
 ``quantized_but_excluded`` (stored quantized, declared unquantized), ``declaration_mismatch``
 (both quantized, different format or group size, or a static activation declared without its
@@ -492,17 +495,6 @@ def essential_names(modules: dict[str, Module]) -> set[str]:
     return names
 
 
-@dataclass
-class LayerKinds:
-    """A checkpoint's modules and the kind of each of its layers, in checkpoint order: what the
-    layer table is built from."""
-
-    declaration: Declaration
-    num_hidden_layers: int | None
-    modules: dict[str, Module]
-    kinds: dict[str, LayerKind]  # layer name → kind
-
-
 def original_parameters(modules: dict[str, Module], elements: dict[str, int]) -> int:
     """Original parameter count: each layer's elements and biases (``elements``, by layer
     name), plus the elements of every tensor that belongs to no layer (norms, biases of
@@ -555,27 +547,13 @@ def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
     return OriginalLayers(modules, shapes, original_parameters(modules, elements))
 
 
-def layer_kinds(
-    checkpoint: Checkpoint, source_shapes: dict[str, tuple[int, ...]] | None = None
-) -> LayerKinds:
-    """Group ``checkpoint``'s tensors into modules and find each layer's kind. ``source_shapes``
-    (module → original shape, from the source checkpoint) pins the input width of packed INT
-    weights."""
-    documents = read_documents(checkpoint)
-    declaration = read_declaration(documents)
-    depth = num_hidden_layers(documents.get("config.json") or {})
-    modules = group_modules(checkpoint.tensors)
-    return LayerKinds(
-        declaration, depth, modules, _layer_kinds(modules, declaration, depth, source_shapes or {})
-    )
-
-
 def _layer_kinds(
     modules: dict[str, Module],
     declaration: Declaration,
     depth: int | None,
     shapes: dict[str, tuple[int, ...]],
 ) -> dict[str, LayerKind]:
+    """The kind of each layer among ``modules``, by name in module order."""
     # The experts of a MoE model repeat a few name templates and tensor layouts tens of
     # thousands of times: each distinct (template, group, declaration key, source shape,
     # layout) is one kind, judged once; a distinct layout with its hints is recognised once.
@@ -622,13 +600,17 @@ def _layer_kinds(
 def build_layer_table(
     checkpoint: Checkpoint, *, source_shapes: dict[str, tuple[int, ...]] | None = None
 ) -> LayerTable:
-    """Build the layer table of ``checkpoint``, layers in natural name order (``source_shapes``
-    as for ``layer_kinds``)."""
-    found = layer_kinds(checkpoint, source_shapes)
-    kinds, modules = found.kinds, found.modules
+    """Build the layer table of ``checkpoint``, layers in natural name order. ``source_shapes``
+    (module → original shape, from the source checkpoint) pins the input width of packed INT
+    weights."""
+    documents = read_documents(checkpoint)
+    declaration = read_declaration(documents)
+    depth = num_hidden_layers(documents.get("config.json") or {})
+    modules = group_modules(checkpoint.tensors)
+    kinds = _layer_kinds(modules, declaration, depth, source_shapes or {})
     # The layer shares its module's tensor dict: neither is changed after grouping.
     layers = [Layer(name, kinds[name], modules[name].tensors) for name in sorted(kinds, key=_natural_key)]
-    return LayerTable(layers, found.declaration, modules, found.num_hidden_layers)
+    return LayerTable(layers, declaration, modules, depth)
 
 
 _DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
