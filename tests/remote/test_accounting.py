@@ -22,7 +22,7 @@ from ptq_validators.remote.config import find_file, load_file, select
 from ptq_validators.remote.connect import connect
 from tests.infra.services import START
 from tests.remote.conftest import ptqv
-from tests.remote.test_jobs import launch, loop, status, wait  # noqa: F401  (loop is a fixture)
+from tests.remote.test_jobs import launch, loop, settled, status, wait  # noqa: F401  (loop is a fixture)
 
 pytestmark = pytest.mark.infra
 
@@ -71,12 +71,7 @@ def test_states_from_sacct(accounting: None, loop: dict[str, Any], tmp_path: Pat
         time.sleep(1)
         info = slurm.query(runner, [smoke["slurm_id"]]).get(smoke["slurm_id"])
     assert info is not None and (info.state, info.exit_code, info.source) == ("FAILED", 3, "sacct")
-    # the full job waits on the failed smoke job until slurmctld sees the dependency can never be
-    # met and cancels it (--kill-on-invalid-dep); sacct may say PENDING a moment longer than squeue
-    deadline = time.monotonic() + 60
-    while full["state"] == "PENDING" and time.monotonic() < deadline:
-        time.sleep(1)
-        full = status(root, job_id)["steps"][1]
+    full = settled(root, job_id)["steps"][1]  # sacct may say PENDING a moment longer than squeue
     assert full["state"] == "CANCELLED" and full["source"] in ("sacct", "squeue")
     ok_root, ok_id, _ = launch(tmp_path, loop, "acctok")
     assert wait(ok_root, ok_id, "--timeout", "120").returncode == 0

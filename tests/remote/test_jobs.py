@@ -74,6 +74,18 @@ def status(root: Path, job_id: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def settled(root: Path, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    """The job's status once no step is PENDING: after a failed smoke job, `jobs wait` returns at
+    once, and the full job waits on it until slurmctld sees that the dependency can never be met
+    and cancels it (--kill-on-invalid-dep), a few seconds later."""
+    deadline = time.monotonic() + timeout
+    record = status(root, job_id)
+    while any(s["state"] == "PENDING" for s in record["steps"]) and time.monotonic() < deadline:
+        time.sleep(1)
+        record = status(root, job_id)
+    return record
+
+
 def wait(root: Path, job_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return ptqv("jobs", "wait", job_id, "--root", str(root), "--max-interval", "1", *extra, timeout=300)
 
@@ -108,7 +120,7 @@ def test_complete_fail_and_cancel(
     bad_root, bad_id, _ = launch(tmp_path, loop, "bad", env={"STAND_IN_FAIL": "smoke"})
     done = wait(bad_root, bad_id, "--timeout", "120")
     assert done.returncode == 1, done.stdout + done.stderr
-    smoke, full = status(bad_root, bad_id)["steps"]
+    smoke, full = settled(bad_root, bad_id)["steps"]
     assert (smoke["state"], smoke["exit_code"], full["state"]) == ("FAILED", 3, "CANCELLED")
     assert (smoke["source"], full["source"]) == ("squeue", "squeue")  # no slurmdbd here: sacct cannot answer
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.remote.test_jobs import SLOW, launch, loop, status, wait  # noqa: F401  (loop is a fixture)
+from tests.remote.test_jobs import SLOW, launch, loop, settled, wait  # noqa: F401  (loop is a fixture)
 from tests.remote.test_openssh import control_dir, master_loop  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.infra
@@ -20,7 +20,7 @@ def ends_as_timeout(job: tuple[Path, str]) -> None:
     root, job_id = job
     done = wait(root, job_id, "--timeout", "200")
     assert done.returncode == 1, done.stdout + done.stderr
-    smoke, full = status(root, job_id)["steps"]
+    smoke, full = settled(root, job_id)["steps"]
     assert smoke["state"] == "TIMEOUT" and full["state"] == "CANCELLED"
 
 
