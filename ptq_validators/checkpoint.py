@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 from dataclasses import dataclass
+from itertools import compress, groupby
 from typing import Any
 
 from ptq_validators.errors import InputError, UsageError
@@ -21,6 +23,8 @@ from ptq_validators.io.safetensors import Layouts, SafetensorsHeader, TensorInfo
 from ptq_validators.io.source import ByteSource
 
 INDEX_FILE = "model.safetensors.index.json"
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+_BEGIN, _END = operator.itemgetter(3), operator.itemgetter(4)  # TensorInfo begin, end
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 # Chat template locations, in the order transformers prefers them.
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "tokenizer_config.json")
@@ -293,18 +297,34 @@ class Checkpoint(Documents):
         """Bytes of tensor data over all shards (headers excluded)."""
         return sum(h.file_size - h.data_offset for h in self.headers.values())
 
-    def read_tensors(self, names: list[str]) -> dict[str, bytes]:
-        """The data of tensors ``names`` (meant for small ones: scales), one open per shard."""
-        by_file: dict[str, list[str]] = {}
-        for name in names:
-            by_file.setdefault(self.tensor_file[name], []).append(name)
-        data: dict[str, bytes] = {}
+    def read_tensors(self, names: list[str]) -> list[tuple[list[TensorInfo], bytes]]:
+        """The data of tensors ``names`` (meant for small ones: scales): per shard, its tensors
+        among them in offset order and their bytes back to back. One ``read_ranges`` per shard,
+        one range per run of tensors that lie back to back (a shard's scalar scales mostly do),
+        so no byte outside the tensors asked for is read. ``InputError`` when a shard is now
+        shorter than its header said."""
+        files = map(self.tensor_file.__getitem__, names)
+        by_file: dict[str, list[TensorInfo]] = {}
+        # Names come shard by shard (the order of ``tensors``): group the runs of one shard at once.
+        for file, group in groupby(zip(files, map(self.tensors.__getitem__, names), strict=True), key=_FIRST):
+            by_file.setdefault(file, []).extend(map(_SECOND, group))
+        shards = []
         for file, members in by_file.items():
+            members.sort(key=_BEGIN)
+            begins, ends = list(map(_BEGIN, members)), list(map(_END, members))
+            # A run starts at every tensor that does not begin where the one before it ends.
+            starts = [0, *compress(range(1, len(members)), map(operator.ne, begins[1:], ends[:-1]))]
+            stops = [*starts[1:], len(members)]
             base = self.headers[file].data_offset
-            members.sort(key=lambda n: self.tensors[n].begin)
-            ranges = [(base + self.tensors[n].begin, self.tensors[n].nbytes) for n in members]
-            data.update(zip(members, self.source.read_ranges(file, ranges), strict=False))
-        return data
+            ranges = [(base + begins[a], ends[b - 1] - begins[a]) for a, b in zip(starts, stops, strict=True)]
+            chunks = self.source.read_ranges(file, ranges)
+            if list(map(len, chunks)) != [length for _, length in ranges]:
+                raise InputError(
+                    f"{self.source.display(file)}: shorter than its header says",
+                    hint="the file changed while it was read; gate it again once it is complete",
+                )
+            shards.append((members, b"".join(chunks)))
+        return shards
 
     @property
     def pickle_files(self) -> list[str]:
