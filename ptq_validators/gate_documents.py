@@ -100,14 +100,14 @@ def read_scalar_scales(checkpoint: Checkpoint, roles: frozenset[str]) -> dict[st
     one read per run of adjacent scales. Weight bytes are never read here."""
     tensors = checkpoint.tensors
     # Size and dtype depend on the layout alone, and a 671B export has a few dozen layouts:
-    # judge each once, then keep the tensors of the layouts that pass, at C speed.
-    layouts = list(map(_LAYOUT, tensors.values()))
+    # judge each once, then keep the tensors of the layouts that pass, at C speed (the layout
+    # pairs are made twice rather than kept: 180k of them would be 10 MB).
     small = {
         (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(layouts)
+        for dtype, shape in set(map(_LAYOUT, tensors.values()))
     }
     names = []
-    for name in compress(tensors, map(small.__getitem__, layouts)):
+    for name in compress(tensors, map(small.__getitem__, map(_LAYOUT, tensors.values()))):
         leaf = name.rpartition(".")[2]
         role = leaf if leaf in KNOWN_ROLES else split_role(name, tensors[name])[1]  # split_role's answer
         if role in roles and (role != "weight_scale" or tensors[name].numel == 1):

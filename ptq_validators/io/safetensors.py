@@ -183,13 +183,13 @@ class TensorInfo(NamedTuple):
 
 
 @dataclass
-class SafetensorsHeader:
-    """A validated header: tensors by name, the string metadata, and what was tolerated."""
+class ShardHeader:
+    """What a validated header says besides its tensor table: sizes, the string metadata, and
+    what was tolerated. ``Checkpoint`` keeps one per shard (the tensors it merges)."""
 
     file: str
     file_size: int
     header_size: int
-    tensors: dict[str, TensorInfo]
     metadata: dict[str, str] | None
     warnings: list[str] = field(default_factory=list)
 
@@ -197,6 +197,17 @@ class SafetensorsHeader:
     def data_offset(self) -> int:
         """Absolute file offset of the data buffer (8 + header length)."""
         return 8 + self.header_size
+
+
+@dataclass
+class SafetensorsHeader(ShardHeader):
+    """A validated header: the above, and the tensors by name (in the header's order)."""
+
+    tensors: dict[str, TensorInfo] = field(kw_only=True)
+
+    def shard(self) -> ShardHeader:
+        """This header without its tensor table."""
+        return ShardHeader(self.file, self.file_size, self.header_size, self.metadata, self.warnings)
 
 
 class HeaderError(InputError):
@@ -322,7 +333,7 @@ def parse_header_fast(
             return None
     rows = zip(entries, dtypes, map(_FIRST, shared), begins, ends, strict=True)
     tensors = dict(zip(entries, map(_new_info, rows), strict=True))
-    return SafetensorsHeader(display, file_size, len(header_bytes), tensors, metadata)
+    return SafetensorsHeader(display, file_size, len(header_bytes), metadata, tensors=tensors)
 
 
 def _split_metadata(header_bytes: bytes) -> tuple[dict[str, str] | None, bytes | bytearray]:
@@ -409,7 +420,7 @@ def parse_header_exact(
     reuse = not (floats.seen or negative_zero or b"true" in header_bytes or b"false" in header_bytes)
     tensors = _tensor_infos(raw, display, warnings, ({} if layouts is None else layouts) if reuse else None)
     _check_layout(tensors, file_size - 8 - len(header_bytes), display)
-    return SafetensorsHeader(display, file_size, len(header_bytes), tensors, metadata, warnings)
+    return SafetensorsHeader(display, file_size, len(header_bytes), metadata, warnings, tensors=tensors)
 
 
 def _tensor_infos(
