@@ -349,19 +349,15 @@ _decode_index = msgspec.json.Decoder(_Index).decode
 
 
 def _read_weight_map(source: ByteSource) -> dict[str, str]:
-    """The index's ``weight_map``, its values one string per shard. A well-formed index is
-    decoded by msgspec; anything it refuses is read again with ``json``, whose verdict stands
-    (and whose message names the problem): the two agree on every index msgspec accepts."""
+    """The index's ``weight_map``. A well-formed index is decoded by msgspec (about twice as fast
+    as ``json`` on a 671B index); anything it refuses is read again with ``json``, whose verdict
+    stands and whose message names the problem (the two agree on every index msgspec accepts)."""
     display = source.display(INDEX_FILE)
     raw = source.read_bytes(INDEX_FILE)
     try:
-        text = raw.decode("utf-8")
-        weight_map = _decode_index(text).weight_map
+        return _decode_index(raw.decode("utf-8")).weight_map
     except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):
-        weight_map = _read_weight_map_exactly(raw, display)
-    # One string object per shard instead of one per tensor (180k on a 671B export).
-    shards = {shard: shard for shard in set(weight_map.values())}
-    return dict(zip(weight_map, map(shards.__getitem__, weight_map.values()), strict=True))
+        return _read_weight_map_exactly(raw, display)
 
 
 def _read_weight_map_exactly(raw: bytes, display: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import safetensors
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ptq_validators.errors import InputError
@@ -833,3 +833,34 @@ def test_random_indexes_open_only_when_they_name_the_one_shard(tmp_path, index):
     assert set(checkpoint.headers) == set(weight_map.values())
     if weight_map:
         assert checkpoint.tensors == read_header(LocalSource(directory), "model.safetensors").tensors
+
+
+@settings(max_examples=200, deadline=None)
+@example('{"weight_map": {"a": "m.safetensors", "b": "n", "a": "o"}, "metadata": {"total_size": 1e400}}')
+@example('{"metadata": {"n": NaN}, "weight_map": {"a": "m"}, "weight_map": {"b": "n"}}')
+@example('{"weight_map": {"\\ud800": "m"}}')
+@given(
+    index_values
+    | st.dictionaries(st.just("weight_map"), st.dictionaries(st.text(max_size=3), index_values, max_size=4))
+    | st.binary(max_size=60).map(lambda b: b.decode("latin-1"))
+)
+def test_the_fast_index_read_agrees_with_json(index):
+    """Whatever index msgspec decodes, ``json`` reads the same weight map, in the same order;
+    whatever ``json`` refuses, msgspec refuses too (and ``json``'s message is the one shown)."""
+    import msgspec
+
+    from ptq_validators.checkpoint import _decode_index, _read_weight_map_exactly
+
+    text = index if isinstance(index, str) else json.dumps(index)
+    raw = text.encode("utf-8", "surrogatepass")
+    try:
+        fast = _decode_index(raw.decode("utf-8")).weight_map
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        fast = None
+    try:
+        exact = _read_weight_map_exactly(raw, "index")
+    except InputError:
+        assert fast is None, index
+        return
+    if fast is not None:
+        assert list(fast.items()) == list(exact.items()), index
