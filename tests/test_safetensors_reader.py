@@ -684,8 +684,10 @@ def serialize(tree: Obj, data_size: int, byte_edits: list, style: tuple[bool, st
 def renders(
     document: Obj, data_size: int, edits: list, pool: tuple[list, list], style: tuple[bool, str, bool]
 ) -> Iterator[bytes]:
-    """The base file, the base with each mutation alone, and with the first 1, 2, ... of them."""
+    """The base file (also with whitespace on both sides of every ':'), the base with each
+    mutation alone, and with the first 1, 2, ... of them."""
     yield serialize(document, data_size, [], style)
+    yield serialize(document, data_size, [], (style[0], " \n\t", style[2]))
     for edit in edits:
         tree, byte_edits = copy.deepcopy(document), []
         mutate(tree, edit, pool, byte_edits)
@@ -726,7 +728,6 @@ def test_differential_against_the_safetensors_library(judge):
     def run(base, edits, pool, ascii_only, sep, align):
         for blob in renders(*base, edits, pool, (ascii_only, sep, align)):
             judge(blob)
-        judge(serialize(*base, [], (ascii_only, " \n\t", align)))  # whitespace around every ':' too
 
     run()
     outcomes = judge.outcomes
@@ -737,7 +738,7 @@ def test_differential_against_the_safetensors_library(judge):
     assert outcomes["both accept"] >= 1000 and outcomes["both reject"] >= 1000, outcomes
     assert {f"stricter:{rule}" for rule in STRICTER_RULES} <= set(outcomes), outcomes
     # ... and both of our paths decide a good share of them.
-    assert judge.paths["fast"] >= 300 and judge.paths["exact"] >= 1000, judge.paths
+    assert judge.paths["fast"] >= 1000 and judge.paths["exact"] >= 1000, judge.paths
 
 
 _VALID = build(
