@@ -276,7 +276,7 @@ def parse_header_fast(
     path runs and names the problem. See "The fast path" in the module docstring."""
     if header_bytes[:1] != b"{" or b"\\" in header_bytes:
         return None
-    if b"-0" in header_bytes and _NEGATIVE_ZERO.search(header_bytes):
+    if b"-" in header_bytes and _NEGATIVE_ZERO.search(header_bytes):  # ("-0" is a slow search)
         return None
     if not header_bytes.isascii():
         try:
@@ -301,28 +301,15 @@ def parse_header_fast(
     if header_bytes.count(b":") != keys:
         return None
     infos = list(entries.values())
-    dtypes = list(map(_DTYPE_FIELD, infos))
-    kinds = list(zip(dtypes, map(_SHAPE_FIELD, infos), strict=True))
-    shared: list[Any] = list(map(layouts.get, kinds))
+    dtypes, shapes = list(map(_DTYPE_FIELD, infos)), list(map(_SHAPE_FIELD, infos))
+    shared: list[Any] = list(map(layouts.get, zip(dtypes, shapes, strict=True)))
     if None in shared:
-        names = list(entries)
-        for kind, index in dict(zip(kinds, range(len(kinds)), strict=True)).items():
-            if kind not in layouts:  # a new layout: the exact rules, on one tensor that has it
-                entry = infos[index]
-                pairs = (
-                    ("dtype", entry.dtype),
-                    ("shape", list(entry.shape)),
-                    ("data_offsets", list(entry.data_offsets)),
-                )
-                try:
-                    info = _tensor_info(names[index], pairs, display, [])
-                except HeaderError:
-                    return None
-                layouts[kind] = (kind[1], info.end - info.begin)
-        shared = list(map(layouts.__getitem__, kinds))
-    offsets = list(map(_OFFSETS_FIELD, infos))
-    begins, ends = list(map(_FIRST, offsets)), list(map(_SECOND, offsets))
-    if list(map(operator.sub, ends, begins)) != list(map(_SECOND, shared)):
+        if not _learn_layouts(entries, dtypes, shapes, layouts, display):
+            return None
+        shared = list(map(layouts.__getitem__, zip(dtypes, shapes, strict=True)))
+    begins = list(map(_FIRST, map(_OFFSETS_FIELD, infos)))
+    ends = list(map(_SECOND, map(_OFFSETS_FIELD, infos)))
+    if any(map(operator.ne, map(operator.sub, ends, begins), map(_SECOND, shared))):
         return None
     buffer_size = file_size - 8 - len(header_bytes)
     if _contiguous(begins, ends, buffer_size):
@@ -334,6 +321,28 @@ def parse_header_fast(
     rows = zip(entries, dtypes, map(_FIRST, shared), begins, ends, strict=True)
     tensors = dict(zip(entries, map(_new_info, rows), strict=True))
     return SafetensorsHeader(display, file_size, len(header_bytes), metadata, tensors=tensors)
+
+
+def _learn_layouts(
+    entries: dict[str, Any], dtypes: list[str], shapes: list[tuple[int, ...]], layouts: Layouts, display: str
+) -> bool:
+    """Check each (dtype, shape) not yet in ``layouts`` by the exact rules, on one tensor that has
+    it, and add it; False when that tensor breaks a rule (the exact path will name it)."""
+    names, infos = list(entries), list(entries.values())
+    for kind, index in dict(zip(zip(dtypes, shapes, strict=True), range(len(names)), strict=True)).items():
+        if kind not in layouts:
+            entry = infos[index]
+            pairs = (
+                ("dtype", entry.dtype),
+                ("shape", list(entry.shape)),
+                ("data_offsets", list(entry.data_offsets)),
+            )
+            try:
+                info = _tensor_info(names[index], pairs, display, [])
+            except HeaderError:
+                return False
+            layouts[kind] = (kind[1], info.end - info.begin)
+    return True
 
 
 def _split_metadata(header_bytes: bytes) -> tuple[dict[str, str] | None, bytes | bytearray]:
