@@ -624,6 +624,7 @@ def mutate(tree: Obj, edit: tuple, pool: tuple[list, list], byte_edits: list) ->
             entry[[k for k, _ in entry].index("dtype")] = ("dtype", Obj([(fields["dtype"], None)]))
         elif kind == "extra":
             edge = [Raw("1.5e308"), Raw("-1e308"), Raw("1.8e308"), 10**308, Raw("[" * 124 + "]" * 124)]
+            edge += [Raw("-1.5e308"), Raw("1.2e308")]  # beyond +-1e308 and inside the float range
             entry.append((f"extra{delta}", edge[choice % len(edge)] if delta % 2 else copy.deepcopy(value)))
         return
     places = slots(tree)
