@@ -26,7 +26,7 @@ from ptq_validators.io.source import ByteSource
 
 INDEX_FILE = "model.safetensors.index.json"
 _FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
-_BEGIN, _END = operator.itemgetter(3), operator.itemgetter(4)  # TensorInfo begin, end
+_BEGIN, _END = operator.attrgetter("begin"), operator.attrgetter("end")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 # Chat template locations, in the order transformers prefers them.
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "tokenizer_config.json")

@@ -130,5 +130,6 @@ def read_scalar_scales(checkpoint: Checkpoint, roles: frozenset[str]) -> dict[st
     return values
 
 
-_LAYOUT = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
-_NAME, _DTYPE, _BEGIN, _END = (operator.itemgetter(i) for i in (0, 1, 3, 4))
+_LAYOUT = operator.attrgetter("dtype", "shape")
+_NAME, _DTYPE = operator.attrgetter("name"), operator.attrgetter("dtype")
+_BEGIN, _END = operator.attrgetter("begin"), operator.attrgetter("end")
