@@ -70,10 +70,10 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
             syn.write_checkpoint(source, cfg, syn.model_tensors(cfg, source_fmt, keep))
         for algo in algos:
             fmt, qformat, excludes = presets[algo]
-            shardings = [("", syn.SHARD_BYTES)]
+            shardings: list[tuple[str, int | None]] = [("", None)]
             if slug == "llama" and algo == "NVFP4":
-                shardings.append((", 1000 shards", 0))  # 0: a thousandth of the export each
-            for suffix, shard_bytes in shardings:
+                shardings.append((", 1000 shards", 1000))
+            for suffix, shard_count in shardings:
                 export = workdir / f"{slug}-{algo.lower()}{'-1000' if suffix else ''}"
                 if not export.exists():
                     modules = [
@@ -86,10 +86,7 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
                     quant = {"quant_algo": algo, "kv_cache_quant_algo": None, "exclude_modules": kept}
                     if algo == "NVFP4":
                         quant["group_size"] = 16
-                    total = sum(syn.nbytes(dtype, shape) for _, dtype, shape in tensors)
-                    syn.write_checkpoint(
-                        export, cfg, tensors, quant, shard_bytes=shard_bytes or total // 1000
-                    )
+                    syn.write_checkpoint(export, cfg, tensors, quant, shard_count=shard_count)
                 cases.append((f"{label} {algo}{suffix}", export, source, qformat))
     return cases
 

@@ -219,13 +219,20 @@ def write_checkpoint(
     tensors: list[Tensor],
     quant_config: dict | None = None,
     shard_bytes: int = SHARD_BYTES,
+    shard_count: int | None = None,
 ) -> int:
-    """Write sparse shards of about ``shard_bytes`` each, the index, config.json (and
-    hf_quant_config.json); return the data bytes."""
+    """Write sparse shards of about ``shard_bytes`` each (or exactly ``shard_count`` shards of
+    near-equal tensor counts), the index, config.json (and hf_quant_config.json); return the
+    data bytes."""
     directory.mkdir(parents=True, exist_ok=True)
     shards: list[list[Tensor]] = [[]]
+    if shard_count is not None:
+        # a whole tensor never spans two shards, so equal byte sizes cannot give N shards
+        per, extra = divmod(len(tensors), shard_count)
+        bounds = [i * per + min(i, extra) for i in range(shard_count + 1)]
+        shards = [tensors[bounds[i] : bounds[i + 1]] for i in range(shard_count)]
     size = 0
-    for tensor in tensors:
+    for tensor in tensors if shard_count is None else ():
         span = nbytes(tensor[1], tensor[2])
         if size + span > shard_bytes and shards[-1]:
             shards.append([])

@@ -141,7 +141,7 @@ def run_gate(
     sizes = size.size_summary(
         summary.weight_bytes, exported.weight_bytes, summary.parameters, exported.weight_bytes * 8
     )
-    sizes["quantized"] = size.quantized_bits(table.layers, summary.parameters)
+    sizes["quantized"] = size.quantized_bits(table, summary.parameters)
     compression = recipe is not None or options.plan is not None or table.declaration.family != "dense"
     deep_findings, scanned = scan_deep(exported, table, progress) if options.deep else (None, 0)
     checks = [

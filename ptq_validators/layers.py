@@ -1,7 +1,10 @@
 """The layer table: every linear-like weight of a checkpoint with its group, the tensors that
 store it, the precision found on disk, the precision the metadata declares, and exact bits.
 
-Rows are built from headers only. A row's ``status`` compares found with declared, weight and
+Rows are built from headers only. Each row has a kind (``LayerKind``): what it shares with the
+layers named like it (layer and expert indices masked) and stored alike, worked out once per
+kind, so a MoE export's tens of thousands of layers cost a few dozen judgements and a key each.
+A row's ``status`` compares found with declared, weight and
 activation side: ``ok``, ``unexpected_unquantized`` (declared quantized, stored in float),
 ``quantized_but_excluded`` (stored quantized, declared unquantized), ``declaration_mismatch``
 (both quantized, different format or group size, or a static activation declared without its
@@ -14,6 +17,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -35,6 +39,7 @@ from ptq_validators.formats.roles import (
     QUANTIZATION_ROLES,
     WEIGHT_SIDE_ROLES,
 )
+from ptq_validators.globs import index_key
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, scheme_label
@@ -171,19 +176,27 @@ def _optional_int(value: Any) -> int | None:
     return value
 
 
-@dataclass
-class Layer:
-    """One linear-like weight (a 2-D weight, or a fused 3-D expert parameter) with the
-    tensors, stored layout and declaration the checks judge."""
+@dataclass(frozen=True, slots=True, eq=False)
+class LayerKind:
+    """What every layer of one name template (``index_key``: layer and expert indices masked)
+    and layout (roles, dtype and shape per role, declaration and recognition hints) shares: the
+    group, module class, stored format, declaration, bits and status, worked out once. A 671B
+    MoE export has ~46k layers but a few dozen kinds. Compared by identity (one object per
+    distinct kind of a table)."""
 
-    name: str
+    template: str
     group: LayerGroup
+    module_class: str
     fused: bool
     stored: Stored
     declared: Declared
-    tensors: dict[str, TensorInfo]
+    roles: tuple[str, ...]  # the roles stored, sorted
     weight_bits: int
+    auxiliary_elements: int  # elements of the auxiliary tensors (bias)
     status: str
+    static_input: bool
+    activation: Activation | None
+    scheme: str
 
     @property
     def precision(self) -> Precision:
@@ -193,51 +206,126 @@ class Layer:
     def elements(self) -> int:
         return self.stored.elements
 
+
+def layer_kind(
+    template: str,
+    group: LayerGroup,
+    fused: bool,
+    stored: Stored,
+    declared: Declared,
+    tensors: dict[str, TensorInfo],
+    weight_bits: int,
+) -> LayerKind:
+    """The kind of the layers named like ``template`` that store ``tensors`` (one instance's)
+    recognised as ``stored`` and declared as ``declared``: status and activation side judged."""
+    static_input = not STATIC_INPUT_ROLES.isdisjoint(tensors)
+    activation = stored_activation(stored.precision, declared.activation, static_input)
+    return LayerKind(
+        template,
+        group,
+        module_class(template, group),
+        fused,
+        stored,
+        declared,
+        tuple(sorted(tensors)),
+        weight_bits,
+        sum(info.numel for role, info in tensors.items() if role in AUXILIARY_ROLES),
+        _status(stored, declared, static_input),
+        static_input,
+        activation,
+        scheme_label(stored.precision, activation),
+    )
+
+
+@dataclass(slots=True, eq=False)
+class Layer:
+    """One linear-like weight (a 2-D weight, or a fused 3-D expert parameter): its name, its
+    tensors, and the kind it shares with the layers named and stored like it."""
+
+    name: str
+    kind: LayerKind
+    tensors: dict[str, TensorInfo]
+
+    @property
+    def group(self) -> LayerGroup:
+        return self.kind.group
+
+    @property
+    def fused(self) -> bool:
+        return self.kind.fused
+
+    @property
+    def stored(self) -> Stored:
+        return self.kind.stored
+
+    @property
+    def declared(self) -> Declared:
+        return self.kind.declared
+
+    @property
+    def weight_bits(self) -> int:
+        return self.kind.weight_bits
+
+    @property
+    def status(self) -> str:
+        return self.kind.status
+
+    @property
+    def precision(self) -> Precision:
+        return self.kind.stored.precision
+
+    @property
+    def elements(self) -> int:
+        return self.kind.stored.elements
+
     @property
     def module_class(self) -> str:
         """The torch class the declaration and recipes match this weight as."""
-        return module_class(self.name, self.group)
+        return self.kind.module_class
 
     @property
     def static_input(self) -> bool:
         """A static activation scale is stored beside the weight."""
-        return not STATIC_INPUT_ROLES.isdisjoint(self.tensors)
+        return self.kind.static_input
 
     @property
     def activation(self) -> Activation | None:
         """The activation side: none for a float weight; else the declared kind, static when
         its scale is stored; None when the metadata says nothing about activations."""
-        return stored_activation(self.precision, self.declared.activation, self.static_input)
+        return self.kind.activation
 
     @property
     def scheme(self) -> str:
         """The weight/activation pair as the tools name it (``NVFP4``, ``NVFP4A16`` ...)."""
-        return scheme_label(self.precision, self.activation)
+        return self.kind.scheme
 
     @property
     def bits_per_weight(self) -> Fraction:
         """Exact on-disk bits per original weight element (weight-side tensors only)."""
-        return Fraction(self.weight_bits, self.elements) if self.elements else Fraction(0)
+        elements = self.elements
+        return Fraction(self.weight_bits, elements) if elements else Fraction(0)
 
     def row(self) -> LayerRow:
+        kind = self.kind
+        stored, declared, elements = kind.stored, kind.declared, kind.stored.elements
         return LayerRow(
             name=self.name,
-            group=self.group,
-            precision=self.precision,
-            group_size=self.stored.group_size,
-            activation=self.activation.label if self.activation else None,
-            fused=self.fused,
-            shape=self.stored.shape,
-            module_class=self.module_class,
-            declared=self.declared.precision,
-            declared_group_size=self.declared.group_size,
-            declared_by=self.declared.rule,
-            declared_activation=self.declared.activation.label if self.declared.activation else None,
+            group=kind.group,
+            precision=stored.precision,
+            group_size=stored.group_size,
+            activation=kind.activation.label if kind.activation else None,
+            fused=kind.fused,
+            shape=stored.shape,
+            module_class=kind.module_class,
+            declared=declared.precision,
+            declared_group_size=declared.group_size,
+            declared_by=declared.rule,
+            declared_activation=declared.activation.label if declared.activation else None,
             # Plain int division is correctly rounded, like float(Fraction), and much cheaper.
-            bits_per_weight=round(self.weight_bits / self.elements, 6) if self.elements else 0.0,
-            tensors=tuple(sorted(self.tensors)),
-            status=self.status,
-            problems=tuple(self.stored.problems),
+            bits_per_weight=round(kind.weight_bits / elements, 6) if elements else 0.0,
+            tensors=kind.roles,
+            status=kind.status,
+            problems=tuple(stored.problems),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -278,69 +366,61 @@ class LayerTable:
     declaration: Declaration
     modules: dict[str, Module] = field(default_factory=dict)
     num_hidden_layers: int | None = None
+    _by_name: dict[str, Layer] | None = field(default=None, init=False, repr=False, compare=False)
+    _kind_counts: Counter[LayerKind] | None = field(default=None, init=False, repr=False, compare=False)
 
+    # The table does not change once built: the indexes below are made once, on first use.
     def by_name(self) -> dict[str, Layer]:
-        return {layer.name: layer for layer in self.layers}
+        if self._by_name is None:
+            self._by_name = {layer.name: layer for layer in self.layers}
+        return self._by_name
 
-    # The counts use C-level getters over the ~46k layers of a large MoE, then name the few
-    # distinct keys.
+    def kind_counts(self) -> Counter[LayerKind]:
+        """Layers per kind, in order of first appearance (counted at C speed: the checks
+        judge a kind once and weigh it by its count)."""
+        if self._kind_counts is None:
+            self._kind_counts = Counter(map(_KIND, self.layers))
+        return self._kind_counts
+
+    def layers_of(self, kinds: set[LayerKind]) -> list[Layer]:
+        """The layers of ``kinds``, in table order (none without a pass over the table)."""
+        return [layer for layer in self.layers if layer.kind in kinds] if kinds else []
+
     def precision_counts(self) -> dict[str, int]:
         """Layers per weight precision."""
-        counts = Counter(map(_PRECISION, self.layers))
-        return dict(sorted((precision.value, n) for precision, n in counts.items()))
+        counts: Counter[str] = Counter()
+        for kind, n in self.kind_counts().items():
+            counts[kind.stored.precision.value] += n
+        return dict(sorted(counts.items()))
 
     def scheme_counts(self) -> dict[str, int]:
         """Layers per weight/activation pair (``NVFP4A16``, ``FP8 static`` ...)."""
         counts: Counter[str] = Counter()
-        for (_, scheme), n in self._scheme_groups().items():
-            counts[scheme] += n
+        for kind, n in self.kind_counts().items():
+            counts[kind.scheme] += n
         return dict(sorted(counts.items()))
-
-    def _scheme_groups(self) -> Counter[tuple[LayerGroup, str]]:
-        """Layers per (group, weight/activation pair). The pair follows from the stored layout,
-        the declaration and the roles stored (shared objects, keyed by id), so it is worked out
-        once per distinct key, counted at C speed."""
-        layers = self.layers
-        keys = list(
-            zip(
-                map(_GROUP, layers),
-                map(id, map(_STORED, layers)),
-                map(id, map(_DECLARED, layers)),
-                map(tuple, map(_TENSORS, layers)),
-                strict=True,
-            )
-        )
-        representative = dict(zip(keys, layers, strict=True))
-        groups: Counter[tuple[LayerGroup, str]] = Counter()
-        for key, n in Counter(keys).items():
-            groups[key[0], representative[key].scheme] += n
-        return groups
 
     def group_counts(self) -> dict[str, dict[str, int]]:
         """Layers per group and weight/activation pair."""
-        counts: dict[str, dict[str, int]] = {}
-        for (group, scheme), n in self._scheme_groups().items():
-            counts.setdefault(group.value, {})[scheme] = n
+        counts: dict[str, Counter[str]] = {}
+        for kind, n in self.kind_counts().items():
+            counts.setdefault(kind.group.value, Counter())[kind.scheme] += n
         return {group: dict(sorted(c.items())) for group, c in sorted(counts.items())}
 
     @property
     def parameters(self) -> int:
-        """Original parameter count: layer elements and their biases, plus the elements of
-        every tensor that belongs to no layer (norms, biases of non-linear modules, buffers)."""
-        layer_names = {layer.name for layer in self.layers}
-        return sum(
-            layer.elements
-            + sum(info.numel for role, info in layer.tensors.items() if role in AUXILIARY_ROLES)
-            for layer in self.layers
-        ) + sum(
-            info.numel
-            for name, module in self.modules.items()
-            if name not in layer_names
-            for info in module.tensors.values()
-        )
+        """Original parameter count (``original_parameters``)."""
+        elements = {
+            layer.name: layer.kind.stored.elements + layer.kind.auxiliary_elements for layer in self.layers
+        }
+        return original_parameters(self.modules, elements)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {layer.name: layer.stored.shape for layer in self.layers}
+        return {layer.name: layer.kind.stored.shape for layer in self.layers}
+
+
+_KIND = operator.attrgetter("kind")
+_NAME = operator.attrgetter("name")
 
 
 def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
@@ -368,19 +448,25 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
 def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
     """Group tensors by module prefix."""
     modules: dict[str, Module] = {}
-    for name, info in tensors.items():
-        prefix, _, leaf = name.rpartition(".")
-        if leaf in KNOWN_ROLES:  # nearly every tensor: the answer split_role gives, inline
-            module_name, role, fused = prefix, leaf, False
-        else:
-            module_name, role, fused = split_role(name, info)
-        module = modules.get(module_name)
+    get = modules.get
+    # Nearly every tensor ends in a known role after its last dot (every name split at C
+    # speed): the answer split_role gives, taken inline.
+    for name, (prefix, _, leaf), info in zip(
+        tensors, map(_SPLIT_LAST_DOT, tensors), tensors.values(), strict=True
+    ):
+        fused = False
+        if leaf not in KNOWN_ROLES:
+            prefix, leaf, fused = split_role(name, info)
+        module = get(prefix)
         if module is None:
-            module = modules[module_name] = Module(module_name)
-        module.tensors[role] = info
+            module = modules[prefix] = Module(prefix)
+        module.tensors[leaf] = info
         if fused:
             module.fused = True
     return modules
+
+
+_SPLIT_LAST_DOT = operator.methodcaller("rpartition", ".")
 
 
 def is_layer(module: Module) -> bool:
@@ -396,66 +482,139 @@ def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
 
 
-def essential_names(table: LayerTable) -> set[str]:
-    """A checkpoint's tensor names minus its own quantization tensors (an FP8 source's
-    ``weight_scale_inv`` need not survive into an NVFP4 export)."""
-    return {
-        info.name
-        for module in table.modules.values()
-        for role, info in module.tensors.items()
-        if role not in QUANTIZATION_ROLES
-    }
+def essential_names(modules: dict[str, Module]) -> set[str]:
+    """A checkpoint's tensor names (grouped by module) minus its own quantization tensors (an
+    FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export)."""
+    names: set[str] = set()
+    for module in modules.values():
+        tensors = module.tensors
+        if QUANTIZATION_ROLES.isdisjoint(tensors):  # a float checkpoint's every module
+            names.update(map(_TENSOR_NAME, tensors.values()))
+        else:
+            names.update(info.name for role, info in tensors.items() if role not in QUANTIZATION_ROLES)
+    return names
+
+
+def original_parameters(modules: dict[str, Module], elements: dict[str, int]) -> int:
+    """Original parameter count: each layer's elements and biases (``elements``, by layer
+    name), plus the elements of every tensor that belongs to no layer (norms, biases of
+    non-linear modules, buffers)."""
+    return sum(elements.values()) + sum(
+        info.numel
+        for name, module in modules.items()
+        if name not in elements
+        for info in module.tensors.values()
+    )
+
+
+@dataclass
+class OriginalLayers:
+    """What a source checkpoint's layers say about the original model: each layer's original
+    shape, and the parameter count; with the modules they were grouped from."""
+
+    modules: dict[str, Module]
+    shapes: dict[str, tuple[int, ...]]
+    parameters: int
+
+
+def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
+    """The original shapes and parameter count of ``checkpoint``'s layers, without building
+    its layer table. A source whose metadata declares every module alike (a float checkpoint)
+    needs neither names' templates nor groups: each distinct layout is recognised once."""
+    documents = read_documents(checkpoint)
+    declaration = read_declaration(documents)
+    modules = group_modules(checkpoint.tensors)
+    if not declaration.uniform:
+        found = _layer_kinds(modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {})
+        shapes = {name: kind.stored.shape for name, kind in found.items()}
+        elements = {name: kind.stored.elements + kind.auxiliary_elements for name, kind in found.items()}
+        return OriginalLayers(modules, shapes, original_parameters(modules, elements))
+    declared = declaration.declared("")
+    hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)
+    recognized: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
+    shapes, elements = {}, {}
+    for name, module in modules.items():
+        if not is_layer(module):
+            continue
+        tensors = module.tensors
+        layout = (module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
+        known = recognized.get(layout)
+        if known is None:
+            stored = recognize(module, hints)
+            aux = sum(info.numel for role, info in tensors.items() if role in AUXILIARY_ROLES)
+            known = recognized[layout] = (stored.shape, stored.elements + aux)
+        shapes[name], elements[name] = known
+    return OriginalLayers(modules, shapes, original_parameters(modules, elements))
+
+
+def _layer_kinds(
+    modules: dict[str, Module],
+    declaration: Declaration,
+    depth: int | None,
+    shapes: dict[str, tuple[int, ...]],
+) -> dict[str, LayerKind]:
+    """The kind of each layer among ``modules``, by name in module order."""
+    # The experts of a MoE model repeat a few name templates and tensor layouts tens of
+    # thousands of times: each distinct (template, group, declaration key, source shape,
+    # layout) is one kind, judged once; a distinct layout with its hints is recognised once.
+    # Per layer remain its template, group (an MTP layer differs by its index), the lookups
+    # that can tell instances apart, and the layout key.
+    declared_of: dict[tuple[str, LayerGroup, Hashable], tuple[Declared, int | None]] = {}
+    recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
+    kinds: dict[tuple[Any, ...], LayerKind] = {}
+    by_name: dict[str, LayerKind] = {}
+    for name, module in modules.items():
+        if not is_layer(module):
+            continue
+        template = index_key(name)
+        group = classify(name, num_hidden_layers=depth, template=template)
+        asked = (template, group, declaration.instance_key(name))
+        tensors = module.tensors
+        source_shape = shapes.get(name)
+        layout = (tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
+        key = (asked, source_shape, module.fused, layout)
+        kind = kinds.get(key)
+        if kind is None:
+            known_declared = declared_of.get(asked)
+            if known_declared is None:
+                known_declared = declared_of[asked] = (
+                    declaration.declared(name, module_class=module_class(template, group)),
+                    declaration.declared_bits(name),
+                )
+            declared, declared_bits = known_declared
+            hints = Hints(declared_bits, declared.group_size, source_shape, declared.block)
+            known = recognized.get((hints, module.fused, layout))
+            if known is None:
+                known = recognized[hints, module.fused, layout] = (
+                    recognize(module, hints),
+                    sum(info.bits for role, info in tensors.items() if role in WEIGHT_SIDE_ROLES),
+                )
+            stored, weight_bits = known
+            kind = kinds[key] = layer_kind(
+                template, group, module.fused, stored, declared, tensors, weight_bits
+            )
+        by_name[name] = kind
+    return by_name
 
 
 def build_layer_table(
     checkpoint: Checkpoint, *, source_shapes: dict[str, tuple[int, ...]] | None = None
 ) -> LayerTable:
-    """Build the layer table of ``checkpoint``. ``source_shapes`` (module → original shape,
-    from the source checkpoint) pins the input width of packed INT weights."""
+    """Build the layer table of ``checkpoint``, layers in natural name order. ``source_shapes``
+    (module → original shape, from the source checkpoint) pins the input width of packed INT
+    weights."""
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
-    shapes = source_shapes or {}
-    layers: list[Layer] = []
     modules = group_modules(checkpoint.tensors)
-    # The experts of a MoE model repeat a few tensor layouts tens of thousands of times:
-    # recognise each distinct layout (roles, dtypes, shapes and hints) once, and judge each
-    # (layout, declaration) pair once. Per layer remain only what its name decides (group,
-    # declaration) and the lookups. Layers are built in natural name order, so no sort after.
-    recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
-    statuses: dict[tuple[int, int, bool], str] = {}
-    for name in sorted(modules, key=_natural_key):
-        module = modules[name]
-        if not is_layer(module):
-            continue
-        group = classify(name, num_hidden_layers=depth)
-        declared = declaration.declared(name, module_class=module_class(name, group))
-        hints = Hints(declaration.declared_bits(name), declared.group_size, shapes.get(name), declared.block)
-        tensors = module.tensors
-        layout = (hints, module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
-        known = recognized.get(layout)
-        if known is None:
-            known = recognized[layout] = (
-                recognize(module, hints),
-                sum(info.bits for role, info in tensors.items() if role in WEIGHT_SIDE_ROLES),
-            )
-        stored, weight_bits = known
-        static_input = not STATIC_INPUT_ROLES.isdisjoint(tensors)
-        judged = (id(stored), id(declared), static_input)
-        status = statuses.get(judged)
-        if status is None:
-            status = statuses[judged] = _status(stored, declared, static_input)
-        # The layer shares its module's tensor dict: neither is changed after grouping.
-        layers.append(Layer(name, group, module.fused, stored, declared, tensors, weight_bits, status))
+    kinds = _layer_kinds(modules, declaration, depth, source_shapes or {})
+    # The layer shares its module's tensor dict: neither is changed after grouping.
+    layers = [Layer(name, kinds[name], modules[name].tensors) for name in sorted(kinds, key=_natural_key)]
     return LayerTable(layers, declaration, modules, depth)
 
 
 _DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
-_PRECISION = operator.attrgetter("stored.precision")
-_GROUP = operator.attrgetter("group")
-_STORED = operator.attrgetter("stored")
-_DECLARED = operator.attrgetter("declared")
-_TENSORS = operator.attrgetter("tensors")
+_TENSOR_NAME = operator.itemgetter(0)  # TensorInfo name
 
 
 def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
@@ -481,9 +640,10 @@ def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
     return OK
 
 
-def _natural_key(name: str) -> tuple[Any, ...]:
+def _natural_key(name: str) -> list[Any]:
     # Splitting on digit runs alternates text and numbers at fixed positions, so the parts of
-    # two keys always compare text with text and number with number.
-    parts = _DIGIT_RUNS.split(name)
+    # two keys always compare text with text and number with number (a list compares like a
+    # tuple and is cheaper to make).
+    parts: list[Any] = _DIGIT_RUNS.split(name)
     parts[1::2] = map(int, parts[1::2])
-    return tuple(parts)
+    return parts

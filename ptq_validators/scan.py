@@ -25,8 +25,9 @@ class ScanReport:
     def size(self) -> dict[str, Any]:
         """Weight bytes, parameters, bits per parameter, and bits per weight of linear layers."""
         parameters = self.table.parameters
-        elements = sum(layer.elements for layer in self.table.layers)
-        layer_bits = sum(layer.weight_bits for layer in self.table.layers)
+        kinds = self.table.kind_counts().items()
+        elements = sum(kind.stored.elements * n for kind, n in kinds)
+        layer_bits = sum(kind.weight_bits * n for kind, n in kinds)
         return {
             "weight_bytes": self.checkpoint.weight_bytes,
             "parameters": parameters,
@@ -76,6 +77,6 @@ def _inventory_coverage(table: LayerTable) -> CheckResult:
     is an inventory (of a source as well as of an export), and "no quantized layers" only
     fails a gate, where the export was meant to be quantized."""
     result = coverage.check_coverage(table)
-    if all(layer.status == OK and not layer.precision.is_quantized for layer in table.layers):
+    if all(kind.status == OK and not kind.stored.precision.is_quantized for kind in table.kind_counts()):
         return CheckResult(result.id, result.title, PASS, "unquantized: nothing declared or stored quantized")
     return result

@@ -1,7 +1,7 @@
 """What the gate needs of the source checkpoint: sizes, original layer shapes and tensor names.
 
-The gate keeps this summary and drops the source's layer table, so only one full table (the
-export's) is alive while the checks run.
+Read from the source's layers without building its layer table (no kinds where the source
+declares every module alike, no row objects, no name sort): only the export's table is built.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.layers import build_layer_table, essential_names
+from ptq_validators.layers import essential_names, original_layers
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,12 @@ class SourceSummary:
 
 
 def summarize(source: Checkpoint) -> SourceSummary:
-    """Build the layer table of the already opened ``source`` and keep only what the gate uses."""
-    table = build_layer_table(source)
+    """Read what the gate uses from the already opened ``source``'s layers."""
+    found = original_layers(source)
     return SourceSummary(
         source.weight_bytes,
-        table.parameters,
-        table.shapes(),
+        found.parameters,
+        found.shapes,
         frozenset(source.tensors),
-        frozenset(essential_names(table)),
+        frozenset(essential_names(found.modules)),
     )

@@ -138,18 +138,33 @@ _MLP_SEGMENTS = frozenset(
 _MTP_SEGMENTS = frozenset({"mtp", "eh_proj", "shared_head", "mtp_block", "nextn"})
 _NORM_RE = re.compile(r"(^|_)(norm|layernorm|ln)(_|\d|$)|norm$")
 _LAYER_INDEX_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+_MASKED_LAYER_INDEX = ".layers.#."  # what ``index_key`` makes of a match of _LAYER_INDEX_RE
 
 
-def classify(module_name: str, *, num_hidden_layers: int | None = None) -> LayerGroup:
+def classify(
+    module_name: str, *, num_hidden_layers: int | None = None, template: str | None = None
+) -> LayerGroup:
     """Return the layer group of ``module_name`` (a dotted module path without the suffix).
 
     ``num_hidden_layers`` lets a decoder layer index at or past the model's layer count be
     recognised as an MTP / next-n prediction layer (DeepSeek-V3 stores its MTP layer there).
+    ``template`` is ``index_key(module_name)`` where the caller has it already.
     """
-    if _is_mtp_layer(module_name, num_hidden_layers):
+    # Indices do not change the group except for that MTP test: classify the name with its
+    # numbers masked, once per template, and read the layer index only where there is one.
+    key = index_key(module_name) if template is None else template
+    if (
+        num_hidden_layers is not None
+        and _has_layer_index(key)
+        and _is_mtp_layer(module_name, num_hidden_layers)
+    ):
         return LayerGroup.MTP
-    # Indices do not change the group: classify the name with its numbers masked, once.
-    return _classify_shape(index_key(module_name))
+    return _classify_shape(key)
+
+
+@lru_cache(maxsize=4096)
+def _has_layer_index(template: str) -> bool:
+    return _MASKED_LAYER_INDEX in f".{template}."
 
 
 @lru_cache(maxsize=4096)

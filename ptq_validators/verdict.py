@@ -13,7 +13,7 @@ from typing import Any
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, WARN, CheckResult
 from ptq_validators.checks.metadata import MetadataDiff
-from ptq_validators.layers import Layer, LayerTable
+from ptq_validators.layers import Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision
 
 # The class of a failure by the check that owns it, most fundamental first: an unreadable
@@ -69,8 +69,8 @@ def headline(checks: list[CheckResult]) -> str:
     return f"{ids}: {problem}" if failed else f"warnings: {ids}: {problem}"
 
 
-def bucket(layer: Layer) -> str:
-    """The day-0 bucket of one layer (``LAYER_BUCKETS``)."""
+def bucket(layer: Layer | LayerKind) -> str:
+    """The day-0 bucket of one layer, or of every layer of one kind (``LAYER_BUCKETS``)."""
     if layer.status == lt.UNEXPECTED_UNQUANTIZED:
         return "unexpected_unquantized"
     if layer.status == lt.DECLARATION_MISMATCH:
@@ -90,7 +90,9 @@ def summary(
     table: LayerTable, size: dict[str, Any], recipe: dict[str, Any] | None, diffs: list[MetadataDiff]
 ) -> dict[str, Any]:
     """The fields a release gate reads without walking ``checks`` or ``layers``."""
-    counts = Counter(bucket(layer) for layer in table.layers)
+    counts: Counter[str] = Counter()
+    for kind, n in table.kind_counts().items():  # a layer's bucket follows from its kind
+        counts[bucket(kind)] += n
     diff_counts = Counter(diff.classification for diff in diffs)
     return {
         "source_bytes": size["source_bytes"],

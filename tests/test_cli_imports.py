@@ -90,3 +90,23 @@ def test_a_command_imports_only_its_own_module():
         "ptq_validators.cli.gate_commands",
         "ptq_validators.cli.options",
     ]
+
+
+def test_top_level_help_imports_no_command_module():
+    assert imports_of("--help")["cli_modules"] == ["ptq_validators.cli.app", "ptq_validators.cli.epilogs"]
+
+
+def test_help_summaries_are_the_commands_own():
+    """The listing's stand-ins shorten to what each loaded command would show, at any width."""
+    import typer
+    from typer.core import TyperCommand
+
+    from ptq_validators.cli.app import COMMANDS, SUMMARIES, app
+
+    group = typer.main.get_group(app)
+    assert list(SUMMARIES) == list(COMMANDS)
+    for name in COMMANDS:
+        real = group.get_command(None, name)  # loads the module
+        for limit in (30, 45, 70, 200):
+            shown = TyperCommand(name, help=SUMMARIES[name]).get_short_help_str(limit)
+            assert shown == real.get_short_help_str(limit), (name, limit)

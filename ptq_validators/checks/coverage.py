@@ -1,12 +1,17 @@
-"""Layer precision and coverage checks over a layer table (pure functions)."""
+"""Layer precision and coverage checks over a layer table (pure functions).
+
+What a check decides from a layer's kind (status, stored format, declaration, group) is decided
+once per kind and weighed by the kind's count; only the kinds that make a detail line are
+walked layer by layer, in table order, for their names."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
-from ptq_validators.layers import Layer, LayerTable
+from ptq_validators.layers import Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision, describe_counts, scheme_label
 from ptq_validators.recipes import Intent
 from ptq_validators.taxonomy import LayerGroup
@@ -23,7 +28,10 @@ _STATUS_TEXT = {
 
 def check_precision(table: LayerTable) -> CheckResult:
     """Counts per precision; structural problems in stored layouts are blocking."""
-    problems = [f"{layer.name}: {problem}" for layer in table.layers for problem in layer.stored.problems]
+    flawed = {kind for kind in table.kind_counts() if kind.stored.problems}
+    problems = [
+        f"{layer.name}: {problem}" for layer in table.layers_of(flawed) for problem in layer.stored.problems
+    ]
     status = FAIL if problems else PASS
     summary = describe_counts(table.scheme_counts()) or "no linear layers"
     return CheckResult(
@@ -40,13 +48,13 @@ def check_coverage(table: LayerTable) -> CheckResult:
     """Every layer is either quantized as declared (weight and activation side) or declared
     unquantized. An expert that lacks its static input scale is the MoE check's to report:
     this row counts it and refers there."""
-    bad = [layer for layer in table.layers if layer.status != lt.OK]
-    moe_owned = [
-        layer for layer in bad if _lacks_input_scale(layer) and not layer.fused and _is_expert(layer)
-    ]
-    mine = [layer for layer in bad if layer not in moe_owned]
+    kinds = table.kind_counts()
+    bad = {kind for kind in kinds if kind.status != lt.OK}
+    owned = {kind for kind in bad if _lacks_input_scale(kind) and not kind.fused and _is_expert(kind)}
+    moe_owned = sum(kinds[kind] for kind in owned)
+    mine = table.layers_of(bad - owned)
     counts = Counter(layer.status for layer in mine)
-    quantized = sum(1 for layer in table.layers if layer.precision.is_quantized)
+    quantized = sum(n for kind, n in kinds.items() if kind.stored.precision.is_quantized)
     total = len(table.layers)
     details = [_layer_line(layer) for layer in mine]
     if not quantized:
@@ -56,13 +64,13 @@ def check_coverage(table: LayerTable) -> CheckResult:
         summary = ", ".join(f"{count} {_STATUS_TEXT[s]}" for s, count in counts.items())
         summary += f" (of {plural(total, 'layer')})"
     else:
-        matching = total - len(moe_owned)
+        matching = total - moe_owned
         summary = (
             f"{matching}/{total} match the declaration: {quantized} quantized, {total - quantized} excluded"
         )
     if moe_owned:
         summary += (
-            f"; {plural(len(moe_owned), 'expert layer')} without the declared static input scale "
+            f"; {plural(moe_owned, 'expert layer')} without the declared static input scale "
             "(see MoE expert completeness)"
         )
     if not quantized:
@@ -78,19 +86,20 @@ def check_coverage(table: LayerTable) -> CheckResult:
     )
 
 
-def _is_expert(layer: Layer) -> bool:
-    return layer.group is LayerGroup.EXPERTS and ".experts." in layer.name
+def _is_expert(kind: LayerKind) -> bool:
+    # Indices are masked in the template, never "experts": it holds ".experts." as the name does.
+    return kind.group is LayerGroup.EXPERTS and ".experts." in kind.template
 
 
-def _lacks_input_scale(layer: Layer) -> bool:
+def _lacks_input_scale(kind: LayerKind) -> bool:
     """The weight is as declared; only the declared static input scale is not stored."""
-    declared = layer.declared
+    declared = kind.declared
     return (
-        layer.status == lt.DECLARATION_MISMATCH
-        and declared.precision is layer.precision
+        kind.status == lt.DECLARATION_MISMATCH
+        and declared.precision is kind.stored.precision
         and declared.activation is not None
         and declared.activation.static
-        and not layer.static_input
+        and not kind.static_input
     )
 
 
@@ -103,7 +112,7 @@ def _layer_line(layer: Layer) -> str:
         f"{layer.name}: {_STATUS_TEXT.get(layer.status, layer.status)} — stored "
         f"{layer.scheme}, declared {declared_text} ({declared.rule})"
     )
-    if _lacks_input_scale(layer):
+    if _lacks_input_scale(layer.kind):
         line += ": no static input scale (input_scale) is stored"
     elif (
         layer.status == lt.DECLARATION_MISMATCH
@@ -119,16 +128,20 @@ def _layer_line(layer: Layer) -> str:
 def check_vision(table: LayerTable, *, allow: bool) -> CheckResult:
     """Vision towers and multimodal projectors must stay unquantized unless allowed."""
     groups = (LayerGroup.VISION, LayerGroup.PROJECTOR)
-    members = [layer for layer in table.layers if layer.group in groups]
-    carrying = [layer for layer in members if _carries_quantization(layer)]
+    kinds = table.kind_counts()
+    members = {kind for kind in kinds if kind.group in groups}
     if not members:
         return CheckResult("vision", "Vision tower / projector", SKIP, "no vision tower or projector")
+    carrying = table.layers_of({kind for kind in members if _carries_quantization(kind)})
     if not carrying:
         return CheckResult(
-            "vision", "Vision tower / projector", PASS, f"{len(members)} layers, none quantized"
+            "vision",
+            "Vision tower / projector",
+            PASS,
+            f"{sum(kinds[kind] for kind in members)} layers, none quantized",
         )
     status = WARN if allow else FAIL
-    summary = f"{len(carrying)}/{len(members)} layers carry quantization tensors"
+    summary = f"{len(carrying)}/{sum(kinds[kind] for kind in members)} layers carry quantization tensors"
     if allow:
         summary += " (allowed by --allow-quantized-vision)"
     details = [
@@ -145,17 +158,20 @@ def check_vision(table: LayerTable, *, allow: bool) -> CheckResult:
     )
 
 
-def _carries_quantization(layer: Layer) -> bool:
+def _carries_quantization(kind: LayerKind) -> bool:
+    precision = kind.stored.precision
     return (
-        layer.precision.is_quantized
-        or layer.precision is Precision.FAKE_QUANT
-        or any(role != "weight" and role != "bias" for role in layer.tensors)
+        precision.is_quantized
+        or precision is Precision.FAKE_QUANT
+        or any(role != "weight" and role != "bias" for role in kind.roles)
     )
 
 
 def check_head_and_embeddings(table: LayerTable) -> CheckResult:
     """A quantized lm_head or embedding is legal but many engines cannot serve it: warn."""
-    members = [layer for layer in table.layers if layer.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)]
+    members = table.layers_of(
+        {kind for kind in table.kind_counts() if kind.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)}
+    )
     quantized = [layer for layer in members if layer.precision.is_quantized]
     if not members:
         return CheckResult("lm_head_embed", "lm_head / embeddings", SKIP, "none stored")
@@ -204,24 +220,31 @@ def check_expectation(
     extra: dict[str, list[str]] = {}
     missing: list[str] = []
     owned = 0
+    # What a layer's kind and its intent make of it, worked out once per distinct pair (intents
+    # are shared objects: one per rule, or per name template).
+    outcomes: dict[tuple[LayerKind, int], tuple[str, Any]] = {}
     for name, intent in intents.items():
         layer = found.get(name)
         if layer is None:
             missing.append(name)
             continue
-        if layer.status != lt.OK:
+        kind = layer.kind
+        outcome = outcomes.get((kind, id(intent)))
+        if outcome is None:
+            outcome = outcomes[kind, id(intent)] = _outcome(kind, intent)
+        verdict, key = outcome
+        if verdict == "owned":
             owned += 1
             continue
-        counts = groups.setdefault(layer.group, [0, 0])
-        if intent.precision is not None:
+        counts = groups.setdefault(kind.group, [0, 0])
+        if verdict == "met":
             counts[0] += 1
-            if _meets(layer, intent):
-                counts[1] += 1
-            else:
-                intended = scheme_label(intent.precision, intent.activation) + _group(intent.group_size)
-                differ.setdefault((intended, layer.scheme + _group(layer.stored.group_size)), []).append(name)
-        elif layer.precision.is_quantized:
-            extra.setdefault(layer.scheme, []).append(name)
+            counts[1] += 1
+        elif verdict == "differs":
+            counts[0] += 1
+            differ.setdefault(key, []).append(name)
+        elif verdict == "extra":
+            extra.setdefault(key, []).append(name)
     intended_any = any(t for t, _ in groups.values())
     details = list(conflicts)
     if not intended_any and intents:
@@ -270,14 +293,32 @@ def check_expectation(
     )
 
 
-def _meets(layer: Layer, intent: Intent) -> bool:
+def _outcome(kind: LayerKind, intent: Intent) -> tuple[str, Any]:
+    """How a layer of ``kind`` fares against ``intent``: ``owned`` (it disagrees with its own
+    declaration: the coverage check's), ``met``, ``differs`` (with the (intended, stored)
+    labels), ``extra`` (quantized against an unquantized intent, with the stored scheme) or
+    ``unquantized`` (left unquantized as intended)."""
+    if kind.status != lt.OK:
+        return "owned", None
+    if intent.precision is not None:
+        if _meets(kind, intent):
+            return "met", None
+        intended = scheme_label(intent.precision, intent.activation) + _group(intent.group_size)
+        return "differs", (intended, kind.scheme + _group(kind.stored.group_size))
+    if kind.stored.precision.is_quantized:
+        return "extra", kind.scheme
+    return "unquantized", None
+
+
+def _meets(kind: LayerKind, intent: Intent) -> bool:
     """The stored weight (and, where both are known, activation side) is what was intended."""
-    if layer.precision is not intent.precision:
+    stored = kind.stored
+    if stored.precision is not intent.precision:
         return False
-    if intent.group_size and layer.stored.group_size and intent.group_size != layer.stored.group_size:
+    if intent.group_size and stored.group_size and intent.group_size != stored.group_size:
         return False
-    stored = layer.activation
-    return intent.activation is None or stored is None or intent.activation == stored
+    activation = kind.activation
+    return intent.activation is None or activation is None or intent.activation == activation
 
 
 def _names(names: list[str], limit: int = 6) -> str:

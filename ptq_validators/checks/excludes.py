@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
-from ptq_validators.globs import index_free, index_key
+from ptq_validators.globs import index_free
 from ptq_validators.layers import LayerTable
 from ptq_validators.model_config import tied_embeddings
 
@@ -21,14 +21,15 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     patterns = declaration.exclusion_patterns()
     if not patterns:
         return CheckResult("excludes", TITLE, SKIP, "the metadata has no exclude list")
-    modules = {layer.name: layer for layer in table.layers}
+    modules = table.by_name()
     # Modules without a linear weight (attention blocks, MoE containers) are legal targets too.
     prefixes = {name for name in table.modules if name}
     # Names that differ only in indices share one answer for index-free patterns: ask once per
     # (name shape, class) and expand.
     shapes: dict[tuple[str, str], list[str]] = {}
     for name, layer in modules.items():
-        shapes.setdefault((index_key(name), layer.module_class), []).append(name)
+        kind = layer.kind
+        shapes.setdefault((kind.template, kind.module_class), []).append(name)
     failures, warnings = [], []
     for pattern in patterns:
         if index_free([pattern]):

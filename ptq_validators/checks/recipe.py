@@ -32,10 +32,18 @@ def check_recipe(
     """Each layer against the recipe's intent, after the recipe against the declaration."""
     if recipe is None:
         return coverage.skipped("recipe", TITLE, "no --qformat or --scheme given")
-    intents = {
-        layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
-        for layer in table.layers
-    }
+    if recipe.index_free:
+        # Every name of one template gets the same intent: ask once per kind.
+        by_kind = {
+            kind: recipe.intent(kind.template, fused_param=kind.fused, module_class=kind.module_class)
+            for kind in table.kind_counts()
+        }
+        intents = {layer.name: by_kind[layer.kind] for layer in table.layers}
+    else:
+        intents = {
+            layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
+            for layer in table.layers
+        }
     return coverage.check_expectation(
         table,
         intents,

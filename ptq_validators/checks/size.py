@@ -6,7 +6,7 @@ from fractions import Fraction
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
-from ptq_validators.layers import Layer
+from ptq_validators.layers import LayerTable
 
 
 def size_summary(
@@ -24,16 +24,16 @@ def size_summary(
     }
 
 
-def quantized_bits(layers: list[Layer], source_params: int) -> dict[str, Any]:
+def quantized_bits(table: LayerTable, source_params: int) -> dict[str, Any]:
     """Exact effective bits per weight of the quantized layers, by weight/activation pair
     (weight-side tensors over original elements), and the share of the source's parameters
     they hold. Values are floats; ``exact`` keeps each ratio as ``"numerator/denominator"``."""
     bits: dict[str, list[int]] = {}
-    for layer in layers:
-        if layer.precision.is_quantized:
-            totals = bits.setdefault(layer.scheme, [0, 0])
-            totals[0] += layer.weight_bits
-            totals[1] += layer.elements
+    for kind, n in table.kind_counts().items():
+        if kind.stored.precision.is_quantized:
+            totals = bits.setdefault(kind.scheme, [0, 0])
+            totals[0] += kind.weight_bits * n
+            totals[1] += kind.stored.elements * n
     ratios = {scheme: Fraction(b, n) for scheme, (b, n) in sorted(bits.items()) if n}
     elements = sum(n for _, n in bits.values())
     share = Fraction(elements, source_params) if source_params else Fraction(0)

@@ -1,9 +1,10 @@
 """The Typer application. Each command group lives in its own module and registers itself there.
 
-A command module is imported only when one of its commands runs (or when the top-level help
-lists them all): ``COMMANDS`` maps each command name to its module, so ``ptqv gate`` never
-compiles or imports the launch or pre-flight code. Command modules import their heavy
-dependencies inside the command bodies.
+A command module is imported only when one of its commands runs: ``COMMANDS`` maps each command
+name to its module, so ``ptqv gate`` never compiles or imports the launch or pre-flight code, and
+``SUMMARIES`` holds the first sentence of each command's help, so the top-level help lists them
+all without importing any (``tests/test_cli_imports.py`` checks both against the loaded commands).
+Command modules import their heavy dependencies inside the command bodies.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ptq_validators import __version__
 from ptq_validators.cli.epilogs import exit_code_lines
@@ -34,12 +35,34 @@ COMMANDS: dict[str, str] = {
     "skills": "skills_commands",
     "docs": "skills_commands",
 }
+# Command name -> the first sentence of its help, all the top-level listing shows of it.
+SUMMARIES: dict[str, str] = {
+    "gate": "Judge an exported checkpoint against its source: size, bits, coverage, metadata drift.",
+    "scan": "Inventory of one checkpoint: format, declared config, precision counts, bits per weight.",
+    "demo": "Run the whole gate on a bundled tiny source / NVFP4 export pair (made by ModelOpt).",
+    "env": "Detect GPUs, SLURM, containers, the ModelOpt checkout and package versions; say where to "
+    "run and which format to choose.",
+    "inspect": "Inspect a model: architecture, remote code and its imports, MoE/VLM/hybrid/MTP, source "
+    "quantization, parameters and GPU sizing, ModelOpt support, and the path to take.",
+    "plan": "Apply a recipe to the model's real module names (built on the meta device, no weights) "
+    "and report per-group coverage, pattern problems and the verdict.",
+    "render": "Render a job's files into its workspace and print their paths.",
+    "launch": "Run a rendered job here (--local) or on a cluster (--cluster) and record it in jobs.json.",
+    "jobs": "Launched jobs, local or on a cluster: list, status, logs, cancel, wait.",
+    "canary": "Serve the export (or reach a server), ask a fixed prompt set, and judge the answers.",
+    "remote": "Run commands and copy files on a cluster from clusters.yaml.",
+    "skills": "The agent skill pack: install it into an agent's skills folder.",
+    "docs": "Print a reference for agents; without TOPIC, list them with what each is for.",
+}
 # Settings every Typer of ptqv shares (the root app and the one each module registers into).
 SETTINGS = {"add_completion": False, "pretty_exceptions_enable": False, "rich_markup_mode": None}
 
 
 class LazyGroup(TyperGroup):
-    """The root command group: loads a command's module on first use."""
+    """The root command group: loads a command's module on first use; its help lists the
+    commands from ``SUMMARIES``."""
+
+    _listing = False  # True while the help lists the commands
 
     # ``ctx`` is typed Any: typer's Context class differs between the typer versions allowed.
     def list_commands(self, ctx: Any) -> list[str]:
@@ -47,8 +70,17 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if self._listing:  # a stand-in that carries only the summary the listing shows
+                return TyperCommand(cmd_name, help=SUMMARIES[cmd_name])
             self._load(COMMANDS[cmd_name])
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and not args[0].startswith("-") and args[0] not in COMMANDS:

@@ -125,29 +125,35 @@ def _render_env(report: dict[str, Any]) -> str:
     )
     runtime = ", NVIDIA runtime" if docker["gpu_runtime"] else ""
     lines.append(f"Docker: {state}{runtime}; enroot: {'yes' if report['enroot'] else 'no'}")
-    checkout = report["modelopt_checkout"]
-    lines.append(
-        f"ModelOpt checkout: {checkout['path'] or 'none found (set MODELOPT_DIR)'}"
-        + (f"; launcher: {checkout['launcher']}" if checkout["launcher"] else "")
-    )
-    lines.append(
-        "packages: " + ", ".join(f"{name} {version or '-'}" for name, version in report["packages"].items())
-    )
+    on_cluster = "cluster" in report  # a login node: no checkout, packages or clusters.yaml probed
+    disk = report["disk"]
+    free = "unknown" if disk["free_gib"] is None else f"{disk['free_gib']} GiB"
+    if not on_cluster:
+        checkout = report["modelopt_checkout"]
+        lines.append(
+            f"ModelOpt checkout: {checkout['path'] or 'none found (set MODELOPT_DIR)'}"
+            + (f"; launcher: {checkout['launcher']}" if checkout["launcher"] else "")
+        )
+        lines.append(
+            "packages: "
+            + ", ".join(f"{name} {version or '-'}" for name, version in report["packages"].items())
+        )
     lines.append(
         f"PIP_CONSTRAINT: {report['pip_constraint'] or 'unset'}; HF_TOKEN: "
-        f"{'set' if report['hf_token_set'] else 'unset'}; free disk: "
-        f"{report['disk']['free_gib']} GiB in {report['disk']['path']}"
+        f"{'set' if report['hf_token_set'] else 'unset'}; free disk: {free} in {disk['path']}"
     )
-    configs = report["cluster_configs"]
-    lines.append(
-        "clusters.yaml: "
-        + (
-            "; ".join(
-                f"{c['path']} ({', '.join(x['name'] for x in c['clusters']) or c['error']})" for c in configs
+    if not on_cluster:
+        configs = report["cluster_configs"]
+        lines.append(
+            "clusters.yaml: "
+            + (
+                "; ".join(
+                    f"{c['path']} ({', '.join(x['name'] for x in c['clusters']) or c['error']})"
+                    for c in configs
+                )
+                or "none found"
             )
-            or "none found"
         )
-    )
     lines.append(f"run: {report['run_mode']['mode']} - {report['run_mode']['reason']}")
     lines += _render_recommendation(report["recommendation"])
     findings = report["findings"] + report["recommendation"]["findings"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -20,7 +21,7 @@ from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Activation, Precision
 
 
-@dataclass
+@dataclass(slots=True)
 class Module:
     """Tensors sharing one module prefix. ``fused`` marks a fused 3-D expert parameter."""
 
@@ -92,6 +93,9 @@ class Declaration(ABC):
     summary: dict[str, Any]
     #: The KV-cache quantization the metadata declares (e.g. ``FP8``); None when it declares none.
     kv_cache: str | None = None
+    #: ``declared`` and ``declared_bits`` give every module the same answer (no exclusions, no
+    #: per-module entries): a float checkpoint's metadata.
+    uniform: bool = False
 
     @abstractmethod
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
@@ -100,6 +104,13 @@ class Declaration(ABC):
     def declared_bits(self, module_name: str) -> int | None:
         """Declared weight bit width, where it cannot be read from tensors (INT packing)."""
         return None
+
+    def instance_key(self, module_name: str) -> Hashable:
+        """What decides ``declared`` and ``declared_bits`` for ``module_name`` besides its name
+        template (``index_key``: layer and expert indices masked) and module class: names of
+        one template and class with equal keys get equal answers, so the layer table asks once
+        per distinct key. The name itself unless a family knows better (nothing shared)."""
+        return module_name
 
     def exclusion_patterns(self) -> list[str]:
         """The exclude / ignore entries as written (empty when the family has none)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
@@ -29,6 +30,7 @@ class DenseDeclaration(Declaration):
     """No quantization metadata: everything is declared unquantized."""
 
     family = FAMILY
+    uniform = True
 
     def __init__(self, quant_method: str | None = None) -> None:
         self.quant_method = quant_method
@@ -39,6 +41,9 @@ class DenseDeclaration(Declaration):
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         return Declared(None, None, "no quantization metadata")
+
+    def instance_key(self, module_name: str) -> Hashable:
+        return None  # one answer for every module
 
 
 def read_declaration(documents: dict[str, Any]) -> DenseDeclaration:

@@ -15,6 +15,7 @@ is unquantized.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -142,6 +143,10 @@ class ModelOptDeclaration(Declaration):
         self._single_declared: Declared | None = None
         layers = block.get("quantized_layers") or {}
         self.quantized_layers = layers if isinstance(layers, dict) else {}
+        # Only entries whose digits can tell layers or experts apart (``model.layers.61*``)
+        # need a layer's full name; the first of them that matches keys its declaration.
+        sensitive = [p for p in self.exclude_modules if not index_free([p])]
+        self._sensitive = alternation(sensitive, named=True) if sensitive else None
         self.summary = {
             "family": FAMILY,
             "origin": origin,
@@ -170,6 +175,15 @@ class ModelOptDeclaration(Declaration):
         if self._excluded is None or not self._excluded.match(module_name):
             return None
         return next(p for p in self.exclude_modules if fnmatch.fnmatchcase(module_name, p))
+
+    def instance_key(self, module_name: str) -> Hashable:
+        """The first digit-sensitive exclude entry that matches (None: none does); the other
+        entries answer alike for every name of one template. MIXED_PRECISION declares each
+        module by its full name."""
+        if str(self.quant_algo).upper() == "MIXED_PRECISION":
+            return module_name
+        match = self._sensitive.match(module_name) if self._sensitive is not None else None
+        return None if match is None else match.lastgroup
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         pattern = self._exclusion(module_name)

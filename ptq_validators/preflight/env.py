@@ -384,7 +384,8 @@ def detect_cluster_env(runner: Runner, cluster: Any, deploy_gpu: GpuSpec | None 
             "sh",
             "-c",
             'printf "%s\\n" "$PIP_CONSTRAINT"; [ -n "$HF_TOKEN$HUGGING_FACE_HUB_TOKEN" ] && echo set; '
-            'df -Pk "$1" 2>/dev/null | tail -1',
+            # the workspace may not exist yet: measure the nearest folder that does
+            'd="$1"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" 2>/dev/null | tail -1',
             "sh",
             where,
         ],

@@ -35,6 +35,9 @@ class Recipe(ABC):
     #: the checkpoint's per-expert weights before it quantizes (llm-compressor 0.14 ``oneshot``
     #: linearises every transformers fused-experts module, ``modeling/moe/linearize.py``).
     linearizes_fused_experts: bool = False
+    #: ``intent`` gives every name of one ``index_key`` (layer and expert indices masked) the
+    #: same answer, so callers may ask once per name template (or with the template itself).
+    index_free: bool = False
 
     @abstractmethod
     def intent(

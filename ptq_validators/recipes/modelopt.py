@@ -63,12 +63,12 @@ class ModelOptRecipe(Recipe):
         # A recipe file mixing formats has no single quant_algo: its activation side is unknown.
         self.activation = algo_spec(quant_algo).activation if quant_algo else None
         self._matchers: dict[str | None, tuple[re.Pattern[str], list[int]]] = {}
-        self._index_free = index_free(e.pattern for e in entries)
+        self.index_free = index_free(e.pattern for e in entries)
 
     def intent(
         self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
     ) -> Intent:
-        if self._index_free:
+        if self.index_free:
             # No entry can tell one digit from another, so layer and expert indices do not
             # change the answer: ask once per name shape (digits zeroed, lengths kept).
             return self._intent_of(index_key(module_name), module_class, fused_param)

@@ -1,6 +1,8 @@
-"""The work shared per layout changes no result: the layer table, the reader's tensor entries and
-the JSON text are those of a per-tensor reference path, on every fixture and on small synthetic
-DeepSeek-V3-shaped checkpoints (the benchmark's generator, at a few layers and experts)."""
+"""The work shared per layout changes no result: the layer table, the reader's tensor entries,
+the source summary, every check that judges a layer kind once, and the JSON text are those of a
+per-tensor reference path, on every fixture and on small synthetic DeepSeek-V3-shaped
+checkpoints (the benchmark's generator, at a few layers and experts, with exclusions that tell
+layers apart by their index)."""
 
 from __future__ import annotations
 
@@ -14,27 +16,34 @@ from typing import Any
 import pytest
 
 from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.checks import alignment, coverage, excludes, fused, kv_cache, moe, size, special
+from ptq_validators.checks import recipe as recipe_check
 from ptq_validators.envelope import render_json
 from ptq_validators.formats import read_declaration, recognize
 from ptq_validators.formats.base import Hints, Module
-from ptq_validators.formats.roles import WEIGHT_SIDE_ROLES
+from ptq_validators.formats.roles import QUANTIZATION_ROLES, SCALAR_SCALE_ROLES, WEIGHT_SIDE_ROLES
 from ptq_validators.gate import GateOptions, run_gate
+from ptq_validators.gate_documents import read_scalar_scales
+from ptq_validators.globs import index_key
 from ptq_validators.io.safetensors import HeaderError, read_header
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import (
-    STATIC_INPUT_ROLES,
     Layer,
+    LayerTable,
     _natural_key,
-    _status,
     build_layer_table,
     classify,
     is_layer,
+    layer_kind,
     module_class,
     read_documents,
     split_role,
 )
 from ptq_validators.model_config import num_hidden_layers
-from ptq_validators.scan import run_scan
+from ptq_validators.recipes import modelopt_qformat
+from ptq_validators.scan import _inventory_coverage, run_scan
+from ptq_validators.source_summary import summarize
+from ptq_validators.verdict import summary as gate_summary
 from tests.conftest import FIXTURES, ROOT, manifest, quantized_fixtures, recipe_args
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -54,12 +63,21 @@ TINY_DEEPSEEK = {
     "kv_lora_rank": 32,
     "vocab_size": 512,
 }
-NVFP4_EXCLUDES = ["lm_head", "model.embed_tokens", "model.layers.*.self_attn*", "model.layers.*.mlp.gate"]
+# ModelOpt's exclusions, the MTP layer by its index as DeepSeek exports write it, and one entry
+# whose digits pick single experts (digit-sensitive entries are matched per name).
+NVFP4_EXCLUDES = [
+    "lm_head",
+    "model.embed_tokens",
+    "model.layers.*.self_attn*",
+    "model.layers.*.mlp.gate",
+    "model.layers.4*",
+    "model.layers.2.mlp.experts.1*",
+]
 
 
-def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | None = None) -> list[Any]:
+def reference_table(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | None = None) -> LayerTable:
     """The layer table the slow way: every tensor split on its own, every module recognised and
-    judged on its own, nothing shared."""
+    judged on its own, each layer a kind of its own: nothing shared."""
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
@@ -69,7 +87,7 @@ def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | 
         module = modules.setdefault(module_name, Module(module_name))
         module.tensors[role] = info
         module.fused = module.fused or fused
-    rows = []
+    layers = []
     for module in modules.values():
         if not is_layer(module):
             continue
@@ -83,12 +101,63 @@ def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | 
         )
         stored = recognize(module, hints)
         bits = sum(info.bits for role, info in module.tensors.items() if role in WEIGHT_SIDE_ROLES)
-        static_input = not STATIC_INPUT_ROLES.isdisjoint(module.tensors)
-        status = _status(stored, declared, static_input)
-        layer = Layer(module.name, group, module.fused, stored, declared, dict(module.tensors), bits, status)
-        rows.append(layer.to_json())
-    rows.sort(key=lambda row: _natural_key(row["name"]))
-    return rows
+        # A kind of its own per layer: nothing shared.
+        kind = layer_kind(index_key(module.name), group, module.fused, stored, declared, module.tensors, bits)
+        layers.append(Layer(module.name, kind, dict(module.tensors)))
+    layers.sort(key=lambda layer: _natural_key(layer.name))
+    return LayerTable(layers, declaration, modules, depth)
+
+
+def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | None = None) -> list[Any]:
+    return [layer.to_json() for layer in reference_table(checkpoint, shapes).layers]
+
+
+def reference_summary(checkpoint: Checkpoint) -> tuple[Any, ...]:
+    """Parameters, original shapes and essential names one tensor and one layer at a time."""
+    table = reference_table(checkpoint)
+    names = {layer.name for layer in table.layers}
+    parameters = sum(
+        layer.elements + sum(info.numel for role, info in layer.tensors.items() if role == "bias")
+        for layer in table.layers
+    ) + sum(
+        info.numel
+        for name, module in table.modules.items()
+        if name not in names
+        for info in module.tensors.values()
+    )
+    essential = {
+        info.name
+        for module in table.modules.values()
+        for role, info in module.tensors.items()
+        if role not in QUANTIZATION_ROLES
+    }
+    return parameters, {layer.name: layer.stored.shape for layer in table.layers}, essential
+
+
+def table_checks(table: LayerTable, checkpoint: Checkpoint, recipe: Any, values: Any) -> list[Any]:
+    """Every check and figure that reads the layer table, as JSON."""
+    config = checkpoint.config
+    results = [
+        coverage.check_precision(table),
+        coverage.check_coverage(table),
+        coverage.check_vision(table, allow=False),
+        coverage.check_head_and_embeddings(table),
+        recipe_check.check_recipe(table, recipe),
+        moe.check_moe_completeness(table, config),
+        fused.check_fused_groups(table, values),
+        kv_cache.check_kv_cache(table),
+        excludes.check_exclude_hygiene(table, config),
+        special.check_special_modules(table, config),
+        alignment.check_alignment(table),
+        _inventory_coverage(table),
+    ]
+    figures = [
+        size.quantized_bits(table, 10**9),
+        table.parameters,
+        gate_summary(table, {"source_bytes": 1, "output_bytes": 1}, None, []),
+        [layer.bits_per_weight for layer in table.layers],
+    ]
+    return [result.to_json() for result in results] + figures
 
 
 def reference_counts(table: Any) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
@@ -119,34 +188,49 @@ def reference_tensors(checkpoint: Checkpoint) -> dict[str, tuple[Any, ...]]:
     return entries
 
 
-def assert_same_as_reference(directory: Path, source: Path | None = None) -> None:
+def assert_same_as_reference(directory: Path, source: Path | None = None, recipe: Any = None) -> None:
     checkpoint = Checkpoint.open(LocalSource(directory))
     assert {name: tuple(info) for name, info in checkpoint.tensors.items()} == reference_tensors(checkpoint)
+    # Every checkpoint as a source, quantized ones included (their declarations are not uniform).
+    summary = summarize(checkpoint)
+    assert (summary.parameters, summary.shapes, summary.essential_names) == reference_summary(checkpoint)
     shapes = None
     if source is not None:
-        shapes = build_layer_table(Checkpoint.open(LocalSource(source))).shapes()
+        shapes = summarize(Checkpoint.open(LocalSource(source))).shapes
+        assert shapes == build_layer_table(Checkpoint.open(LocalSource(source))).shapes()
     table = build_layer_table(checkpoint, source_shapes=shapes)
-    assert [layer.to_json() for layer in table.layers] == reference_rows(checkpoint, shapes)
+    reference = reference_table(checkpoint, shapes)
+    assert [layer.to_json() for layer in table.layers] == [layer.to_json() for layer in reference.layers]
     counts = (table.precision_counts(), table.scheme_counts(), table.group_counts())
-    assert counts == reference_counts(table)
+    assert counts == reference_counts(table) == reference_counts(reference)
+    values = read_scalar_scales(checkpoint, SCALAR_SCALE_ROLES)
+    assert table_checks(table, checkpoint, recipe, values) == table_checks(
+        reference, checkpoint, recipe, values
+    )
 
 
 @pytest.mark.parametrize("entry", manifest(), ids=lambda e: e["name"])
 def test_layer_table_and_scan_json_match_the_per_tensor_path(entry):
     directory = FIXTURES / entry["name"]
-    assert_same_as_reference(directory, FIXTURES / entry["source"] if entry.get("source") else None)
+    recipe = GateOptions(**fixture_recipe(entry)).recipe() if entry.get("source") else None
+    assert_same_as_reference(directory, FIXTURES / entry["source"] if entry.get("source") else None, recipe)
     report = run_scan(LocalSource(directory))
     assert render_json(report.to_json(encoded_layers=True)) == render_json(report.to_json())
 
 
+def fixture_recipe(entry: dict[str, Any]) -> dict[str, Any]:
+    """The GateOptions fields that state the recipe a fixture was made with."""
+    args = recipe_args(entry)
+    return {
+        "qformat": args[1] if args[:1] == ["--qformat"] else None,
+        "scheme": args[1] if args[:1] == ["--scheme"] else None,
+        "ignore": [args[i + 1] for i, a in enumerate(args) if a == "--ignore"],
+    }
+
+
 @pytest.mark.parametrize("entry", quantized_fixtures(), ids=lambda e: e["name"])
 def test_gate_json_written_from_templates_is_byte_identical(entry):
-    args = recipe_args(entry)
-    options = GateOptions(
-        qformat=args[1] if args[:1] == ["--qformat"] else None,
-        scheme=args[1] if args[:1] == ["--scheme"] else None,
-        ignore=[args[i + 1] for i, a in enumerate(args) if a == "--ignore"],
-    )
+    options = GateOptions(**fixture_recipe(entry))
     report = run_gate(LocalSource(FIXTURES / entry["name"]), LocalSource(FIXTURES / entry["source"]), options)
     encoded = render_json(report.to_json(encoded_layers=True))
     assert encoded == render_json(report.to_json())
@@ -177,9 +261,9 @@ def tiny_deepseek(tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_synthetic_moe_tables_match_the_per_tensor_path(tiny_deepseek):
     source, nvfp4, fp8 = tiny_deepseek
     assert_same_as_reference(source)
-    for export in (nvfp4, fp8):
-        assert_same_as_reference(export, source)
-        report = run_gate(LocalSource(export), LocalSource(source), GateOptions())
+    for export, qformat in ((nvfp4, "nvfp4_mlp_only"), (fp8, "fp8")):
+        assert_same_as_reference(export, source, modelopt_qformat(qformat))
+        report = run_gate(LocalSource(export), LocalSource(source), GateOptions(qformat=qformat))
         assert render_json(report.to_json(encoded_layers=True)) == render_json(report.to_json())
         assert len(report.table.layers) > 100
 

@@ -8,6 +8,7 @@ here has no slurmdbd: states come from the job's own result file and squeue.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path, PurePosixPath
@@ -140,6 +141,17 @@ def test_env_of_a_cluster(cluster_home: Path, ssh_infra: dict[str, str], slurm_i
         report["recommendation"]["calibration_gpu"]["name"] == "H100"
     )  # from gpu_type: the login node has none
     assert report["disk"]["free_gib"] > 0
+    # a workspace not made yet: the disk it will be on; the text leaves out what a login node
+    # is not probed for (checkout, packages, clusters.yaml)
+    write_clusters(
+        cluster_home / ".config" / "modelopt" / "clusters.yaml",
+        {"loop": loop_cluster(ssh_infra, workspace=f"{ssh_infra['PTQV_SSH_HOME']}/not-yet/ws")},
+    )
+    text = ptqv("env", "--cluster", "loop")
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"free disk: [0-9.]+ GiB in \S+/not-yet/ws$", text.stdout, re.M), text.stdout
+    unprobed = ("packages:", "clusters.yaml:", "ModelOpt checkout:")
+    assert not any(line.startswith(unprobed) for line in text.stdout.splitlines()), text.stdout
     unreachable = ptqv("env", "--cluster", "nope")
     assert unreachable.returncode == 2 and "no cluster 'nope'" in unreachable.stderr
 

@@ -4,7 +4,9 @@ The commands come from the skills' own ``<!-- runnable: ID -->`` blocks, never r
 placeholders in capitals are bound to fixtures; each step checks the outcome the skill promises
 (exit code, what the output says, what was written). The quantizer is a stand-in (there is no
 GPU): tests/launch/stand_in.py records the phases it was run for, and
-tests/skills/export_stand_in.py delivers the real ModelOpt NVFP4 export of the tiny llama.
+tests/skills/export_stand_in.py delivers the real ModelOpt export of the tiny llama for the --qformat asked.
+Cluster cases (``needs: cluster``) run against the loopback sshd and SLURM: their fixtures and
+the stand-in are uploaded to the cluster first, as a user's files would already be there.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
+import uuid
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.conftest import FIXTURES, ROOT
 from tests.skills.pack import SKILLS, all_runnable
+
+if TYPE_CHECKING:
+    from ptq_validators.remote.shell import ShellRunner
 
 EVALS = json.loads((ROOT / "evals" / "evals.json").read_text(encoding="utf-8"))["evals"]
 HERE = Path(__file__).resolve().parent
@@ -33,6 +40,51 @@ def _handed(work: Path, fixture: str, name: str) -> str:
     not depend on where the checkout lies)."""
     shutil.copytree(FIXTURES / fixture, work / "session" / name)
     return name
+
+
+class Cluster:
+    """The loopback cluster ``loop`` as a scenario sees it: files put there before the agent
+    starts (under one folder of the cluster's workspace, removed afterwards)."""
+
+    name = "loop"
+
+    def __init__(self, runner: ShellRunner, root: PurePosixPath) -> None:
+        self.runner = runner
+        self.root = root
+
+    def put(self, local: Path, relative: str) -> str:
+        """Copy a file or a directory tree to ``root/relative``; returns its path there."""
+        dest = self.root / relative
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        for path in files:
+            target = dest if local.is_file() else dest / path.relative_to(local).as_posix()
+            self.runner.mkdir(target.parent)
+            self.runner.write_bytes(target, path.read_bytes())
+        return str(dest)
+
+
+def _cluster_setup(name: str, work: Path, cluster: Cluster) -> dict[str, str]:
+    """Cluster cases: what lies on the cluster (and the agent's local copies), as placeholders."""
+    values = {"CLUSTER": cluster.name}
+    if name == "cluster-listed":
+        # the job reads the model where the cluster keeps it; inspect and plan read a local copy
+        values["MODEL"] = _handed(work, "src-llama", "src-llama")
+        values["CLUSTER_MODEL"] = cluster.put(FIXTURES / "src-llama", "models/src-llama")
+        # the export stand-in finds the committed export beside it, as in the checkout
+        values["CLUSTER_STAND_IN"] = cluster.put(
+            HERE / "export_stand_in.py", "tests/skills/export_stand_in.py"
+        )
+        for export in ("modelopt-nvfp4-llama", "modelopt-nvfp4mlp-llama"):
+            cluster.put(FIXTURES / export, f"tests/fixtures/data/{export}")
+        return values
+    if name == "cluster-failing":
+        values["CLUSTER_STAND_IN"] = cluster.put(ROOT / "tests" / "launch" / "stand_in.py", "stand_in.py")
+        return values
+    if name == "cluster-handed-over":
+        values["OUTPUT"] = cluster.put(FIXTURES / "modelopt-fp8-llama", "llama-fp8")
+        values["SOURCE"] = cluster.put(FIXTURES / "src-llama", "llama")
+        return values
+    raise AssertionError(f"unknown cluster setup {name!r}")
 
 
 def _setup(name: str, work: Path) -> dict[str, str]:
@@ -114,7 +166,7 @@ class Session:
             text=True,
             cwd=self.work,
             env=self.env,
-            timeout=120,
+            timeout=300,  # `jobs wait` on SLURM backs off up to 30 s between polls
             check=False,
         )
         self.commands += 1
@@ -123,14 +175,13 @@ class Session:
         return done
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
+def _env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("CLAUDE_CODE_SESSION_ID", "CODEX_THREAD_ID", "PTQV_WORKSPACES")
     }
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env.update(extra)
     return env
 
 
@@ -149,6 +200,10 @@ def _step(session: Session, values: dict[str, str], step: dict[str, Any]) -> Non
             values[var] = json.loads(done.stdout)[key]
         if "capture_stdout" in step:
             values[step["capture_stdout"]] = done.stdout.strip()
+        for var, pattern in step.get("capture_stderr", {}).items():
+            found = re.search(pattern, done.stderr)
+            assert found, f"{pattern!r} not in the stderr of {shown}"
+            values[var] = found.group(1)
 
 
 def _phases_in_order(workspace: Path) -> None:
@@ -160,6 +215,26 @@ def _phases_in_order(workspace: Path) -> None:
     assert smoke["time"] < full["time"]
 
 
+@pytest.fixture
+def loop(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The loopback cluster with SLURM, in a private HOME whose clusters.yaml names it (with
+    the gpu_type its fake GPU stands for, and a workspace of this case's own); what the case
+    put or ran there is removed afterwards."""
+    from ptq_validators.remote.config import load_cluster
+    from ptq_validators.remote.connect import connect
+    from tests.remote.conftest import loop_cluster, write_clusters
+
+    home = request.getfixturevalue("cluster_home")
+    ssh = request.getfixturevalue("ssh_infra")
+    request.getfixturevalue("slurm_infra")
+    root = PurePosixPath(ssh["PTQV_SSH_HOME"]) / "ptqv-ws" / f"sk-{uuid.uuid4().hex[:8]}"
+    entry = loop_cluster(ssh, gpu_type="H100", workspace=str(root / "ws"))
+    write_clusters(home / ".config" / "modelopt" / "clusters.yaml", {"loop": entry})
+    with connect(load_cluster("loop")) as runner:
+        yield Cluster(runner, root)
+        runner.run(["rm", "-rf", str(root)])
+
+
 CASES = [
     pytest.param(case, id=case["name"], marks=[pytest.mark.infra] if case["run"].get("needs") else [])
     for case in EVALS
@@ -169,7 +244,6 @@ CASES = [
 @pytest.mark.parametrize("case", CASES)
 def test_scenario(case: dict[str, Any], tmp_path: Path, request: pytest.FixtureRequest) -> None:
     run = case["run"]
-    extra: dict[str, str] = {}
     values: dict[str, str] = {
         "PYTHON": sys.executable,
         "STAND_IN": str(ROOT / "tests" / "launch" / "stand_in.py"),
@@ -180,12 +254,16 @@ def test_scenario(case: dict[str, Any], tmp_path: Path, request: pytest.FixtureR
         values["PARTITION"] = infra["PTQV_SLURM_PARTITION"]
     work = tmp_path / "session"
     work.mkdir()
-    values |= _setup(run["setup"], tmp_path) | run.get("vars", {})
+    if run.get("needs") == "cluster":
+        values |= _cluster_setup(run["setup"], tmp_path, request.getfixturevalue("loop"))
+    else:
+        values |= _setup(run["setup"], tmp_path)
+    values |= run.get("vars", {})
     if "job" in run:
         (work / "job.yaml").write_text(json.dumps(_bind_spec(run["job"], values)), encoding="utf-8")
-    session = Session(work, _env(extra))
+    session = Session(work, _env())
+    # what the agent reads first: the whole SKILL.md (the skill list's descriptions are not counted)
     session.read += len((SKILLS / case["skill"] / "SKILL.md").read_text(encoding="utf-8"))
-    assert session.run("ptqv --version").returncode == 0  # every skill's step 0
     for step in run["steps"]:
         _step(session, values, step)
     for name in run.get("files_exist", []):
@@ -200,6 +278,32 @@ def test_scenario(case: dict[str, Any], tmp_path: Path, request: pytest.FixtureR
     if budget:
         assert session.commands <= budget["commands"], session.commands
         assert session.read <= budget["characters"], session.read
+
+
+QUANTIZE_PATH = ["env", "inspect", "plan", "render", "launch", "wait", "gate"]
+
+
+def _path(case: dict[str, Any]) -> list[str]:
+    """The step names of a case, a cluster variant (``launch-cluster``) named as its step."""
+    return [step["block"].split("#")[1].removesuffix("-cluster") for step in case["run"]["steps"]]
+
+
+def test_quantize_cases_take_the_whole_path_once() -> None:
+    """A "quantize and tell me" case goes env → inspect → plan → render → launch → wait → gate,
+    each once (a step run twice would be a wrong turn or a polling loop), within its budget."""
+    cases = [c for c in EVALS if c["skill"] == "ptq" and _path(c)[-1:] == ["gate"]]
+    assert {c["name"] for c in cases} >= {"quantize-listed-model-locally", "quantize-on-cluster"}
+    for case in cases:
+        assert _path(case) == QUANTIZE_PATH, case["name"]
+        assert case["run"]["budget"] == {"commands": 12, "characters": 15000}, case["name"]
+
+
+def test_gate_cases_hold_the_gate_budget() -> None:
+    """Handed an export, the gate skill answers in at most 2 commands and 4,000 characters."""
+    cases = [c for c in EVALS if c["skill"] == "ptq-gate"]
+    assert {c["run"]["needs"] for c in cases if "needs" in c["run"]} == {"cluster"}
+    for case in cases:
+        assert case["run"]["budget"] == {"commands": 2, "characters": 4000}, case["name"]
 
 
 def test_every_runnable_block_is_exercised() -> None:
