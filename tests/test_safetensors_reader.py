@@ -739,7 +739,7 @@ def test_differential_against_the_safetensors_library(judge):
     assert outcomes["both accept"] >= 1000 and outcomes["both reject"] >= 1000, outcomes
     assert {f"stricter:{rule}" for rule in STRICTER_RULES} <= set(outcomes), outcomes
     # ... and both of our paths decide a good share of them.
-    assert judge.paths["fast"] >= 1000 and judge.paths["exact"] >= 1000, judge.paths
+    assert judge.paths["fast"] >= 500 and judge.paths["exact"] >= 1000, judge.paths
 
 
 _VALID = build(
