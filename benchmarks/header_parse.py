@@ -1,16 +1,21 @@
-"""Does a compiled JSON library beat ``json.loads`` on the header-parsing path?
+"""Which JSON decoder should the header reader's fast path use? Decoders and the reader, timed.
 
 Writes the synthetic DeepSeek-V3 671B ModelOpt NVFP4 export of ``synthetic.py`` (about 180k
 tensors in sparse shards) to a temporary directory, reads every shard's header bytes into memory
-once, then times each decoder over all of them in this one process (best of ``--repeat``):
+once, then times each decoder over all of them in this one process (best of ``--repeat``, the
+cyclic garbage collector paused as ``ptqv gate`` pauses it):
 
 * ``json``: ``json.loads`` into plain dicts, the standard-library floor;
-* ``json pairs``: ``json.loads(..., object_pairs_hook=tuple)``, the decode the reader does
+* ``json pairs``: ``json.loads(..., object_pairs_hook=tuple)``, the exact path's decode
   (duplicate keys stay visible, an empty object is told from an empty array);
 * ``orjson`` and ``msgspec``: ``orjson.loads`` and ``msgspec.json.decode`` into plain dicts, when
-  installed (both keep the last of duplicate keys silently, so the reader could not use them
-  as they are);
-* ``reader``: ``ptq_validators.io.safetensors.parse_header``, decode plus every rule.
+  installed (both keep the last of duplicate keys silently);
+* ``orjson + type checks``: plain dicts are not yet checked: the types and signs every entry
+  must have, checked a whole list at a time (the least a fast path on plain dicts must add);
+* ``msgspec typed``: ``msgspec`` decoding into the reader's typed entries, which checks those
+  types and signs in C and yields shape tuples;
+* ``reader fast path``, ``reader exact path`` and ``reader``: ``parse_header_fast``,
+  ``parse_header_exact`` and ``parse_header`` (decode plus every rule; one layout cache per run).
 
     python benchmarks/header_parse.py [--repeat 5] [--json]
 """
@@ -18,12 +23,15 @@ once, then times each decoder over all of them in this one process (best of ``--
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import operator
 import struct
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 import synthetic as syn  # noqa: E402
 
-from ptq_validators.io.safetensors import parse_header  # noqa: E402
+from ptq_validators.io.safetensors import (  # noqa: E402
+    DTYPE_BITS,
+    _decode_entries,
+    parse_header,
+    parse_header_exact,
+    parse_header_fast,
+)
 
 
 def headers(directory: Path) -> list[tuple[bytes, int]]:
@@ -47,35 +61,70 @@ def headers(directory: Path) -> list[tuple[bytes, int]]:
     return found
 
 
-def decoders() -> dict[str, Callable[[bytes, int], Any]]:
-    found: dict[str, Callable[[bytes, int], Any]] = {
-        "json": lambda raw, size: json.loads(raw),
-        "json pairs": lambda raw, size: json.loads(raw.decode("utf-8"), object_pairs_hook=tuple),
+def decoders() -> dict[str, Callable[[bytes, int, dict[Any, Any]], Any]]:
+    found: dict[str, Callable[[bytes, int, dict[Any, Any]], Any]] = {
+        "json": lambda raw, size, layouts: json.loads(raw),
+        "json pairs": lambda raw, size, layouts: json.loads(raw.decode("utf-8"), object_pairs_hook=tuple),
     }
     try:
         import orjson
 
-        found["orjson"] = lambda raw, size: orjson.loads(raw)
+        found["orjson"] = lambda raw, size, layouts: orjson.loads(raw)
+        found["orjson + type checks"] = lambda raw, size, layouts: checked(orjson.loads(raw))
     except ImportError:
         pass
     try:
         import msgspec
 
         decoder = msgspec.json.Decoder()
-        found["msgspec"] = lambda raw, size: decoder.decode(raw)
+        found["msgspec"] = lambda raw, size, layouts: decoder.decode(raw)
     except ImportError:
         pass
-    found["reader"] = lambda raw, size: parse_header(raw, size, "shard")
+    found["msgspec typed"] = lambda raw, size, layouts: _decode_entries(
+        raw.replace(b'"__metadata__":{"format":"pt"},', b"", 1)
+    )
+    found["reader fast path"] = lambda raw, size, layouts: parse_header_fast(raw, size, "shard", layouts)
+    found["reader exact path"] = lambda raw, size, layouts: parse_header_exact(raw, size, "shard", layouts)
+    found["reader"] = lambda raw, size, layouts: parse_header(raw, size, "shard", layouts)
     return found
 
 
-def best_of(repeat: int, decode: Callable[[bytes, int], Any], shards: list[tuple[bytes, int]]) -> float:
+_GET = [operator.itemgetter(field) for field in ("dtype", "shape", "data_offsets")]
+
+
+def checked(header: dict[str, Any]) -> bool:
+    """What typed decoding checks, on plain dicts: entries of exactly the three fields, a known
+    dtype, arrays of non-negative integers (no bools, no floats); shapes as tuples."""
+    header.pop("__metadata__", None)
+    entries = list(header.values())
+    if set(map(type, entries)) != {dict} or set(map(len, entries)) != {3}:
+        return False
+    dtypes, shapes, offsets = (list(map(get, entries)) for get in _GET)
+    dims = list(chain.from_iterable(shapes))
+    numbers = list(chain.from_iterable(offsets))
+    return (
+        set(dtypes) <= DTYPE_BITS.keys()
+        and set(map(type, shapes)) == set(map(type, offsets)) == {list}
+        and set(map(len, offsets)) == {2}
+        and set(map(type, dims)) | set(map(type, numbers)) <= {int}
+        and min(dims, default=0) >= 0
+        and min(numbers) >= 0
+        and len(list(map(tuple, shapes))) == len(entries)
+    )
+
+
+def best_of(
+    repeat: int, decode: Callable[[bytes, int, dict[Any, Any]], Any], shards: list[tuple[bytes, int]]
+) -> float:
     times = []
+    gc.disable()
     for _ in range(repeat):
+        layouts: dict[Any, Any] = {}
         start = time.perf_counter()
         for raw, size in shards:
-            decode(raw, size)
+            decode(raw, size, layouts)
         times.append(time.perf_counter() - start)
+    gc.enable()
     return min(times)
 
 

@@ -4,11 +4,15 @@ hands these inputs to them)."""
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass
+from itertools import accumulate, compress, repeat
 from typing import Any
 
 from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
 from ptq_validators.formats.roles import KNOWN_ROLES
+from ptq_validators.io.safetensors import DTYPE_BITS
 from ptq_validators.layers import split_role
 from ptq_validators.values import DECODABLE, decode
 
@@ -92,15 +96,40 @@ def read_metadata(source: Documents, output: Documents) -> MetadataPair:
 
 def read_scalar_scales(checkpoint: Checkpoint, roles: frozenset[str]) -> dict[str, list[float]]:
     """Decode the small scale tensors whose role is in ``roles`` (global, input, KV scales; a
-    ``weight_scale`` only when per-tensor): a few bytes each, read with one open per shard.
-    Weight bytes are never read here."""
+    ``weight_scale`` only when per-tensor): a few bytes each, read with one open per shard and
+    one read per run of adjacent scales. Weight bytes are never read here."""
+    tensors = checkpoint.tensors
+    # Size and dtype depend on the layout alone, and a 671B export has a few dozen layouts:
+    # judge each once, then keep the tensors of the layouts that pass, at C speed (the layout
+    # pairs are made twice rather than kept: 180k of them would be 10 MB).
+    small = {
+        (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
+        for dtype, shape in set(map(_LAYOUT, tensors.values()))
+    }
     names = []
-    for name, info in checkpoint.tensors.items():
-        if info.end - info.begin > MAX_SCALAR_BYTES or info.dtype not in DECODABLE:
-            continue
+    for name in compress(tensors, map(small.__getitem__, map(_LAYOUT, tensors.values()))):
         leaf = name.rpartition(".")[2]
-        role = leaf if leaf in KNOWN_ROLES else split_role(name, info)[1]  # split_role's answer, inline
-        if role in roles and (role != "weight_scale" or info.numel == 1):
+        role = leaf if leaf in KNOWN_ROLES else split_role(name, tensors[name])[1]  # split_role's answer
+        if role in roles and (role != "weight_scale" or tensors[name].numel == 1):
             names.append(name)
-    data = checkpoint.read_tensors(names)
-    return {name: decode(checkpoint.tensors[name].dtype, raw) for name, raw in data.items()}
+    values: dict[str, list[float]] = {}
+    for members, data in checkpoint.read_tensors(names):
+        dtypes = set(map(_DTYPE, members))
+        sizes = map(operator.sub, map(_END, members), map(_BEGIN, members))
+        if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
+            bounds = list(accumulate(sizes, initial=0))
+            pieces = map(data.__getitem__, map(slice, bounds[:-1], bounds[1:]))
+            values.update(zip(map(_NAME, members), map(decode, map(_DTYPE, members), pieces), strict=True))
+            continue
+        # One dtype (the usual case): every value at once, then each tensor's share.
+        dtype = dtypes.pop()
+        flat = decode(dtype, data)
+        bounds = list(accumulate(map(operator.floordiv, sizes, repeat(DTYPE_BITS[dtype] // 8)), initial=0))
+        shares = map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))
+        values.update(zip(map(_NAME, members), shares, strict=True))
+    return values
+
+
+_LAYOUT = operator.attrgetter("dtype", "shape")
+_NAME, _DTYPE = operator.attrgetter("name"), operator.attrgetter("dtype")
+_BEGIN, _END = operator.attrgetter("begin"), operator.attrgetter("end")

@@ -14,11 +14,22 @@ from typing import Any
 
 import pytest
 import safetensors
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ptq_validators.errors import InputError
-from ptq_validators.io.safetensors import DTYPE_BITS, STRICTER_RULES, HeaderError, read_header
+from ptq_validators.io.safetensors import (
+    DTYPE_BITS,
+    MAX_HEADER_SIZE,
+    STRICTER_RULES,
+    HeaderError,
+    Layouts,
+    SafetensorsHeader,
+    parse_header,
+    parse_header_exact,
+    parse_header_fast,
+    read_header,
+)
 from ptq_validators.io.source import LocalSource
 from tests.conftest import FIXTURES
 
@@ -259,6 +270,95 @@ def test_leading_whitespace_is_tolerated_with_a_warning(tmp_path):
     assert result.warnings == ["header has leading whitespace before '{' (tolerated by the reference reader)"]
 
 
+# --- The fast path: what it takes and what it leaves to the exact path -----------------------
+
+
+def _entry(begin: int, end: int, shape: str = "[]", dtype: str = "F32") -> str:
+    return f'{{"dtype":"{dtype}","shape":{shape},"data_offsets":[{begin},{end}]}}'
+
+
+_E0, _E1 = _entry(0, 4), _entry(4, 8)
+
+
+@pytest.mark.parametrize(
+    ("text", "buffer", "reason"),
+    [
+        # Repeated keys, which the decoders would fold: the ':' count exposes them, whitespace or not.
+        (f'{{"x":{_E0},"x":{_E0}}}', 4, "DuplicateKey"),
+        (f'{{"x" :{_E0}, "y" : {_E1}, "x" :{_E0}}}', 8, "DuplicateKey"),
+        ('{"x":{"dtype":"F32","dtype":"F32","shape":[],"data_offsets":[0,4]}}', 4, "DuplicateKey"),
+        (f'{{"__metadata__":{{"k":"1","k":"2"}},"x":{_E0}}}', 4, "DuplicateKey"),
+        (f'{{"__metadata__":{{}},"__metadata__":{_E0}}}', 4, "DuplicateKey"),
+        # A ':' in a name or a value only raises the count: declined, and valid.
+        (f'{{"a:b":{_E0}}}', 4, None),
+        (f'{{"__metadata__":{{"date":"12:30"}},"x":{_E0}}}', 4, None),
+        # No escapes, no -0, UTF-8, '{' first, metadata first and an object of strings.
+        (f'{{"a\\u0062":{_E0}}}', 4, None),
+        (f'{{"x":{_entry(-0, 4)}}}'.replace("[0,", "[-0,"), 4, "InvalidOffset"),
+        (f'  {{"x":{_E0}}}', 4, None),
+        (f'{{"x":{_E0},"__metadata__":{{"format":"pt"}}}}', 4, None),
+        (f'{{"__metadata__":null,"x":{_E0}}}', 4, None),
+        (f'{{"__metadata__":{{"k":"a}}b"}},"x":{_E0}}}', 4, None),
+        ('{"__metadata__":{"format":"pt"},}', 0, "InvalidHeaderJson"),
+        ('{"__metadata__":{"format":1},"x":{}}', 0, "InvalidMetadata"),
+        # Entries exactly as the format defines them.
+        ('{"x":{"dtype":"F32","shape":[],"data_offsets":[0,4],"k":1}}', 4, None),
+        (f'{{"x":{_entry(0, 4, "[true]")}}}', 4, "InvalidShape"),
+        (f'{{"x":{_entry(0, 4, "[1.0]")}}}', 4, "InvalidShape"),
+        (f'{{"x":{_entry(0, 4, dtype="F33")}}}', 4, "UnknownDtype"),
+        ('{"x":["F32",[],[0,4]]}', 4, "TensorInfoAsArray"),
+        # Every rule still holds.
+        (f'{{"x":{_entry(0, 4, "[2]")}}}', 4, "TensorInvalidInfo"),
+        (f'{{"x":{_entry(4, 8)}}}', 8, "InvalidOffset"),
+        (f'{{"x":{_E0}}}', 12, "MetadataIncompleteBuffer"),
+        (f'{{"x":{_entry(0, 2, "[3]", "F4")}}}', 2, "MisalignedSlice"),
+    ],
+)
+def test_the_fast_path_declines_what_it_cannot_prove(text, buffer, reason):
+    raw = text.encode()
+    size = 8 + len(raw) + buffer
+    assert parse_header_fast(raw, size, "m", {}) is None
+    try:
+        exact = parse_header_exact(raw, size, "m")
+    except HeaderError as exc:
+        assert exc.reason == reason, exc.message
+        with pytest.raises(HeaderError) as info:
+            parse_header(raw, size, "m")
+        assert info.value.message == exc.message
+    else:
+        assert reason is None
+        assert strict_view(parse_header(raw, size, "m")) == strict_view(exact)
+
+
+@pytest.mark.parametrize(
+    ("text", "buffer"),
+    [
+        (f'{{"x-0":{_E0},"y":{_E1}}}', 8),  # "-0" inside a name is no number
+        (f'{{"b":{_E1},"a":{_E0}}}', 8),  # offsets out of file order
+        (f'{{ "__metadata__" : {{ "format" : "pt" }} , "x" : {_E0} }}   ', 4),
+        ('{"é":{"shape":[0,18446744073709551615],"data_offsets":[0,0],"dtype":"F8_E4M3FNUZ"}}', 0),
+        ("{}", 0),
+    ],
+)
+def test_the_fast_path_takes_what_writers_write(text, buffer):
+    raw = text.encode()
+    size = 8 + len(raw) + buffer
+    fast = parse_header_fast(raw, size, "m", {})
+    assert fast is not None and strict_view(fast) == strict_view(parse_header_exact(raw, size, "m"))
+
+
+def test_every_fixture_header_takes_the_fast_path():
+    """The real tools' headers: all on the fast path, with the exact path's result."""
+    shards = sorted(FIXTURES.glob("*/*.safetensors"))
+    assert len(shards) >= 30
+    for shard in shards:
+        blob = shard.read_bytes()
+        raw = blob[8 : 8 + int.from_bytes(blob[:8], "little")]
+        fast = parse_header_fast(raw, len(blob), str(shard), {})
+        assert fast is not None, shard
+        assert strict_view(fast) == strict_view(parse_header_exact(raw, len(blob), str(shard)))
+
+
 # --- The differential test: both readers on the same generated files -------------------------
 
 
@@ -278,15 +378,35 @@ def library_view(path: Path) -> tuple[dict[str, tuple[str, list[int]]], dict[str
         return tensors, f.metadata()
 
 
+def strict_view(header: SafetensorsHeader) -> str:
+    """Everything a parsed header holds, types included (``repr`` tells 1 from True and 1.0)."""
+    return repr(
+        (
+            header.file,
+            header.file_size,
+            header.header_size,
+            list(header.tensors.items()),
+            header.metadata,
+            header.warnings,
+        )
+    )
+
+
 class Judge:
     """Writes each blob to one file (pwrite + ftruncate: truncating to zero first makes ext4
-    flush on every rewrite), runs both readers and asserts they agree; counts the outcomes."""
+    flush on every rewrite), runs both readers and asserts they agree; counts the outcomes.
+
+    It also runs our two paths on the header bytes: wherever the fast path answers (with a fresh
+    layout cache, and with one shared by every blob judged, as shards share it), it gives the
+    exact path's result, type for type; ``paths`` counts the blobs each path decided."""
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "m.safetensors"
         self.source = LocalSource(directory)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         self.outcomes: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
+        self.layouts: Layouts = {}
 
     def close(self) -> None:
         os.close(self.fd)
@@ -296,14 +416,17 @@ class Judge:
         os.ftruncate(self.fd, len(blob))
         theirs = library_error(self.path)
         try:
-            ours = read_header(self.source, "m.safetensors")
+            ours: SafetensorsHeader | HeaderError = read_header(self.source, "m.safetensors")
         except HeaderError as exc:
-            assert exc.message.startswith(f"{self.path}: invalid safetensors header ({exc.reason}): "), (
-                exc.message
+            ours = exc
+        self.compare_paths(blob, ours)
+        if isinstance(ours, HeaderError):
+            assert ours.message.startswith(f"{self.path}: invalid safetensors header ({ours.reason}): "), (
+                ours.message
             )
             if theirs is None:
-                assert exc.reason in STRICTER_RULES, f"library accepts, we reject: {exc.message}\n{blob!r}"
-                outcome = f"stricter:{exc.reason}"
+                assert ours.reason in STRICTER_RULES, f"library accepts, we reject: {ours.message}\n{blob!r}"
+                outcome = f"stricter:{ours.reason}"
             else:
                 outcome = "both reject"
         else:
@@ -314,6 +437,31 @@ class Judge:
             outcome = "both accept"
         self.outcomes[outcome] += 1
         return outcome
+
+    def compare_paths(self, blob: bytes, ours: SafetensorsHeader | HeaderError) -> None:
+        length = int.from_bytes(blob[:8], "little") if len(blob) >= 8 else MAX_HEADER_SIZE + 1
+        if length > MAX_HEADER_SIZE or 8 + length > len(blob):
+            self.paths["length prefix"] += 1  # refused before any parsing
+            return
+        raw, display = blob[8 : 8 + length], str(self.path)
+        try:
+            exact: SafetensorsHeader | HeaderError = parse_header_exact(raw, len(blob), display)
+        except HeaderError as exc:
+            exact = exc
+        if isinstance(exact, HeaderError):
+            assert isinstance(ours, HeaderError) and ours.message == exact.message, (ours, exact.message)
+        else:
+            assert not isinstance(ours, HeaderError) and strict_view(ours) == strict_view(exact)
+        fast = parse_header_fast(raw, len(blob), display, {})
+        shared = parse_header_fast(raw, len(blob), display, self.layouts)
+        for answer in (fast, shared):
+            if answer is not None:
+                assert not isinstance(exact, HeaderError), (
+                    f"fast path accepts, exact rejects: {exact}\n{blob!r}"
+                )
+                assert strict_view(answer) == strict_view(exact), blob
+        assert (fast is None) == (shared is None), blob
+        self.paths["fast" if fast is not None else "exact"] += 1
 
 
 @pytest.fixture
@@ -332,10 +480,15 @@ class Raw(str):
 
 
 def emit(node: Any, ascii_only: bool, sep: str) -> str:
+    """JSON text of ``node``; ``sep`` follows each ',' and ':' (and precedes ':' when it holds a
+    newline: whitespace on both sides of a separator)."""
     if isinstance(node, Raw):
         return str(node)
+    colon = f"{sep}:{sep}" if "\n" in sep else f":{sep}"
     if isinstance(node, Obj):
-        inner = f",{sep}".join(f"{emit(k, ascii_only, sep)}:{sep}{emit(v, ascii_only, sep)}" for k, v in node)
+        inner = f",{sep}".join(
+            f"{emit(k, ascii_only, sep)}{colon}{emit(v, ascii_only, sep)}" for k, v in node
+        )
         return "{" + inner + "}"
     if isinstance(node, list):
         return "[" + f",{sep}".join(emit(v, ascii_only, sep) for v in node) + "]"
@@ -471,6 +624,7 @@ def mutate(tree: Obj, edit: tuple, pool: tuple[list, list], byte_edits: list) ->
             entry[[k for k, _ in entry].index("dtype")] = ("dtype", Obj([(fields["dtype"], None)]))
         elif kind == "extra":
             edge = [Raw("1.5e308"), Raw("-1e308"), Raw("1.8e308"), 10**308, Raw("[" * 124 + "]" * 124)]
+            edge += [Raw("-1.5e308"), Raw("1.2e308")]  # beyond +-1e308 and inside the float range
             entry.append((f"extra{delta}", edge[choice % len(edge)] if delta % 2 else copy.deepcopy(value)))
         return
     places = slots(tree)
@@ -531,8 +685,10 @@ def serialize(tree: Obj, data_size: int, byte_edits: list, style: tuple[bool, st
 def renders(
     document: Obj, data_size: int, edits: list, pool: tuple[list, list], style: tuple[bool, str, bool]
 ) -> Iterator[bytes]:
-    """The base file, the base with each mutation alone, and with the first 1, 2, ... of them."""
+    """The base file (also with whitespace on both sides of every ':'), the base with each
+    mutation alone, and with the first 1, 2, ... of them."""
     yield serialize(document, data_size, [], style)
+    yield serialize(document, data_size, [], (style[0], " \n\t", style[2]))
     for edit in edits:
         tree, byte_edits = copy.deepcopy(document), []
         mutate(tree, edit, pool, byte_edits)
@@ -577,11 +733,13 @@ def test_differential_against_the_safetensors_library(judge):
     run()
     outcomes = judge.outcomes
     total = sum(outcomes.values())
-    print(f"differential: {total} headers, {dict(sorted(outcomes.items()))}")
+    print(f"differential: {total} headers, {dict(sorted(outcomes.items()))}, {dict(judge.paths)}")
     assert total >= HEADERS_PER_RUN, outcomes
     # The generator reaches both verdicts and every stricter rule; without that it proves little.
     assert outcomes["both accept"] >= 1000 and outcomes["both reject"] >= 1000, outcomes
     assert {f"stricter:{rule}" for rule in STRICTER_RULES} <= set(outcomes), outcomes
+    # ... and both of our paths decide a good share of them.
+    assert judge.paths["fast"] >= 500 and judge.paths["exact"] >= 1000, judge.paths
 
 
 _VALID = build(
@@ -676,7 +834,35 @@ def test_random_indexes_open_only_when_they_name_the_one_shard(tmp_path, index):
     assert names_only_the_shard, index
     assert set(checkpoint.headers) == set(weight_map.values())
     if weight_map:
-        assert (
-            checkpoint.headers["model.safetensors"].tensors
-            == read_header(LocalSource(directory), "model.safetensors").tensors
-        )
+        assert checkpoint.tensors == read_header(LocalSource(directory), "model.safetensors").tensors
+
+
+@settings(max_examples=200, deadline=None)
+@example('{"weight_map": {"a": "m.safetensors", "b": "n", "a": "o"}, "metadata": {"total_size": 1e400}}')
+@example('{"metadata": {"n": NaN}, "weight_map": {"a": "m"}, "weight_map": {"b": "n"}}')
+@example('{"weight_map": {"\\ud800": "m"}}')
+@given(
+    index_values
+    | st.dictionaries(st.just("weight_map"), st.dictionaries(st.text(max_size=3), index_values, max_size=4))
+    | st.binary(max_size=60).map(lambda b: b.decode("latin-1"))
+)
+def test_the_fast_index_read_agrees_with_json(index):
+    """Whatever index msgspec decodes, ``json`` reads the same weight map, in the same order;
+    whatever ``json`` refuses, msgspec refuses too (and ``json``'s message is the one shown)."""
+    import msgspec
+
+    from ptq_validators.checkpoint import _decode_index, _read_weight_map_exactly
+
+    text = index if isinstance(index, str) else json.dumps(index)
+    raw = text.encode("utf-8", "surrogatepass")
+    try:
+        fast = _decode_index(raw.decode("utf-8")).weight_map
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        fast = None
+    try:
+        exact = _read_weight_map_exactly(raw, "index")
+    except InputError:
+        assert fast is None, index
+        return
+    if fast is not None:
+        assert list(fast.items()) == list(exact.items()), index

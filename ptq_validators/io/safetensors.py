@@ -43,6 +43,29 @@ Stricter rules (the reference reader accepts these; ``STRICTER_RULES`` lists the
 * ``NumberOutOfRange``: a number in an ignored field beyond +-1e308. The reference reader rejects
   numbers beyond the float range (about +-1.8e308) but with inexact rounding at the boundary;
   1e308 leaves a margin that is exact on both sides.
+
+Two paths, one set of rules. ``parse_header_exact`` applies the rules above a check at a time and
+is their definition: every message and reason comes from it. ``parse_header_fast`` gives the same
+result for headers as writers write them, decoding with msgspec straight into typed entries
+(types and signs checked in C) and checking offsets and sizes a whole list at a time, once per
+distinct (dtype, shape) for the layout rules. It declines (returns None, and ``parse_header``
+runs the exact path, which then names any problem) every header it cannot prove equivalent:
+
+* one that does not start with ``{`` (leading whitespace is tolerated with a warning), or holds
+  a backslash: without escapes every ``"`` delimits a string and strings decode byte for byte;
+* one holding the number ``-0`` (an integer to msgspec, not to the reference reader); and
+  non-ASCII bytes that are not UTF-8;
+* any entry that is not exactly ``dtype``, ``shape`` and ``data_offsets`` with a known dtype,
+  an array of non-negative integers (``true``, ``1.0`` or ``null`` fail the typed decode) and
+  two non-negative integers; a ``__metadata__`` that is not an object of strings at the start;
+* a repeated key, or one it cannot rule out. The decoders keep the last of repeated keys, so
+  the fast path counts: every ``:`` of the text is either the separator of exactly one key or
+  inside a string, and the decoded objects hold ``4 x tensors (+ 1 + metadata keys)`` distinct
+  keys. Equal counts prove there is no repeated key and no ``:`` in a string (whitespace around
+  a separator changes nothing; a ``:`` in a name or value only raises the text's count, so it
+  can only make the fast path decline, never hide a repeated key);
+* any header that breaks a rule (a new layout is checked by the exact rules on one tensor
+  that has it; offsets must fill the buffer in file order or, failing that, sorted).
 """
 
 from __future__ import annotations
@@ -52,8 +75,12 @@ import math
 import operator
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
 
 from ptq_validators.errors import InputError
 from ptq_validators.io.source import ByteSource
@@ -100,6 +127,34 @@ Layouts = dict[tuple[str, tuple[int, ...]], tuple[tuple[int, ...], int]]
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
 
+# The fast path's decoders (see the module docstring): a tensor entry exactly as the format
+# defines it, types and signs checked in C; gc=False: the entries hold no containers of objects.
+_NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+# dtype is a Literal: msgspec checks it and yields the one shared string of each name.
+_Entry: Any = msgspec.defstruct(
+    "_Entry",
+    [
+        ("dtype", Literal[tuple(DTYPE_BITS)]),
+        ("shape", tuple[_NonNegative, ...]),
+        ("data_offsets", tuple[_NonNegative, _NonNegative]),
+    ],
+    forbid_unknown_fields=True,
+    gc=False,
+)
+_decode_entries: Callable[[bytes | bytearray], dict[str, Any]] = msgspec.json.Decoder(
+    dict[str, _Entry]
+).decode
+_decode_metadata = msgspec.json.Decoder(dict[str, str]).decode
+_METADATA_START = re.compile(rb'\{[ \t\r\n]*"__metadata__"[ \t\r\n]*:[ \t\r\n]*(?=\{)')
+_COMMA = re.compile(rb"[ \t\r\n]*,")
+_DTYPE_FIELD = operator.attrgetter("dtype")
+_SHAPE_FIELD = operator.attrgetter("shape")
+_OFFSETS_FIELD = operator.attrgetter("data_offsets")
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
 class TensorInfo(NamedTuple):
     """One tensor's header entry. ``begin``/``end`` are relative to the data buffer.
 
@@ -128,13 +183,13 @@ class TensorInfo(NamedTuple):
 
 
 @dataclass
-class SafetensorsHeader:
-    """A validated header: tensors by name, the string metadata, and what was tolerated."""
+class ShardHeader:
+    """What a validated header says besides its tensor table: sizes, the string metadata, and
+    what was tolerated. ``Checkpoint`` keeps one per shard (the tensors it merges)."""
 
     file: str
     file_size: int
     header_size: int
-    tensors: dict[str, TensorInfo]
     metadata: dict[str, str] | None
     warnings: list[str] = field(default_factory=list)
 
@@ -142,6 +197,17 @@ class SafetensorsHeader:
     def data_offset(self) -> int:
         """Absolute file offset of the data buffer (8 + header length)."""
         return 8 + self.header_size
+
+
+@dataclass
+class SafetensorsHeader(ShardHeader):
+    """A validated header: the above, and the tensors by name (in the header's order)."""
+
+    tensors: dict[str, TensorInfo] = field(kw_only=True)
+
+    def shard(self) -> ShardHeader:
+        """This header without its tensor table."""
+        return ShardHeader(self.file, self.file_size, self.header_size, self.metadata, self.warnings)
 
 
 class HeaderError(InputError):
@@ -153,6 +219,9 @@ class HeaderError(InputError):
 
     def __reduce__(self):  # keep the reason when the error crosses a process boundary
         return _rebuild_header_error, (self.message, self.hint, self.reason)
+
+
+_new_info = partial(tuple.__new__, TensorInfo)  # TensorInfo from one (name, ..., end) tuple, in C
 
 
 def _rebuild_header_error(message: str, hint: str | None, reason: str) -> HeaderError:
@@ -189,7 +258,124 @@ def parse_header(
 ) -> SafetensorsHeader:
     """Validate ``header_bytes`` (the JSON after the 8-byte length) of a ``file_size`` file.
     ``layouts`` caches validated (dtype, shape) layouts across calls (the shape tuples are then
-    shared by every tensor of that layout); it changes no result, only the cost."""
+    shared by every tensor of that layout); it changes no result, only the cost.
+
+    Headers as writers write them take ``parse_header_fast``; it declines everything else, and
+    ``parse_header_exact``, the definition of every rule and message, reads those."""
+    if layouts is None:
+        layouts = {}
+    header = parse_header_fast(header_bytes, file_size, display, layouts)
+    return header if header is not None else parse_header_exact(header_bytes, file_size, display, layouts)
+
+
+def parse_header_fast(
+    header_bytes: bytes, file_size: int, display: str, layouts: Layouts
+) -> SafetensorsHeader | None:
+    """``parse_header_exact``'s result, found with compiled decoding and whole-list checks, or
+    None (declined) for a header it cannot prove equivalent or that breaks a rule: then the exact
+    path runs and names the problem. See "The fast path" in the module docstring."""
+    if header_bytes[:1] != b"{" or b"\\" in header_bytes:
+        return None
+    if b"-" in header_bytes and _NEGATIVE_ZERO.search(header_bytes):  # ("-0" is a slow search)
+        return None
+    if not header_bytes.isascii():
+        try:
+            header_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    metadata: dict[str, str] | None = None
+    body = header_bytes
+    if b'"__metadata__"' in header_bytes:  # without escapes, only the key can be spelled so
+        metadata, body = _split_metadata(header_bytes)
+        if metadata is None:
+            return None
+    try:
+        entries = _decode_entries(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if metadata is not None and (not entries or "__metadata__" in entries):
+        return None  # "{__metadata__, }" or a second __metadata__: the exact path rejects it
+    # Duplicate keys: every ':' of the text is one key's separator or sits inside a string, and
+    # the decoder kept each distinct key once; equal counts leave no room for a repeated key.
+    keys = 4 * len(entries) + (0 if metadata is None else 1 + len(metadata))
+    if header_bytes.count(b":") != keys:
+        return None
+    infos = list(entries.values())
+    dtypes, shapes = list(map(_DTYPE_FIELD, infos)), list(map(_SHAPE_FIELD, infos))
+    shared: list[Any] = list(map(layouts.get, zip(dtypes, shapes, strict=True)))
+    if None in shared:
+        if not _learn_layouts(entries, dtypes, shapes, layouts, display):
+            return None
+        shared = list(map(layouts.__getitem__, zip(dtypes, shapes, strict=True)))
+    begins = list(map(_FIRST, map(_OFFSETS_FIELD, infos)))
+    ends = list(map(_SECOND, map(_OFFSETS_FIELD, infos)))
+    if any(map(operator.ne, map(operator.sub, ends, begins), map(_SECOND, shared))):
+        return None
+    buffer_size = file_size - 8 - len(header_bytes)
+    if _contiguous(begins, ends, buffer_size):
+        begins[1:] = ends[:-1]  # equal values; sharing the objects saves an int per tensor
+    else:
+        ordered = sorted(zip(begins, ends, strict=True))
+        if not _contiguous(list(map(_FIRST, ordered)), list(map(_SECOND, ordered)), buffer_size):
+            return None
+    rows = zip(entries, dtypes, map(_FIRST, shared), begins, ends, strict=True)
+    tensors = dict(zip(entries, map(_new_info, rows), strict=True))
+    return SafetensorsHeader(display, file_size, len(header_bytes), metadata, tensors=tensors)
+
+
+def _learn_layouts(
+    entries: dict[str, Any], dtypes: list[str], shapes: list[tuple[int, ...]], layouts: Layouts, display: str
+) -> bool:
+    """Check each (dtype, shape) not yet in ``layouts`` by the exact rules, on one tensor that has
+    it, and add it; False when that tensor breaks a rule (the exact path will name it)."""
+    names, infos = list(entries), list(entries.values())
+    for kind, index in dict(zip(zip(dtypes, shapes, strict=True), range(len(names)), strict=True)).items():
+        if kind not in layouts:
+            entry = infos[index]
+            pairs = (
+                ("dtype", entry.dtype),
+                ("shape", list(entry.shape)),
+                ("data_offsets", list(entry.data_offsets)),
+            )
+            try:
+                info = _tensor_info(names[index], pairs, display, [])
+            except HeaderError:
+                return False
+            layouts[kind] = (kind[1], info.end - info.begin)
+    return True
+
+
+def _split_metadata(header_bytes: bytes) -> tuple[dict[str, str] | None, bytes | bytearray]:
+    """A header that opens with an object ``__metadata__`` of strings, as writers put it: that
+    object, and the header with it blanked out (``{`` and spaces, then the tensors); (None, b"")
+    when the header does not start so. The object is the text up to the first '}': if that
+    decodes as an object of strings it is the whole value (had the '}' been inside one of its
+    strings, that string would be unterminated there)."""
+    start = _METADATA_START.match(header_bytes)
+    close = header_bytes.find(b"}", start.end()) if start else -1
+    comma = _COMMA.match(header_bytes, close + 1) if close >= 0 else None
+    if start is None or comma is None:
+        return None, b""
+    try:
+        metadata = _decode_metadata(memoryview(header_bytes)[start.end() : close + 1])
+    except (msgspec.DecodeError, RecursionError):
+        return None, b""
+    body = bytearray(header_bytes)
+    body[1 : comma.end()] = b" " * (comma.end() - 1)
+    return metadata, body
+
+
+def _contiguous(begins: list[int], ends: list[int], buffer_size: int) -> bool:
+    """Whether the spans, in this order, start at 0, follow each other and fill the buffer."""
+    return (
+        (begins[:1] == [0] or not begins) and begins[1:] == ends[:-1] and (ends[-1:] or [0]) == [buffer_size]
+    )
+
+
+def parse_header_exact(
+    header_bytes: bytes, file_size: int, display: str, layouts: Layouts | None = None
+) -> SafetensorsHeader:
+    """``parse_header`` by the rules as written, a check at a time, with the messages."""
     warnings: list[str] = []
     try:
         text = header_bytes.decode("utf-8")
@@ -243,7 +429,7 @@ def parse_header(
     reuse = not (floats.seen or negative_zero or b"true" in header_bytes or b"false" in header_bytes)
     tensors = _tensor_infos(raw, display, warnings, ({} if layouts is None else layouts) if reuse else None)
     _check_layout(tensors, file_size - 8 - len(header_bytes), display)
-    return SafetensorsHeader(display, file_size, len(header_bytes), tensors, metadata, warnings)
+    return SafetensorsHeader(display, file_size, len(header_bytes), metadata, warnings, tensors=tensors)
 
 
 def _tensor_infos(
