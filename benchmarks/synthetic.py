@@ -18,6 +18,9 @@ from pathlib import Path
 Tensor = tuple[str, str, tuple[int, ...]]
 SHARD_BYTES = 5 * 1024**3
 DTYPE_BYTES = {"BF16": 2, "F32": 4, "F8_E4M3": 1, "U8": 1}
+# The safetensors writer lays a file's tensors out by dtype, in descending order of its dtype
+# enumeration (F32, BF16, F8_E4M3, U8 here), then by name; so do we.
+WRITE_ORDER = {"F32": 0, "BF16": 1, "F8_E4M3": 2, "U8": 3}
 
 LLAMA3_70B = {
     "architectures": ["LlamaForCausalLM"],
@@ -245,7 +248,7 @@ def write_checkpoint(
         name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
         header: dict = {"__metadata__": {"format": "pt"}}
         offset = 0
-        for tname, dtype, shape in members:
+        for tname, dtype, shape in sorted(members, key=lambda t: (WRITE_ORDER[t[1]], t[0])):
             span = nbytes(dtype, shape)
             header[tname] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + span]}
             offset += span

@@ -1,8 +1,7 @@
 """The layer table's JSON rows as text, written at C speed from one template per distinct row.
 
-A 671B MoE export has ~46k rows but a few dozen distinct ones once the name is set aside: rows
-of layers that share their stored layout, declaration, group, module class, bits and status
-differ only in ``name``. Each distinct row is encoded once by ``json.dumps`` (from
+A 671B MoE export has ~46k rows but a few dozen distinct ones once the name is set aside: the
+rows of layers of one kind (``LayerKind``) differ only in ``name``. Each distinct row is encoded once by ``json.dumps`` (from
 ``Layer.to_json``, so the fields and their order stay those of ``LayerRow``) with a placeholder
 name, cut around it, and every row is the two halves around its own encoded name. The text is
 byte-identical to ``json.dumps([layer.to_json() for layer in layers], ensure_ascii=False)``.
@@ -11,9 +10,9 @@ byte-identical to ``json.dumps([layer.to_json() for layer in layers], ensure_asc
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from json.encoder import encode_basestring  # the C encoder when available
-from typing import Any
 
 from ptq_validators.envelope import Encoded
 from ptq_validators.layers import Layer
@@ -25,30 +24,22 @@ _ENCODED_PLACEHOLDER = encode_basestring(_PLACEHOLDER)
 def encode_layers(layers: Sequence[Layer]) -> Encoded:
     """``layers`` as the JSON array of their ``to_json`` rows (non-ASCII kept, the default
     separators), for ``render_json`` to write in place."""
-    templates: dict[tuple[Any, ...], tuple[str, str]] = {}
+    # A row is its name and its kind's fields (``Layer.row``), so one template per kind.
+    templates: dict[int, tuple[str, str]] = {}
     pieces = ["["]
-    for layer in layers:
-        # Everything a row holds besides its name comes from these; the stored layout and the
-        # declaration are shared objects (one per distinct layout / rule), so their ids key them.
-        # The module class follows from the group and the name's leaf.
-        key = (
-            id(layer.stored),
-            id(layer.declared),
-            layer.group,
-            layer.fused,
-            layer.weight_bits,
-            layer.status,
-            tuple(layer.tensors),
-            layer.name.rpartition(".")[2],
-        )
-        halves = templates.get(key)
+    for layer, kind, name in zip(layers, map(_KIND, layers), map(_NAME, layers), strict=True):
+        halves = templates.get(id(kind))
         if halves is None:
-            halves = templates[key] = _template(layer)
-        pieces += (halves[0], encode_basestring(layer.name), halves[1], ", ")
+            halves = templates[id(kind)] = _template(layer)
+        pieces += (halves[0], encode_basestring(name), halves[1], ", ")
     if len(pieces) > 1:
         pieces.pop()  # the last separator
     pieces.append("]")
     return Encoded(pieces)
+
+
+_KIND = operator.attrgetter("kind")
+_NAME = operator.attrgetter("name")
 
 
 def _template(layer: Layer) -> tuple[str, str]:
