@@ -6,6 +6,7 @@ weight findings (NaN/Inf), produced by ``deep.py`` and judged here."""
 from __future__ import annotations
 
 import math
+from itertools import chain
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 
@@ -18,8 +19,11 @@ def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
     if not values:
         return CheckResult("scales", TITLE, SKIP, "no scalar scales stored")
     bad = []
-    # Most of ~90k scale tensors of a 671B export are fine: find the wrong ones, then sort those.
-    wrongs = {name: wrong for name, numbers in values.items() if (wrong := _wrong(numbers))}
+    # Nearly always all of a 671B export's ~90k scale tensors are fine: one pass over every value
+    # at C speed says so; else find the wrong tensors, then sort only those.
+    every = list(chain.from_iterable(values.values()))
+    fine = all(map(math.isfinite, every)) and (not every or min(every) > 0)
+    wrongs = {} if fine else {name: wrong for name, numbers in values.items() if (wrong := _wrong(numbers))}
     for name, wrong in sorted(wrongs.items()):
         line = f"{name}: {', '.join(f'{v:g}' for v in wrong[:4])} (must be finite and > 0)"
         if ".experts." in name and "input" in name.rpartition(".")[2] and 0 in wrong:
