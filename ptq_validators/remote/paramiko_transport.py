@@ -9,7 +9,8 @@ and written over SFTP. What paramiko does not do for us, and this module does:
 * auth: only the configured key when one is given (agent keys would exhaust MaxAuthTries), else
   the agent and ``~/.ssh/id_*``; never a prompt: a server that wants a password or
   keyboard-interactive answers is an error that points to the OpenSSH transport;
-* ProxyJump through ``direct-tcpip`` channels (a chain of hops), ProxyCommand as a socket;
+* ProxyJump through ``direct-tcpip`` channels (a chain of hops), ProxyCommand as a socket (in
+  its own process group, all of which ends with the connection, as OpenSSH's does);
 * connect, banner, auth and command timeouts, keepalive, retries with backoff on connection
   failures only (never on a remote command's own failure);
 * stdout and stderr drained together under the command's deadline (``recv_exit_status`` before
@@ -21,8 +22,12 @@ One connection (and one SFTP session) is reused across all calls of one command.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
 import select
+import shlex
+import signal
 import stat as stat_mode
 import subprocess
 import time
@@ -104,7 +109,7 @@ class ParamikoRunner(ShellRunner):
         self.retries = retries
         self._clients: list[paramiko.SSHClient] = []
         self._sftp: paramiko.SFTPClient | None = None
-        self._proxy: paramiko.ProxyCommand | None = None
+        self._proxy: GroupProxyCommand | None = None
         self.round_trips = 0  # SFTP requests sent through this runner's byte sources
 
     # ------------------------------------------------------------------ connection
@@ -170,7 +175,7 @@ class ParamikoRunner(ShellRunner):
         sock: Any = None
         hops = [*self.endpoint.jumps, self.endpoint]
         if self.endpoint.proxy_command:
-            sock = self._proxy = paramiko.ProxyCommand(self.endpoint.proxy_command)
+            sock = self._proxy = GroupProxyCommand(self.endpoint.proxy_command)
         clients = []
         try:
             for i, hop in enumerate(hops):
@@ -238,6 +243,7 @@ class ParamikoRunner(ShellRunner):
             for pipe in (process.stdin, process.stdout, process.stderr):
                 if pipe is not None:
                     pipe.close()
+            self._proxy.end_group()
             self._proxy = None
 
     def __enter__(self) -> ParamikoRunner:
@@ -375,3 +381,29 @@ class ParamikoRunner(ShellRunner):
         except FileNotFoundError:
             return False
         return stat_mode.S_ISDIR(st.st_mode or 0)
+
+
+class GroupProxyCommand(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand (the command's stdin/stdout as the socket), started in a process
+    group of its own: a shell command's background helpers (``cat <&3 &``) would otherwise
+    outlive the connection, holding its TCP stream and the server's session open."""
+
+    def __init__(self, command_line: str) -> None:  # paramiko's, with a new session
+        self.cmd = shlex.split(command_line)
+        self.process = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            start_new_session=True,
+        )
+        self.timeout = None
+
+    def close(self) -> None:
+        self.end_group()
+
+    def end_group(self) -> None:
+        """SIGTERM to whatever is left of the command's process group."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone already
+            os.killpg(self.process.pid, signal.SIGTERM)

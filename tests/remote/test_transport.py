@@ -233,3 +233,31 @@ def test_ssh_proxy_command_from_clusters_yaml(cluster_home: Path, ssh_infra: dic
     )
     with runner:
         assert runner.run(["echo", "proxied"]).stdout == "proxied\n"
+        assert runner._proxy is not None
+        helpers = _children(runner._proxy.process.pid)  # the background `cat`
+    assert helpers
+    # they end with the connection too (one left behind held the server's session open)
+    deadline = time.monotonic() + 5
+    while any(map(_alive, helpers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, helpers))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
