@@ -10,7 +10,6 @@ byte-identical to ``json.dumps([layer.to_json() for layer in layers], ensure_asc
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Sequence
 from json.encoder import encode_basestring  # the C encoder when available
 
@@ -27,19 +26,15 @@ def encode_layers(layers: Sequence[Layer]) -> Encoded:
     # A row is its name and its kind's fields (``Layer.row``), so one template per kind.
     templates: dict[int, tuple[str, str]] = {}
     pieces = ["["]
-    for layer, kind, name in zip(layers, map(_KIND, layers), map(_NAME, layers), strict=True):
-        halves = templates.get(id(kind))
+    for layer in layers:
+        halves = templates.get(id(layer.kind))
         if halves is None:
-            halves = templates[id(kind)] = _template(layer)
-        pieces += (halves[0], encode_basestring(name), halves[1], ", ")
+            halves = templates[id(layer.kind)] = _template(layer)
+        pieces += (halves[0], encode_basestring(layer.name), halves[1], ", ")
     if len(pieces) > 1:
         pieces.pop()  # the last separator
     pieces.append("]")
     return Encoded(pieces)
-
-
-_KIND = operator.attrgetter("kind")
-_NAME = operator.attrgetter("name")
 
 
 def _template(layer: Layer) -> tuple[str, str]:

@@ -415,9 +415,6 @@ class LayerTable:
         }
         return original_parameters(self.modules, elements)
 
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {layer.name: layer.kind.stored.shape for layer in self.layers}
-
 
 _KIND = operator.attrgetter("kind")
 _NAME = operator.attrgetter("name")

@@ -13,7 +13,7 @@ from typing import Any
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, WARN, CheckResult
 from ptq_validators.checks.metadata import MetadataDiff
-from ptq_validators.layers import Layer, LayerKind, LayerTable
+from ptq_validators.layers import LayerKind, LayerTable
 from ptq_validators.precision import Precision
 
 # The class of a failure by the check that owns it, most fundamental first: an unreadable
@@ -69,8 +69,8 @@ def headline(checks: list[CheckResult]) -> str:
     return f"{ids}: {problem}" if failed else f"warnings: {ids}: {problem}"
 
 
-def bucket(layer: Layer | LayerKind) -> str:
-    """The day-0 bucket of one layer, or of every layer of one kind (``LAYER_BUCKETS``)."""
+def bucket(layer: LayerKind) -> str:
+    """The day-0 bucket of every layer of one kind (``LAYER_BUCKETS``)."""
     if layer.status == lt.UNEXPECTED_UNQUANTIZED:
         return "unexpected_unquantized"
     if layer.status == lt.DECLARATION_MISMATCH:

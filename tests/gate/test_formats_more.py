@@ -14,14 +14,14 @@ import pytest
 from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.formats.hf_fp8 import ModuleMatcher
 from ptq_validators.io.source import LocalSource
-from ptq_validators.layers import build_layer_table
+from ptq_validators.layers import build_layer_table, original_layers
 from tests.ckpt_edit import RawTensor, edit_json, edit_tensors
 from tests.conftest import FIXTURES, gate, manifest, variant
 
 
 def table(fixture: str, source: str):
-    src = build_layer_table(Checkpoint.open(LocalSource(FIXTURES / source)))
-    return build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)), source_shapes=src.shapes())
+    src = original_layers(Checkpoint.open(LocalSource(FIXTURES / source)))
+    return build_layer_table(Checkpoint.open(LocalSource(FIXTURES / fixture)), source_shapes=src.shapes)
 
 
 def gptq_bits(out: int, in_: int, b: int, g: int) -> F:

@@ -197,7 +197,8 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     shapes = None
     if source is not None:
         shapes = summarize(Checkpoint.open(LocalSource(source))).shapes
-        assert shapes == build_layer_table(Checkpoint.open(LocalSource(source))).shapes()
+        source_table = build_layer_table(Checkpoint.open(LocalSource(source)))
+        assert shapes == {layer.name: layer.stored.shape for layer in source_table.layers}
     table = build_layer_table(checkpoint, source_shapes=shapes)
     reference = reference_table(checkpoint, shapes)
     assert [layer.to_json() for layer in table.layers] == [layer.to_json() for layer in reference.layers]

@@ -16,6 +16,7 @@ import pytest
 from ptq_validators.cli import main
 from ptq_validators.preflight.env import detect_env
 from ptq_validators.preflight.gpus import match_gpu
+from tests.infra.services import slurm_infra  # noqa: F401  (a fixture, asked for by name)
 from tests.preflight.conftest import write_stand_in
 
 H100_SMI = 'echo "0, NVIDIA H100 80GB HBM3, 81559, 9.0"\necho "1, NVIDIA H100 80GB HBM3, 81559, 9.0"\n'
@@ -129,7 +130,9 @@ def test_slurm_partitions_and_gpu_gres(bare_environ, tmp_path):
         assert slurm["partitions"] or slurm["error"]
 
 
-def test_no_gpu_but_slurm_means_submit_a_job(bare_environ, tmp_path):
+def test_no_gpu_but_slurm_means_submit_a_job(bare_environ, tmp_path, request):
+    if shutil.which("sinfo"):  # the real client tools answer only when the loopback SLURM is up
+        request.getfixturevalue("slurm_infra")
     environ = _slurm_environ(bare_environ)
     assert detect_env(environ=environ, cwd=tmp_path, home=tmp_path)["run_mode"]["mode"] == "slurm"
 
