@@ -135,7 +135,7 @@ def run_gate(
     table = build_layer_table(exported, source_shapes=summary.shapes)
     recipe, ignore_note = _adopt_declared_ignore(recipe, options, table)
     config = exported.config
-    values = read_scalar_scales(exported, SCALAR_SCALE_ROLES)
+    values = read_scalar_scales(exported, table.grouping, SCALAR_SCALE_ROLES)
 
     # The reader checked that the tensors cover each data buffer exactly: bits = bytes x 8.
     sizes = size.size_summary(

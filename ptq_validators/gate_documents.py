@@ -11,9 +11,8 @@ from itertools import accumulate, compress, repeat
 from typing import Any
 
 from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
-from ptq_validators.formats.roles import KNOWN_ROLES
 from ptq_validators.io.safetensors import DTYPE_BITS
-from ptq_validators.layers import split_role
+from ptq_validators.layers import Grouping
 from ptq_validators.values import DECODABLE, decode
 
 # Files an export should carry over from its source (compared by presence).
@@ -94,24 +93,39 @@ def read_metadata(source: Documents, output: Documents) -> MetadataPair:
     )
 
 
-def read_scalar_scales(checkpoint: Checkpoint, roles: frozenset[str]) -> dict[str, list[float]]:
-    """Decode the small scale tensors whose role is in ``roles`` (global, input, KV scales; a
-    ``weight_scale`` only when per-tensor): a few bytes each, read with one open per shard and
-    one read per run of adjacent scales. Weight bytes are never read here."""
-    tensors = checkpoint.tensors
+def read_scalar_scales(
+    checkpoint: Checkpoint, grouping: Grouping, roles: frozenset[str]
+) -> dict[str, list[float]]:
+    """Decode the small scale tensors of ``checkpoint`` (``grouping``: its tensors' roles) whose
+    role is in ``roles`` (global, input, KV scales; a ``weight_scale`` only when per-tensor): a
+    few bytes each, read with one open per shard and one read per run of adjacent scales.
+    Weight bytes are never read here."""
+    infos = checkpoint.tensors.values()
     # Size and dtype depend on the layout alone, and a 671B export has a few dozen layouts:
     # judge each once, then keep the tensors of the layouts that pass, at C speed (the layout
     # pairs are made twice rather than kept: 180k of them would be 10 MB).
     small = {
         (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(map(_LAYOUT, tensors.values()))
+        for dtype, shape in set(map(_LAYOUT, infos))
     }
-    names = []
-    for name in compress(tensors, map(small.__getitem__, map(_LAYOUT, tensors.values()))):
-        leaf = name.rpartition(".")[2]
-        role = leaf if leaf in KNOWN_ROLES else split_role(name, tensors[name])[1]  # split_role's answer
-        if role in roles and (role != "weight_scale" or tensors[name].numel == 1):
-            names.append(name)
+    mask = list(map(small.__getitem__, map(_LAYOUT, infos)))
+    candidates = list(compress(infos, mask))
+    candidate_roles = list(compress(grouping.roles, mask))
+    wanted = {
+        (role, layout): role in roles and (role != "weight_scale" or math.prod(layout[1]) == 1)
+        for role in set(candidate_roles)
+        for layout in small
+        if small[layout]
+    }
+    names = list(
+        map(
+            _NAME,
+            compress(
+                candidates,
+                map(wanted.__getitem__, zip(candidate_roles, map(_LAYOUT, candidates), strict=True)),
+            ),
+        )
+    )
     values: dict[str, list[float]] = {}
     for members, data in checkpoint.read_tensors(names):
         dtypes = set(map(_DTYPE, members))

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import operator
 import re
-from collections import Counter
-from collections.abc import Hashable
+from collections import Counter, deque
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from itertools import compress, count, filterfalse, islice, repeat
 from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint
@@ -39,11 +40,11 @@ from ptq_validators.formats.roles import (
     QUANTIZATION_ROLES,
     WEIGHT_SIDE_ROLES,
 )
-from ptq_validators.globs import index_key
+from ptq_validators.globs import MASKED_RUN, digit_shapes, index_key, name_shapes
 from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, scheme_label
-from ptq_validators.taxonomy import LayerGroup, classify
+from ptq_validators.taxonomy import LayerGroup, classify_template, mtp_flags
 
 QUANT_DOCUMENTS = ("config.json", "hf_quant_config.json", "quantize_config.json")
 
@@ -360,14 +361,19 @@ def _embedding_leaf(leaf: str) -> bool:
 
 @dataclass
 class LayerTable:
-    """All layers of one checkpoint, and every module (layer or not) by name."""
+    """All layers of one checkpoint, and its tensors grouped by module (layer or not)."""
 
     layers: list[Layer]
     declaration: Declaration
-    modules: dict[str, Module] = field(default_factory=dict)
+    grouping: Grouping
     num_hidden_layers: int | None = None
     _by_name: dict[str, Layer] | None = field(default=None, init=False, repr=False, compare=False)
     _kind_counts: Counter[LayerKind] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def modules(self) -> dict[str, Module]:
+        """Every module by name."""
+        return self.grouping.modules
 
     # The table does not change once built: the indexes below are made once, on first use.
     def by_name(self) -> dict[str, Layer]:
@@ -442,28 +448,69 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
     return prefix, leaf, False
 
 
-def group_modules(tensors: dict[str, TensorInfo]) -> dict[str, Module]:
-    """Group tensors by module prefix."""
+@dataclass
+class Grouping:
+    """A checkpoint's tensors grouped by module (``group_modules``), and every tensor's name and
+    role in the checkpoint's order: the checks that sort tensors by role read these lists at C
+    speed. ``shadowed`` marks the tensors no module holds, because a later tensor has the same
+    module and role (a module keeps the last); None when there is none."""
+
+    modules: dict[str, Module]
+    names: list[str]
+    roles: list[str]
+    shadowed: list[bool] | None = None
+
+    def held(self) -> tuple[Iterable[str], Iterable[str]]:
+        """Names and roles of the tensors the modules hold, in the checkpoint's order."""
+        if self.shadowed is None:
+            return self.names, self.roles
+        kept = list(map(operator.not_, self.shadowed))
+        return compress(self.names, kept), compress(self.roles, kept)
+
+
+_CHUNK = 16384  # names split at a time: a 671B export's split names at once would be ~40 MB
+_ROLE = {role: role for role in KNOWN_ROLES}  # one string per role, shared by every module
+
+
+def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
+    """Group tensors by module prefix (``split_role``), modules in the order of their first
+    tensor, each module's roles in tensor order."""
     modules: dict[str, Module] = {}
-    get = modules.get
-    # Nearly every tensor ends in a known role after its last dot (every name split at C
-    # speed): the answer split_role gives, taken inline.
-    for name, (prefix, _, leaf), info in zip(
-        tensors, map(_SPLIT_LAST_DOT, tensors), tensors.values(), strict=True
-    ):
-        fused = False
-        if leaf not in KNOWN_ROLES:
-            prefix, leaf, fused = split_role(name, info)
-        module = get(prefix)
-        if module is None:
-            module = modules[prefix] = Module(prefix)
-        module.tensors[leaf] = info
-        if fused:
-            module.fused = True
-    return modules
+    roles: list[str] = []
+    fused: set[str] = set()
+    names_left, infos_left = iter(tensors), iter(tensors.values())
+    while names := list(islice(names_left, _CHUNK)):
+        infos = list(islice(infos_left, _CHUNK))
+        # Nearly every name ends in a known role after its last dot: split_role's answer, taken
+        # a chunk of names at a time in C; only the others are split one by one.
+        split = list(map(_SPLIT_LAST_DOT, names))
+        prefixes = list(map(_FIRST, split))
+        leaves: list[Any] = list(map(_ROLE.get, map(_LAST, split)))
+        for i in compress(range(len(names)), map(operator.is_, leaves, repeat(None))):
+            prefixes[i], leaves[i], is_fused = split_role(names[i], infos[i])
+            if is_fused:
+                fused.add(prefixes[i])
+        fresh = list(filterfalse(modules.__contains__, dict.fromkeys(prefixes)))
+        modules.update(zip(fresh, map(Module, fresh), strict=True))
+        holders = map(_TENSORS, map(modules.__getitem__, prefixes))
+        deque(map(operator.setitem, holders, leaves, infos), maxlen=0)
+        roles += leaves
+    for name in fused:
+        modules[name].fused = True
+    grouping = Grouping(modules, list(tensors), roles)
+    if sum(map(len, map(_TENSORS, modules.values()))) != len(roles):
+        grouping.shadowed = [
+            modules[split_role(name, info)[0]].tensors[role] is not info
+            for name, info, role in zip(tensors, tensors.values(), roles, strict=True)
+        ]
+    return grouping
 
 
 _SPLIT_LAST_DOT = operator.methodcaller("rpartition", ".")
+_FIRST, _LAST = operator.itemgetter(0), operator.itemgetter(-1)
+_TENSORS = operator.attrgetter("tensors")
+_FUSED = operator.attrgetter("fused")
+_DTYPE, _SHAPE = operator.itemgetter(1), operator.itemgetter(2)  # TensorInfo dtype, shape
 
 
 def is_layer(module: Module) -> bool:
@@ -475,21 +522,36 @@ def is_layer(module: Module) -> bool:
     return rank == 2 or (rank >= 3 and (module.fused or ".experts." in f".{module.name}."))
 
 
+def _layouts(shapes: list[str], modules: list[Module]) -> list[int]:
+    """For each of ``modules`` (``shapes``: their ``name_shapes``), the position of the first
+    module laid out alike: same name shape, fused flag, and roles with their dtypes and shapes
+    in order. Such modules are one layer or none, of one template; the first stands for them.
+    Keyed at C speed, no call per module."""
+    tensors = list(map(_TENSORS, modules))
+    values: Any = list(map(dict.values, tensors))
+    keys = zip(
+        shapes,
+        map(_FUSED, modules),
+        map(tuple, tensors),
+        map(tuple, map(map, repeat(_DTYPE), values)),
+        map(tuple, map(map, repeat(_SHAPE), values)),
+        strict=True,
+    )
+    first: dict[tuple[Any, ...], int] = {}
+    return list(map(first.setdefault, keys, count()))
+
+
 def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
 
 
-def essential_names(modules: dict[str, Module]) -> set[str]:
-    """A checkpoint's tensor names (grouped by module) minus its own quantization tensors (an
-    FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export)."""
-    names: set[str] = set()
-    for module in modules.values():
-        tensors = module.tensors
-        if QUANTIZATION_ROLES.isdisjoint(tensors):  # a float checkpoint's every module
-            names.update(map(_TENSOR_NAME, tensors.values()))
-        else:
-            names.update(info.name for role, info in tensors.items() if role not in QUANTIZATION_ROLES)
-    return names
+def essential_names(grouping: Grouping) -> frozenset[str]:
+    """A checkpoint's tensor names (as its modules hold them) minus its own quantization
+    tensors (an FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export)."""
+    names, roles = grouping.held()
+    if grouping.shadowed is None and QUANTIZATION_ROLES.isdisjoint(grouping.roles):
+        return frozenset(names)  # a float checkpoint
+    return frozenset(compress(names, map(operator.not_, map(QUANTIZATION_ROLES.__contains__, roles))))
 
 
 def original_parameters(modules: dict[str, Module], elements: dict[str, int]) -> int:
@@ -507,9 +569,9 @@ def original_parameters(modules: dict[str, Module], elements: dict[str, int]) ->
 @dataclass
 class OriginalLayers:
     """What a source checkpoint's layers say about the original model: each layer's original
-    shape, and the parameter count; with the modules they were grouped from."""
+    shape, and the parameter count; with the tensors grouped by module."""
 
-    modules: dict[str, Module]
+    grouping: Grouping
     shapes: dict[str, tuple[int, ...]]
     parameters: int
 
@@ -517,31 +579,40 @@ class OriginalLayers:
 def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
     """The original shapes and parameter count of ``checkpoint``'s layers, without building
     its layer table. A source whose metadata declares every module alike (a float checkpoint)
-    needs neither names' templates nor groups: each distinct layout is recognised once."""
+    needs neither templates nor groups: each distinct layout is recognised once."""
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
-    modules = group_modules(checkpoint.tensors)
+    grouping = group_modules(checkpoint.tensors)
+    modules = grouping.modules
     if not declaration.uniform:
         found = _layer_kinds(modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {})
         shapes = {name: kind.stored.shape for name, kind in found.items()}
         elements = {name: kind.stored.elements + kind.auxiliary_elements for name, kind in found.items()}
-        return OriginalLayers(modules, shapes, original_parameters(modules, elements))
+        return OriginalLayers(grouping, shapes, original_parameters(modules, elements))
     declared = declaration.declared("")
     hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)
+    names, listed = list(modules), list(modules.values())
+    layouts = _layouts(name_shapes(names), listed)
     recognized: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
-    shapes, elements = {}, {}
-    for name, module in modules.items():
+    known: dict[int, tuple[tuple[int, ...], int] | None] = {}
+    for at in dict.fromkeys(layouts):
+        module = listed[at]
         if not is_layer(module):
+            known[at] = None
             continue
         tensors = module.tensors
         layout = (module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
-        known = recognized.get(layout)
-        if known is None:
+        if layout not in recognized:
             stored = recognize(module, hints)
             aux = sum(info.numel for role, info in tensors.items() if role in AUXILIARY_ROLES)
-            known = recognized[layout] = (stored.shape, stored.elements + aux)
-        shapes[name], elements[name] = known
-    return OriginalLayers(modules, shapes, original_parameters(modules, elements))
+            recognized[layout] = (stored.shape, stored.elements + aux)
+        known[at] = recognized[layout]
+    found_layers = [known[at] for at in layouts]
+    layer_names = list(compress(names, found_layers))
+    layer_found = list(filter(None, found_layers))
+    shapes = dict(zip(layer_names, map(_FIRST, layer_found), strict=True))
+    elements = dict(zip(layer_names, map(_LAST, layer_found), strict=True))
+    return OriginalLayers(grouping, shapes, original_parameters(modules, elements))
 
 
 def _layer_kinds(
@@ -551,23 +622,37 @@ def _layer_kinds(
     shapes: dict[str, tuple[int, ...]],
 ) -> dict[str, LayerKind]:
     """The kind of each layer among ``modules``, by name in module order."""
-    # The experts of a MoE model repeat a few name templates and tensor layouts tens of
-    # thousands of times: each distinct (template, group, declaration key, source shape,
-    # layout) is one kind, judged once; a distinct layout with its hints is recognised once.
-    # Per layer remain its template, group (an MTP layer differs by its index), the lookups
-    # that can tell instances apart, and the layout key.
+    # The experts of a MoE model repeat a few name shapes and tensor layouts tens of thousands
+    # of times. Each module's layout is keyed at C speed and asked once whether it is a layer;
+    # each layer is keyed by its layout, MTP index, declaration key and source shape, and each
+    # distinct key is judged once, on its first layer (kinds are shared by the coarser key of
+    # template, group, declaration key, source shape and layout).
+    names, listed = list(modules), list(modules.values())
+    name_keys = name_shapes(names)
+    layouts = _layouts(name_keys, listed)
+    layer_layouts = {at for at in set(layouts) if is_layer(listed[at])}
+    picked = list(compress(range(len(names)), map(layer_layouts.__contains__, layouts)))
+    layer_names = list(map(names.__getitem__, picked))
+    keys = zip(
+        map(layouts.__getitem__, picked),
+        mtp_flags(layer_names, list(map(name_keys.__getitem__, picked)), depth),
+        declaration.instance_keys(layer_names),
+        map(shapes.get, layer_names),
+        strict=True,
+    )
+    first: dict[tuple[Any, ...], int] = {}
+    kind_keys = list(map(first.setdefault, keys, count()))
     declared_of: dict[tuple[str, LayerGroup, Hashable], tuple[Declared, int | None]] = {}
     recognized: dict[tuple[Any, ...], tuple[Stored, int]] = {}
     kinds: dict[tuple[Any, ...], LayerKind] = {}
-    by_name: dict[str, LayerKind] = {}
-    for name, module in modules.items():
-        if not is_layer(module):
-            continue
+    judged: dict[int, LayerKind] = {}
+    for (_, mtp, instance, source_shape), at in first.items():
+        name = layer_names[at]
+        module = modules[name]
         template = index_key(name)
-        group = classify(name, num_hidden_layers=depth, template=template)
-        asked = (template, group, declaration.instance_key(name))
+        group = LayerGroup.MTP if mtp else classify_template(template)
+        asked = (template, group, instance)
         tensors = module.tensors
-        source_shape = shapes.get(name)
         layout = (tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
         key = (asked, source_shape, module.fused, layout)
         kind = kinds.get(key)
@@ -590,8 +675,8 @@ def _layer_kinds(
             kind = kinds[key] = layer_kind(
                 template, group, module.fused, stored, declared, tensors, weight_bits
             )
-        by_name[name] = kind
-    return by_name
+        judged[at] = kind
+    return dict(zip(layer_names, map(judged.__getitem__, kind_keys), strict=True))
 
 
 def build_layer_table(
@@ -603,15 +688,17 @@ def build_layer_table(
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
-    modules = group_modules(checkpoint.tensors)
+    grouping = group_modules(checkpoint.tensors)
+    modules = grouping.modules
     kinds = _layer_kinds(modules, declaration, depth, source_shapes or {})
+    order = natural_order(list(kinds))
     # The layer shares its module's tensor dict: neither is changed after grouping.
-    layers = [Layer(name, kinds[name], modules[name].tensors) for name in sorted(kinds, key=_natural_key)]
-    return LayerTable(layers, declaration, modules, depth)
+    held = map(_TENSORS, map(modules.__getitem__, order))
+    layers = list(map(Layer, order, map(kinds.__getitem__, order), held))
+    return LayerTable(layers, declaration, grouping, depth)
 
 
 _DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
-_TENSOR_NAME = operator.itemgetter(0)  # TensorInfo name
 
 
 def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
@@ -635,6 +722,31 @@ def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
     if declared.activation is not None and declared.activation.static != static_input:
         return DECLARATION_MISMATCH  # a static input scale declared but absent, or the reverse
     return OK
+
+
+def natural_order(names: list[str]) -> list[str]:
+    """``names`` sorted by ``_natural_key`` (text as text, digit runs as numbers, ties in input
+    order), the keys made per name shape: names of one shape differ only in digit runs that
+    stand in the same places, so each run is cut out of all of them at once, in C."""
+    shapes = digit_shapes(names)
+    if shapes is names or not all(map(str.isascii, names)):  # ("\\d" takes non-ASCII digits too)
+        return sorted(names, key=_natural_key)
+    members: dict[str, list[int]] = {}
+    for at, shape in enumerate(shapes):
+        members.setdefault(shape, []).append(at)
+    keys: list[Any] = [None] * len(names)
+    for shape, positions in members.items():
+        texts = MASKED_RUN.split(shape)
+        group = list(map(names.__getitem__, positions))
+        parts: list[Iterable[Any]] = [repeat(texts[0], len(group))]
+        for run, text in zip(MASKED_RUN.finditer(shape), texts[1:], strict=True):
+            digits: Iterable[str] = map(operator.getitem, group, repeat(slice(*run.span())))
+            parts += [
+                map(int, digits),
+                repeat(text, len(group)),
+            ]
+        deque(map(keys.__setitem__, positions, zip(*parts, strict=True)), maxlen=0)
+    return list(map(names.__getitem__, sorted(range(len(names)), key=keys.__getitem__)))
 
 
 def _natural_key(name: str) -> list[Any]:

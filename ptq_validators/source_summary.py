@@ -30,6 +30,6 @@ def summarize(source: Checkpoint) -> SourceSummary:
         source.weight_bytes,
         found.parameters,
         found.shapes,
-        frozenset(source.tensors),
-        frozenset(essential_names(found.modules)),
+        frozenset(found.grouping.names),
+        essential_names(found.grouping),
     )

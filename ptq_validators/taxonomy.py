@@ -8,9 +8,11 @@ the last decoder layer). The rules follow the names the real model families use;
 
 from __future__ import annotations
 
+import operator
 import re
 from enum import Enum
 from functools import lru_cache
+from itertools import repeat
 
 from ptq_validators.globs import index_key
 
@@ -160,6 +162,33 @@ def classify(
     ):
         return LayerGroup.MTP
     return _classify_shape(key)
+
+
+def classify_template(template: str) -> LayerGroup:
+    """The group of every module named like ``template`` (``index_key``), but for ``classify``'s
+    MTP test by layer index (``mtp_flags``)."""
+    return _classify_shape(template)
+
+
+def mtp_flags(names: list[str], shapes: list[str], num_hidden_layers: int | None) -> list[bool]:
+    """For each of ``names``, whether ``classify`` calls it an MTP layer by its decoder-layer
+    index. ``shapes`` are their ``name_shapes``: in names of one shape the index stands in the
+    same place, found once per shape, and each distinct index is compared once."""
+    if num_hidden_layers is None:
+        return [False] * len(names)
+    places: dict[str, slice] = {}
+    for shape, name in dict(zip(shapes, names, strict=True)).items():
+        match = _LAYER_INDEX_RE.search("." + name + ".") if _has_layer_index(index_key(name)) else None
+        if match is not None:  # its span in ".name.", one character on
+            places[shape] = slice(match.start(1) - 1, match.end(1) - 1)
+    if not places:
+        return [False] * len(names)
+    indices: list[str] = list(map(operator.getitem, names, map(places.get, shapes, repeat(_NOTHING))))
+    late = {index for index in set(indices) if index and int(index) >= num_hidden_layers}
+    return list(map(late.__contains__, indices))
+
+
+_NOTHING = slice(0, 0)
 
 
 @lru_cache(maxsize=4096)

@@ -5,6 +5,9 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 
 from __future__ import annotations
 
+import operator
+from itertools import compress
+
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
 from ptq_validators.formats.roles import KNOWN_ROLES, PACKED_ANCHORS, QUANTIZATION_ROLES
 from ptq_validators.layers import LayerTable
@@ -15,20 +18,25 @@ TITLE = "Tensor names vs source"
 
 def _base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[str], list[str]]:
     """The source-comparable names of the export, and the tensors outside any vocabulary."""
-    bases: set[str] = set()
+    names, roles = map(list, table.grouping.held())
+    # Most tensors are the source's own or quantization tensors: both sorted out a list at a
+    # time in C; the few left are looked at one by one.
+    in_source = list(map(source_names.__contains__, names))
+    bases = set(compress(names, in_source))
+    others = list(map(operator.not_, in_source))
+    left = [
+        (name, role)
+        for name, role in zip(compress(names, others), compress(roles, others), strict=True)
+        if role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS
+    ]
     foreign: list[str] = []
-    for module_name, module in table.modules.items():
-        for role, info in module.tensors.items():
-            if info.name in source_names:
-                bases.add(info.name)
-            elif role in PACKED_ANCHORS:
-                bases.add(module_name + PACKED_ANCHORS[role])
-            elif role in QUANTIZATION_ROLES:
-                continue
-            elif role not in KNOWN_ROLES or "quantizer" in info.name or role.endswith("_amax"):
-                foreign.append(info.name)
-            else:
-                bases.add(info.name)
+    for name, role in left:
+        if role in PACKED_ANCHORS:  # the module is the name less "." or "_" and the role
+            bases.add(name[: -len(role) - 1] + PACKED_ANCHORS[role])
+        elif role not in KNOWN_ROLES or "quantizer" in name or role.endswith("_amax"):
+            foreign.append(name)
+        else:
+            bases.add(name)
     return bases, sorted(foreign)
 
 

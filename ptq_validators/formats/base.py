@@ -112,6 +112,11 @@ class Declaration(ABC):
         per distinct key. The name itself unless a family knows better (nothing shared)."""
         return module_name
 
+    def instance_keys(self, module_names: list[str]) -> list[Hashable]:
+        """``instance_key`` of each of ``module_names`` (a family whose answer is one for
+        every name says so without a call per name)."""
+        return list(map(self.instance_key, module_names))
+
     def exclusion_patterns(self) -> list[str]:
         """The exclude / ignore entries as written (empty when the family has none)."""
         return []

@@ -45,6 +45,9 @@ class DenseDeclaration(Declaration):
     def instance_key(self, module_name: str) -> Hashable:
         return None  # one answer for every module
 
+    def instance_keys(self, module_names: list[str]) -> list[Hashable]:
+        return [None] * len(module_names)
+
 
 def read_declaration(documents: dict[str, Any]) -> DenseDeclaration:
     quant_config = (documents.get("config.json") or {}).get("quantization_config")

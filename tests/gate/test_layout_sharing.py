@@ -16,23 +16,29 @@ from typing import Any
 import pytest
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.checks import alignment, coverage, excludes, fused, kv_cache, moe, size, special
+from ptq_validators.checks import alignment, coverage, excludes, fused, kv_cache, moe, names, size, special
 from ptq_validators.checks import recipe as recipe_check
 from ptq_validators.envelope import render_json
 from ptq_validators.formats import read_declaration, recognize
 from ptq_validators.formats.base import Hints, Module
-from ptq_validators.formats.roles import QUANTIZATION_ROLES, SCALAR_SCALE_ROLES, WEIGHT_SIDE_ROLES
+from ptq_validators.formats.roles import (
+    KNOWN_ROLES,
+    PACKED_ANCHORS,
+    QUANTIZATION_ROLES,
+    SCALAR_SCALE_ROLES,
+    WEIGHT_SIDE_ROLES,
+)
 from ptq_validators.gate import GateOptions, run_gate
-from ptq_validators.gate_documents import read_scalar_scales
+from ptq_validators.gate_documents import MAX_SCALAR_BYTES, read_scalar_scales
 from ptq_validators.globs import index_key
-from ptq_validators.io.safetensors import HeaderError, read_header
+from ptq_validators.io.safetensors import DTYPE_BITS, HeaderError, read_header
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import (
+    Grouping,
     Layer,
     LayerTable,
     _natural_key,
     build_layer_table,
-    classify,
     is_layer,
     layer_kind,
     module_class,
@@ -43,6 +49,8 @@ from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.recipes import modelopt_qformat
 from ptq_validators.scan import _inventory_coverage, run_scan
 from ptq_validators.source_summary import summarize
+from ptq_validators.taxonomy import classify
+from ptq_validators.values import DECODABLE
 from ptq_validators.verdict import summary as gate_summary
 from tests.conftest import FIXTURES, ROOT, manifest, quantized_fixtures, recipe_args
 
@@ -82,11 +90,20 @@ def reference_table(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] |
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
     modules: dict[str, Module] = {}
+    placed = []
     for name, info in checkpoint.tensors.items():
         module_name, role, fused = split_role(name, info)
         module = modules.setdefault(module_name, Module(module_name))
         module.tensors[role] = info
         module.fused = module.fused or fused
+        placed.append((module, role, info))
+    shadowed = [module.tensors[role] is not info for module, role, info in placed]
+    grouping = Grouping(
+        modules,
+        list(checkpoint.tensors),
+        [role for _, role, _ in placed],
+        shadowed if any(shadowed) else None,
+    )
     layers = []
     for module in modules.values():
         if not is_layer(module):
@@ -105,7 +122,7 @@ def reference_table(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] |
         kind = layer_kind(index_key(module.name), group, module.fused, stored, declared, module.tensors, bits)
         layers.append(Layer(module.name, kind, dict(module.tensors)))
     layers.sort(key=lambda layer: _natural_key(layer.name))
-    return LayerTable(layers, declaration, modules, depth)
+    return LayerTable(layers, declaration, grouping, depth)
 
 
 def reference_rows(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] | None = None) -> list[Any]:
@@ -188,6 +205,43 @@ def reference_tensors(checkpoint: Checkpoint) -> dict[str, tuple[Any, ...]]:
     return entries
 
 
+def reference_scale_names(checkpoint: Checkpoint) -> list[str]:
+    """The scalar scales the gate decodes, one tensor at a time, in the order it reads them
+    (shard by shard, by offset)."""
+    picked = []
+    for name, info in checkpoint.tensors.items():
+        role = split_role(name, info)[1]
+        small = info.dtype in DECODABLE and info.numel * DTYPE_BITS[info.dtype] <= 8 * MAX_SCALAR_BYTES
+        if small and role in SCALAR_SCALE_ROLES and (role != "weight_scale" or info.numel == 1):
+            picked.append(name)
+    return sorted(
+        picked,
+        key=lambda n: (
+            list(checkpoint.headers).index(checkpoint.tensor_file[n]),
+            checkpoint.tensors[n].begin,
+        ),
+    )
+
+
+def reference_base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[str], list[str]]:
+    """The names check's source-comparable names and foreign tensors, module by module."""
+    bases: set[str] = set()
+    foreign: list[str] = []
+    for module_name, module in table.modules.items():
+        for role, info in module.tensors.items():
+            if info.name in source_names:
+                bases.add(info.name)
+            elif role in PACKED_ANCHORS:
+                bases.add(module_name + PACKED_ANCHORS[role])
+            elif role in QUANTIZATION_ROLES:
+                continue
+            elif role not in KNOWN_ROLES or "quantizer" in info.name or role.endswith("_amax"):
+                foreign.append(info.name)
+            else:
+                bases.add(info.name)
+    return bases, sorted(foreign)
+
+
 def assert_same_as_reference(directory: Path, source: Path | None = None, recipe: Any = None) -> None:
     checkpoint = Checkpoint.open(LocalSource(directory))
     assert {name: tuple(info) for name, info in checkpoint.tensors.items()} == reference_tensors(checkpoint)
@@ -200,11 +254,15 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
         source_table = build_layer_table(Checkpoint.open(LocalSource(source)))
         assert shapes == {layer.name: layer.stored.shape for layer in source_table.layers}
     table = build_layer_table(checkpoint, source_shapes=shapes)
+    assert all(layer.kind.template == index_key(layer.name) for layer in table.layers)
     reference = reference_table(checkpoint, shapes)
     assert [layer.to_json() for layer in table.layers] == [layer.to_json() for layer in reference.layers]
     counts = (table.precision_counts(), table.scheme_counts(), table.group_counts())
     assert counts == reference_counts(table) == reference_counts(reference)
-    values = read_scalar_scales(checkpoint, SCALAR_SCALE_ROLES)
+    values = read_scalar_scales(checkpoint, table.grouping, SCALAR_SCALE_ROLES)
+    assert list(values) == reference_scale_names(checkpoint)
+    source_names = frozenset(Checkpoint.open(LocalSource(source)).tensors) if source else frozenset()
+    assert names._base_names(table, source_names) == reference_base_names(reference, source_names)
     assert table_checks(table, checkpoint, recipe, values) == table_checks(
         reference, checkpoint, recipe, values
     )
@@ -267,6 +325,43 @@ def test_synthetic_moe_tables_match_the_per_tensor_path(tiny_deepseek):
         report = run_gate(LocalSource(export), LocalSource(source), GateOptions(qformat=qformat))
         assert render_json(report.to_json(encoded_layers=True)) == render_json(report.to_json())
         assert len(report.table.layers) > 100
+
+
+@pytest.mark.parametrize("w3_excluded", [False, True])
+def test_experts_named_by_number_keep_their_own_templates(tmp_path, w3_excluded):
+    """Mixtral names its expert projections ``w1``/``w2``/``w3``, and an exclusion may pick one by
+    its digit: names alike but for a digit inside a word are different layers."""
+    cfg = TINY_DEEPSEEK
+    renamed = {".gate_proj": ".w1", ".down_proj": ".w2", ".up_proj": ".w3"}
+
+    def rename(name: str) -> str:
+        for old, new in renamed.items():
+            name = name.replace(old, new) if ".experts." in name else name
+        return name
+
+    def tensors(fmt: str, excluded: Any) -> list[Any]:
+        chosen = syn.model_tensors(cfg, fmt, lambda module: excluded(rename(module)))
+        return [(rename(name), *rest) for name, *rest in chosen]
+
+    source, export = tmp_path / "source", tmp_path / "nvfp4"
+    syn.write_checkpoint(source, cfg, tensors("bf16", lambda m: True), shard_bytes=1 << 20)
+    excludes = ["lm_head", "model.layers.*.self_attn*", "model.layers.*.mlp.gate"] + ["*.w3"] * w3_excluded
+    quant = {
+        "quant_algo": "NVFP4",
+        "group_size": 16,
+        "kv_cache_quant_algo": None,
+        "exclude_modules": excludes,
+    }
+    picked = tensors("modelopt_nvfp4", lambda m: any(fnmatchcase(m, p) for p in excludes))
+    syn.write_checkpoint(export, cfg, picked, quant, shard_bytes=1 << 20)
+    assert_same_as_reference(export, source, modelopt_qformat("nvfp4_mlp_only"))
+    table = build_layer_table(Checkpoint.open(LocalSource(export)))
+    experts = [layer for layer in table.layers if ".experts." in layer.name]
+    assert {layer.name.rpartition(".")[2]: layer.precision.value for layer in experts} == {
+        "w1": "NVFP4",
+        "w2": "NVFP4",
+        "w3": "BF16" if w3_excluded else "NVFP4",
+    }
 
 
 def header_file(tmp_path: Path, name: str, header: dict[str, Any], data: int) -> None:
