@@ -100,32 +100,20 @@ def read_scalar_scales(
     role is in ``roles`` (global, input, KV scales; a ``weight_scale`` only when per-tensor): a
     few bytes each, read with one open per shard and one read per run of adjacent scales.
     Weight bytes are never read here."""
-    infos = checkpoint.tensors.values()
-    # Size and dtype depend on the layout alone, and a 671B export has a few dozen layouts:
-    # judge each once, then keep the tensors of the layouts that pass, at C speed (the layout
-    # pairs are made twice rather than kept: 180k of them would be 10 MB).
+    # A role first, then the layout: size and dtype depend on the layout alone, and a 671B
+    # export has a few dozen layouts, judged once each; the tensors that pass are kept at C
+    # speed (the layout pairs are made twice rather than kept: 135k of them would be 8 MB).
+    wanted = list(map(roles.__contains__, grouping.roles))
+    candidates = list(compress(checkpoint.tensors.values(), wanted))
     small = {
         (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(map(_LAYOUT, infos))
+        for dtype, shape in set(map(_LAYOUT, candidates))
     }
-    mask = list(map(small.__getitem__, map(_LAYOUT, infos)))
-    candidates = list(compress(infos, mask))
-    candidate_roles = list(compress(grouping.roles, mask))
-    wanted = {
-        (role, layout): role in roles and (role != "weight_scale" or math.prod(layout[1]) == 1)
-        for role in set(candidate_roles)
-        for layout in small
-        if small[layout]
-    }
-    names = list(
-        map(
-            _NAME,
-            compress(
-                candidates,
-                map(wanted.__getitem__, zip(candidate_roles, map(_LAYOUT, candidates), strict=True)),
-            ),
-        )
-    )
+    single = {layout: passes and math.prod(layout[1]) == 1 for layout, passes in small.items()}
+    rule = {role: single if role == "weight_scale" else small for role in roles}  # per-tensor only
+    rules = map(rule.__getitem__, compress(grouping.roles, wanted))
+    kept = map(dict.__getitem__, rules, map(_LAYOUT, candidates))
+    names = list(map(_NAME, compress(candidates, kept)))
     values: dict[str, list[float]] = {}
     for members, data in checkpoint.read_tensors(names):
         dtypes = set(map(_DTYPE, members))
@@ -144,6 +132,6 @@ def read_scalar_scales(
     return values
 
 
-_LAYOUT = operator.attrgetter("dtype", "shape")
-_NAME, _DTYPE = operator.attrgetter("name"), operator.attrgetter("dtype")
-_BEGIN, _END = operator.attrgetter("begin"), operator.attrgetter("end")
+_LAYOUT = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
+_NAME, _DTYPE = operator.itemgetter(0), operator.itemgetter(1)
+_BEGIN, _END = operator.itemgetter(3), operator.itemgetter(4)

@@ -725,28 +725,31 @@ def _status(stored: Stored, declared: Declared, static_input: bool) -> str:
 
 
 def natural_order(names: list[str]) -> list[str]:
-    """``names`` sorted by ``_natural_key`` (text as text, digit runs as numbers, ties in input
-    order), the keys made per name shape: names of one shape differ only in digit runs that
-    stand in the same places, so each run is cut out of all of them at once, in C."""
+    """``names`` sorted by ``_natural_key`` (text as text, digit runs as numbers), by plain
+    string comparison of keys made per name shape: names of one digit shape differ only in
+    digit runs that stand in the same places, and each run is padded on the left to one width
+    with a character below every other, in C for all names of a shape at once. For ASCII names
+    without leading zeros that order is the natural one (a padded number sorts before any text
+    and, at equal width, by value); others are sorted by ``_natural_key``."""
     shapes = digit_shapes(names)
     if shapes is names or not all(map(str.isascii, names)):  # ("\\d" takes non-ASCII digits too)
         return sorted(names, key=_natural_key)
-    members: dict[str, list[int]] = {}
-    for at, shape in enumerate(shapes):
-        members.setdefault(shape, []).append(at)
-    keys: list[Any] = [None] * len(names)
-    for shape, positions in members.items():
+    members: dict[str, list[str]] = {}
+    for shape, name in zip(shapes, names, strict=True):
+        members.setdefault(shape, []).append(name)
+    runs = {shape: [run.span() for run in MASKED_RUN.finditer(shape)] for shape in members}
+    width = 1 + max((end - start for spans in runs.values() for start, end in spans), default=0)
+    keyed: dict[str, str] = {}
+    for shape, group in members.items():
         texts = MASKED_RUN.split(shape)
-        group = list(map(names.__getitem__, positions))
-        parts: list[Iterable[Any]] = [repeat(texts[0], len(group))]
-        for run, text in zip(MASKED_RUN.finditer(shape), texts[1:], strict=True):
-            digits: Iterable[str] = map(operator.getitem, group, repeat(slice(*run.span())))
-            parts += [
-                map(int, digits),
-                repeat(text, len(group)),
-            ]
-        deque(map(keys.__setitem__, positions, zip(*parts, strict=True)), maxlen=0)
-    return list(map(names.__getitem__, sorted(range(len(names)), key=keys.__getitem__)))
+        parts: list[Iterable[str]] = [repeat(texts[0], len(group))]
+        for (start, end), text in zip(runs[shape], texts[1:], strict=True):
+            digits: list[str] = list(map(operator.getitem, group, repeat(slice(start, end))))
+            if end - start > 1 and any(map(str.startswith, digits, repeat("0"))):
+                return sorted(names, key=_natural_key)  # "007" and "7" are one number
+            parts += [repeat("\0" * (width - end + start), len(group)), digits, repeat(text, len(group))]
+        keyed.update(zip(map("".join, zip(*parts, strict=True)), group, strict=True))
+    return list(map(keyed.__getitem__, sorted(keyed)))
 
 
 def _natural_key(name: str) -> list[Any]:
