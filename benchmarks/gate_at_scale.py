@@ -5,8 +5,9 @@ ModelOpt NVFP4 / FP8 exports beside their BF16 or fine-grained FP8 sources, and 
 export. The floor, measured in the same run on the same checkpoints, is ``header_floor.py``:
 read and ``json.loads`` every shard header (both checkpoints for the gate, one for scan), which
 nothing that parses headers in Python can beat. Each command runs in a fresh process; wall and
-CPU time are medians of ``--repeat`` runs and peak memory is the largest resident set of one
-process. Prints a Markdown table (or ``--json``).
+CPU time are medians of ``--repeat`` runs, taken in turn with the floor's, and peak memory is the
+largest resident set of one process; the package's modules are compiled first, as an install
+leaves them. Prints a Markdown table (or ``--json``).
 
     python benchmarks/gate_at_scale.py --workdir /tmp/ptqv-bench [--only Kimi]
 """
@@ -14,6 +15,7 @@ process. Prints a Markdown table (or ``--json``).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import statistics
 import subprocess
@@ -67,7 +69,8 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
                 if source_fmt == "hf_fp8"
                 else (lambda m: True)
             )
-            syn.write_checkpoint(source, cfg, syn.model_tensors(cfg, source_fmt, keep))
+            declared = {"quantization_config": syn.FINE_GRAINED_FP8} if source_fmt == "hf_fp8" else {}
+            syn.write_checkpoint(source, {**cfg, **declared}, syn.model_tensors(cfg, source_fmt, keep))
         for algo in algos:
             fmt, qformat, excludes = presets[algo]
             shardings: list[tuple[str, int | None]] = [("", None)]
@@ -94,22 +97,35 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
 def measure(argv: list[str], repeat: int) -> dict[str, float]:
     """Median wall and CPU seconds, peak RSS (MiB) and exit code of ``argv``, each run in a
     fresh process ``repeat`` times."""
-    walls, cpus, peak, code = [], [], 0.0, 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
-        )
-        walls.append(time.perf_counter() - start)
-        rss_kib, cpu, code_text = out.stdout.split()
-        cpus.append(float(cpu))
-        peak = max(peak, int(rss_kib) / 1024)
-        code = int(code_text)
+    return summarize([run_once(argv) for _ in range(repeat)])
+
+
+def measure_beside(
+    floor: list[str], argv: list[str], repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``measure`` of ``floor`` and of ``argv``, their runs taken in turn, so that both see the
+    same load on a shared machine."""
+    pairs = [(run_once(floor), run_once(argv)) for _ in range(repeat)]
+    return summarize([f for f, _ in pairs]), summarize([r for _, r in pairs])
+
+
+def run_once(argv: list[str]) -> tuple[float, float, float, int]:
+    """Wall and CPU seconds, peak RSS (MiB) and exit code of one fresh process of ``argv``."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
+    )
+    wall = time.perf_counter() - start
+    rss_kib, cpu, code = out.stdout.split()
+    return wall, float(cpu), int(rss_kib) / 1024, int(code)
+
+
+def summarize(runs: list[tuple[float, float, float, int]]) -> dict[str, float]:
     return {
-        "wall_s": statistics.median(walls),
-        "cpu_s": statistics.median(cpus),
-        "peak_mib": peak,
-        "exit": code,
+        "wall_s": statistics.median(run[0] for run in runs),
+        "cpu_s": statistics.median(run[1] for run in runs),
+        "peak_mib": max(run[2] for run in runs),
+        "exit": runs[-1][3],
     }
 
 
@@ -125,6 +141,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    # Time the package as an install leaves it, its modules compiled once (pip compiles them; a
+    # checkout run with PYTHONDONTWRITEBYTECODE=1 would compile every module in every process).
+    compileall.compile_dir(ROOT / "ptq_validators", quiet=1)
     ptqv = [sys.executable, "-m", "ptq_validators"]
     rows = []
     tiny = ROOT / "tests" / "fixtures" / "data"
@@ -162,24 +181,20 @@ def main() -> None:
             commands.append(
                 ("gate --deep", [*gate, "--deep"], [export, source], export_tensors + source_tensors)
             )
-        floors: dict[tuple[Path, ...], dict[str, float]] = {}
         for command, argv, inputs, tensors in commands:
-            key = tuple(inputs)
-            if key not in floors:
-                floors[key] = measure([*FLOOR, *map(str, inputs)], args.repeat)
-            result = measure(argv, args.repeat)
+            floor, result = measure_beside([*FLOOR, *map(str, inputs)], argv, args.repeat)
             rows.append(
                 {
                     "case": f"{label} ({shards} shards, {export_tensors} tensors)",
                     "command": command,
                     **result,
                     "tensors_parsed": tensors,
-                    "floor_wall_s": floors[key]["wall_s"],
-                    "floor_cpu_s": floors[key]["cpu_s"],
-                    "floor_peak_mib": floors[key]["peak_mib"],
-                    "x_floor": result["wall_s"] / floors[key]["wall_s"],
+                    "floor_wall_s": floor["wall_s"],
+                    "floor_cpu_s": floor["cpu_s"],
+                    "floor_peak_mib": floor["peak_mib"],
+                    "x_floor": result["wall_s"] / floor["wall_s"],
                     # CPU seconds: what a loaded machine distorts least.
-                    "x_floor_cpu": result["cpu_s"] / floors[key]["cpu_s"],
+                    "x_floor_cpu": result["cpu_s"] / floor["cpu_s"],
                     "s_per_100k_tensors": result["wall_s"] * 100_000 / tensors,
                 }
             )

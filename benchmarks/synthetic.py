@@ -80,6 +80,13 @@ KIMI_K2 = {
     "rope_theta": 50000.0,
 }
 MLA_MODEL_TYPES = ("deepseek_v3", "kimi_k2")
+# The quantization_config in the config.json of DeepSeek-V3's and Kimi-K2's own FP8 releases.
+FINE_GRAINED_FP8 = {
+    "activation_scheme": "dynamic",
+    "fmt": "e4m3",
+    "quant_method": "fp8",
+    "weight_block_size": [128, 128],
+}
 
 
 def llama_linears(cfg: dict) -> Iterator[tuple[str, int, int]]:

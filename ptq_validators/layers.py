@@ -545,12 +545,13 @@ def read_documents(checkpoint: Checkpoint) -> dict[str, Any]:
     return {name: checkpoint.json_document(name) for name in QUANT_DOCUMENTS}
 
 
-def essential_names(grouping: Grouping) -> frozenset[str]:
+def essential_names(grouping: Grouping, every: frozenset[str]) -> frozenset[str]:
     """A checkpoint's tensor names (as its modules hold them) minus its own quantization
-    tensors (an FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export)."""
-    names, roles = grouping.held()
+    tensors (an FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export).
+    ``every`` is the set of all its tensor names, returned itself when nothing is set aside."""
     if grouping.shadowed is None and QUANTIZATION_ROLES.isdisjoint(grouping.roles):
-        return frozenset(names)  # a float checkpoint
+        return every  # a float checkpoint
+    names, roles = grouping.held()
     return frozenset(compress(names, map(operator.not_, map(QUANTIZATION_ROLES.__contains__, roles))))
 
 

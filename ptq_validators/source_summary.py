@@ -26,10 +26,11 @@ class SourceSummary:
 def summarize(source: Checkpoint) -> SourceSummary:
     """Read what the gate uses from the already opened ``source``'s layers."""
     found = original_layers(source)
+    names = frozenset(found.grouping.names)
     return SourceSummary(
         source.weight_bytes,
         found.parameters,
         found.shapes,
-        frozenset(found.grouping.names),
-        essential_names(found.grouping),
+        names,
+        essential_names(found.grouping, names),
     )

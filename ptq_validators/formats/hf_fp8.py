@@ -14,6 +14,7 @@ names them as a suffix. Entries match with transformers' ``should_convert_module
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared
@@ -93,7 +94,7 @@ class HfFp8Declaration(Declaration):
             return Declared(None, None, f"modules_to_not_convert {entry!r}")
         group = classify(module_name)
         if module_class == "Embedding" or group is LayerGroup.EMBED:
-            suffix = next((p for p in self.modules_to_convert if module_name.endswith(p)), None)
+            suffix = self._conversion(module_name)
             if suffix is None:
                 return Declared(None, None, "embeddings are converted only if modules_to_convert names them")
             return Declared(Precision.FP8, None, f"modules_to_convert {suffix!r}", activation=self.activation)
@@ -116,6 +117,20 @@ class HfFp8Declaration(Declaration):
             block=(b0, b1),
             activation=self.activation,
         )
+
+    def instance_key(self, module_name: str) -> Hashable:
+        """The entries that pick ``module_name`` out (the rest of ``declared`` reads its
+        template and class)."""
+        return self.matcher.first_match(module_name), self._conversion(module_name)
+
+    def instance_keys(self, module_names: list[str]) -> list[Hashable]:
+        if not self.matcher.entries and not self.modules_to_convert:
+            return [None] * len(module_names)  # DeepSeek-V3's and Kimi-K2's own configs
+        return list(map(self.instance_key, module_names))
+
+    def _conversion(self, module_name: str) -> str | None:
+        """The ``modules_to_convert`` suffix that names ``module_name``, or None."""
+        return next((p for p in self.modules_to_convert if module_name.endswith(p)), None)
 
     def exclusion_patterns(self) -> list[str]:
         return list(self.matcher.entries)

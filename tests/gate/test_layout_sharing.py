@@ -317,6 +317,16 @@ def tiny_deepseek(tmp_path_factory) -> tuple[Path, Path, Path]:
     return source, exports[0], exports[1]
 
 
+def test_a_fine_grained_fp8_source_matches_the_per_tensor_path(tmp_path, tiny_deepseek):
+    """DeepSeek-V3's own FP8 release declares its quantization in config.json: the source's
+    layers are judged per kind, not all alike."""
+    cfg = {**TINY_DEEPSEEK, "quantization_config": syn.FINE_GRAINED_FP8}
+    keep = lambda m: m.endswith("mlp.gate") or "shared_head" in m  # noqa: E731 -- as DeepSeek ships it
+    syn.write_checkpoint(tmp_path, cfg, syn.model_tensors(cfg, "hf_fp8", keep), shard_bytes=1 << 20)
+    assert_same_as_reference(tmp_path)
+    assert_same_as_reference(tiny_deepseek[1], tmp_path, modelopt_qformat("nvfp4_mlp_only"))
+
+
 def test_synthetic_moe_tables_match_the_per_tensor_path(tiny_deepseek):
     source, nvfp4, fp8 = tiny_deepseek
     assert_same_as_reference(source)
