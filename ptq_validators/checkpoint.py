@@ -14,7 +14,8 @@ import json
 import operator
 import os
 from dataclasses import dataclass
-from itertools import compress, groupby, repeat
+from functools import cached_property
+from itertools import chain, compress, groupby, repeat, starmap
 from typing import Any, Literal
 
 import msgspec
@@ -198,8 +199,8 @@ class Documents:
 
 class Checkpoint(Documents):
     """Headers and documents of one checkpoint directory: every shard's tensors merged into one
-    table (``tensors``, with ``tensor_file`` naming each one's shard), and per shard what its
-    header says besides (``headers``: sizes, metadata)."""
+    table (``tensors``, shard by shard; ``tensor_file`` names each one's shard), and per shard
+    what its header says besides (``headers``: sizes, metadata)."""
 
     def __init__(
         self,
@@ -207,14 +208,14 @@ class Checkpoint(Documents):
         files: list[str],
         headers: dict[str, ShardHeader],
         tensors: dict[str, TensorInfo],
-        tensor_file: dict[str, str],
+        spans: list[tuple[str, int]],
         indexed: bool,
         issues: list[IntegrityIssue],
     ) -> None:
         super().__init__(source, files)
         self.headers = headers
         self.tensors = tensors
-        self.tensor_file = tensor_file
+        self.spans = spans  # (shard, how many of ``tensors`` in a row it stores), in table order
         self.indexed = indexed
         self.issues = issues
 
@@ -264,7 +265,7 @@ class Checkpoint(Documents):
         layouts: Layouts = {}  # shared by the shards: a layout is validated once per checkpoint
         headers: dict[str, ShardHeader] = {}
         tensors: dict[str, TensorInfo] = {}
-        tensor_file: dict[str, str] = {}
+        spans: list[tuple[str, int]] = []
         # The index entries no shard has claimed yet, None once a shard disagrees with the index.
         # Claimed entries leave the map, so its names (a third of the memory of the tensor table)
         # are let go as the table grows instead of being held beside all of it.
@@ -279,18 +280,17 @@ class Checkpoint(Documents):
                 unclaimed = None
             if claimed or tensors.keys().isdisjoint(header.tensors):  # merged at C speed
                 tensors.update(header.tensors)
-                tensor_file.update(dict.fromkeys(header.tensors, name))
+                spans.append((name, len(header.tensors)))
             else:
+                earlier = _shard_of_each(tensors, spans)
                 for tname, info in header.tensors.items():
-                    if tname in tensors:
+                    if tname in earlier:
                         issues.append(
-                            IntegrityIssue(
-                                name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True
-                            )
+                            IntegrityIssue(name, f"tensor {tname!r} is also stored in {earlier[tname]}", True)
                         )
                         continue
                     tensors[tname] = info
-                    tensor_file[tname] = name
+                spans.append((name, len(tensors) - len(earlier)))
             shard = headers[name] = header.shard()
             issues.extend(IntegrityIssue(name, w, False) for w in shard.warnings)
             fmt = (shard.metadata or {}).get("format")
@@ -305,8 +305,15 @@ class Checkpoint(Documents):
         if weight_map is not None and (unclaimed is None or unclaimed):
             # The index and the shards disagree: compare them in full, the index read anew (the
             # claims emptied the map as they went).
-            issues.extend(_cross_check_index(_read_weight_map(source, on_disk), tensor_file))
-        return cls(source, files, headers, tensors, tensor_file, weight_map is not None, issues)
+            issues.extend(
+                _cross_check_index(_read_weight_map(source, on_disk), _shard_of_each(tensors, spans))
+            )
+        return cls(source, files, headers, tensors, spans, weight_map is not None, issues)
+
+    @cached_property
+    def tensor_file(self) -> dict[str, str]:
+        """The shard of each tensor, by name (made on first use: the gate itself needs none)."""
+        return _shard_of_each(self.tensors, self.spans)
 
     # ----- sizes -------------------------------------------------------------------------
 
@@ -316,16 +323,16 @@ class Checkpoint(Documents):
         return sum(h.file_size - h.data_offset for h in self.headers.values())
 
     def read_tensors(self, names: list[str]) -> list[tuple[list[TensorInfo], bytes]]:
-        """The data of tensors ``names`` (meant for small ones: scales): per shard, its tensors
-        among them in offset order and their bytes back to back. One ``read_ranges`` per shard,
-        one range per run of tensors that lie back to back (a shard's scalar scales mostly do),
-        so no byte outside the tensors asked for is read. ``InputError`` when a shard is now
-        shorter than its header said."""
-        files = map(self.tensor_file.__getitem__, names)
-        by_file: dict[str, list[TensorInfo]] = {}
-        # Names come shard by shard (the order of ``tensors``): group the runs of one shard at once.
-        for file, group in groupby(zip(files, map(self.tensors.__getitem__, names), strict=True), key=_FIRST):
-            by_file.setdefault(file, []).extend(map(_SECOND, group))
+        """The data of tensors ``names`` (meant for small ones: scales): per shard, in shard order,
+        its tensors among them in offset order and their bytes back to back. One ``read_ranges``
+        per shard, one range per run of tensors that lie back to back (a shard's scalar scales
+        mostly do), so no byte outside the tensors asked for is read. ``InputError`` when a shard
+        is now shorter than its header said."""
+        wanted = set(names)
+        # The table is shard by shard: each shard's tensors asked for are one run of the walk.
+        labelled = zip(chain.from_iterable(starmap(repeat, self.spans)), self.tensors.values(), strict=True)
+        picked = compress(labelled, map(wanted.__contains__, self.tensors))
+        by_file = {file: list(map(_SECOND, group)) for file, group in groupby(picked, key=_FIRST)}
         shards = []
         for file, members in by_file.items():
             members.sort(key=_BEGIN)
@@ -387,6 +394,11 @@ def _read_weight_map_exactly(raw: bytes, display: str) -> dict[str, str]:
             f"{display}: 'weight_map' must map tensor names to shard file names", hint="regenerate the index"
         )
     return weight_map
+
+
+def _shard_of_each(tensors: dict[str, TensorInfo], spans: list[tuple[str, int]]) -> dict[str, str]:
+    """Tensor name → shard, from the table's shard-by-shard order (``spans``)."""
+    return dict(zip(tensors, chain.from_iterable(starmap(repeat, spans)), strict=True))
 
 
 def _claim(unclaimed: dict[str, str], names: dict[str, TensorInfo], shard: str) -> bool:
