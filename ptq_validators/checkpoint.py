@@ -369,8 +369,8 @@ def _read_weight_map(source: ByteSource, on_disk: list[str]) -> dict[str, str]:
 def _decode_weight_map(raw: bytes, shards: list[str]) -> dict[str, str] | None:
     """The ``weight_map`` of index ``raw`` decoded by msgspec (about twice as fast as ``json`` on a
     671B index), each value as the one string of ``shards`` it equals (180k copies of shard names
-    are 14 MB on a 671B export); None for anything it refuses, an index naming another file among
-    them (then the shard checks name that file)."""
+    are 14 MB on a 671B export); None for anything it refuses, an index naming a file not among
+    ``shards`` included (the exact read then gives that map, and the shard checks name the file)."""
     if not shards:
         return None
     shard: Any = Literal[tuple(shards)]  # a value decodes as the string of ``shards`` it equals
