@@ -877,10 +877,10 @@ def test_the_fast_index_read_agrees_with_json(index, shards):
 
 
 def test_the_fast_index_read_takes_indexes_as_writers_write_them():
-    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
-    index = {"metadata": {"total_size": 12}, "weight_map": {"a": shards[1], "b": shards[0], "c": shards[1]}}
     from ptq_validators.checkpoint import _decode_weight_map
 
+    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    index = {"metadata": {"total_size": 12}, "weight_map": {"a": shards[1], "b": shards[0], "c": shards[1]}}
     for text in (
         json.dumps(index),
         json.dumps(index, indent=2),
