@@ -14,8 +14,9 @@ import json
 import operator
 import os
 from dataclasses import dataclass
-from itertools import compress, groupby
-from typing import Any
+from functools import cached_property
+from itertools import chain, compress, groupby, repeat, starmap
+from typing import Any, Literal
 
 import msgspec
 
@@ -198,8 +199,8 @@ class Documents:
 
 class Checkpoint(Documents):
     """Headers and documents of one checkpoint directory: every shard's tensors merged into one
-    table (``tensors``, with ``tensor_file`` naming each one's shard), and per shard what its
-    header says besides (``headers``: sizes, metadata)."""
+    table (``tensors``, shard by shard; ``tensor_file`` names each one's shard), and per shard
+    what its header says besides (``headers``: sizes, metadata)."""
 
     def __init__(
         self,
@@ -207,14 +208,14 @@ class Checkpoint(Documents):
         files: list[str],
         headers: dict[str, ShardHeader],
         tensors: dict[str, TensorInfo],
-        tensor_file: dict[str, str],
+        spans: list[tuple[str, int]],
         indexed: bool,
         issues: list[IntegrityIssue],
     ) -> None:
         super().__init__(source, files)
         self.headers = headers
         self.tensors = tensors
-        self.tensor_file = tensor_file
+        self.spans = spans  # (shard, how many of ``tensors`` in a row it stores), in table order
         self.indexed = indexed
         self.issues = issues
 
@@ -226,7 +227,7 @@ class Checkpoint(Documents):
         on_disk = [f for f in files if f.endswith(".safetensors")]
         issues: list[IntegrityIssue] = []
         if INDEX_FILE in files:
-            weight_map = _read_weight_map(source)
+            weight_map = _read_weight_map(source, on_disk)
             shard_names = sorted(set(weight_map.values()))
             for name in shard_names:
                 _check_shard_name(source, name, files)
@@ -264,24 +265,32 @@ class Checkpoint(Documents):
         layouts: Layouts = {}  # shared by the shards: a layout is validated once per checkpoint
         headers: dict[str, ShardHeader] = {}
         tensors: dict[str, TensorInfo] = {}
-        tensor_file: dict[str, str] = {}
+        spans: list[tuple[str, int]] = []
+        # The index entries no shard has claimed yet, None once a shard disagrees with the index.
+        # Claimed entries leave the map, so its names (a third of the memory of the tensor table)
+        # are let go as the table grows instead of being held beside all of it.
+        unclaimed = weight_map
         for name in shard_names:
             # Each shard's table is merged and let go at once: one table of the tensors, not two.
             header = read_header(source, name, layouts)
-            if tensors.keys().isdisjoint(header.tensors):  # the usual case: merge at C speed
+            # A shard whose every tensor the index puts there shares none with an earlier one
+            # (the index names each tensor once): then the disjointness test is not needed.
+            claimed = unclaimed is not None and _claim(unclaimed, header.tensors, name)
+            if not claimed:
+                unclaimed = None
+            if claimed or tensors.keys().isdisjoint(header.tensors):  # merged at C speed
                 tensors.update(header.tensors)
-                tensor_file.update(dict.fromkeys(header.tensors, name))
+                spans.append((name, len(header.tensors)))
             else:
+                earlier = _shard_of_each(tensors, spans)
                 for tname, info in header.tensors.items():
-                    if tname in tensors:
+                    if tname in earlier:
                         issues.append(
-                            IntegrityIssue(
-                                name, f"tensor {tname!r} is also stored in {tensor_file[tname]}", True
-                            )
+                            IntegrityIssue(name, f"tensor {tname!r} is also stored in {earlier[tname]}", True)
                         )
                         continue
                     tensors[tname] = info
-                    tensor_file[tname] = name
+                spans.append((name, len(tensors) - len(earlier)))
             shard = headers[name] = header.shard()
             issues.extend(IntegrityIssue(name, w, False) for w in shard.warnings)
             fmt = (shard.metadata or {}).get("format")
@@ -293,9 +302,18 @@ class Checkpoint(Documents):
                         True,
                     )
                 )
-        if weight_map is not None:
-            issues.extend(_cross_check_index(weight_map, tensor_file))
-        return cls(source, files, headers, tensors, tensor_file, weight_map is not None, issues)
+        if weight_map is not None and (unclaimed is None or unclaimed):
+            # The index and the shards disagree: compare them in full, the index read anew (the
+            # claims emptied the map as they went).
+            issues.extend(
+                _cross_check_index(_read_weight_map(source, on_disk), _shard_of_each(tensors, spans))
+            )
+        return cls(source, files, headers, tensors, spans, weight_map is not None, issues)
+
+    @cached_property
+    def tensor_file(self) -> dict[str, str]:
+        """The shard of each tensor, by name (made on first use: the gate itself needs none)."""
+        return _shard_of_each(self.tensors, self.spans)
 
     # ----- sizes -------------------------------------------------------------------------
 
@@ -305,16 +323,16 @@ class Checkpoint(Documents):
         return sum(h.file_size - h.data_offset for h in self.headers.values())
 
     def read_tensors(self, names: list[str]) -> list[tuple[list[TensorInfo], bytes]]:
-        """The data of tensors ``names`` (meant for small ones: scales): per shard, its tensors
-        among them in offset order and their bytes back to back. One ``read_ranges`` per shard,
-        one range per run of tensors that lie back to back (a shard's scalar scales mostly do),
-        so no byte outside the tensors asked for is read. ``InputError`` when a shard is now
-        shorter than its header said."""
-        files = map(self.tensor_file.__getitem__, names)
-        by_file: dict[str, list[TensorInfo]] = {}
-        # Names come shard by shard (the order of ``tensors``): group the runs of one shard at once.
-        for file, group in groupby(zip(files, map(self.tensors.__getitem__, names), strict=True), key=_FIRST):
-            by_file.setdefault(file, []).extend(map(_SECOND, group))
+        """The data of tensors ``names`` (meant for small ones: scales): per shard, in shard order,
+        its tensors among them in offset order and their bytes back to back. One ``read_ranges``
+        per shard, one range per run of tensors that lie back to back (a shard's scalar scales
+        mostly do), so no byte outside the tensors asked for is read. ``InputError`` when a shard
+        is now shorter than its header said."""
+        wanted = set(names)
+        # The table is shard by shard: each shard's tensors asked for are one run of the walk.
+        labelled = zip(chain.from_iterable(starmap(repeat, self.spans)), self.tensors.values(), strict=True)
+        picked = compress(labelled, map(wanted.__contains__, self.tensors))
+        by_file = {file: list(map(_SECOND, group)) for file, group in groupby(picked, key=_FIRST)}
         shards = []
         for file, members in by_file.items():
             members.sort(key=_BEGIN)
@@ -339,25 +357,29 @@ class Checkpoint(Documents):
         return [f for f in self.files if f.endswith(PICKLE_SUFFIXES)]
 
 
-class _Index(msgspec.Struct):
-    """The index as the fast read needs it: ``weight_map``, strings to strings (the rest skipped)."""
-
-    weight_map: dict[str, str]
-
-
-_decode_index = msgspec.json.Decoder(_Index).decode
-
-
-def _read_weight_map(source: ByteSource) -> dict[str, str]:
-    """The index's ``weight_map``. A well-formed index is decoded by msgspec (about twice as fast
-    as ``json`` on a 671B index); anything it refuses is read again with ``json``, whose verdict
-    stands and whose message names the problem (the two agree on every index msgspec accepts)."""
-    display = source.display(INDEX_FILE)
+def _read_weight_map(source: ByteSource, on_disk: list[str]) -> dict[str, str]:
+    """The index's ``weight_map``: msgspec's reading when it gives one, else ``json``'s, whose
+    verdict stands and whose message names the problem (the two agree on every index msgspec
+    accepts)."""
     raw = source.read_bytes(INDEX_FILE)
+    weight_map = _decode_weight_map(raw, on_disk)
+    return weight_map if weight_map is not None else _read_weight_map_exactly(raw, source.display(INDEX_FILE))
+
+
+def _decode_weight_map(raw: bytes, shards: list[str]) -> dict[str, str] | None:
+    """The ``weight_map`` of index ``raw`` decoded by msgspec (about twice as fast as ``json`` on a
+    671B index), each value as the one string of ``shards`` it equals (180k copies of shard names
+    are 14 MB on a 671B export); None for anything it refuses, an index naming a file not among
+    ``shards`` included (the exact read then gives that map, and the shard checks name the file)."""
+    if not shards:
+        return None
+    shard: Any = Literal[tuple(shards)]  # a value decodes as the string of ``shards`` it equals
+    index: Any = msgspec.defstruct("_Index", [("weight_map", dict[str, shard])])
     try:
-        return _decode_index(raw.decode("utf-8")).weight_map
+        # msgspec checks UTF-8 itself: an ASCII index (the usual one) needs no decoded copy.
+        return msgspec.json.decode(raw if raw.isascii() else raw.decode("utf-8"), type=index).weight_map
     except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):
-        return _read_weight_map_exactly(raw, display)
+        return None
 
 
 def _read_weight_map_exactly(raw: bytes, display: str) -> dict[str, str]:
@@ -372,6 +394,18 @@ def _read_weight_map_exactly(raw: bytes, display: str) -> dict[str, str]:
             f"{display}: 'weight_map' must map tensor names to shard file names", hint="regenerate the index"
         )
     return weight_map
+
+
+def _shard_of_each(tensors: dict[str, TensorInfo], spans: list[tuple[str, int]]) -> dict[str, str]:
+    """Tensor name → shard, from the table's shard-by-shard order (``spans``)."""
+    return dict(zip(tensors, chain.from_iterable(starmap(repeat, spans)), strict=True))
+
+
+def _claim(unclaimed: dict[str, str], names: dict[str, TensorInfo], shard: str) -> bool:
+    """Take the entries of ``names`` out of ``unclaimed`` (index entries not yet matched by a shard):
+    True when the index puts every one of them in ``shard``."""
+    places = list(map(unclaimed.pop, names, repeat(None, len(names))))
+    return places.count(shard) == len(places)
 
 
 def _check_shard_name(source: ByteSource, name: str, files: list[str]) -> None:

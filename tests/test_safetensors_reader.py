@@ -837,32 +837,55 @@ def test_random_indexes_open_only_when_they_name_the_one_shard(tmp_path, index):
         assert checkpoint.tensors == read_header(LocalSource(directory), "model.safetensors").tensors
 
 
+INDEX_SHARDS = ["model.safetensors", "x.safetensors", "model-00001-of-00002.safetensors", "m", "n", "o"]
+
+
 @settings(max_examples=200, deadline=None)
-@example('{"weight_map": {"a": "m.safetensors", "b": "n", "a": "o"}, "metadata": {"total_size": 1e400}}')
-@example('{"metadata": {"n": NaN}, "weight_map": {"a": "m"}, "weight_map": {"b": "n"}}')
-@example('{"weight_map": {"\\ud800": "m"}}')
+@example(
+    '{"weight_map": {"a": "m.safetensors", "b": "n", "a": "o"}, "metadata": {"total_size": 1e400}}',
+    ["n", "o"],
+)
+@example('{"metadata": {"n": NaN}, "weight_map": {"a": "m"}, "weight_map": {"b": "n"}}', ["m", "n"])
+@example('{"weight_map": {"\\ud800": "m"}}', ["m"])
+@example('{"weight_map": {"a": "m", "b": "n", "a": "n"}}', ["n"])
 @given(
     index_values
     | st.dictionaries(st.just("weight_map"), st.dictionaries(st.text(max_size=3), index_values, max_size=4))
-    | st.binary(max_size=60).map(lambda b: b.decode("latin-1"))
+    | st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+    st.lists(st.sampled_from(INDEX_SHARDS), unique=True),
 )
-def test_the_fast_index_read_agrees_with_json(index):
+def test_the_fast_index_read_agrees_with_json(index, shards):
     """Whatever index msgspec decodes, ``json`` reads the same weight map, in the same order;
-    whatever ``json`` refuses, msgspec refuses too (and ``json``'s message is the one shown)."""
-    import msgspec
-
-    from ptq_validators.checkpoint import _decode_index, _read_weight_map_exactly
+    whatever ``json`` refuses, msgspec refuses too (and ``json``'s message is the one shown).
+    msgspec reads an index only when its values are all among ``shards`` (the shards on disk), each
+    value as the very string of ``shards``; an index naming any other value it declines."""
+    from ptq_validators.checkpoint import _decode_weight_map, _read_weight_map_exactly
 
     text = index if isinstance(index, str) else json.dumps(index)
     raw = text.encode("utf-8", "surrogatepass")
-    try:
-        fast = _decode_index(raw.decode("utf-8")).weight_map
-    except (UnicodeDecodeError, msgspec.DecodeError):
-        fast = None
+    fast = _decode_weight_map(raw, shards)
     try:
         exact = _read_weight_map_exactly(raw, "index")
     except InputError:
         assert fast is None, index
         return
-    if fast is not None:
+    if not set(exact.values()) <= set(shards):
+        assert fast is None, index
+    elif fast is not None:
         assert list(fast.items()) == list(exact.items()), index
+        assert all(any(value is shard for shard in shards) for value in fast.values()), index
+
+
+def test_the_fast_index_read_takes_indexes_as_writers_write_them():
+    from ptq_validators.checkpoint import _decode_weight_map
+
+    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    index = {"metadata": {"total_size": 12}, "weight_map": {"a": shards[1], "b": shards[0], "c": shards[1]}}
+    for text in (
+        json.dumps(index),
+        json.dumps(index, indent=2),
+        json.dumps({**index, "é": "ü"}, ensure_ascii=False),
+    ):
+        fast = _decode_weight_map(text.encode(), [*shards, "model.safetensors"])
+        assert fast == index["weight_map"] and list(fast) == ["a", "b", "c"]
+    assert _decode_weight_map(json.dumps(index).encode(), shards[:1]) is None
