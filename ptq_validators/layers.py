@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter, deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -450,22 +450,26 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
 
 @dataclass
 class Grouping:
-    """A checkpoint's tensors grouped by module (``group_modules``), and every tensor's name and
-    role in the checkpoint's order: the checks that sort tensors by role read these lists at C
-    speed. ``shadowed`` marks the tensors no module holds, because a later tensor has the same
-    module and role (a module keeps the last); None when there is none."""
+    """A checkpoint's tensors (its table, by name) grouped by module (``group_modules``), and
+    every tensor's role in the table's order: the checks that sort tensors by role read these
+    at C speed. ``shadowed`` marks the tensors no module holds, because a later tensor has the
+    same module and role (a module keeps the last); None when there is none."""
 
     modules: dict[str, Module]
-    names: list[str]
+    tensors: dict[str, TensorInfo]
     roles: list[str]
     shadowed: list[bool] | None = None
 
-    def held(self) -> tuple[Iterable[str], Iterable[str]]:
-        """Names and roles of the tensors the modules hold, in the checkpoint's order."""
+    def held(self) -> tuple[Collection[str], list[str]]:
+        """Names and roles of the tensors the modules hold, in the table's order."""
         if self.shadowed is None:
-            return self.names, self.roles
+            return self.tensors.keys(), self.roles
         kept = list(map(operator.not_, self.shadowed))
-        return compress(self.names, kept), compress(self.roles, kept)
+        return list(compress(self.tensors, kept)), list(compress(self.roles, kept))
+
+    def holder(self) -> Callable[[str], bool]:
+        """Whether a module holds the tensor of a name."""
+        return (self.tensors.keys() if self.shadowed is None else set(self.held()[0])).__contains__
 
 
 _CHUNK = 16384  # names split at a time: a 671B export's split names at once would be ~40 MB
@@ -497,7 +501,7 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
         roles += leaves
     for name in fused:
         modules[name].fused = True
-    grouping = Grouping(modules, list(tensors), roles)
+    grouping = Grouping(modules, tensors, roles)
     if sum(map(len, map(_TENSORS, modules.values()))) != len(roles):
         grouping.shadowed = [
             modules[split_role(name, info)[0]].tensors[role] is not info
@@ -587,8 +591,12 @@ def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
     modules = grouping.modules
     if not declaration.uniform:
         found = _layer_kinds(modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {})
-        shapes = {name: kind.stored.shape for name, kind in found.items()}
-        elements = {name: kind.stored.elements + kind.auxiliary_elements for name, kind in found.items()}
+        of_kind = {
+            kind: (kind.stored.shape, kind.elements + kind.auxiliary_elements) for kind in set(found.values())
+        }
+        per_layer = list(map(of_kind.__getitem__, found.values()))
+        shapes = dict(zip(found, map(_FIRST, per_layer), strict=True))
+        elements = dict(zip(found, map(_LAST, per_layer), strict=True))
         return OriginalLayers(grouping, shapes, original_parameters(modules, elements))
     declared = declaration.declared("")
     hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)

@@ -26,7 +26,7 @@ class SourceSummary:
 def summarize(source: Checkpoint) -> SourceSummary:
     """Read what the gate uses from the already opened ``source``'s layers."""
     found = original_layers(source)
-    names = frozenset(found.grouping.names)
+    names = frozenset(found.grouping.tensors)
     return SourceSummary(
         source.weight_bytes,
         found.parameters,

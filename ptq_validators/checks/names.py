@@ -6,7 +6,7 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 from __future__ import annotations
 
 import operator
-from itertools import compress
+from itertools import compress, filterfalse
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
 from ptq_validators.formats.roles import KNOWN_ROLES, PACKED_ANCHORS, QUANTIZATION_ROLES
@@ -16,19 +16,25 @@ from ptq_validators.wording import plural
 TITLE = "Tensor names vs source"
 
 
-def _base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[str], list[str]]:
-    """The source-comparable names of the export, and the tensors outside any vocabulary."""
-    names, roles = map(list, table.grouping.held())
-    # Most tensors are the source's own or quantization tensors: both sorted out a list at a
-    # time in C; the few left are looked at one by one.
-    in_source = list(map(source_names.__contains__, names))
-    bases = set(compress(names, in_source))
-    others = list(map(operator.not_, in_source))
+def compare_names(
+    table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str]
+) -> tuple[int, list[str], list[str], list[str]]:
+    """The export's source-comparable names against the source's: how many match, those not in
+    the source (renamed or added), the essential source names the export lacks (dropped), and
+    the export's tensors outside any vocabulary (foreign); lists sorted."""
+    grouping = table.grouping
+    names, roles = grouping.held()
+    holds = grouping.holder()
+    # Most tensors are the source's own or quantization tensors: both sorted out at C speed,
+    # without a set of the matching names; the few left are looked at one by one.
+    matched = sum(map(source_names.__contains__, names))
+    not_in_source = map(operator.not_, map(source_names.__contains__, names))
     left = [
         (name, role)
-        for name, role in zip(compress(names, others), compress(roles, others), strict=True)
+        for name, role in compress(zip(names, roles, strict=True), not_in_source)
         if role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS
     ]
+    bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
     for name, role in left:
         if role in PACKED_ANCHORS:  # the module is the name less "." or "_" and the role
@@ -37,17 +43,18 @@ def _base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[st
             foreign.append(name)
         else:
             bases.add(name)
-    return bases, sorted(foreign)
+    matched += sum(1 for name in bases if name in source_names and not holds(name))
+    renamed = sorted(name for name in bases if name not in source_names)
+    dropped = sorted(filterfalse(bases.__contains__, filterfalse(holds, source_essential)))
+    return matched, renamed, dropped, sorted(foreign)
 
 
 def check_names(
     table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str], *, tied: bool
 ) -> CheckResult:
     """``source_names``: every tensor of the source; ``source_essential``: those the export
-    must keep (``essential_names`` of the source)."""
-    bases, foreign = _base_names(table, source_names)
-    renamed = sorted(bases - source_names)
-    dropped = sorted(source_essential - bases)
+    must keep (``essential_names`` of the source, a subset of ``source_names``)."""
+    matched, renamed, dropped, foreign = compare_names(table, source_names, source_essential)
     if tied:
         dropped = [n for n in dropped if not n.endswith("lm_head.weight")]
     details = [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)" for name in foreign]
@@ -63,7 +70,7 @@ def check_names(
     summary = (
         f"{len(foreign)} foreign suffixes, {len(renamed)} renamed/added, {len(dropped)} dropped"
         if details
-        else f"{len(bases)} names match the source"
+        else f"{matched} names match the source"
     )
     return CheckResult(
         "names",
