@@ -28,12 +28,11 @@ def compare_names(
     # Most tensors are the source's own or quantization tensors: both sorted out at C speed,
     # without a set of the matching names; the few left are looked at one by one.
     matched = sum(map(source_names.__contains__, names))
+    comparable = {role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in set(roles)}
     not_in_source = map(operator.not_, map(source_names.__contains__, names))
-    left = [
-        (name, role)
-        for name, role in compress(zip(names, roles, strict=True), not_in_source)
-        if role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS
-    ]
+    left = compress(
+        zip(names, roles, strict=True), map(operator.and_, not_in_source, map(comparable.__getitem__, roles))
+    )
     bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
     for name, role in left:
