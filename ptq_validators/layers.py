@@ -487,7 +487,7 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
         infos = list(islice(infos_left, _CHUNK))
         # Nearly every name ends in a known role after its last dot: split_role's answer, taken
         # a chunk of names at a time in C; only the others are split one by one.
-        split = list(map(_SPLIT_LAST_DOT, names))
+        split = list(map(str.rpartition, names, repeat(".")))
         prefixes = list(map(_FIRST, split))
         leaves: list[Any] = list(map(_ROLE.get, map(_LAST, split)))
         for i in compress(range(len(names)), map(operator.is_, leaves, repeat(None))):
@@ -510,7 +510,6 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
     return grouping
 
 
-_SPLIT_LAST_DOT = operator.methodcaller("rpartition", ".")
 _FIRST, _LAST = operator.itemgetter(0), operator.itemgetter(-1)
 _TENSORS = operator.attrgetter("tensors")
 _FUSED = operator.attrgetter("fused")

@@ -186,9 +186,11 @@ class ModelOptDeclaration(Declaration):
         return None if match is None else match.lastgroup
 
     def instance_keys(self, module_names: list[str]) -> list[Hashable]:
-        if self._sensitive is None and str(self.quant_algo).upper() != "MIXED_PRECISION":
+        if str(self.quant_algo).upper() == "MIXED_PRECISION":
+            return list(module_names)
+        if self._sensitive is None:
             return [None] * len(module_names)  # no entry tells one name of a template from another
-        return list(map(self.instance_key, module_names))
+        return [match and match.lastgroup for match in map(self._sensitive.match, module_names)]
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         pattern = self._exclusion(module_name)
