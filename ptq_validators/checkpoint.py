@@ -13,9 +13,10 @@ import hashlib
 import json
 import operator
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import chain, compress, groupby, repeat, starmap
+from itertools import chain, compress, islice, repeat, starmap
 from typing import Any, Literal
 
 import msgspec
@@ -322,19 +323,19 @@ class Checkpoint(Documents):
         """Bytes of tensor data over all shards (headers excluded)."""
         return sum(h.file_size - h.data_offset for h in self.headers.values())
 
-    def read_tensors(self, names: list[str]) -> list[tuple[list[TensorInfo], bytes]]:
-        """The data of tensors ``names`` (meant for small ones: scales): per shard, in shard order,
-        its tensors among them in offset order and their bytes back to back. One ``read_ranges``
-        per shard, one range per run of tensors that lie back to back (a shard's scalar scales
-        mostly do), so no byte outside the tensors asked for is read. ``InputError`` when a shard
-        is now shorter than its header said."""
-        wanted = set(names)
-        # The table is shard by shard: each shard's tensors asked for are one run of the walk.
-        labelled = zip(chain.from_iterable(starmap(repeat, self.spans)), self.tensors.values(), strict=True)
-        picked = compress(labelled, map(wanted.__contains__, self.tensors))
-        by_file = {file: list(map(_SECOND, group)) for file, group in groupby(picked, key=_FIRST)}
+    def read_tensors(self, picked: Iterable[bool]) -> list[tuple[list[TensorInfo], bytes]]:
+        """The data of the tensors ``picked`` marks, one flag per tensor of the table in its order
+        (meant for small ones: scales): per shard, in shard order, its tensors among them in
+        offset order and their bytes back to back. One ``read_ranges`` per shard, one range per
+        run of tensors that lie back to back (a shard's scalar scales mostly do), so no byte
+        outside the tensors asked for is read. ``InputError`` when a shard is now shorter than
+        its header said."""
+        infos, flags = iter(self.tensors.values()), iter(picked)
         shards = []
-        for file, members in by_file.items():
+        for file, count in self.spans:  # the table is shard by shard
+            members = list(compress(islice(infos, count), islice(flags, count)))
+            if not members:
+                continue
             members.sort(key=_BEGIN)
             begins, ends = list(map(_BEGIN, members)), list(map(_END, members))
             # A run starts at every tensor that does not begin where the one before it ends.

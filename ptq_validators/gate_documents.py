@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import deque
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from typing import Any
@@ -101,7 +102,7 @@ def read_scalar_scales(
     few bytes each, read with one open per shard and one read per run of adjacent scales.
     Weight bytes are never read here."""
     # A role first, then the layout: size and dtype depend on the layout alone, and a 671B
-    # export has a few dozen layouts, judged once each; the tensors that pass are kept at C
+    # export has a few dozen layouts, judged once each; the tensors that pass are marked at C
     # speed (the layout pairs are made twice rather than kept: 135k of them would be 8 MB).
     wanted = list(map(roles.__contains__, grouping.roles))
     candidates = list(compress(checkpoint.tensors.values(), wanted))
@@ -112,10 +113,11 @@ def read_scalar_scales(
     single = {layout: passes and math.prod(layout[1]) == 1 for layout, passes in small.items()}
     rule = {role: single if role == "weight_scale" else small for role in roles}  # per-tensor only
     rules = map(rule.__getitem__, compress(grouping.roles, wanted))
-    kept = map(dict.__getitem__, rules, map(_LAYOUT, candidates))
-    names = list(map(_NAME, compress(candidates, kept)))
+    picked = [False] * len(wanted)
+    places = compress(range(len(wanted)), wanted)
+    deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, map(_LAYOUT, candidates))), maxlen=0)
     values: dict[str, list[float]] = {}
-    for members, data in checkpoint.read_tensors(names):
+    for members, data in checkpoint.read_tensors(picked):
         dtypes = set(map(_DTYPE, members))
         sizes = map(operator.sub, map(_END, members), map(_BEGIN, members))
         if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
