@@ -32,25 +32,34 @@ def check_recipe(
     """Each layer against the recipe's intent, after the recipe against the declaration."""
     if recipe is None:
         return coverage.skipped("recipe", TITLE, "no --qformat or --scheme given")
+    conflicts = declaration_conflicts(recipe, table.declaration)
+    title = f"{TITLE} ({recipe.name})"
     if recipe.index_free:
         # Every name of one template gets the same intent: ask once per kind.
         by_kind = {
             kind: recipe.intent(kind.template, fused_param=kind.fused, module_class=kind.module_class)
             for kind in table.kind_counts()
         }
-        intents = {layer.name: by_kind[layer.kind] for layer in table.layers}
-    else:
-        intents = {
-            layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
-            for layer in table.layers
-        }
+        return coverage.check_kind_expectation(
+            table,
+            by_kind,
+            check_id="recipe",
+            title=title,
+            allow_extra=allow_extra,
+            conflicts=conflicts,
+            note=note,
+        )
+    intents = {
+        layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
+        for layer in table.layers
+    }
     return coverage.check_expectation(
         table,
         intents,
         check_id="recipe",
-        title=f"{TITLE} ({recipe.name})",
+        title=title,
         allow_extra=allow_extra,
-        conflicts=declaration_conflicts(recipe, table.declaration),
+        conflicts=conflicts,
         note=note,
     )
 
