@@ -172,10 +172,10 @@ def _carries_quantization(kind: LayerKind) -> bool:
 
 def check_head_and_embeddings(table: LayerTable) -> CheckResult:
     """A quantized lm_head or embedding is legal but many engines cannot serve it: warn."""
-    members = table.layers_of(
-        {kind for kind in table.kind_counts() if kind.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)}
+    members = named_layers(
+        table, {kind for kind in table.kind_counts() if kind.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)}
     )
-    quantized = [layer for layer in members if layer.precision.is_quantized]
+    quantized = [(name, kind) for name, kind in members if kind.stored.precision.is_quantized]
     if not members:
         return CheckResult("lm_head_embed", "lm_head / embeddings", SKIP, "none stored")
     if not quantized:
@@ -183,20 +183,29 @@ def check_head_and_embeddings(table: LayerTable) -> CheckResult:
             "lm_head_embed",
             "lm_head / embeddings",
             PASS,
-            ", ".join(f"{layer.name} {layer.precision.value}" for layer in members),
+            ", ".join(f"{name} {kind.stored.precision.value}" for name, kind in members),
         )
     details = [
-        f"{layer.name} is stored {layer.precision.value}: check that the serving engine "
-        "supports a quantized " + layer.group.value
-        for layer in quantized
+        f"{name} is stored {kind.stored.precision.value}: check that the serving engine "
+        "supports a quantized " + kind.group.value
+        for name, kind in quantized
     ]
     return CheckResult(
         "lm_head_embed",
         "lm_head / embeddings",
         WARN,
-        f"{len(quantized)} quantized: " + ", ".join(layer.name for layer in quantized),
+        f"{len(quantized)} quantized: " + ", ".join(name for name, _ in quantized),
         details=details,
     )
+
+
+def named_layers(table: LayerTable, kinds: set[LayerKind]) -> list[tuple[str, LayerKind]]:
+    """(name, kind) of the layers of ``kinds``, in table order. A template without an index
+    component (``#``) is the name of its kind's one layer, so kinds of such templates (a
+    head, an embedding) are named without a pass over the table."""
+    if all("#" not in kind.template for kind in kinds):
+        return [(kind.template, kind) for kind in table.kind_counts() if kind in kinds]
+    return [(layer.name, layer.kind) for layer in table.layers_of(kinds)]
 
 
 def check_expectation(

@@ -29,7 +29,13 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     shapes: dict[tuple[str, str], list[LayerKind]] = {}
     for kind in counts:  # in order of first appearance: the shapes' order in a pass over names
         shapes.setdefault((kind.template, kind.module_class), []).append(kind)
-    first = dict(zip(map(_KIND, reversed(layers)), map(_NAME, reversed(layers)), strict=True))
+    # A shape is asked with its first name: its first kind's first layer (found by a scan at C
+    # speed for each shape, where its template has an index component).
+    of_layer = list(map(_KIND, layers)) if any("#" in kind.template for kind in counts) else []
+    first = {
+        kinds[0]: layers[of_layer.index(kinds[0])].name if "#" in kinds[0].template else kinds[0].template
+        for kinds in shapes.values()
+    }
     rank = {kind: i for i, kinds in enumerate(shapes.values()) for kind in kinds}
     quantized_kinds = {kind for kind in counts if kind.stored.precision.is_quantized}
     failures, warnings = [], []
