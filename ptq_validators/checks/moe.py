@@ -7,6 +7,7 @@ import operator
 import re
 from collections import Counter
 from collections.abc import Iterable
+from itertools import compress, repeat
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
@@ -34,7 +35,7 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
     )
     if not experts and not fused:
         return CheckResult("moe", TITLE, SKIP, "no MoE experts")
-    complete = _complete(experts, expert_kinds, declared_experts)
+    complete = _complete(experts, expert_kinds, kinds, declared_experts)
     if complete is not None:
         details: list[str] = []
         moe_layers = len(complete)
@@ -62,7 +63,9 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
     )
 
 
-def _complete(experts: list[Layer], kinds: set[LayerKind], declared: int | None) -> set[str] | None:
+def _complete(
+    experts: list[Layer], kinds: set[LayerKind], counts: Counter[LayerKind], declared: int | None
+) -> set[str] | None:
     """The MoE layers of ``experts`` when each stores every expert id 0..E-1 of each of its
     projections with every tensor required (the usual case, told without grouping the layers
     in Python); None when that is not certain, and ``_expert_problems`` must tell."""
@@ -87,23 +90,33 @@ def _complete(experts: list[Layer], kinds: set[LayerKind], declared: int | None)
         projections.setdefault(moe, set()).add(projection)
     if any(kind is other for kind, other in conflicts):
         return None
-    moes, _, tails = zip(*map(_SPLIT_EXPERTS, map(_NAME, experts)), strict=True)
-    if conflicts:
-        holding: dict[LayerKind, set[str]] = {}
-        for moe, kind in set(zip(moes, map(_KIND, experts), strict=True)):
-            holding.setdefault(kind, set()).add(moe)
-        if any(not holding[kind].isdisjoint(holding[other]) for kind, other in conflicts):
-            return None
-    # Every tail is "<id>.<projection>" with a canonical id below E, and names are unique: a MoE
-    # layer with E x (its template's projections) layers then has each id of each projection.
-    for tail in set(tails):
-        digits = tail.partition(".")[0]
+    # Each name is <expert>.<its template's projection>, <expert> = <MoE layer>.experts.<id>:
+    # cut at C speed, and each distinct expert split once.
+    of_layer = list(map(_KIND, experts))
+    cut = {kind: slice(None, -len(kind.template.rpartition(".")[2]) - 1) for kind in kinds}
+    heads = list(map(str.__getitem__, map(_NAME, experts), map(cut.__getitem__, of_layer)))
+    per_expert = Counter(heads)
+    split = list(map(_SPLIT_EXPERTS, per_expert))
+    for digits in set(map(_ID, split)):
         if not digits.isdecimal() or str(int(digits)) != digits or int(digits) >= declared:
             return None
-    counts = Counter(moes)
-    if any(n != declared * len(projections.get(index_key(moe), ())) for moe, n in counts.items()):
+    # Names are unique: with canonical ids below E, a MoE layer of E experts, each with one
+    # layer per projection of its template, has each id of each projection.
+    moes = Counter(map(_MOE, split))
+    if any(n != declared for n in moes.values()):
         return None
-    return set(counts)
+    wanted = {moe: len(projections.get(index_key(moe), ())) for moe in moes}
+    if list(map(wanted.__getitem__, map(_MOE, split))) != list(per_expert.values()):
+        return None
+    # Each (MoE layer, projection) now holds E layers: where the smaller kind of a conflicting
+    # pair fills every one it is in, the other kind is in none of them.
+    moe_of = dict(zip(per_expert, map(_MOE, split), strict=True))
+    for pair in conflicts:
+        smaller = min(pair, key=counts.__getitem__)
+        held = Counter(map(moe_of.__getitem__, compress(heads, map(operator.is_, of_layer, repeat(smaller)))))
+        if any(n != declared for n in held.values()):
+            return None
+    return set(moes)
 
 
 def _requires(kind: LayerKind) -> set[str]:
@@ -164,6 +177,7 @@ _NAME = operator.attrgetter("name")
 _KIND = operator.attrgetter("kind")
 _FEW_KINDS = 16  # kinds of one template compared pairwise
 _SPLIT_EXPERTS = operator.methodcaller("rpartition", ".experts.")
+_MOE, _ID = operator.itemgetter(0), operator.itemgetter(2)
 
 
 def _ids(ids: list[int] | range) -> str:

@@ -536,12 +536,27 @@ def with_excludes(table: LayerTable, patterns: list[str]) -> LayerTable:
     return with_layers(table, table.layers, declaration)
 
 
-def test_checks_match_their_loops_on_broken_moe_exports(tiny_deepseek):
+@pytest.fixture(scope="module")
+def tiny_deepseek_whole(tiny_deepseek) -> Path:
+    """The NVFP4 export with every routed expert quantized (only the MTP layer's excluded)."""
+    source = tiny_deepseek[0]
+    cfg = TINY_DEEPSEEK
+    modules = [t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)]
+    kept = [p for p in NVFP4_EXCLUDES[:-1] if any(fnmatchcase(m, p) for m in modules)]
+    tensors = syn.model_tensors(cfg, "modelopt_nvfp4", lambda m: any(fnmatchcase(m, p) for p in kept))
+    quant = {"quant_algo": "NVFP4", "kv_cache_quant_algo": None, "exclude_modules": kept, "group_size": 16}
+    export = source.parent / "nvfp4-whole"
+    syn.write_checkpoint(export, cfg, tensors, quant, shard_bytes=1 << 20)
+    return export
+
+
+def test_checks_match_their_loops_on_broken_moe_exports(tiny_deepseek, tiny_deepseek_whole):
     """Experts and fused members missing, an expert left in BF16 among quantized ones, and
     scale values that differ, are NaN (one object in both members) or absent."""
     source, nvfp4, fp8 = tiny_deepseek
     shapes = summarize(Checkpoint.open(LocalSource(source))).shapes
-    for export, qformat in ((nvfp4, "nvfp4_mlp_only"), (fp8, "fp8")):
+    cases = ((nvfp4, "nvfp4_mlp_only"), (fp8, "fp8"), (tiny_deepseek_whole, "nvfp4_mlp_only"))
+    for export, qformat in cases:
         checkpoint = Checkpoint.open(LocalSource(export))
         config, values = checkpoint.config, read_scalar_scales(checkpoint, SCALAR_SCALE_ROLES)
         for table in (
@@ -560,6 +575,7 @@ def test_checks_match_their_loops_on_broken_moe_exports(tiny_deepseek):
             tables = [
                 table,
                 with_layers(table, [x for x in layers if x.name != f"{expert}.up_proj"]),
+                with_layers(table, [x for x in layers if x.name != "model.layers.3.mlp.experts.3.up_proj"]),
                 with_layers(table, [x for x in layers if not x.name.endswith("1.self_attn.q_a_proj")]),
                 with_layers(
                     table, [x for x in layers if not x.name.startswith("model.layers.3.mlp.experts.5.")]
