@@ -95,12 +95,12 @@ def _siblings(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, d
     leaf: the parent is cut off at C speed)."""
     kinds = list(map(_KIND, layers))
     cut = {kind: slice(None, -len(leaf) - 1) for kind, leaf in leaf_of.items()}
-    parents = list(map(str.__getitem__, map(_NAME, layers), map(cut.__getitem__, kinds)))
-    leaves = list(map(leaf_of.__getitem__, kinds))
-    return {
-        leaf: dict(compress(zip(parents, layers, strict=True), map(leaf.__eq__, leaves)))
-        for leaf in set(leaves)
-    }
+    parents = map(str.__getitem__, map(_NAME, layers), map(cut.__getitem__, kinds))
+    by_leaf: dict[str, dict[str, Layer]] = {leaf: {} for leaf in set(map(leaf_of.__getitem__, kinds))}
+    into = {kind: by_leaf[leaf] for kind, leaf in leaf_of.items() if leaf in by_leaf}
+    for kind, parent, layer in zip(kinds, parents, layers, strict=True):
+        into[kind][parent] = layer
+    return by_leaf
 
 
 def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:

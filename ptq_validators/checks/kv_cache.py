@@ -40,8 +40,8 @@ def check_kv_cache(table: LayerTable) -> CheckResult:
     conventions: set[str] = set()
     # Few modules (if any) store a KV scale: found at C speed, then looked at one by one.
     lacking = map(_KV_SCALES.isdisjoint, map(_TENSORS, table.modules.values()))
-    holders = compress(table.modules.items(), map(operator.not_, lacking))
-    for name, module in holders:
+    for name in compress(table.modules, map(operator.not_, lacking)):
+        module = table.modules[name]
         for role in KV_SCALE_ROLES:
             if role in module.tensors:
                 attn = name.rpartition(".")[0] if name.rpartition(".")[2] in _PROJECTIONS else name
