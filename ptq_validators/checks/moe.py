@@ -7,7 +7,7 @@ import operator
 import re
 from collections import Counter
 from collections.abc import Iterable
-from itertools import compress, repeat
+from itertools import compress
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
@@ -110,10 +110,13 @@ def _complete(
         return None
     # Each (MoE layer, projection) now holds E layers: where the smaller kind of a conflicting
     # pair fills every one it is in, the other kind is in none of them.
-    moe_of = dict(zip(per_expert, map(_MOE, split), strict=True))
-    for pair in conflicts:
-        smaller = min(pair, key=counts.__getitem__)
-        held = Counter(map(moe_of.__getitem__, compress(heads, map(operator.is_, of_layer, repeat(smaller)))))
+    smaller = {min(pair, key=counts.__getitem__) for pair in conflicts}
+    if smaller:  # one pass for all of them: their layers per (kind, MoE layer)
+        moe_of = dict(zip(per_expert, map(_MOE, split), strict=True))
+        chosen = list(map(smaller.__contains__, of_layer))
+        held = Counter(
+            zip(compress(of_layer, chosen), map(moe_of.__getitem__, compress(heads, chosen)), strict=True)
+        )
         if any(n != declared for n in held.values()):
             return None
     return set(moes)
