@@ -105,22 +105,30 @@ def _siblings(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, d
 
 def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:
     """The groups (one per row of the member ``columns``) split by their members' kinds."""
-    distinct = [set(map(_KIND, column)) for column in columns]
-    if all(len(kinds) == 1 for kinds in distinct):  # the usual case: one kind per member
-        yield tuple(kinds.pop() for kinds in distinct), columns
-        return
-    of_group = list(zip(*(map(_KIND, column) for column in columns), strict=True))
-    combinations_ = dict.fromkeys(of_group)
-    if len(combinations_) <= _FEW:  # e.g. an MTP layer's experts beside the others: at C speed
-        for kinds in combinations_:
-            rows = list(map(kinds.__eq__, of_group))
-            yield kinds, [list(compress(column, rows)) for column in columns]
-        return
+    kinds = [list(map(_KIND, column)) for column in columns]
+    firsts = dict.fromkeys(kinds[0])
+    if len(firsts) <= _FEW:
+        # Usually the first member's kind decides the others' (an MTP layer's experts beside
+        # the decoder layers'): split on it at C speed and check that the others agree.
+        parts = []
+        for first in firsts:
+            rows = list(map(operator.is_, kinds[0], repeat(first)))
+            others = [set(compress(column, rows)) for column in kinds[1:]]
+            if any(len(other) != 1 for other in others):
+                break
+            parts.append(((first, *(other.pop() for other in others)), rows))
+        else:
+            for combination, rows in parts:
+                yield (
+                    combination,
+                    (columns if len(parts) == 1 else [list(compress(c, rows)) for c in columns]),
+                )
+            return
     rows_of: dict[tuple[LayerKind, ...], list[int]] = {}
-    for row, kinds in enumerate(of_group):
-        rows_of.setdefault(kinds, []).append(row)
-    for kinds, indices in rows_of.items():
-        yield kinds, [list(map(column.__getitem__, indices)) for column in columns]
+    for row, combination in enumerate(zip(*kinds, strict=True)):
+        rows_of.setdefault(combination, []).append(row)
+    for combination, indices in rows_of.items():
+        yield combination, [list(map(column.__getitem__, indices)) for column in columns]
 
 
 class _Comparer:
