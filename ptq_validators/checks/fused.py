@@ -31,11 +31,9 @@ _KIND = operator.attrgetter("kind")
 _NAME = operator.attrgetter("name")
 _TENSORS = operator.attrgetter("tensors")
 _TENSOR_NAME = operator.itemgetter(0)  # TensorInfo name
-_PARENT = operator.itemgetter(0)
-_SPLIT_LAST_DOT = operator.methodcaller("rpartition", ".")
 _SET_OF = {leaf: i for i, names in enumerate(FUSED_SETS) for leaf in names}  # the sets are disjoint
 
-_FEW = 8  # member kind combinations split with one pass over the groups each
+_FEW = 8  # first members' kinds the groups are split on with one pass each
 
 Lines = dict[tuple[str, int], list[tuple[bool, str]]]
 

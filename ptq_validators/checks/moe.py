@@ -136,11 +136,7 @@ def _missing_roles(kinds: Iterable[LayerKind]) -> dict[LayerKind, list[str]]:
     """Per kind, the roles it lacks of those its siblings store or their declared format
     requires (the bias is optional)."""
     present = set(kinds)
-    required = set().union(*(kind.roles for kind in present))
-    required |= set().union(
-        *(kind.declared.required_roles for kind in present if kind.stored.precision.is_quantized)
-    )
-    required.discard("bias")
+    required = set().union(*map(_requires, present))
     return {kind: sorted(required.difference(kind.roles)) for kind in present}
 
 
@@ -157,6 +153,8 @@ def _per_moe(experts: list[Layer]) -> dict[tuple[str, str], dict[int, Layer]]:
 
 
 def _expert_problems(per_moe: dict[tuple[str, str], dict[int, Layer]], declared: int | None) -> list[str]:
+    """Per (MoE layer, projection), in name order: the expert ids missing of 0..E-1 (E: the
+    declared count, else the highest id stored + 1), then per role the ids that lack it."""
     details: list[str] = []
     for (moe, proj), experts in sorted(per_moe.items()):
         ids = range(declared) if declared else range(max(experts) + 1)
