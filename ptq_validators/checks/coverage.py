@@ -10,7 +10,7 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Iterable
 from itertools import compress, repeat
-from typing import Any
+from typing import Any, cast
 
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
@@ -210,7 +210,7 @@ def named_layers(table: LayerTable, kinds: set[LayerKind]) -> list[tuple[str, La
 
 def check_expectation(
     table: LayerTable,
-    intents: dict[str, Intent],
+    intents: dict[str, Intent] | dict[LayerKind, Intent],
     *,
     check_id: str,
     title: str,
@@ -218,15 +218,33 @@ def check_expectation(
     conflicts: tuple[str, ...] = (),
     note: str | None = None,
 ) -> CheckResult:
-    """Compare each layer with what a recipe or plan intends for it by name, weight and
-    activation side: the intent is a contract, so every disagreement is blocking. A layer the
-    intent leaves unquantized but the export stores quantized is a warning only when
-    ``allow_extra``.
+    """Compare each layer with what a recipe or plan intends for it, weight and activation
+    side: the intent is a contract, so every disagreement is blocking. A layer the intent
+    leaves unquantized but the export stores quantized is a warning only when ``allow_extra``.
+
+    ``intents`` are by layer name (a plan's rows, a recipe asked name by name), or by kind, one
+    per kind of ``table`` (a recipe that answers alike for every name of one template): then
+    each kind is judged once and weighed by its count. Either way only the layers that make a
+    detail line are named.
 
     ``conflicts``: the recipe contradicts the checkpoint's own declaration (blocking, listed
     first). Layers whose stored form disagrees with their declaration are the coverage check's
     to report: this row counts them and refers there. ``note`` is appended to the summary
     (e.g. where the ignore list came from)."""
+    if isinstance(next(iter(intents), None), LayerKind):
+        units, named, missing = _kind_units(table, cast("dict[LayerKind, Intent]", intents))
+    else:
+        units, named, missing = _name_units(table, cast("dict[str, Intent]", intents))
+    return _expectation(units, named, missing, bool(intents), check_id, title, allow_extra, conflicts, note)
+
+
+Units = dict[Any, tuple[LayerKind, Intent, int]]
+Named = Callable[[dict[Any, Any]], Iterable[tuple[str, Any]]]
+
+
+def _name_units(table: LayerTable, intents: dict[str, Intent]) -> tuple[Units, Named, list[str]]:
+    """The (kind, intent) pairs of the layers ``intents`` names, counted; how to name the
+    layers of some of them; and the names the table lacks."""
     layer_of = dict(zip(map(_NAME, table.layers), table.layers, strict=True))
     found = list(map(layer_of.get, intents))
     kept = list(map(operator.is_not, found, repeat(None)))
@@ -242,32 +260,17 @@ def check_expectation(
     def named(flagged: dict[Any, Any]) -> Iterable[tuple[str, Any]]:
         return compress(zip(names, keys, strict=True), map(flagged.__contains__, keys))
 
-    missing = list(compress(intents, map(operator.not_, kept)))
-    return _expectation(units, named, missing, bool(intents), check_id, title, allow_extra, conflicts, note)
+    return units, named, list(compress(intents, map(operator.not_, kept)))
 
 
-def check_kind_expectation(
-    table: LayerTable,
-    intents: dict[LayerKind, Intent],
-    *,
-    check_id: str,
-    title: str,
-    allow_extra: bool = False,
-    conflicts: tuple[str, ...] = (),
-    note: str | None = None,
-) -> CheckResult:
-    """``check_expectation`` where the intent follows from a layer's kind (a recipe that
-    answers alike for every name of one template): ``intents`` has one per kind of ``table``.
-    Judged once per kind and weighed by its count; only the kinds that make a detail line are
-    walked for their names."""
-    counts = table.kind_counts()
-    units = {kind: (kind, intents[kind], n) for kind, n in counts.items()}
+def _kind_units(table: LayerTable, intents: dict[LayerKind, Intent]) -> tuple[Units, Named, list[str]]:
+    """``_name_units`` for intents by kind: each kind with its count, in table order."""
 
     def named(flagged: dict[Any, Any]) -> Iterable[tuple[str, Any]]:
         layers = table.layers_of(set(flagged))
         return zip(map(_NAME, layers), map(_KIND, layers), strict=True)
 
-    return _expectation(units, named, [], bool(counts), check_id, title, allow_extra, conflicts, note)
+    return {kind: (kind, intents[kind], n) for kind, n in table.kind_counts().items()}, named, []
 
 
 _NAME = operator.attrgetter("name")
@@ -275,8 +278,8 @@ _KIND = operator.attrgetter("kind")
 
 
 def _expectation(
-    units: dict[Any, tuple[LayerKind, Intent, int]],
-    named: Callable[[dict[Any, Any]], Iterable[tuple[str, Any]]],
+    units: Units,
+    named: Named,
     missing: list[str],
     asked: bool,
     check_id: str,

@@ -14,9 +14,9 @@ from ptq_validators.formats.base import Declaration
 from ptq_validators.formats.compressed_tensors import CompressedTensorsDeclaration
 from ptq_validators.formats.ct_rules import weight_precision
 from ptq_validators.formats.modelopt import ModelOptDeclaration, algo_spec
-from ptq_validators.layers import LayerTable
+from ptq_validators.layers import LayerKind, LayerTable
 from ptq_validators.precision import scheme_label
-from ptq_validators.recipes import CompressedTensorsRecipe, Recipe
+from ptq_validators.recipes import CompressedTensorsRecipe, Intent, Recipe
 from ptq_validators.recipes.modelopt import ModelOptRecipe
 
 TITLE = "Recipe coverage"
@@ -32,34 +32,25 @@ def check_recipe(
     """Each layer against the recipe's intent, after the recipe against the declaration."""
     if recipe is None:
         return coverage.skipped("recipe", TITLE, "no --qformat or --scheme given")
-    conflicts = declaration_conflicts(recipe, table.declaration)
-    title = f"{TITLE} ({recipe.name})"
+    intents: dict[str, Intent] | dict[LayerKind, Intent]
     if recipe.index_free:
         # Every name of one template gets the same intent: ask once per kind.
-        by_kind = {
+        intents = {
             kind: recipe.intent(kind.template, fused_param=kind.fused, module_class=kind.module_class)
             for kind in table.kind_counts()
         }
-        return coverage.check_kind_expectation(
-            table,
-            by_kind,
-            check_id="recipe",
-            title=title,
-            allow_extra=allow_extra,
-            conflicts=conflicts,
-            note=note,
-        )
-    intents = {
-        layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
-        for layer in table.layers
-    }
+    else:
+        intents = {
+            layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
+            for layer in table.layers
+        }
     return coverage.check_expectation(
         table,
         intents,
         check_id="recipe",
-        title=title,
+        title=f"{TITLE} ({recipe.name})",
         allow_extra=allow_extra,
-        conflicts=conflicts,
+        conflicts=declaration_conflicts(recipe, table.declaration),
         note=note,
     )
 
