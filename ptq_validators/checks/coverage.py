@@ -6,8 +6,11 @@ walked layer by layer, in table order, for their names."""
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
-from typing import Any
+from collections.abc import Callable, Iterable
+from itertools import compress, repeat
+from typing import Any, cast
 
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
@@ -169,10 +172,10 @@ def _carries_quantization(kind: LayerKind) -> bool:
 
 def check_head_and_embeddings(table: LayerTable) -> CheckResult:
     """A quantized lm_head or embedding is legal but many engines cannot serve it: warn."""
-    members = table.layers_of(
-        {kind for kind in table.kind_counts() if kind.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)}
+    members = named_layers(
+        table, {kind for kind in table.kind_counts() if kind.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)}
     )
-    quantized = [layer for layer in members if layer.precision.is_quantized]
+    quantized = [(name, kind) for name, kind in members if kind.stored.precision.is_quantized]
     if not members:
         return CheckResult("lm_head_embed", "lm_head / embeddings", SKIP, "none stored")
     if not quantized:
@@ -180,25 +183,34 @@ def check_head_and_embeddings(table: LayerTable) -> CheckResult:
             "lm_head_embed",
             "lm_head / embeddings",
             PASS,
-            ", ".join(f"{layer.name} {layer.precision.value}" for layer in members),
+            ", ".join(f"{name} {kind.stored.precision.value}" for name, kind in members),
         )
     details = [
-        f"{layer.name} is stored {layer.precision.value}: check that the serving engine "
-        "supports a quantized " + layer.group.value
-        for layer in quantized
+        f"{name} is stored {kind.stored.precision.value}: check that the serving engine "
+        "supports a quantized " + kind.group.value
+        for name, kind in quantized
     ]
     return CheckResult(
         "lm_head_embed",
         "lm_head / embeddings",
         WARN,
-        f"{len(quantized)} quantized: " + ", ".join(layer.name for layer in quantized),
+        f"{len(quantized)} quantized: " + ", ".join(name for name, _ in quantized),
         details=details,
     )
 
 
+def named_layers(table: LayerTable, kinds: set[LayerKind]) -> list[tuple[str, LayerKind]]:
+    """(name, kind) of the layers of ``kinds``, in table order. A template without an index
+    component (``#``) is the name of its kind's one layer, so kinds of such templates (a
+    head, an embedding) are named without a pass over the table."""
+    if all("#" not in kind.template for kind in kinds):
+        return [(kind.template, kind) for kind in table.kind_counts() if kind in kinds]
+    return [(layer.name, layer.kind) for layer in table.layers_of(kinds)]
+
+
 def check_expectation(
     table: LayerTable,
-    intents: dict[str, Intent],
+    intents: dict[str, Intent] | dict[LayerKind, Intent],
     *,
     check_id: str,
     title: str,
@@ -206,48 +218,111 @@ def check_expectation(
     conflicts: tuple[str, ...] = (),
     note: str | None = None,
 ) -> CheckResult:
-    """Compare each layer with what a recipe or plan intends, weight and activation side: the
-    intent is a contract, so every disagreement is blocking. A layer the intent leaves
-    unquantized but the export stores quantized is a warning only when ``allow_extra``.
+    """Compare each layer with what a recipe or plan intends for it, weight and activation
+    side: the intent is a contract, so every disagreement is blocking. A layer the intent
+    leaves unquantized but the export stores quantized is a warning only when ``allow_extra``.
+
+    ``intents`` are by layer name (a plan's rows, a recipe asked name by name), or by kind, one
+    per kind of ``table`` (a recipe that answers alike for every name of one template): then
+    each kind is judged once and weighed by its count. Either way only the layers that make a
+    detail line are named.
 
     ``conflicts``: the recipe contradicts the checkpoint's own declaration (blocking, listed
     first). Layers whose stored form disagrees with their declaration are the coverage check's
     to report: this row counts them and refers there. ``note`` is appended to the summary
     (e.g. where the ignore list came from)."""
-    found = table.by_name()
+    if isinstance(next(iter(intents), None), LayerKind):
+        units, named, missing = _kind_units(table, cast("dict[LayerKind, Intent]", intents))
+    else:
+        units, named, missing = _name_units(table, cast("dict[str, Intent]", intents))
+    return _expectation(units, named, missing, bool(intents), check_id, title, allow_extra, conflicts, note)
+
+
+Units = dict[Any, tuple[LayerKind, Intent, int]]
+Named = Callable[[dict[Any, Any]], Iterable[tuple[str, Any]]]
+
+
+def _name_units(table: LayerTable, intents: dict[str, Intent]) -> tuple[Units, Named, list[str]]:
+    """The (kind, intent) pairs of the layers ``intents`` names, counted; how to name the
+    layers of some of them; and the names the table lacks."""
+    layer_of = dict(zip(map(_NAME, table.layers), table.layers, strict=True))
+    found = list(map(layer_of.get, intents))
+    kept = list(map(operator.is_not, found, repeat(None)))
+    names = list(compress(intents, kept))
+    wanted = list(compress(intents.values(), kept))
+    # What a layer's kind and its intent make of it follows from the pair: counted per distinct
+    # pair (intents are shared objects: one per rule, or per name template), in order of first
+    # appearance, at C speed.
+    keys = list(zip(map(_KIND, compress(found, kept)), map(id, wanted), strict=True))
+    by_id = dict(zip(map(id, wanted), wanted, strict=True))
+    units = {key: (key[0], by_id[key[1]], n) for key, n in Counter(keys).items()}
+
+    def named(flagged: dict[Any, Any]) -> Iterable[tuple[str, Any]]:
+        return compress(zip(names, keys, strict=True), map(flagged.__contains__, keys))
+
+    return units, named, list(compress(intents, map(operator.not_, kept)))
+
+
+def _kind_units(table: LayerTable, intents: dict[LayerKind, Intent]) -> tuple[Units, Named, list[str]]:
+    """``_name_units`` for intents by kind: each kind with its count, in table order."""
+
+    def named(flagged: dict[Any, Any]) -> Iterable[tuple[str, Any]]:
+        layers = table.layers_of(set(flagged))
+        return zip(map(_NAME, layers), map(_KIND, layers), strict=True)
+
+    return {kind: (kind, intents[kind], n) for kind, n in table.kind_counts().items()}, named, []
+
+
+_NAME = operator.attrgetter("name")
+_KIND = operator.attrgetter("kind")
+
+
+def _expectation(
+    units: Units,
+    named: Named,
+    missing: list[str],
+    asked: bool,
+    check_id: str,
+    title: str,
+    allow_extra: bool,
+    conflicts: tuple[str, ...],
+    note: str | None,
+) -> CheckResult:
+    """The expectation row from ``units`` (key → (kind, intent, layers), in order of first
+    appearance), ``named`` (the (name, unit key) of the layers of the units asked for, in
+    intent order), the intended names the export lacks, and whether anything was intended."""
     groups: dict[LayerGroup, list[int]] = {}
     differ: dict[tuple[str, str], list[str]] = {}
     extra: dict[str, list[str]] = {}
-    missing: list[str] = []
+    rule: dict[Any, str] = {}  # per line key: the rule of its first name's intent
+    flagged: dict[Any, tuple[dict[Any, list[str]], Any]] = {}
     owned = 0
-    # What a layer's kind and its intent make of it, worked out once per distinct pair (intents
-    # are shared objects: one per rule, or per name template).
-    outcomes: dict[tuple[LayerKind, int], tuple[str, Any]] = {}
-    for name, intent in intents.items():
-        layer = found.get(name)
-        if layer is None:
-            missing.append(name)
-            continue
-        kind = layer.kind
-        outcome = outcomes.get((kind, id(intent)))
-        if outcome is None:
-            outcome = outcomes[kind, id(intent)] = _outcome(kind, intent)
-        verdict, key = outcome
+    # A group or line key first appears with the first unit that has it: units in order of
+    # first appearance make the orders a pass over the layers would.
+    for unit, (kind, intent, count) in units.items():
+        verdict, key = _outcome(kind, intent)
         if verdict == "owned":
-            owned += 1
+            owned += count
             continue
         counts = groups.setdefault(kind.group, [0, 0])
         if verdict == "met":
-            counts[0] += 1
-            counts[1] += 1
+            counts[0] += count
+            counts[1] += count
         elif verdict == "differs":
-            counts[0] += 1
-            differ.setdefault(key, []).append(name)
+            counts[0] += count
+            differ.setdefault(key, [])
+            flagged[unit] = (differ, key)
         elif verdict == "extra":
-            extra.setdefault(key, []).append(name)
+            extra.setdefault(key, [])
+            flagged[unit] = (extra, key)
+    if flagged:
+        for name, unit in named(flagged):
+            lines, key = flagged[unit]
+            lines[key].append(name)
+            rule.setdefault(key, units[unit][1].rule)
     intended_any = any(t for t, _ in groups.values())
     details = list(conflicts)
-    if not intended_any and intents:
+    if not intended_any and asked:
         details.append("the recipe quantizes none of the stored layers: it does not fit this model")
     details += [
         f"group {g.value}: targeted by the recipe, but none of its {plural(t, 'layer')} is stored as intended"
@@ -256,12 +331,12 @@ def check_expectation(
     ]
     for (intended, stored), names in differ.items():
         details.append(
-            f"{plural(len(names), 'layer')} intended {intended} ({intents[names[0]].rule}), stored "
+            f"{plural(len(names), 'layer')} intended {intended} ({rule[intended, stored]}), stored "
             f"{stored}: {_names(names)}"
         )
     for scheme, names in extra.items():
         details.append(
-            f"{plural(len(names), 'layer')} the recipe leaves unquantized ({intents[names[0]].rule}) "
+            f"{plural(len(names), 'layer')} the recipe leaves unquantized ({rule[scheme]}) "
             f"{'is' if len(names) == 1 else 'are'} stored {scheme}: {_names(names)}"
             + ("" if allow_extra else " (pass --allow-extra-quantization if that is intended)")
         )
@@ -269,7 +344,7 @@ def check_expectation(
         details.append(
             f"{plural(len(missing), 'layer')} in the plan but not in the export: {_names(missing)}"
         )
-    blocking = conflicts or differ or missing or (extra and not allow_extra) or (intents and not intended_any)
+    blocking = conflicts or differ or missing or (extra and not allow_extra) or (asked and not intended_any)
     status = FAIL if blocking else WARN if extra else PASS
     measured = {g.value: {"targeted": t, "covered": c} for g, (t, c) in sorted(groups.items())}
     parts = [f"{g} {m['covered']}/{m['targeted']}" for g, m in measured.items() if m["targeted"]]

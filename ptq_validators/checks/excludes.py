@@ -5,11 +5,13 @@ swallows most of the model (``language_model*``) makes engines treat quantized l
 
 from __future__ import annotations
 
+import operator
+from itertools import compress
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.globs import index_free
-from ptq_validators.layers import LayerTable
+from ptq_validators.layers import LayerKind, LayerTable
 from ptq_validators.model_config import tied_embeddings
 
 OVER_BROAD_FRACTION = 0.8
@@ -21,41 +23,51 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     patterns = declaration.exclusion_patterns()
     if not patterns:
         return CheckResult("excludes", TITLE, SKIP, "the metadata has no exclude list")
-    modules = table.by_name()
-    # Modules without a linear weight (attention blocks, MoE containers) are legal targets too.
-    prefixes = {name for name in table.modules if name}
-    # Names that differ only in indices share one answer for index-free patterns: ask once per
-    # (name shape, class) and expand.
-    shapes: dict[tuple[str, str], list[str]] = {}
-    for name, layer in modules.items():
-        kind = layer.kind
-        shapes.setdefault((kind.template, kind.module_class), []).append(name)
+    layers, counts = table.layers, table.kind_counts()
+    # Names that differ only in indices share one answer for index-free patterns: each (name
+    # shape, class) is asked once, with its first name, and weighed by its layers' count.
+    shapes: dict[tuple[str, str], list[LayerKind]] = {}
+    for kind in counts:  # in order of first appearance: the shapes' order in a pass over names
+        shapes.setdefault((kind.template, kind.module_class), []).append(kind)
+    # A shape is asked with its first name: its first kind's first layer (found by a scan at C
+    # speed for each shape, where its template has an index component).
+    of_layer = list(map(_KIND, layers)) if any("#" in kind.template for kind in counts) else []
+    first = {
+        kinds[0]: layers[of_layer.index(kinds[0])].name if "#" in kinds[0].template else kinds[0].template
+        for kinds in shapes.values()
+    }
+    rank = {kind: i for i, kinds in enumerate(shapes.values()) for kind in kinds}
+    quantized_kinds = {kind for kind in counts if kind.stored.precision.is_quantized}
     failures, warnings = [], []
     for pattern in patterns:
         if index_free([pattern]):
-            hits = [
-                name
-                for (key, cls), names in shapes.items()
-                if declaration.pattern_matches(pattern, names[0], cls)
-                for name in names
+            hit = [
+                kind
+                for (_, cls), kinds in shapes.items()
+                if declaration.pattern_matches(pattern, first[kinds[0]], cls)
+                for kind in kinds
             ]
+            hits = sum(map(counts.__getitem__, hit))
+            quantized = sum(counts[kind] for kind in hit if kind in quantized_kinds)
+            flagged = table.layers_of(quantized_kinds.intersection(hit)) if quantized else []
         else:
-            hits = [
-                name
-                for (key, cls), names in shapes.items()
-                for name in names
-                if declaration.pattern_matches(pattern, name, cls)
-            ]
-        quantized = [name for name in hits if modules[name].precision.is_quantized]
+            # Asked name by name (the pattern can tell indices apart), at C speed.
+            classes = map(_CLASS, map(_KIND, layers))
+            matches = list(declaration.matching(pattern, map(_NAME, layers), classes))
+            hits = sum(matches)
+            is_quantized = map(quantized_kinds.__contains__, map(_KIND, layers))
+            flagged = list(compress(layers, map(operator.and_, matches, is_quantized)))
+            quantized = len(flagged)
         if quantized:
+            # Hits in the order of their shapes, each shape's in name order.
+            named = [layer.name for layer in sorted(flagged, key=lambda layer: rank[layer.kind])[:5]]
+            failures.append(f"{pattern!r} matches {quantized} quantized modules: " + ", ".join(named))
+        elif layers and hits >= OVER_BROAD_FRACTION * len(layers):
             failures.append(
-                f"{pattern!r} matches {len(quantized)} quantized modules: " + ", ".join(quantized[:5])
+                f"{pattern!r} matches {hits} of {len(layers)} modules: it covers most of the model"
             )
-        elif modules and len(hits) >= OVER_BROAD_FRACTION * len(modules):
-            failures.append(
-                f"{pattern!r} matches {len(hits)} of {len(modules)} modules: it covers most of the model"
-            )
-        elif not hits and not any(declaration.pattern_matches(pattern, p) for p in prefixes):
+        elif not hits and not any(declaration.pattern_matches(pattern, p) for p in table.modules if p):
+            # Modules without a linear weight (attention blocks, MoE containers) are legal targets too.
             if tied_embeddings(config) and declaration.pattern_matches(pattern, "lm_head"):
                 continue  # the tied head has no tensor of its own
             warnings.append(
@@ -70,3 +82,8 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     return CheckResult(
         "excludes", TITLE, status, summary, measured=len(failures), expected=0, details=failures + warnings
     )
+
+
+_KIND = operator.attrgetter("kind")
+_NAME = operator.attrgetter("name")
+_CLASS = operator.attrgetter("module_class")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import chain, combinations, compress, repeat
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.layers import Layer, LayerKind, LayerTable
@@ -27,79 +28,52 @@ TITLE = "Fused groups (q/k/v, gate/up)"
 
 
 _KIND = operator.attrgetter("kind")
+_NAME = operator.attrgetter("name")
+_TENSORS = operator.attrgetter("tensors")
+_TENSOR_NAME = operator.itemgetter(0)  # TensorInfo name
 _SET_OF = {leaf: i for i, names in enumerate(FUSED_SETS) for leaf in names}  # the sets are disjoint
-_MEMBERS = frozenset(_SET_OF)
 
+_FEW = 8  # first members' kinds the groups are split on with one pass each
 
-def fused_groups(layers: Iterable[Layer]) -> list[list[Layer]]:
-    """Groups of sibling layers an engine fuses, in name order."""
-    by_set: dict[tuple[str, int], dict[str, Layer]] = {}
-    for layer in layers:
-        parent, _, leaf = layer.name.rpartition(".")
-        fused_set = _SET_OF.get(leaf)
-        if fused_set is not None:
-            by_set.setdefault((parent, fused_set), {})[leaf] = layer
-    groups = []
-    for (_parent, fused_set), members in sorted(by_set.items()):
-        if len(members) > 1:
-            groups.append([members[n] for n in FUSED_SETS[fused_set] if n in members])
-    return groups
+Lines = dict[tuple[str, int], list[tuple[bool, str]]]
 
 
 def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> CheckResult:
     """``values`` holds the decoded small scale tensors by tensor name."""
     # Only layers whose leaf can be a member (the template keeps the leaf) are grouped.
-    members = {kind for kind in table.kind_counts() if kind.template.rpartition(".")[2] in _MEMBERS}
-    groups = fused_groups(table.layers_of(members))
+    leaf_of = {
+        kind: leaf for kind in table.kind_counts() if (leaf := kind.template.rpartition(".")[2]) in _SET_OF
+    }
+    siblings = _siblings(table.layers_of(set(leaf_of)), leaf_of)
+    # The groups of one set with the same members are found by set algebra on their parents
+    # and judged column by column (a few dozen member kinds, one value lookup per scale); each
+    # group that adds a line is keyed by (parent, set), so sorting only those gives the lines
+    # in the order of the groups in name order.
+    flagged: Lines = {}
+    groups = 0
+    comparer = _Comparer(values)
+    for fused_set, leaves in enumerate(FUSED_SETS):
+        present = [leaf for leaf in leaves if leaf in siblings]
+        for size in range(2, len(present) + 1):
+            for members in combinations(present, size):
+                parents = set.intersection(*(set(siblings[leaf]) for leaf in members))
+                for leaf in present:
+                    if leaf not in members:
+                        parents.difference_update(siblings[leaf])
+                groups += len(parents)
+                # In table order: the layers, their tensors and scales lie in memory about in
+                # that order (random order costs several cache misses per lookup).
+                order = list(filter(parents.__contains__, siblings[members[0]]))
+                columns = [list(map(siblings[leaf].__getitem__, order)) for leaf in members]
+                for kinds, same_kinds in _by_kinds(columns):
+                    _judge_groups(fused_set, kinds, same_kinds, comparer, flagged)
     if not groups:
         return CheckResult("fused", TITLE, SKIP, "no fused groups")
-    problems: list[str] = []
-    info: list[str] = []
-    # A group's formats, exclusions and the scale roles to compare follow from its members'
-    # kinds: judged once per distinct tuple of kinds; scale values are compared per group.
-    judged: dict[tuple[LayerKind, ...], tuple[bool, bool, tuple[str, ...], bool]] = {}
-    for group in groups:
-        kinds = tuple(map(_KIND, group))
-        verdict = judged.get(kinds)
-        if verdict is None:
-            verdict = judged[kinds] = _judge(kinds)
-        formats_differ, exclusion_differs, shared, fp8 = verdict
-        if formats_differ:
-            problems.append(
-                f"{_label(group)}: members stored in different formats: "
-                + ", ".join(f"{m.name.rpartition('.')[2]} {m.scheme}" for m in group)
-                + " — vLLM and SGLang load them as one fused matrix of one format and refuse"
-                " the checkpoint at load; quantize the group alike"
-            )
-            continue
-        if exclusion_differs:
-            problems.append(
-                f"{_label(group)}: some members are declared excluded, others not — the serving engine "
-                "fuses them into one layer that is either quantized or not, so it refuses or "
-                "misreads the group; exclude all members or none"
-            )
-        for role in shared:
-            scales = _scalars(group, role, values)
-            if scales and not _all_equal(scales):
-                if fp8:
-                    info.append(
-                        f"{_label(group)}: FP8 weight_scale differs across members (normal: engines "
-                        "requantize to the max)"
-                    )
-                else:
-                    problems.append(
-                        f"{_label(group)}: {role} differs across members: "
-                        + ", ".join(
-                            f"{member.name.rpartition('.')[2]}={value:.6g}"
-                            for member, value in zip(group, scales, strict=True)
-                        )
-                        + " — the fused GEMM takes one value: vLLM silently uses the largest"
-                        " (the others' layers lose precision), TensorRT-LLM refuses to build"
-                    )
+    lines = [flagged[key] for key in sorted(flagged)]
+    problems = [line for group in lines for blocking, line in group if blocking]
+    info = [line for group in lines for blocking, line in group if not blocking]
     summary = (
-        f"{len(problems)} of {len(groups)} groups inconsistent"
-        if problems
-        else f"{len(groups)} groups consistent"
+        f"{len(problems)} of {groups} groups inconsistent" if problems else f"{groups} groups consistent"
     )
     if info and not problems:
         summary += f" ({len(info)} with differing FP8 weight scales, informational)"
@@ -112,6 +86,149 @@ def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> Che
         expected=0,
         details=problems + info,
     )
+
+
+def _siblings(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, dict[str, Layer]]:
+    """The member layers by leaf, then by parent module name (each name ends in its kind's
+    leaf: the parent is cut off at C speed)."""
+    kinds = list(map(_KIND, layers))
+    cut = {kind: slice(None, -len(leaf) - 1) for kind, leaf in leaf_of.items()}
+    parents = map(str.__getitem__, map(_NAME, layers), map(cut.__getitem__, kinds))
+    by_leaf: dict[str, dict[str, Layer]] = {leaf: {} for leaf in set(map(leaf_of.__getitem__, kinds))}
+    into = {kind: by_leaf[leaf] for kind, leaf in leaf_of.items() if leaf in by_leaf}
+    for kind, parent, layer in zip(kinds, parents, layers, strict=True):
+        into[kind][parent] = layer
+    return by_leaf
+
+
+def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:
+    """The groups (one per row of the member ``columns``) split by their members' kinds."""
+    kinds = [list(map(_KIND, column)) for column in columns]
+    firsts = dict.fromkeys(kinds[0])
+    if len(firsts) <= _FEW:
+        # Usually the first member's kind decides the others' (an MTP layer's experts beside
+        # the decoder layers'): split on it at C speed and check that the others agree.
+        parts = []
+        for first in firsts:
+            rows = list(map(operator.is_, kinds[0], repeat(first)))
+            others = [set(compress(column, rows)) for column in kinds[1:]]
+            if any(len(other) != 1 for other in others):
+                break
+            parts.append(((first, *(other.pop() for other in others)), rows))
+        else:
+            for combination, rows in parts:
+                yield (
+                    combination,
+                    (columns if len(parts) == 1 else [list(compress(c, rows)) for c in columns]),
+                )
+            return
+    rows_of: dict[tuple[LayerKind, ...], list[int]] = {}
+    for row, combination in enumerate(zip(*kinds, strict=True)):
+        rows_of.setdefault(combination, []).append(row)
+    for combination, indices in rows_of.items():
+        yield combination, [list(map(column.__getitem__, indices)) for column in columns]
+
+
+class _Comparer:
+    """Which groups' shared scales may differ, the values of a whole column compared at once."""
+
+    def __init__(self, values: dict[str, list[float]]) -> None:
+        self.values = values
+        self._nan_free: bool | None = None
+
+    def nan_free(self) -> bool:
+        # Lists compare items by identity first, so one NaN object in two members' values
+        # would compare equal: where a NaN is stored, every group is compared on its own.
+        if self._nan_free is None:
+            self._nan_free = not math.isnan(sum(chain.from_iterable(self.values.values())))
+        return self._nan_free
+
+    def candidates(self, columns: list[list[Layer]], role: str, fused: bool) -> Iterable[int]:
+        """The groups whose members' ``role`` values (``_scalars``: looked up as
+        ``<layer>.<role>``) are not all the same lists. Every member stores ``role``: unless
+        it is a fused parameter, that tensor is named so (its name, hashed once, is used)."""
+        if fused:
+            suffix = "." + role
+            names = [map(operator.add, map(_NAME, column), repeat(suffix)) for column in columns]
+        else:
+            pick = operator.itemgetter(role)
+            names = [map(_TENSOR_NAME, map(pick, map(_TENSORS, column))) for column in columns]
+        found = [list(map(self.values.get, column)) for column in names]
+        first, rows = found[0], range(len(found[0]))
+        if not self.nan_free():
+            return rows
+        differ: set[int] = set()
+        for other in found[1:]:
+            if other != first:
+                differ.update(compress(rows, map(operator.ne, first, other)))
+        return sorted(differ)
+
+
+def _judge_groups(
+    fused_set: int,
+    kinds: tuple[LayerKind, ...],
+    columns: list[list[Layer]],
+    comparer: _Comparer,
+    flagged: Lines,
+) -> None:
+    """Add the lines of the groups whose members are of ``kinds`` (member ``columns``, one
+    group per row) to ``flagged``, under (parent, set)."""
+    formats_differ, exclusion_differs, shared, fp8 = _judge(kinds)
+
+    def add(row: int, blocking: bool, line: str) -> None:
+        parent = columns[0][row].name.rpartition(".")[0]
+        flagged.setdefault((parent, fused_set), []).append((blocking, line))
+
+    def group(row: int) -> list[Layer]:
+        return [column[row] for column in columns]
+
+    rows = range(len(columns[0]))
+    if formats_differ:
+        for row in rows:
+            members = group(row)
+            add(
+                row,
+                True,
+                f"{_label(members)}: members stored in different formats: "
+                + ", ".join(f"{m.name.rpartition('.')[2]} {m.scheme}" for m in members)
+                + " — vLLM and SGLang load them as one fused matrix of one format and refuse"
+                " the checkpoint at load; quantize the group alike",
+            )
+        return
+    if exclusion_differs:
+        for row in rows:
+            add(
+                row,
+                True,
+                f"{_label(group(row))}: some members are declared excluded, others not — the serving "
+                "engine fuses them into one layer that is either quantized or not, so it refuses or "
+                "misreads the group; exclude all members or none",
+            )
+    for role in shared:
+        for row in comparer.candidates(columns, role, any(kind.fused for kind in kinds)):
+            members = group(row)
+            scales = _scalars(members, role, comparer.values)
+            if not scales or _all_equal(scales):
+                continue
+            if fp8:
+                add(
+                    row,
+                    False,
+                    f"{_label(members)}: FP8 weight_scale differs across members (normal: engines "
+                    "requantize to the max)",
+                )
+            else:
+                add(
+                    row,
+                    True,
+                    f"{_label(members)}: {role} differs across members: "
+                    + ", ".join(
+                        f"{member.name.rpartition('.')[2]}={value:.6g}"
+                        for member, value in zip(members, scales, strict=True)
+                    )
+                    + " — the fused GEMM takes one value: vLLM silently uses the largest"
+                    " (the others' layers lose precision), TensorRT-LLM refuses to build",
+                )
 
 
 def _judge(kinds: tuple[LayerKind, ...]) -> tuple[bool, bool, tuple[str, ...], bool]:

@@ -4,12 +4,19 @@ scale of 1.0, silently, when they find none)."""
 
 from __future__ import annotations
 
+import operator
+from itertools import compress
+
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
+from ptq_validators.checks.coverage import named_layers
 from ptq_validators.formats.roles import KV_SCALE_ROLES
 from ptq_validators.layers import LayerTable
 from ptq_validators.taxonomy import LayerGroup
 
 _PROJECTIONS = ("k_proj", "v_proj", "qkv_proj")
+_ATTENTION_LEAVES = ("q_proj", "k_proj", "v_proj", "qkv_proj")
+_KV_SCALES = frozenset(KV_SCALE_ROLES)
+_TENSORS = operator.attrgetter("tensors")
 TITLE = "KV-cache scales"
 
 
@@ -22,17 +29,19 @@ def _convention(module: str, role: str) -> str:
 
 def check_kv_cache(table: LayerTable) -> CheckResult:
     declared = table.declaration.kv_cache
-    attention = sorted(
-        {
-            layer.name.rpartition(".")[0]
-            for layer in table.layers
-            if layer.group is LayerGroup.ATTENTION
-            and layer.name.rpartition(".")[2] in ("q_proj", "k_proj", "v_proj", "qkv_proj")
-        }
-    )
+    # Only the kinds of attention projections are walked for their names.
+    projections = {
+        kind
+        for kind in table.kind_counts()
+        if kind.group is LayerGroup.ATTENTION and kind.template.rpartition(".")[2] in _ATTENTION_LEAVES
+    }
+    attention = sorted({name.rpartition(".")[0] for name, _ in named_layers(table, projections)})
     stored: dict[str, set[str]] = {}
     conventions: set[str] = set()
-    for name, module in table.modules.items():
+    # Few modules (if any) store a KV scale: found at C speed, then looked at one by one.
+    lacking = map(_KV_SCALES.isdisjoint, map(_TENSORS, table.modules.values()))
+    for name in compress(table.modules, map(operator.not_, lacking)):
+        module = table.modules[name]
         for role in KV_SCALE_ROLES:
             if role in module.tensors:
                 attn = name.rpartition(".")[0] if name.rpartition(".")[2] in _PROJECTIONS else name

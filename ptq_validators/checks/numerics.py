@@ -19,10 +19,12 @@ def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
     if not values:
         return CheckResult("scales", TITLE, SKIP, "no scalar scales stored")
     bad = []
-    # Nearly always all of a 671B export's ~90k scale tensors are fine: one pass over every value
-    # at C speed says so; else find the wrong tensors, then sort only those.
+    # Nearly always all of a 671B export's ~90k scale tensors are fine: two passes over every
+    # value at C speed say so (a NaN or an infinity makes the sum non-finite; so may an
+    # overflow of fine values, and then the search below finds nothing); else find the wrong
+    # tensors, then sort only those.
     every = list(chain.from_iterable(values.values()))
-    fine = all(map(math.isfinite, every)) and (not every or min(every) > 0)
+    fine = not every or (min(every) > 0 and math.isfinite(sum(every)))
     wrongs = {} if fine else {name: wrong for name, numbers in values.items() if (wrong := _wrong(numbers))}
     for name, wrong in sorted(wrongs.items()):
         line = f"{name}: {', '.join(f'{v:g}' for v in wrong[:4])} (must be finite and > 0)"

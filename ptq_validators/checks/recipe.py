@@ -14,9 +14,9 @@ from ptq_validators.formats.base import Declaration
 from ptq_validators.formats.compressed_tensors import CompressedTensorsDeclaration
 from ptq_validators.formats.ct_rules import weight_precision
 from ptq_validators.formats.modelopt import ModelOptDeclaration, algo_spec
-from ptq_validators.layers import LayerTable
+from ptq_validators.layers import LayerKind, LayerTable
 from ptq_validators.precision import scheme_label
-from ptq_validators.recipes import CompressedTensorsRecipe, Recipe
+from ptq_validators.recipes import CompressedTensorsRecipe, Intent, Recipe
 from ptq_validators.recipes.modelopt import ModelOptRecipe
 
 TITLE = "Recipe coverage"
@@ -32,13 +32,13 @@ def check_recipe(
     """Each layer against the recipe's intent, after the recipe against the declaration."""
     if recipe is None:
         return coverage.skipped("recipe", TITLE, "no --qformat or --scheme given")
+    intents: dict[str, Intent] | dict[LayerKind, Intent]
     if recipe.index_free:
         # Every name of one template gets the same intent: ask once per kind.
-        by_kind = {
+        intents = {
             kind: recipe.intent(kind.template, fused_param=kind.fused, module_class=kind.module_class)
             for kind in table.kind_counts()
         }
-        intents = {layer.name: by_kind[layer.kind] for layer in table.layers}
     else:
         intents = {
             layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)

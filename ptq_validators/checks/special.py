@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
+from ptq_validators.checks.coverage import named_layers
 from ptq_validators.layers import LayerKind, LayerTable
 from ptq_validators.model_config import expert_count, tie_setting
 from ptq_validators.taxonomy import LayerGroup
@@ -33,7 +34,7 @@ def check_special_modules(table: LayerTable, config: dict[str, Any]) -> CheckRes
                 f"excluded ({layer.declared.rule}); engines will load it as quantized"
             )
     tied = tie_setting(config)
-    heads = [layer.name for layer in table.layers_of({k for k in findings if k.group is LayerGroup.LM_HEAD})]
+    heads = [name for name, _ in named_layers(table, {k for k in findings if k.group is LayerGroup.LM_HEAD})]
     embeds = any(kind.group is LayerGroup.EMBED for kind in findings)
     if tied is True and heads:
         problems.append(f"tie_word_embeddings is true but {heads[0]} is stored separately")

@@ -6,7 +6,9 @@ layers apart by their index)."""
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import sys
 from collections import Counter
 from fnmatch import fnmatchcase
@@ -16,7 +18,8 @@ from typing import Any
 import pytest
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.checks import alignment, coverage, excludes, fused, kv_cache, moe, names, size, special
+from ptq_validators.checks import alignment, coverage, excludes, fused, kv_cache, moe, size, special
+from ptq_validators.checks import names as names_check
 from ptq_validators.checks import recipe as recipe_check
 from ptq_validators.envelope import render_json
 from ptq_validators.formats import read_declaration, recognize
@@ -49,7 +52,7 @@ from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.recipes import modelopt_qformat
 from ptq_validators.scan import _inventory_coverage, run_scan
 from ptq_validators.source_summary import summarize
-from ptq_validators.taxonomy import classify
+from ptq_validators.taxonomy import LayerGroup, classify
 from ptq_validators.values import DECODABLE
 from ptq_validators.verdict import summary as gate_summary
 from tests.conftest import FIXTURES, ROOT, manifest, quantized_fixtures, recipe_args
@@ -265,7 +268,7 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     known, essential = source_summary.tensor_names, source_summary.essential_names
     bases, foreign = reference_base_names(reference, known)
     expected = (len(bases), sorted(bases - known), sorted(essential - bases), foreign)
-    assert names.compare_names(table, known, essential) == expected
+    assert names_check.compare_names(table, known, essential) == expected
     assert table_checks(table, checkpoint, recipe, values) == table_checks(
         reference, checkpoint, recipe, values
     )
@@ -431,3 +434,322 @@ def test_a_validated_layout_still_checks_each_tensors_offsets(tmp_path):
     with pytest.raises(HeaderError) as info:
         read_header(LocalSource(tmp_path), "m.safetensors")
     assert info.value.reason == "TensorInvalidInfo"
+
+
+# The checks that judge kinds, columns or counts at C speed against the per-group and per-name
+# loops they replaced (kept here as the reference): on every fixture, on the synthetic MoE
+# exports, and on variants of their tables and scale values that make each check speak.
+
+
+def reference_fused(table: LayerTable, values: dict[str, list[float]]) -> dict[str, Any]:
+    """The fused check one group, one member and one scale lookup at a time."""
+    by_set: dict[tuple[str, int], dict[str, Layer]] = {}
+    for layer in table.layers:
+        parent, _, leaf = layer.name.rpartition(".")
+        for index, names in enumerate(fused.FUSED_SETS):
+            if leaf in names:
+                by_set.setdefault((parent, index), {})[leaf] = layer
+    groups = [
+        [members[n] for n in fused.FUSED_SETS[index] if n in members]
+        for (_, index), members in sorted(by_set.items())
+        if len(members) > 1
+    ]
+    if not groups:
+        return fused.CheckResult("fused", fused.TITLE, fused.SKIP, "no fused groups").to_json()
+    problems, info = [], []
+    for group in groups:
+        label = f"{group[0].name.rpartition('.')[0]}.{{{','.join(m.name.rpartition('.')[2] for m in group)}}}"
+        formats_differ, exclusion_differs, shared, fp8 = fused._judge(tuple(m.kind for m in group))
+        if formats_differ:
+            problems.append(
+                f"{label}: members stored in different formats: "
+                + ", ".join(f"{m.name.rpartition('.')[2]} {m.scheme}" for m in group)
+                + " — vLLM and SGLang load them as one fused matrix of one format and refuse"
+                " the checkpoint at load; quantize the group alike"
+            )
+            continue
+        if exclusion_differs:
+            problems.append(
+                f"{label}: some members are declared excluded, others not — the serving engine "
+                "fuses them into one layer that is either quantized or not, so it refuses or "
+                "misreads the group; exclude all members or none"
+            )
+        for role in shared:
+            found = [values.get(f"{m.name}.{role}") for m in group]
+            if any(v is None or len(v) != 1 for v in found):
+                continue
+            scales = [v[0] for v in found]
+            if all(v == scales[0] or math.isclose(v, scales[0], rel_tol=1e-6) for v in scales[1:]):
+                continue
+            if fp8:
+                info.append(
+                    f"{label}: FP8 weight_scale differs across members (normal: engines requantize to the max)"
+                )
+            else:
+                problems.append(
+                    f"{label}: {role} differs across members: "
+                    + ", ".join(
+                        f"{m.name.rpartition('.')[2]}={v:.6g}" for m, v in zip(group, scales, strict=True)
+                    )
+                    + " — the fused GEMM takes one value: vLLM silently uses the largest"
+                    " (the others' layers lose precision), TensorRT-LLM refuses to build"
+                )
+    summary = (
+        f"{len(problems)} of {len(groups)} groups inconsistent"
+        if problems
+        else f"{len(groups)} groups consistent"
+    )
+    if info and not problems:
+        summary += f" ({len(info)} with differing FP8 weight scales, informational)"
+    status = fused.FAIL if problems else fused.PASS
+    return fused.CheckResult(
+        "fused", fused.TITLE, status, summary, measured=len(problems), expected=0, details=problems + info
+    ).to_json()
+
+
+def reference_moe(table: LayerTable, config: dict[str, Any]) -> dict[str, Any]:
+    """The MoE check one expert at a time."""
+    declared = moe.expert_count(config)
+    per_moe: dict[tuple[str, str], dict[int, Layer]] = {}
+    fused_experts = []
+    for layer in table.layers:
+        if not moe._EXPERT_TEMPLATE.match(layer.kind.template):
+            if layer.fused and layer.group is LayerGroup.EXPERTS:
+                fused_experts.append(layer)
+            continue
+        head, _, tail = layer.name.rpartition(".experts.")
+        digits, _, proj = tail.partition(".")
+        if digits.isdecimal():
+            per_moe.setdefault((head, proj), {})[int(digits)] = layer
+    if not per_moe and not fused_experts:
+        return moe.CheckResult("moe", moe.TITLE, moe.SKIP, "no MoE experts").to_json()
+    details = []
+    for (head, proj), experts in sorted(per_moe.items()):
+        ids = range(declared) if declared else range(max(experts) + 1)
+        absent = [i for i in ids if i not in experts]
+        if absent:
+            details.append(f"{head}.experts.*.{proj}: expert ids {moe._ids(absent)} are missing")
+        required: set[str] = set()
+        for expert in experts.values():
+            required |= set(expert.kind.roles)
+            if expert.precision.is_quantized:
+                required |= expert.kind.declared.required_roles
+        required.discard("bias")
+        lacking: dict[str, list[int]] = {}
+        for expert_id, expert in sorted(experts.items()):
+            for role in sorted(required.difference(expert.kind.roles)):
+                lacking.setdefault(role, []).append(expert_id)
+        details += [f"{head}.experts.*.{proj}: expert ids {moe._ids(i)} lack {r}" for r, i in lacking.items()]
+    for layer in fused_experts:
+        stored = layer.stored.shape[0] if len(layer.stored.shape) == 3 else None
+        if declared and stored != declared:
+            details.append(f"{layer.name}: stores {stored} experts, the config declares {declared}")
+    layers = len({head for head, _ in per_moe}) + len({f.name.rpartition(".")[0] for f in fused_experts})
+    affected = len({detail.partition(".experts")[0] for detail in details})
+    summary = (
+        f"{moe.plural(len(details), 'problem')} in {affected} of {moe.plural(layers, 'MoE layer')}"
+        if details
+        else f"{moe.plural(layers, 'MoE layer')} x {declared or 'all'} experts complete"
+    )
+    status = moe.FAIL if details else moe.PASS
+    return moe.CheckResult(
+        "moe", moe.TITLE, status, summary, measured=len(details), expected=0, details=details
+    ).to_json()
+
+
+def reference_excludes(table: LayerTable, config: dict[str, Any]) -> dict[str, Any]:
+    """The exclude-list check name by name."""
+    declaration = table.declaration
+    patterns = declaration.exclusion_patterns()
+    if not patterns:
+        return excludes.CheckResult(
+            "excludes", excludes.TITLE, excludes.SKIP, "the metadata has no exclude list"
+        ).to_json()
+    shapes: dict[tuple[str, str], list[Layer]] = {}
+    for layer in table.layers:
+        shapes.setdefault((layer.kind.template, layer.module_class), []).append(layer)
+    failures, warnings = [], []
+    total = len(table.layers)
+    for pattern in patterns:
+        # An index-free entry is asked with each shape's first name (the answer of every name).
+        free = excludes.index_free([pattern])
+        hits = [
+            layer
+            for (_, cls), layers in shapes.items()
+            for layer in layers
+            if declaration.pattern_matches(pattern, layers[0].name if free else layer.name, cls)
+        ]
+        quantized = [h.name for h in hits if h.precision.is_quantized]
+        if quantized:
+            failures.append(
+                f"{pattern!r} matches {len(quantized)} quantized modules: " + ", ".join(quantized[:5])
+            )
+        elif total and len(hits) >= excludes.OVER_BROAD_FRACTION * total:
+            failures.append(
+                f"{pattern!r} matches {len(hits)} of {total} modules: it covers most of the model"
+            )
+        elif not hits and not any(declaration.pattern_matches(pattern, p) for p in table.modules if p):
+            if excludes.tied_embeddings(config) and declaration.pattern_matches(pattern, "lm_head"):
+                continue
+            warnings.append(
+                f"{pattern!r} matches nothing in this checkpoint (typo, stale name, or another naming scheme)"
+            )
+    status = excludes.FAIL if failures else excludes.WARN if warnings else excludes.PASS
+    summary = (
+        f"{len(failures)} blocking, {len(warnings)} unmatched of {len(patterns)} entries"
+        if failures or warnings
+        else f"{len(patterns)} entries, each matches unquantized modules"
+    )
+    return excludes.CheckResult(
+        "excludes",
+        excludes.TITLE,
+        status,
+        summary,
+        measured=len(failures),
+        expected=0,
+        details=failures + warnings,
+    ).to_json()
+
+
+def assert_checks_match_their_loops(
+    table: LayerTable, values: dict[str, list[float]], config: Any, recipe: Any = None
+) -> None:
+    assert fused.check_fused_groups(table, values).to_json() == reference_fused(table, values)
+    assert moe.check_moe_completeness(table, config).to_json() == reference_moe(table, config)
+    assert excludes.check_exclude_hygiene(table, config).to_json() == reference_excludes(table, config)
+    if recipe is not None:  # judged per kind against the same recipe asked name by name
+        intents = {
+            layer.name: recipe.intent(layer.name, fused_param=layer.fused, module_class=layer.module_class)
+            for layer in table.layers
+        }
+        by_name = coverage.check_expectation(
+            table,
+            intents,
+            check_id="recipe",
+            title=f"{recipe_check.TITLE} ({recipe.name})",
+            conflicts=recipe_check.declaration_conflicts(recipe, table.declaration),
+        )
+        assert recipe_check.check_recipe(table, recipe).to_json() == by_name.to_json()
+    # Heads and embeddings are named from their templates, attention projections by a pass.
+    for kinds in (
+        {k for k in table.kind_counts() if k.group in (LayerGroup.LM_HEAD, LayerGroup.EMBED)},
+        {k for k in table.kind_counts() if k.group is LayerGroup.ATTENTION},
+    ):
+        assert coverage.named_layers(table, kinds) == [(x.name, x.kind) for x in table.layers_of(kinds)]
+
+
+@pytest.mark.parametrize("entry", manifest(), ids=lambda e: e["name"])
+def test_checks_match_their_loops_on_every_fixture(entry):
+    checkpoint = Checkpoint.open(LocalSource(FIXTURES / entry["name"]))
+    shapes = (
+        summarize(Checkpoint.open(LocalSource(FIXTURES / entry["source"]))).shapes
+        if entry.get("source")
+        else None
+    )
+    recipe = GateOptions(**fixture_recipe(entry)).recipe() if entry.get("source") else None
+    values = read_scalar_scales(checkpoint, build_layer_table(checkpoint).grouping, SCALAR_SCALE_ROLES)
+    for table in (build_layer_table(checkpoint, source_shapes=shapes), reference_table(checkpoint, shapes)):
+        assert_checks_match_their_loops(table, values, checkpoint.config, recipe)
+
+
+def with_layers(table: LayerTable, layers: list[Layer], declaration: Any = None) -> LayerTable:
+    return LayerTable(layers, declaration or table.declaration, table.grouping, table.num_hidden_layers)
+
+
+def with_excludes(table: LayerTable, patterns: list[str]) -> LayerTable:
+    """``table`` whose declaration lists more exclude entries (its layers' declarations kept)."""
+    declaration = copy.copy(table.declaration)
+    declaration.exclude_modules = [*declaration.exclude_modules, *patterns]  # type: ignore[attr-defined]
+    return with_layers(table, table.layers, declaration)
+
+
+@pytest.fixture(scope="module")
+def tiny_deepseek_whole(tiny_deepseek) -> Path:
+    """The NVFP4 export with every routed expert quantized (only the MTP layer's excluded)."""
+    source = tiny_deepseek[0]
+    cfg = TINY_DEEPSEEK
+    modules = [t[0].rpartition(".")[0] for t in syn.model_tensors(cfg, "bf16", lambda m: True)]
+    kept = [p for p in NVFP4_EXCLUDES[:-1] if any(fnmatchcase(m, p) for m in modules)]
+    tensors = syn.model_tensors(cfg, "modelopt_nvfp4", lambda m: any(fnmatchcase(m, p) for p in kept))
+    quant = {"quant_algo": "NVFP4", "kv_cache_quant_algo": None, "exclude_modules": kept, "group_size": 16}
+    export = source.parent / "nvfp4-whole"
+    syn.write_checkpoint(export, cfg, tensors, quant, shard_bytes=1 << 20)
+    return export
+
+
+def test_checks_match_their_loops_on_broken_moe_exports(tiny_deepseek, tiny_deepseek_whole):
+    """Experts and fused members missing, an expert left in BF16 among quantized ones, and
+    scale values that differ, are NaN (one object in both members) or absent."""
+    source, nvfp4, fp8 = tiny_deepseek
+    shapes = summarize(Checkpoint.open(LocalSource(source))).shapes
+    cases = ((nvfp4, "nvfp4_mlp_only"), (fp8, "fp8"), (tiny_deepseek_whole, "nvfp4_mlp_only"))
+    for export, qformat in cases:
+        checkpoint = Checkpoint.open(LocalSource(export))
+        grouping = build_layer_table(checkpoint).grouping
+        config, values = checkpoint.config, read_scalar_scales(checkpoint, grouping, SCALAR_SCALE_ROLES)
+        for table in (
+            build_layer_table(checkpoint, source_shapes=shapes),
+            reference_table(checkpoint, shapes),
+        ):
+            layers = table.layers
+            by_name = {layer.name: layer for layer in layers}
+            expert = "model.layers.2.mlp.experts.3"
+            # The MTP layer's experts are excluded: their kinds, per projection, are BF16 experts'.
+            bf16 = {
+                x.name.rpartition(".")[2]: x.kind
+                for x in layers
+                if x.name.startswith("model.layers.4.mlp.experts.")
+            }
+            tables = [
+                table,
+                with_layers(table, [x for x in layers if x.name != f"{expert}.up_proj"]),
+                with_layers(table, [x for x in layers if x.name != "model.layers.3.mlp.experts.3.up_proj"]),
+                with_layers(table, [x for x in layers if not x.name.endswith("1.self_attn.q_a_proj")]),
+                with_layers(
+                    table, [x for x in layers if not x.name.startswith("model.layers.3.mlp.experts.5.")]
+                ),
+                with_layers(
+                    table,
+                    [
+                        Layer(x.name, bf16[x.name.rpartition(".")[2]], x.tensors)
+                        if x.name.startswith(expert)
+                        else x
+                        for x in layers
+                    ],
+                ),
+                with_layers(
+                    table,
+                    [
+                        Layer(x.name, bf16[x.name.rpartition(".")[2]], x.tensors)
+                        if x.name == f"{expert}.up_proj"
+                        else x
+                        for x in layers
+                    ],
+                ),
+                # Entries over quantized modules of several shapes, index-free or not, and stale ones.
+                with_excludes(
+                    table, ["*proj", "model.layers.[23]*", "model.layers.2*", "*.experts.*", "gone*"]
+                ),
+            ]
+            nan = float("nan")
+            variants = [values]
+            for role in ("weight_scale_2", "input_scale", "weight_scale"):
+                name = f"{expert}.up_proj.{role}"
+                if name in values:
+                    variants += [
+                        {**values, name: [values[name][0] * 2]},
+                        {**values, name: [values[name][0] * (1 + 1e-9)]},
+                        {**values, name: [nan], f"{expert}.gate_proj.{role}": [nan]},
+                        {**values, name: values[f"{expert}.gate_proj.{role}"][:1] * 2},
+                        {k: v for k, v in values.items() if k != name},
+                    ]
+                    shared = [nan]
+                    variants.append({**values, name: shared, f"{expert}.gate_proj.{role}": shared})
+            assert by_name[f"{expert}.up_proj"].kind is not bf16["up_proj"]
+            recipe = modelopt_qformat(qformat)
+            for variant in tables:
+                for scales in variants:
+                    assert_checks_match_their_loops(variant, scales, config, recipe)
+            assert "differs across members" in " ".join(
+                fused.check_fused_groups(table, variants[1]).details
+            ) or (qformat == "fp8")
