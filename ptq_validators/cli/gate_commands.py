@@ -40,7 +40,9 @@ def _bulk_allocation() -> Iterator[None]:
 
     A 671B export yields about a million small acyclic objects (tensor entries, layers); the
     cyclic collector would rescan all of them on every pass, about 40% of the wall time.
-    Reference counting still frees everything.
+    Reference counting still frees everything. The objects still alive at the end are frozen
+    (left out of later scans) before the collector resumes: else its first pass would walk
+    them all once more, about 0.06 s on a 671B report.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -48,6 +50,7 @@ def _bulk_allocation() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
             gc.enable()
 
 
