@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from json.encoder import encode_basestring  # the C encoder when available
 from typing import Any, TextIO
 
@@ -14,13 +16,13 @@ SCHEMA_VERSION = 1
 
 
 class Encoded:
-    """A value already encoded as JSON text, kept as the pieces it was written in (a large array
-    written from templates, such as the layer table of ``layer_json``): ``render_json`` writes
-    it in place of a top-level field, joining everything once."""
+    """A value already encoded as JSON text, as the pieces it is written in, made as they are
+    written (a large array written from templates, such as the layer table of ``layer_json``):
+    ``render_json`` and ``write_json`` write it in place of a top-level field. Written once."""
 
     __slots__ = ("pieces",)
 
-    def __init__(self, pieces: list[str]) -> None:
+    def __init__(self, pieces: Iterable[str]) -> None:
         self.pieces = pieces
 
 
@@ -61,24 +63,25 @@ def render_json(document: Any) -> str:
 
 def write_json(document: Any, stream: TextIO) -> None:
     """Write ``render_json(document)`` to ``stream`` a few thousand pieces at a time, so the
-    whole text of a 46k-layer report (and its encoded bytes) never sits in memory at once."""
+    whole text of a 46k-layer report (and its encoded bytes, and its pieces) never sits in
+    memory at once."""
     pieces = _pieces(document)
-    for start in range(0, len(pieces), _CHUNK):
-        stream.write("".join(pieces[start : start + _CHUNK]))
+    while chunk := "".join(islice(pieces, _CHUNK)):
+        stream.write(chunk)
 
 
 _CHUNK = 4096
 
 
-def _pieces(document: Any) -> list[str]:
+def _pieces(document: Any) -> Iterator[str]:
     if not (isinstance(document, dict) and any(type(value) is Encoded for value in document.values())):
-        return [json.dumps(document, ensure_ascii=False), "\n"]
-    pieces = ["{"]
-    for key, value in document.items():
-        pieces.append(f"{', ' if len(pieces) > 1 else ''}{encode_basestring(key)}: ")
+        yield from (json.dumps(document, ensure_ascii=False), "\n")
+        return
+    yield "{"
+    for number, (key, value) in enumerate(document.items()):
+        yield f"{', ' if number else ''}{encode_basestring(key)}: "
         if type(value) is Encoded:
-            pieces += value.pieces
+            yield from value.pieces
         else:
-            pieces.append(json.dumps(value, ensure_ascii=False))
-    pieces.append("}\n")
-    return pieces
+            yield json.dumps(value, ensure_ascii=False)
+    yield "}\n"

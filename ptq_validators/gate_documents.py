@@ -96,7 +96,7 @@ def read_metadata(source: Documents, output: Documents) -> MetadataPair:
 
 def read_scalar_scales(
     checkpoint: Checkpoint, grouping: Grouping, roles: frozenset[str]
-) -> dict[str, list[float]]:
+) -> dict[str, tuple[float, ...]]:
     """Decode the small scale tensors of ``checkpoint`` (``grouping``: its tensors' roles) whose
     role is in ``roles`` (global, input, KV scales; a ``weight_scale`` only when per-tensor): a
     few bytes each, read with one open per shard and one read per run of adjacent scales.
@@ -116,18 +116,19 @@ def read_scalar_scales(
     picked = [False] * len(wanted)
     places = compress(range(len(wanted)), wanted)
     deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, map(_LAYOUT, candidates))), maxlen=0)
-    values: dict[str, list[float]] = {}
+    values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
         dtypes = set(map(_DTYPE, members))
         sizes = map(operator.sub, map(_END, members), map(_BEGIN, members))
         if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
             bounds = list(accumulate(sizes, initial=0))
             pieces = map(data.__getitem__, map(slice, bounds[:-1], bounds[1:]))
-            values.update(zip(map(_NAME, members), map(decode, map(_DTYPE, members), pieces), strict=True))
+            decoded = map(tuple, map(decode, map(_DTYPE, members), pieces))
+            values.update(zip(map(_NAME, members), decoded, strict=True))
             continue
         # One dtype (the usual case): every value at once, then each tensor's share.
         dtype = dtypes.pop()
-        flat = decode(dtype, data)
+        flat = tuple(decode(dtype, data))  # its slices are tuples: smaller than lists
         bounds = list(accumulate(map(operator.floordiv, sizes, repeat(DTYPE_BITS[dtype] // 8)), initial=0))
         shares = map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))
         values.update(zip(map(_NAME, members), shares, strict=True))

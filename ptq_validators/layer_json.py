@@ -10,7 +10,7 @@ byte-identical to ``json.dumps([layer.to_json() for layer in layers], ensure_asc
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from json.encoder import encode_basestring  # the C encoder when available
 
 from ptq_validators.envelope import Encoded
@@ -22,19 +22,22 @@ _ENCODED_PLACEHOLDER = encode_basestring(_PLACEHOLDER)
 
 def encode_layers(layers: Sequence[Layer]) -> Encoded:
     """``layers`` as the JSON array of their ``to_json`` rows (non-ASCII kept, the default
-    separators), for ``render_json`` to write in place."""
+    separators), for ``render_json`` / ``write_json`` to write in place, row by row."""
+    return Encoded(_rows(layers))
+
+
+def _rows(layers: Sequence[Layer]) -> Iterator[str]:
     # A row is its name and its kind's fields (``Layer.row``), so one template per kind.
     templates: dict[int, tuple[str, str]] = {}
-    pieces = ["["]
+    separator = ""
+    yield "["
     for layer in layers:
         halves = templates.get(id(layer.kind))
         if halves is None:
             halves = templates[id(layer.kind)] = _template(layer)
-        pieces += (halves[0], encode_basestring(layer.name), halves[1], ", ")
-    if len(pieces) > 1:
-        pieces.pop()  # the last separator
-    pieces.append("]")
-    return Encoded(pieces)
+        yield from (separator, halves[0], encode_basestring(layer.name), halves[1])
+        separator = ", "
+    yield "]"
 
 
 def _template(layer: Layer) -> tuple[str, str]:

@@ -6,6 +6,7 @@ declares every module alike, no row objects, no name sort): only the export's ta
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ptq_validators.checkpoint import Checkpoint
@@ -20,7 +21,7 @@ class SourceSummary:
     parameters: int
     shapes: dict[str, tuple[int, ...]]
     tensor_names: frozenset[str]
-    essential_names: frozenset[str]
+    essential_names: Collection[str]  # the names the export must keep (gone through once)
 
 
 def summarize(source: Checkpoint) -> SourceSummary:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, combinations, compress, repeat
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
@@ -38,7 +38,7 @@ _FEW = 8  # first members' kinds the groups are split on with one pass each
 Lines = dict[tuple[str, int], list[tuple[bool, str]]]
 
 
-def check_fused_groups(table: LayerTable, values: dict[str, list[float]]) -> CheckResult:
+def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]]) -> CheckResult:
     """``values`` holds the decoded small scale tensors by tensor name."""
     # Only layers whose leaf can be a member (the template keeps the leaf) are grouped.
     leaf_of = {
@@ -132,7 +132,7 @@ def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...
 class _Comparer:
     """Which groups' shared scales may differ, the values of a whole column compared at once."""
 
-    def __init__(self, values: dict[str, list[float]]) -> None:
+    def __init__(self, values: Mapping[str, Sequence[float]]) -> None:
         self.values = values
         self._nan_free: bool | None = None
 
@@ -255,7 +255,7 @@ def _label(group: list[Layer]) -> str:
     return f"{parent}.{{{','.join(m.name.rpartition('.')[2] for m in group)}}}"
 
 
-def _scalars(group: list[Layer], role: str, values: dict[str, list[float]]) -> list[float]:
+def _scalars(group: list[Layer], role: str, values: Mapping[str, Sequence[float]]) -> list[float]:
     """The single value of ``role`` per member, in member order (empty unless every member
     has exactly one)."""
     found = []
@@ -267,7 +267,7 @@ def _scalars(group: list[Layer], role: str, values: dict[str, list[float]]) -> l
     return found
 
 
-def _all_equal(values: list[float]) -> bool:
+def _all_equal(values: Sequence[float]) -> bool:
     first = values[0]
     # Exactly equal values (the usual case) are close without computing it.
     return all(v == first or math.isclose(v, first, rel_tol=RELATIVE_TOLERANCE) for v in values[1:])

@@ -6,6 +6,7 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 from __future__ import annotations
 
 import operator
+from collections.abc import Collection
 from itertools import compress, filterfalse
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
@@ -17,7 +18,7 @@ TITLE = "Tensor names vs source"
 
 
 def compare_names(
-    table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str]
+    table: LayerTable, source_names: frozenset[str], source_essential: Collection[str]
 ) -> tuple[int, list[str], list[str], list[str]]:
     """The export's source-comparable names against the source's: how many match, those not in
     the source (renamed or added), the essential source names the export lacks (dropped), and
@@ -49,7 +50,7 @@ def compare_names(
 
 
 def check_names(
-    table: LayerTable, source_names: frozenset[str], source_essential: frozenset[str], *, tied: bool
+    table: LayerTable, source_names: frozenset[str], source_essential: Collection[str], *, tied: bool
 ) -> CheckResult:
     """``source_names``: every tensor of the source; ``source_essential``: those the export
     must keep (``essential_names`` of the source, a subset of ``source_names``)."""

@@ -6,6 +6,7 @@ weight findings (NaN/Inf), produced by ``deep.py`` and judged here."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from itertools import chain
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
@@ -14,7 +15,7 @@ TITLE = "Scale values"
 DEEP_TITLE = "Deep numerics (--deep)"
 
 
-def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
+def check_scale_values(values: Mapping[str, Sequence[float]]) -> CheckResult:
     """``values``: decoded scalar scale tensors by tensor name."""
     if not values:
         return CheckResult("scales", TITLE, SKIP, "no scalar scales stored")
@@ -45,7 +46,7 @@ def check_scale_values(values: dict[str, list[float]]) -> CheckResult:
     )
 
 
-def _wrong(numbers: list[float]) -> list[float]:
+def _wrong(numbers: Sequence[float]) -> list[float]:
     """The values that are not finite and positive."""
     return [v for v in numbers if not math.isfinite(v) or v <= 0]
 

@@ -250,7 +250,7 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     assert {name: tuple(info) for name, info in checkpoint.tensors.items()} == reference_tensors(checkpoint)
     # Every checkpoint as a source, quantized ones included (their declarations are not uniform).
     summary = summarize(checkpoint)
-    assert (summary.parameters, summary.shapes, summary.essential_names) == reference_summary(checkpoint)
+    assert (summary.parameters, summary.shapes, set(summary.essential_names)) == reference_summary(checkpoint)
     shapes = None
     if source is not None:
         shapes = summarize(Checkpoint.open(LocalSource(source))).shapes
@@ -265,7 +265,7 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     values = read_scalar_scales(checkpoint, table.grouping, SCALAR_SCALE_ROLES)
     assert list(values) == reference_scale_names(checkpoint)
     source_summary = summarize(Checkpoint.open(LocalSource(source or directory)))
-    known, essential = source_summary.tensor_names, source_summary.essential_names
+    known, essential = source_summary.tensor_names, set(source_summary.essential_names)
     bases, foreign = reference_base_names(reference, known)
     expected = (len(bases), sorted(bases - known), sorted(essential - bases), foreign)
     assert names_check.compare_names(table, known, essential) == expected
