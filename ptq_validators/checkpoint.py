@@ -23,12 +23,11 @@ import msgspec
 
 from ptq_validators.errors import InputError, UsageError
 from ptq_validators.formats.ct_rules import name_matches
-from ptq_validators.io.safetensors import Layouts, ShardHeader, TensorInfo, read_header
+from ptq_validators.io.safetensors import INFO_BEGIN, INFO_END, Layouts, ShardHeader, TensorInfo, read_header
 from ptq_validators.io.source import ByteSource
 
 INDEX_FILE = "model.safetensors.index.json"
 _FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
-_BEGIN, _END = operator.attrgetter("begin"), operator.attrgetter("end")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 # Chat template locations, in the order transformers prefers them.
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "tokenizer_config.json")
@@ -336,8 +335,8 @@ class Checkpoint(Documents):
             members = list(compress(islice(infos, count), islice(flags, count)))
             if not members:
                 continue
-            members.sort(key=_BEGIN)
-            begins, ends = list(map(_BEGIN, members)), list(map(_END, members))
+            members.sort(key=INFO_BEGIN)
+            begins, ends = list(map(INFO_BEGIN, members)), list(map(INFO_END, members))
             # A run starts at every tensor that does not begin where the one before it ends.
             starts = [0, *compress(range(1, len(members)), map(operator.ne, begins[1:], ends[:-1]))]
             stops = [*starts[1:], len(members)]

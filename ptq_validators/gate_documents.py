@@ -12,7 +12,7 @@ from itertools import accumulate, compress, repeat
 from typing import Any
 
 from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
-from ptq_validators.io.safetensors import DTYPE_BITS
+from ptq_validators.io.safetensors import DTYPE_BITS, INFO_BEGIN, INFO_DTYPE, INFO_END, INFO_LAYOUT, INFO_NAME
 from ptq_validators.layers import Grouping
 from ptq_validators.values import DECODABLE, decode
 
@@ -108,33 +108,30 @@ def read_scalar_scales(
     candidates = list(compress(checkpoint.tensors.values(), wanted))
     small = {
         (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(map(_LAYOUT, candidates))
+        for dtype, shape in set(map(INFO_LAYOUT, candidates))
     }
     single = {layout: passes and math.prod(layout[1]) == 1 for layout, passes in small.items()}
     rule = {role: single if role == "weight_scale" else small for role in roles}  # per-tensor only
     rules = map(rule.__getitem__, compress(grouping.roles, wanted))
     picked = [False] * len(wanted)
     places = compress(range(len(wanted)), wanted)
-    deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, map(_LAYOUT, candidates))), maxlen=0)
+    deque(
+        map(picked.__setitem__, places, map(dict.__getitem__, rules, map(INFO_LAYOUT, candidates))), maxlen=0
+    )
     values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
-        dtypes = set(map(_DTYPE, members))
-        sizes = map(operator.sub, map(_END, members), map(_BEGIN, members))
+        dtypes = set(map(INFO_DTYPE, members))
+        sizes = map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members))
         if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
             bounds = list(accumulate(sizes, initial=0))
             pieces = map(data.__getitem__, map(slice, bounds[:-1], bounds[1:]))
-            decoded = map(tuple, map(decode, map(_DTYPE, members), pieces))
-            values.update(zip(map(_NAME, members), decoded, strict=True))
+            decoded = map(tuple, map(decode, map(INFO_DTYPE, members), pieces))
+            values.update(zip(map(INFO_NAME, members), decoded, strict=True))
             continue
         # One dtype (the usual case): every value at once, then each tensor's share.
         dtype = dtypes.pop()
         flat = tuple(decode(dtype, data))  # its slices are tuples: smaller than lists
         bounds = list(accumulate(map(operator.floordiv, sizes, repeat(DTYPE_BITS[dtype] // 8)), initial=0))
         shares = map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))
-        values.update(zip(map(_NAME, members), shares, strict=True))
+        values.update(zip(map(INFO_NAME, members), shares, strict=True))
     return values
-
-
-_LAYOUT = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
-_NAME, _DTYPE = operator.itemgetter(0), operator.itemgetter(1)
-_BEGIN, _END = operator.itemgetter(3), operator.itemgetter(4)

@@ -41,7 +41,7 @@ from ptq_validators.formats.roles import (
     WEIGHT_SIDE_ROLES,
 )
 from ptq_validators.globs import MASKED_RUN, digit_shapes, index_key, name_shapes
-from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.io.safetensors import INFO_DTYPE, INFO_LAYOUT, INFO_SHAPE, TensorInfo
 from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, scheme_label
 from ptq_validators.taxonomy import LayerGroup, classify_template, mtp_flags
@@ -385,7 +385,7 @@ class LayerTable:
         """Layers per kind, in order of first appearance (counted at C speed: the checks
         judge a kind once and weigh it by its count)."""
         if self._kind_counts is None:
-            self._kind_counts = Counter(map(_KIND, self.layers))
+            self._kind_counts = Counter(map(KIND_OF, self.layers))
         return self._kind_counts
 
     def layers_of(self, kinds: set[LayerKind]) -> list[Layer]:
@@ -422,8 +422,10 @@ class LayerTable:
         return original_parameters(self.modules, elements)
 
 
-_KIND = operator.attrgetter("kind")
-_NAME = operator.attrgetter("name")
+# A layer's (or module's) fields as C-speed getters, for passes over a whole table.
+KIND_OF = operator.attrgetter("kind")
+NAME_OF = operator.attrgetter("name")
+TENSORS_OF = operator.attrgetter("tensors")  # by role
 
 
 def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
@@ -496,13 +498,13 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
                 fused.add(prefixes[i])
         fresh = list(filterfalse(modules.__contains__, dict.fromkeys(prefixes)))
         modules.update(zip(fresh, map(Module, fresh), strict=True))
-        holders = map(_TENSORS, map(modules.__getitem__, prefixes))
+        holders = map(TENSORS_OF, map(modules.__getitem__, prefixes))
         deque(map(operator.setitem, holders, leaves, infos), maxlen=0)
         roles += leaves
     for name in fused:
         modules[name].fused = True
     grouping = Grouping(modules, tensors, roles)
-    if sum(map(len, map(_TENSORS, modules.values()))) != len(roles):
+    if sum(map(len, map(TENSORS_OF, modules.values()))) != len(roles):
         grouping.shadowed = [
             modules[split_role(name, info)[0]].tensors[role] is not info
             for name, info, role in zip(tensors, tensors.values(), roles, strict=True)
@@ -511,9 +513,7 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
 
 
 _FIRST, _LAST = operator.itemgetter(0), operator.itemgetter(-1)
-_TENSORS = operator.attrgetter("tensors")
 _FUSED = operator.attrgetter("fused")
-_DTYPE, _SHAPE = operator.itemgetter(1), operator.itemgetter(2)  # TensorInfo dtype, shape
 
 
 def is_layer(module: Module) -> bool:
@@ -530,14 +530,14 @@ def _layouts(shapes: list[str], modules: list[Module]) -> list[int]:
     module laid out alike: same name shape, fused flag, and roles with their dtypes and shapes
     in order. Such modules are one layer or none, of one template; the first stands for them.
     Keyed at C speed, no call per module."""
-    tensors = list(map(_TENSORS, modules))
+    tensors = list(map(TENSORS_OF, modules))
     values: Any = list(map(dict.values, tensors))
     keys = zip(
         shapes,
         map(_FUSED, modules),
         map(tuple, tensors),
-        map(tuple, map(map, repeat(_DTYPE), values)),
-        map(tuple, map(map, repeat(_SHAPE), values)),
+        map(tuple, map(map, repeat(INFO_DTYPE), values)),
+        map(tuple, map(map, repeat(INFO_SHAPE), values)),
         strict=True,
     )
     first: dict[tuple[Any, ...], int] = {}
@@ -610,7 +610,7 @@ def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
             known[at] = None
             continue
         tensors = module.tensors
-        layout = (module.fused, tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
+        layout = (module.fused, tuple(tensors), tuple(map(INFO_LAYOUT, tensors.values())))
         if layout not in recognized:
             stored = recognize(module, hints)
             aux = sum(info.numel for role, info in tensors.items() if role in AUXILIARY_ROLES)
@@ -662,7 +662,7 @@ def _layer_kinds(
         group = LayerGroup.MTP if mtp else classify_template(template)
         asked = (template, group, instance)
         tensors = module.tensors
-        layout = (tuple(tensors), tuple(map(_DTYPE_AND_SHAPE, tensors.values())))
+        layout = (tuple(tensors), tuple(map(INFO_LAYOUT, tensors.values())))
         key = (asked, source_shape, module.fused, layout)
         kind = kinds.get(key)
         if kind is None:
@@ -702,12 +702,9 @@ def build_layer_table(
     kinds = _layer_kinds(modules, declaration, depth, source_shapes or {})
     order = natural_order(list(kinds))
     # The layer shares its module's tensor dict: neither is changed after grouping.
-    held = map(_TENSORS, map(modules.__getitem__, order))
+    held = map(TENSORS_OF, map(modules.__getitem__, order))
     layers = list(map(Layer, order, map(kinds.__getitem__, order), held))
     return LayerTable(layers, declaration, grouping, depth)
-
-
-_DTYPE_AND_SHAPE = operator.itemgetter(1, 2)  # TensorInfo (dtype, shape)
 
 
 def _status(stored: Stored, declared: Declared, static_input: bool) -> str:

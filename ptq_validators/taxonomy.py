@@ -161,13 +161,7 @@ def classify(
         and _is_mtp_layer(module_name, num_hidden_layers)
     ):
         return LayerGroup.MTP
-    return _classify_shape(key)
-
-
-def classify_template(template: str) -> LayerGroup:
-    """The group of every module named like ``template`` (``index_key``), but for ``classify``'s
-    MTP test by layer index (``mtp_flags``)."""
-    return _classify_shape(template)
+    return classify_template(key)
 
 
 def mtp_flags(names: list[str], shapes: list[str], num_hidden_layers: int | None) -> list[bool]:
@@ -197,7 +191,9 @@ def _has_layer_index(template: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _classify_shape(module_name: str) -> LayerGroup:
+def classify_template(module_name: str) -> LayerGroup:
+    """The group of every module named like ``module_name`` (a template, ``index_key``), but
+    for ``classify``'s MTP test by layer index (``mtp_flags``)."""
     segments = module_name.split(".")
     seg_set = set(segments)
     last = segments[-1]

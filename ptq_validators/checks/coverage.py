@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from ptq_validators import layers as lt
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
-from ptq_validators.layers import Layer, LayerKind, LayerTable
+from ptq_validators.layers import KIND_OF, NAME_OF, Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision, describe_counts, scheme_label
 from ptq_validators.recipes import Intent
 from ptq_validators.taxonomy import LayerGroup
@@ -245,7 +245,7 @@ Named = Callable[[dict[Any, Any]], Iterable[tuple[str, Any]]]
 def _name_units(table: LayerTable, intents: dict[str, Intent]) -> tuple[Units, Named, list[str]]:
     """The (kind, intent) pairs of the layers ``intents`` names, counted; how to name the
     layers of some of them; and the names the table lacks."""
-    layer_of = dict(zip(map(_NAME, table.layers), table.layers, strict=True))
+    layer_of = dict(zip(map(NAME_OF, table.layers), table.layers, strict=True))
     found = list(map(layer_of.get, intents))
     kept = list(map(operator.is_not, found, repeat(None)))
     names = list(compress(intents, kept))
@@ -253,7 +253,7 @@ def _name_units(table: LayerTable, intents: dict[str, Intent]) -> tuple[Units, N
     # What a layer's kind and its intent make of it follows from the pair: counted per distinct
     # pair (intents are shared objects: one per rule, or per name template), in order of first
     # appearance, at C speed.
-    keys = list(zip(map(_KIND, compress(found, kept)), map(id, wanted), strict=True))
+    keys = list(zip(map(KIND_OF, compress(found, kept)), map(id, wanted), strict=True))
     by_id = dict(zip(map(id, wanted), wanted, strict=True))
     units = {key: (key[0], by_id[key[1]], n) for key, n in Counter(keys).items()}
 
@@ -268,13 +268,9 @@ def _kind_units(table: LayerTable, intents: dict[LayerKind, Intent]) -> tuple[Un
 
     def named(flagged: dict[Any, Any]) -> Iterable[tuple[str, Any]]:
         layers = table.layers_of(set(flagged))
-        return zip(map(_NAME, layers), map(_KIND, layers), strict=True)
+        return zip(map(NAME_OF, layers), map(KIND_OF, layers), strict=True)
 
     return {kind: (kind, intents[kind], n) for kind, n in table.kind_counts().items()}, named, []
-
-
-_NAME = operator.attrgetter("name")
-_KIND = operator.attrgetter("kind")
 
 
 def _expectation(

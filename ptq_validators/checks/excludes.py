@@ -11,7 +11,7 @@ from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.globs import index_free
-from ptq_validators.layers import LayerKind, LayerTable
+from ptq_validators.layers import KIND_OF, NAME_OF, LayerKind, LayerTable
 from ptq_validators.model_config import tied_embeddings
 
 OVER_BROAD_FRACTION = 0.8
@@ -31,7 +31,7 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
         shapes.setdefault((kind.template, kind.module_class), []).append(kind)
     # A shape is asked with its first name: its first kind's first layer (found by a scan at C
     # speed for each shape, where its template has an index component).
-    of_layer = list(map(_KIND, layers)) if any("#" in kind.template for kind in counts) else []
+    of_layer = list(map(KIND_OF, layers)) if any("#" in kind.template for kind in counts) else []
     first = {
         kinds[0]: layers[of_layer.index(kinds[0])].name if "#" in kinds[0].template else kinds[0].template
         for kinds in shapes.values()
@@ -52,10 +52,10 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
             flagged = table.layers_of(quantized_kinds.intersection(hit)) if quantized else []
         else:
             # Asked name by name (the pattern can tell indices apart), at C speed.
-            classes = map(_CLASS, map(_KIND, layers))
-            matches = list(declaration.matching(pattern, map(_NAME, layers), classes))
+            classes = map(_CLASS, map(KIND_OF, layers))
+            matches = list(declaration.matching(pattern, map(NAME_OF, layers), classes))
             hits = sum(matches)
-            is_quantized = map(quantized_kinds.__contains__, map(_KIND, layers))
+            is_quantized = map(quantized_kinds.__contains__, map(KIND_OF, layers))
             flagged = list(compress(layers, map(operator.and_, matches, is_quantized)))
             quantized = len(flagged)
         if quantized:
@@ -84,6 +84,4 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     )
 
 
-_KIND = operator.attrgetter("kind")
-_NAME = operator.attrgetter("name")
 _CLASS = operator.attrgetter("module_class")

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, combinations, compress, repeat
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
-from ptq_validators.layers import Layer, LayerKind, LayerTable
+from ptq_validators.io.safetensors import INFO_NAME
+from ptq_validators.layers import KIND_OF, NAME_OF, TENSORS_OF, Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision
 
 FUSED_SETS = (
@@ -27,10 +28,6 @@ RELATIVE_TOLERANCE = 1e-6
 TITLE = "Fused groups (q/k/v, gate/up)"
 
 
-_KIND = operator.attrgetter("kind")
-_NAME = operator.attrgetter("name")
-_TENSORS = operator.attrgetter("tensors")
-_TENSOR_NAME = operator.itemgetter(0)  # TensorInfo name
 _SET_OF = {leaf: i for i, names in enumerate(FUSED_SETS) for leaf in names}  # the sets are disjoint
 
 _FEW = 8  # first members' kinds the groups are split on with one pass each
@@ -91,9 +88,9 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
 def _siblings(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, dict[str, Layer]]:
     """The member layers by leaf, then by parent module name (each name ends in its kind's
     leaf: the parent is cut off at C speed)."""
-    kinds = list(map(_KIND, layers))
+    kinds = list(map(KIND_OF, layers))
     cut = {kind: slice(None, -len(leaf) - 1) for kind, leaf in leaf_of.items()}
-    parents = map(str.__getitem__, map(_NAME, layers), map(cut.__getitem__, kinds))
+    parents = map(str.__getitem__, map(NAME_OF, layers), map(cut.__getitem__, kinds))
     by_leaf: dict[str, dict[str, Layer]] = {leaf: {} for leaf in set(map(leaf_of.__getitem__, kinds))}
     into = {kind: by_leaf[leaf] for kind, leaf in leaf_of.items() if leaf in by_leaf}
     for kind, parent, layer in zip(kinds, parents, layers, strict=True):
@@ -103,7 +100,7 @@ def _siblings(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, d
 
 def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:
     """The groups (one per row of the member ``columns``) split by their members' kinds."""
-    kinds = [list(map(_KIND, column)) for column in columns]
+    kinds = [list(map(KIND_OF, column)) for column in columns]
     firsts = dict.fromkeys(kinds[0])
     if len(firsts) <= _FEW:
         # Usually the first member's kind decides the others' (an MTP layer's experts beside
@@ -149,10 +146,10 @@ class _Comparer:
         it is a fused parameter, that tensor is named so (its name, hashed once, is used)."""
         if fused:
             suffix = "." + role
-            names = [map(operator.add, map(_NAME, column), repeat(suffix)) for column in columns]
+            names = [map(operator.add, map(NAME_OF, column), repeat(suffix)) for column in columns]
         else:
             pick = operator.itemgetter(role)
-            names = [map(_TENSOR_NAME, map(pick, map(_TENSORS, column))) for column in columns]
+            names = [map(INFO_NAME, map(pick, map(TENSORS_OF, column))) for column in columns]
         found = [list(map(self.values.get, column)) for column in names]
         first, rows = found[0], range(len(found[0]))
         if not self.nan_free():

@@ -10,13 +10,12 @@ from itertools import compress
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
 from ptq_validators.checks.coverage import named_layers
 from ptq_validators.formats.roles import KV_SCALE_ROLES
-from ptq_validators.layers import LayerTable
+from ptq_validators.layers import TENSORS_OF, LayerTable
 from ptq_validators.taxonomy import LayerGroup
 
 _PROJECTIONS = ("k_proj", "v_proj", "qkv_proj")
 _ATTENTION_LEAVES = ("q_proj", "k_proj", "v_proj", "qkv_proj")
 _KV_SCALES = frozenset(KV_SCALE_ROLES)
-_TENSORS = operator.attrgetter("tensors")
 TITLE = "KV-cache scales"
 
 
@@ -39,7 +38,7 @@ def check_kv_cache(table: LayerTable) -> CheckResult:
     stored: dict[str, set[str]] = {}
     conventions: set[str] = set()
     # Few modules (if any) store a KV scale: found at C speed, then looked at one by one.
-    lacking = map(_KV_SCALES.isdisjoint, map(_TENSORS, table.modules.values()))
+    lacking = map(_KV_SCALES.isdisjoint, map(TENSORS_OF, table.modules.values()))
     for name in compress(table.modules, map(operator.not_, lacking)):
         module = table.modules[name]
         for role in KV_SCALE_ROLES:
