@@ -475,7 +475,7 @@ class Grouping:
 
 
 _CHUNK = 16384  # names split at a time: a 671B export's split names at once would be ~40 MB
-_ROLE = {role: role for role in KNOWN_ROLES}  # one string per role, shared by every module
+SHARED_ROLES = {role: role for role in KNOWN_ROLES}  # one string per role, shared by every module
 
 
 def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
@@ -491,7 +491,7 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
         # a chunk of names at a time in C; only the others are split one by one.
         split = list(map(str.rpartition, names, repeat(".")))
         prefixes = list(map(_FIRST, split))
-        leaves: list[Any] = list(map(_ROLE.get, map(_LAST, split)))
+        leaves: list[Any] = list(map(SHARED_ROLES.get, map(_LAST, split)))
         for i in compress(range(len(names)), map(operator.is_, leaves, repeat(None))):
             prefixes[i], leaves[i], is_fused = split_role(names[i], infos[i])
             if is_fused:
@@ -581,13 +581,14 @@ class OriginalLayers:
     parameters: int
 
 
-def original_layers(checkpoint: Checkpoint) -> OriginalLayers:
-    """The original shapes and parameter count of ``checkpoint``'s layers, without building
-    its layer table. A source whose metadata declares every module alike (a float checkpoint)
-    needs neither templates nor groups: each distinct layout is recognised once."""
+def original_layers(checkpoint: Checkpoint, tensors: dict[str, TensorInfo] | None = None) -> OriginalLayers:
+    """The original shapes and parameter count of ``checkpoint``'s layers (or of the modules
+    ``tensors``, some of its tensors, make up), without building its layer table. A source
+    whose metadata declares every module alike (a float checkpoint) needs neither templates nor
+    groups: each distinct layout is recognised once."""
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
-    grouping = group_modules(checkpoint.tensors)
+    grouping = group_modules(checkpoint.tensors if tensors is None else tensors)
     modules = grouping.modules
     if not declaration.uniform:
         found = _layer_kinds(modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {})

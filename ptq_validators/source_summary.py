@@ -1,16 +1,41 @@
 """What the gate needs of the source checkpoint: sizes, original layer shapes and tensor names.
 
-Read from the source's layers without building its layer table (no kinds where the source
-declares every module alike, no row objects, no name sort): only the export's table is built.
+Read from the source's tensor names without building its layer table, and mostly without
+grouping its tensors into modules: only the export's table is built. A source's modules of one
+name shape (layer and expert indices masked) nearly always store the same roles with the same
+dtypes and shapes, which counting its tensors per (name shape, role, dtype, shape) proves at C
+speed; each such template is then recognised once, on one of its modules, and its layers share
+the answer. A source where the counts do not prove it (or whose tensor names end in something
+other than a known role) is read module by module (``layers.original_layers``), with the same
+result.
 """
 
 from __future__ import annotations
 
+import math
+import operator
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from itertools import compress, count, repeat
+from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.layers import essential_names, original_layers
+from ptq_validators.formats import read_declaration, recognize
+from ptq_validators.formats.base import Declaration, Hints, Module
+from ptq_validators.formats.roles import AUXILIARY_ROLES, QUANTIZATION_ROLES
+from ptq_validators.globs import index_key, name_shapes
+from ptq_validators.io.safetensors import INFO_DTYPE, INFO_SHAPE
+from ptq_validators.layers import (
+    SHARED_ROLES,
+    essential_names,
+    is_layer,
+    module_class,
+    original_layers,
+    read_documents,
+)
+from ptq_validators.model_config import num_hidden_layers
+from ptq_validators.taxonomy import LayerGroup, classify_template, mtp_flags
 
 
 @dataclass(frozen=True)
@@ -26,6 +51,9 @@ class SourceSummary:
 
 def summarize(source: Checkpoint) -> SourceSummary:
     """Read what the gate uses from the already opened ``source``'s layers."""
+    summary = _summarize_by_template(source)
+    if summary is not None:
+        return summary
     found = original_layers(source)
     names = frozenset(found.grouping.tensors)
     return SourceSummary(
@@ -35,3 +63,132 @@ def summarize(source: Checkpoint) -> SourceSummary:
         names,
         essential_names(found.grouping, names),
     )
+
+
+_FIRST, _LAST = operator.itemgetter(0), operator.itemgetter(-1)
+
+
+def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
+    """``summarize``'s answer with one module per name shape recognised (the modules of the
+    shapes the counts do not prove alike are read one by one), or None when a tensor name does
+    not split into module and role at its last dot."""
+    tensors = source.tensors
+    names = list(tensors)
+    split = list(map(str.rpartition, names, repeat(".")))
+    roles: list[Any] = list(map(SHARED_ROLES.get, map(_LAST, split)))
+    for at in compress(range(len(names)), map(operator.is_, roles, repeat(None))):
+        prefix, _, leaf = split[at]
+        if leaf.startswith("_svdquant_lora_") or prefix.rpartition(".")[2] == "experts":
+            return None  # split_role may give it another module (a fused expert parameter)
+        roles[at] = leaf  # a buffer such as e_score_correction_bias: its own role
+    prefixes = list(map(_FIRST, split))
+    del split
+    modules = list(dict.fromkeys(prefixes))  # in the order of their first tensor
+    if "" in modules:  # "weight" and ".weight" would both be role weight of module ""
+        return None
+    module_shapes = name_shapes(modules)
+    shape_of = dict(zip(modules, module_shapes, strict=True))
+    tensor_shapes = list(map(shape_of.__getitem__, prefixes))
+    del prefixes, shape_of
+    infos = tensors.values()
+    # Tensor names are unique and each is its module, a dot and its role: a module holds a role
+    # at most once. So when every (shape, role, layout) of a name shape counts as many tensors
+    # as the shape has modules, each of those modules holds each of its roles, in that layout
+    # (the role has no other): one module speaks for all.
+    layouts = Counter(zip(tensor_shapes, roles, map(INFO_DTYPE, infos), map(INFO_SHAPE, infos), strict=True))
+    modules_of = Counter(module_shapes)
+    roles_of: dict[str, list[str]] = {}
+    for shape, role, _, _ in layouts:
+        roles_of.setdefault(shape, []).append(role)
+    mixed = {shape for (shape, _, _, _), tensors_of in layouts.items() if tensors_of != modules_of[shape]}
+    if 2 * sum(map(modules_of.__getitem__, mixed)) > len(modules):
+        return None  # mostly unalike (an export with some layers excluded): module by module
+    first = dict(zip(reversed(module_shapes), reversed(modules), strict=True))  # shape → first module
+    layer_shapes = {
+        shape
+        for shape, name in first.items()
+        if shape not in mixed and is_layer(_module(name, roles_of[shape], tensors))
+    }
+    picked = list(map(layer_shapes.__contains__, module_shapes))
+    layer_names = list(compress(modules, picked))
+    found = _original_shapes(source, layer_names, list(compress(module_shapes, picked)), roles_of)
+    shapes = dict(zip(layer_names, map(_FIRST, found), strict=True))
+    # Parameters: each layer's original elements and biases, and every tensor of the modules
+    # that are no layer (norms, routers' biases, buffers).
+    parameters = sum(map(_LAST, found)) + sum(
+        tensor_count * math.prod(dims)
+        for (shape, _, _, dims), tensor_count in layouts.items()
+        if shape not in layer_shapes and shape not in mixed
+    )
+    if mixed:  # the modules of these shapes one by one
+        apart = original_layers(
+            source, dict(compress(tensors.items(), map(mixed.__contains__, tensor_shapes)))
+        )
+        shapes.update(apart.shapes)
+        parameters += apart.parameters
+    every = frozenset(names)
+    essential: Collection[str] = every
+    if not QUANTIZATION_ROLES.isdisjoint(roles):
+        essential = tuple(compress(names, map(operator.not_, map(QUANTIZATION_ROLES.__contains__, roles))))
+    return SourceSummary(source.weight_bytes, parameters, shapes, every, essential)
+
+
+def _original_shapes(
+    source: Checkpoint,
+    layer_names: list[str],
+    layer_shapes: list[str],
+    roles_of: dict[str, list[str]],
+) -> list[tuple[tuple[int, ...], int]]:
+    """(original shape, elements with biases) of each of ``layer_names`` (``layer_shapes``: their
+    name shapes, each with its roles' layout in ``roles_of``), recognised once per name shape,
+    MTP flag and declaration key, on the first layer that has them."""
+    documents = read_documents(source)
+    declaration = read_declaration(documents)
+    if declaration.uniform:
+        declared = declaration.declared("")
+        hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)
+        found = {
+            shape: _recognized(_module(name, roles_of[shape], source.tensors), hints)
+            for shape, name in dict(zip(reversed(layer_shapes), reversed(layer_names), strict=True)).items()
+        }
+        return list(map(found.__getitem__, layer_shapes))
+    depth = num_hidden_layers(documents.get("config.json") or {})
+    keys = zip(
+        layer_shapes,
+        mtp_flags(layer_names, layer_shapes, depth),
+        declaration.instance_keys(layer_names),
+        strict=True,
+    )
+    first: dict[tuple[Any, ...], int] = {}
+    positions = list(map(first.setdefault, keys, count()))
+    judged = {
+        at: _declared_and_recognized(
+            declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], source.tensors)
+        )
+        for (shape, mtp, _), at in first.items()
+    }
+    return list(map(judged.__getitem__, positions))
+
+
+def _declared_and_recognized(
+    declaration: Declaration, name: str, mtp: bool, module: Module
+) -> tuple[tuple[int, ...], int]:
+    """``_recognized`` with the hints the declaration gives the layer ``name``."""
+    template = index_key(name)
+    group = LayerGroup.MTP if mtp else classify_template(template)
+    declared = declaration.declared(name, module_class=module_class(template, group))
+    return _recognized(
+        module, Hints(declaration.declared_bits(name), declared.group_size, None, declared.block)
+    )
+
+
+def _recognized(module: Module, hints: Hints) -> tuple[tuple[int, ...], int]:
+    """The original shape of ``module``'s weight, and its elements with those of its biases."""
+    stored = recognize(module, hints)
+    auxiliary = sum(info.numel for role, info in module.tensors.items() if role in AUXILIARY_ROLES)
+    return stored.shape, stored.elements + auxiliary
+
+
+def _module(name: str, roles: list[str], tensors: dict[str, Any]) -> Module:
+    """Module ``name`` with its tensors of ``roles``."""
+    return Module(name, {role: tensors[f"{name}.{role}"] for role in roles})

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
+from ptq_validators.datafiles import SAFE_LOADER
 from ptq_validators.errors import UsageError
 from ptq_validators.layers import QUANTIZED_BUT_EXCLUDED, Layer, LayerTable
 from ptq_validators.taxonomy import LayerGroup
@@ -109,7 +110,7 @@ def load_engine(spec: str) -> EngineData:
 @cache
 def _load(path: Path) -> EngineData:
     with open(path, encoding="utf-8") as handle:
-        rules = yaml.safe_load(handle)
+        rules = yaml.load(handle, Loader=SAFE_LOADER)  # a safe loader
     return EngineData(str(rules["engine"]), str(rules["version"]), rules, path)
 
 
