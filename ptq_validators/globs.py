@@ -1,35 +1,109 @@
-"""fnmatch globs as ModelOpt applies them (``*`` crosses dots, anchored at both ends, case
-sensitive), made cheap for checkpoints with tens of thousands of modules.
+"""Exclusion patterns as their tools apply them, made cheap for checkpoints with tens of thousands
+of modules: fnmatch globs as ModelOpt matches them (``*`` crosses dots, anchored at both ends,
+case sensitive), and the question which patterns can tell layer and expert indices apart.
 
 Names that differ only in their layer and expert indices usually get the same answer:
 ``index_key`` masks every all-digit component, and callers ask once per key when
-``index_free`` says no pattern can tell those components apart: no character class, no ``?``
-(which counts characters), and every literal digit run between letters, as in ``conv1d``,
-where no index component can be.
+``index_free`` proves, in the pattern's own syntax (a glob, a regex or a literal name), that no
+pattern can tell those components apart. Anything it cannot prove is asked name by name, which
+is always right, only slower.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Literal
 
 _INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)")
-_DIGIT_RUN = re.compile(r"\d+")
+
+#: How a family's entries read: ``glob`` (fnmatch), ``regex`` (Python ``re``, however anchored;
+#: a literal suffix test of the entry is covered too) or ``literal`` (equality, substring).
+Syntax = Literal["glob", "regex", "literal"]
+# Tokens of a pattern other than its literal characters (which are one character long).
+_GAP = "any text"  # glob ``*``, regex ``.*``
+_ONE = "any character"  # glob ``?``, regex ``.``
+_REGEX_SPECIAL = frozenset("^$*+?{}[]()|")
 
 
-def _flanked_by_letters(pattern: str, start: int, end: int) -> bool:
-    return start > 0 and end < len(pattern) and pattern[start - 1].isalpha() and pattern[end].isalpha()
+def index_free(patterns: Iterable[str], syntax: Syntax = "glob") -> bool:
+    """True when none of ``patterns`` (read in ``syntax``) can tell one index component from
+    another: every name of one ``index_key``, and the key itself, gets one answer.
+
+    A pattern qualifies when it is made of literal characters, gaps (any text) and single
+    any-characters only, holds no ``#`` (the mask a key holds), and every stretch of it that can
+    match a digit (a literal digit run, or one any-character) stands between two letters, as in
+    ``conv1d`` or ``mlp.gate``, where no index component can be: gaps stretch over indices of any
+    length, literal characters other than digits match only the name around them. Character
+    classes, counted repeats, alternations, escapes such as ``\\d`` or ``\\w``, and two
+    any-characters in one stretch (which could match the dots around an index) do not qualify."""
+    return all(_index_free(_TOKENS[syntax](pattern)) for pattern in patterns)
 
 
-def index_free(patterns: Iterable[str]) -> bool:
-    """True when none of ``patterns`` can tell one index component from another."""
-    for pattern in patterns:
-        if "[" in pattern or "?" in pattern:
+def _index_free(tokens: list[str] | None) -> bool:
+    """``index_free`` for one pattern's tokens (None: a pattern outside what it can prove)."""
+    if tokens is None or "#" in tokens:
+        return False
+    letter = [len(token) == 1 and token.isalpha() for token in tokens]
+    digit_like = [token == _ONE or (len(token) == 1 and token.isdecimal()) for token in tokens]
+    start = 0
+    while start < len(tokens):
+        if not digit_like[start]:
+            start += 1
+            continue
+        end = start
+        while end < len(tokens) and digit_like[end]:
+            end += 1
+        flanked = start > 0 and end < len(tokens) and letter[start - 1] and letter[end]
+        if not flanked or tokens[start:end].count(_ONE) > 1:
             return False
-        if any(not _flanked_by_letters(pattern, m.start(), m.end()) for m in _DIGIT_RUN.finditer(pattern)):
-            return False
+        start = end
     return True
+
+
+def _glob_tokens(pattern: str) -> list[str] | None:
+    """fnmatch's tokens (None: a character class, which picks characters)."""
+    if "[" in pattern:
+        return None
+    return [_GAP if char == "*" else _ONE if char == "?" else char for char in pattern]
+
+
+def _regex_tokens(pattern: str) -> list[str] | None:
+    """The tokens of a regex of literal characters, escaped punctuation, ``.*`` and ``.``, with
+    a leading ``^`` or a trailing ``$`` (which only anchor); None for any other regex."""
+    tokens: list[str] = []
+    at = 0
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "\\":
+            escaped = pattern[at + 1 : at + 2]
+            if not escaped or escaped.isalnum():  # \d, \w, \b, a back-reference ...
+                return None
+            tokens.append(escaped)
+            at += 2
+            continue
+        if pattern.startswith(".*", at):
+            tokens.append(_GAP)
+            at += 2
+            continue
+        if char == ".":
+            tokens.append(_ONE)
+        elif (char == "^" and at == 0) or (char == "$" and at == len(pattern) - 1):
+            pass
+        elif char in _REGEX_SPECIAL:
+            return None
+        else:
+            tokens.append(char)
+        at += 1
+    return tokens
+
+
+_TOKENS: dict[Syntax, Callable[[str], list[str] | None]] = {
+    "glob": _glob_tokens,
+    "regex": _regex_tokens,
+    "literal": list,
+}
 
 
 def index_key(name: str) -> str:

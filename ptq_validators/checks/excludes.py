@@ -10,7 +10,6 @@ from itertools import compress
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
-from ptq_validators.globs import index_free
 from ptq_validators.layers import KIND_OF, NAME_OF, LayerKind, LayerTable
 from ptq_validators.model_config import tied_embeddings
 
@@ -24,8 +23,9 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     if not patterns:
         return CheckResult("excludes", TITLE, SKIP, "the metadata has no exclude list")
     layers, counts = table.layers, table.kind_counts()
-    # Names that differ only in indices share one answer for index-free patterns: each (name
-    # shape, class) is asked once, with its first name, and weighed by its layers' count.
+    # Names that differ only in indices share one answer for an entry that cannot tell indices
+    # apart in its family's syntax (``pattern_index_free``): each (name template, class) is
+    # asked once, with its first name, and weighed by its layers' count.
     shapes: dict[tuple[str, str], list[LayerKind]] = {}
     for kind in counts:  # in order of first appearance: the shapes' order in a pass over names
         shapes.setdefault((kind.template, kind.module_class), []).append(kind)
@@ -40,7 +40,7 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
     quantized_kinds = {kind for kind in counts if kind.stored.precision.is_quantized}
     failures, warnings = [], []
     for pattern in patterns:
-        if index_free([pattern]):
+        if declaration.pattern_index_free(pattern):
             hit = [
                 kind
                 for (_, cls), kinds in shapes.items()

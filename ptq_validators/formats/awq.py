@@ -24,6 +24,7 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
+from ptq_validators.globs import index_free
 from ptq_validators.precision import NO_ACTIVATION, Precision, int_precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
@@ -119,6 +120,9 @@ class AwqDeclaration(Declaration):
 
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return pattern in module_name
+
+    def pattern_index_free(self, pattern: str) -> bool:
+        return index_free([pattern], "literal")  # a substring
 
 
 def read_declaration(documents: dict[str, Any]) -> AwqDeclaration | None:

@@ -126,6 +126,13 @@ class Declaration(ABC):
         """Whether one exclusion entry matches a module, with the family's own semantics."""
         return False
 
+    def pattern_index_free(self, pattern: str) -> bool:
+        """Whether ``pattern_matches`` gives one exclusion entry the same answer for every name
+        of one ``index_key`` (and module class), as ``globs.index_free`` proves it in the syntax
+        the family reads the entry in. False unless a family says (asked name by name: always
+        right, only slower)."""
+        return False
+
     def matching(self, pattern: str, names: Iterable[str], classes: Iterable[str]) -> Iterator[bool]:
         """``pattern_matches`` for each of ``names`` with its module class, in turn (a family
         whose entries compile to one regex answers tens of thousands at C speed)."""

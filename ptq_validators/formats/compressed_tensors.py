@@ -30,6 +30,7 @@ from ptq_validators.formats.ct_rules import (
     winning_target,
 )
 from ptq_validators.formats.scaled import E8M0_DTYPES
+from ptq_validators.globs import index_free
 from ptq_validators.precision import Activation, Precision, int_precision
 
 FAMILY = "compressed-tensors"
@@ -137,6 +138,12 @@ class CompressedTensorsDeclaration(Declaration):
 
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return matches(pattern, module_name, module_class or "Linear")
+
+    def pattern_index_free(self, pattern: str) -> bool:
+        # ``re:`` entries are regexes; the others are compared whole with a name or a class name.
+        if pattern.startswith("re:"):
+            return index_free([pattern[3:]], "regex")
+        return index_free([pattern], "literal")
 
     def _group_for(self, module_name: str, module_class: str) -> tuple[str, str, dict[str, Any]] | None:
         target = winning_target(self.schemes, module_name, module_class)

@@ -105,6 +105,9 @@ class Mxfp4Declaration(Declaration):
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return self.matcher.matches(pattern, module_name)
 
+    def pattern_index_free(self, pattern: str) -> bool:
+        return self.matcher.index_free(pattern)
+
 
 def read_declaration(documents: dict[str, Any]) -> Mxfp4Declaration | None:
     quant_config = (documents.get("config.json") or {}).get("quantization_config")

@@ -28,6 +28,7 @@ from ptq_validators.formats.base import (
     Stored,
     ceil_div,
 )
+from ptq_validators.globs import index_free
 from ptq_validators.precision import NO_ACTIVATION, Precision, int_precision
 from ptq_validators.taxonomy import CONVENTIONALLY_UNQUANTIZED, LayerGroup, classify
 
@@ -175,12 +176,20 @@ class GptqDeclaration(Declaration):
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return _compile(pattern).match(module_name) is not None
 
+    def pattern_index_free(self, pattern: str) -> bool:
+        return index_free([_regex_of(pattern)], "regex")
+
+
+def _regex_of(key: str) -> str:
+    """A ``dynamic`` key without its ``-:``/``+:`` prefix."""
+    return key[2:] if key.startswith((_NEGATIVE, _POSITIVE)) else key
+
 
 def _compile(key: str) -> re.Pattern[str]:
     """A ``dynamic`` key without its ``-:``/``+:`` prefix, as a regex (GPTQModel matches with
     ``match``: anchored at the start only). A key that is not a valid regex, which GPTQModel
     rejects, is read literally so that the other keys are still judged."""
-    raw = key[2:] if key.startswith((_NEGATIVE, _POSITIVE)) else key
+    raw = _regex_of(key)
     try:
         return re.compile(raw)
     except re.error:

@@ -18,6 +18,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared
+from ptq_validators.globs import index_free
 from ptq_validators.precision import Activation, Precision
 from ptq_validators.taxonomy import LayerGroup, classify
 
@@ -40,6 +41,12 @@ class ModuleMatcher:
     def matches(self, entry: str, module_name: str) -> bool:
         pattern = self._patterns.get(entry) or _compile(entry)
         return pattern.match(module_name) is not None or module_name.endswith(entry)
+
+    def index_free(self, entry: str) -> bool:
+        """Whether ``entry`` answers alike for every name of one ``index_key``: proved for its
+        regex, which covers its literal suffix test too (a literal character of a provable
+        regex is the same character of the entry)."""
+        return index_free([entry], "regex")
 
     def first_match(self, module_name: str) -> str | None:
         """The first entry that keeps ``module_name`` unconverted, or None."""
@@ -137,6 +144,9 @@ class HfFp8Declaration(Declaration):
 
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return self.matcher.matches(pattern, module_name)
+
+    def pattern_index_free(self, pattern: str) -> bool:
+        return self.matcher.index_free(pattern)
 
 
 def read_declaration(documents: dict[str, Any]) -> HfFp8Declaration | None:

@@ -164,12 +164,15 @@ class ModelOptDeclaration(Declaration):
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
         return _glob(pattern).match(module_name) is not None  # fnmatch.fnmatchcase
 
+    def pattern_index_free(self, pattern: str) -> bool:
+        return index_free([pattern])  # fnmatch globs
+
     def matching(self, pattern: str, names: Iterable[str], classes: Iterable[str]) -> Iterator[bool]:
         return map(bool, map(_glob(pattern).match, names))  # one regex, mapped at C speed
 
     def _exclusion(self, module_name: str) -> str | None:
         """The exclude entry matching ``module_name`` (None when none does). Globs that cannot
-        tell digits apart are asked once per name shape (digits zeroed, lengths kept)."""
+        tell indices apart (``index_free``) are asked once per name template (``index_key``)."""
         if self._excluded is None:
             return None
         return self._exclusion_of(index_key(module_name) if self._index_free else module_name)

@@ -69,8 +69,8 @@ class ModelOptRecipe(Recipe):
         self, module_name: str, *, module_class: str | None = None, fused_param: bool = False
     ) -> Intent:
         if self.index_free:
-            # No entry can tell one digit from another, so layer and expert indices do not
-            # change the answer: ask once per name shape (digits zeroed, lengths kept).
+            # No entry can tell one index from another, so layer and expert indices do not
+            # change the answer: ask once per name template (``index_key``).
             return self._intent_of(index_key(module_name), module_class, fused_param)
         return self._intent_of(module_name, module_class, fused_param)
 

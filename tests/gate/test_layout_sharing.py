@@ -571,13 +571,11 @@ def reference_excludes(table: LayerTable, config: dict[str, Any]) -> dict[str, A
     failures, warnings = [], []
     total = len(table.layers)
     for pattern in patterns:
-        # An index-free entry is asked with each shape's first name (the answer of every name).
-        free = excludes.index_free([pattern])
         hits = [
             layer
             for (_, cls), layers in shapes.items()
             for layer in layers
-            if declaration.pattern_matches(pattern, layers[0].name if free else layer.name, cls)
+            if declaration.pattern_matches(pattern, layer.name, cls)
         ]
         quantized = [h.name for h in hits if h.precision.is_quantized]
         if quantized:
