@@ -1,5 +1,7 @@
 """MoE completeness: every expert the config declares stores its weight and every tensor its
-format requires. A never-routed expert that lost its input scale is how NaN outputs start."""
+format requires. A never-routed expert that lost its input scale is how NaN outputs start. An
+expert the metadata declares unquantized, stored so among quantized siblings, is named as such
+(not as lacking their scales), and still fails: engines load a MoE layer's experts in one format."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from itertools import compress
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
+from ptq_validators.formats.roles import QUANTIZATION_ROLES
 from ptq_validators.globs import index_key
 from ptq_validators.layers import KIND_OF, NAME_OF, Layer, LayerKind, LayerTable
 from ptq_validators.model_config import expert_count
@@ -154,7 +157,8 @@ def _per_moe(experts: list[Layer]) -> dict[tuple[str, str], dict[int, Layer]]:
 
 def _expert_problems(per_moe: dict[tuple[str, str], dict[int, Layer]], declared: int | None) -> list[str]:
     """Per (MoE layer, projection), in name order: the expert ids missing of 0..E-1 (E: the
-    declared count, else the highest id stored + 1), then per role the ids that lack it."""
+    declared count, else the highest id stored + 1), the ids declared unquantized and stored so
+    among quantized siblings (per rule), then per role the other ids that lack it."""
     details: list[str] = []
     for (moe, proj), experts in sorted(per_moe.items()):
         ids = range(declared) if declared else range(max(experts) + 1)
@@ -162,16 +166,45 @@ def _expert_problems(per_moe: dict[tuple[str, str], dict[int, Layer]], declared:
         if absent:
             details.append(f"{moe}.experts.*.{proj}: expert ids {_ids(absent)} are missing")
         # What an expert stores and must store follows from its kind: a set per distinct kind.
-        missing = _missing_roles({expert.kind for expert in experts.values()})
+        kinds = {expert.kind for expert in experts.values()}
+        missing = _missing_roles(kinds)
+        kept = _kept_unquantized(kinds)
         lacking: dict[str, list[int]] = {}
+        kept_by: dict[tuple[str, str], list[int]] = {}
         if any(missing.values()):
             for expert_id, expert in sorted(experts.items()):
-                for role in missing[expert.kind]:
+                roles = missing[expert.kind]
+                if roles and expert.kind in kept:  # its scales are absent as declared
+                    kept_by.setdefault(kept[expert.kind], []).append(expert_id)
+                    roles = [role for role in roles if role not in QUANTIZATION_ROLES]
+                for role in roles:
                     lacking.setdefault(role, []).append(expert_id)
+        details += [
+            f"{moe}.experts.*.{proj}: expert ids {_ids(ids_)} are declared unquantized ({rule}) and stored "
+            f"{precision} among quantized siblings: engines load a MoE layer's experts as one fused module "
+            "of one format"
+            for (rule, precision), ids_ in kept_by.items()
+        ]
         details += [
             f"{moe}.experts.*.{proj}: expert ids {_ids(ids_)} lack {role}" for role, ids_ in lacking.items()
         ]
     return details
+
+
+def _kept_unquantized(kinds: set[LayerKind]) -> dict[LayerKind, tuple[str, str]]:
+    """(declaring rule, stored precision) of each kind among ``kinds`` (the experts of one MoE
+    layer and projection) declared unquantized and stored so, where a sibling is quantized:
+    such an expert lacks its siblings' scales because the metadata says so, not by accident. It
+    still fails: vLLM and SGLang build one fused ``experts`` module per MoE layer, of one format,
+    and honour exclusions for all its experts or none (vllm-project/vllm#46757,
+    sgl-project/sglang#39317)."""
+    if not any(kind.stored.precision.is_quantized for kind in kinds):
+        return {}
+    return {
+        kind: (kind.declared.rule, kind.stored.precision.value)
+        for kind in kinds
+        if kind.declared.precision is None and not kind.stored.precision.is_quantized
+    }
 
 
 _FEW_KINDS = 16  # kinds of one template compared pairwise

@@ -536,9 +536,26 @@ def reference_moe(table: LayerTable, config: dict[str, Any]) -> dict[str, Any]:
                 required |= expert.kind.declared.required_roles
         required.discard("bias")
         lacking: dict[str, list[int]] = {}
+        kept: dict[tuple[str, str], list[int]] = {}  # declared unquantized, stored so, among quantized
+        some_quantized = any(expert.precision.is_quantized for expert in experts.values())
         for expert_id, expert in sorted(experts.items()):
-            for role in sorted(required.difference(expert.kind.roles)):
+            roles = sorted(required.difference(expert.kind.roles))
+            if (
+                roles
+                and some_quantized
+                and expert.kind.declared.precision is None
+                and not expert.precision.is_quantized
+            ):
+                kept.setdefault((expert.kind.declared.rule, expert.precision.value), []).append(expert_id)
+                roles = [role for role in roles if role not in QUANTIZATION_ROLES]
+            for role in roles:
                 lacking.setdefault(role, []).append(expert_id)
+        details += [
+            f"{head}.experts.*.{proj}: expert ids {moe._ids(i)} are declared unquantized ({rule}) and stored "
+            f"{precision} among quantized siblings: engines load a MoE layer's experts as one fused module "
+            "of one format"
+            for (rule, precision), i in kept.items()
+        ]
         details += [f"{head}.experts.*.{proj}: expert ids {moe._ids(i)} lack {r}" for r, i in lacking.items()]
     for layer in fused_experts:
         stored = layer.stored.shape[0] if len(layer.stored.shape) == 3 else None

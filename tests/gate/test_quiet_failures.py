@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from ptq_validators.checkpoint import Checkpoint
+from ptq_validators.checks.moe import check_moe_completeness
+from ptq_validators.io.source import LocalSource
+from ptq_validators.layers import build_layer_table
 from tests.ckpt_edit import RawTensor, dequantize_layer, edit_json, edit_tensors
 from tests.conftest import FIXTURES, variant
 from tests.conftest import gate as gate_report
+from tests.gate.test_layout_sharing import reference_moe
 
 F32_ONE = struct.pack("<f", 1.0)
 
@@ -68,6 +73,35 @@ def test_expert_without_its_input_scale(ptqv, tmp_path):
     assert checks["coverage"]["status"] == "pass" and checks["coverage"]["details"] == []
     assert checks["coverage"]["detail"].endswith(
         "1 expert layer without the declared static input scale (see MoE expert completeness)"
+    )
+
+
+def test_expert_excluded_among_quantized_siblings(ptqv, tmp_path):
+    """One expert kept BF16 by an exclude entry, its siblings NVFP4: said so, once per projection
+    (not as lacking three scales each), and still blocking."""
+    out = variant(tmp_path, "modelopt-nvfp4-moe")
+    expert = "model.layers.1.mlp.experts.2"
+    for projection in ("gate_proj", "up_proj", "down_proj"):
+        dequantize_layer(out, FIXTURES / "src-moe", f"{expert}.{projection}")
+    entry = f"{expert}.*"
+    edit_json(out, "hf_quant_config.json", lambda d: d["quantization"]["exclude_modules"].append(entry))
+    edit_json(out, "config.json", lambda d: d["quantization_config"]["ignore"].append(entry))
+    code, checks = gate(ptqv, out, "src-moe")
+    assert code == 1
+    assert checks["moe"]["details"] == [
+        f"model.layers.1.mlp.experts.*.{projection}: expert ids [2] are declared unquantized "
+        f"(exclude_modules {entry!r}) and stored BF16 among quantized siblings: engines load a MoE "
+        "layer's experts as one fused module of one format"
+        for projection in ("down_proj", "gate_proj", "up_proj")
+    ]
+    assert checks["moe"]["detail"] == "3 problems in 1 of 2 MoE layers"
+    # As declared: no other check objects.
+    assert [c for c, result in checks.items() if result["status"] == "fail"] == ["moe"]
+    # Told expert by expert alike.
+    checkpoint = Checkpoint.open(LocalSource(out))
+    table = build_layer_table(checkpoint)
+    assert check_moe_completeness(table, checkpoint.config).to_json() == reference_moe(
+        table, checkpoint.config
     )
 
 
