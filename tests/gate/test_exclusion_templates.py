@@ -1,6 +1,7 @@
 """An exclusion entry is asked once per name template only where, under its family's own pattern
 semantics (ModelOpt fnmatch globs, compressed-tensors exact names and ``re:`` regexes, the
-regexes of ``modules_to_not_convert``), it cannot tell one index component from another.
+regexes of ``modules_to_not_convert`` and GPTQ ``dynamic`` keys, AutoAWQ's substrings), it cannot
+tell one index component from another.
 
 On generated names of a dozen layers (1- and 2-digit indices) and generated entries (``\\d``,
 ``.``, ``+``, ``{1}``, classes, alternations, the ``#`` mask, letter-flanked digits), each
@@ -81,7 +82,7 @@ REGEXES = st.one_of(
 CT_ENTRIES = st.one_of(REGEXES.map("re:".__add__), st.sampled_from([*NAMES[:6], "lm_head", "Linear"]))
 
 
-def declarations(family: str, entries: list[str]):
+def declaration_of(family: str, entries: list[str]):
     """A declaration of ``family`` whose exclusion list is ``entries``."""
     if family == "modelopt":
         return ModelOptDeclaration({"quant_algo": "FP8", "exclude_modules": entries}, "hf_quant_config.json")
@@ -137,7 +138,7 @@ FAMILY_ENTRIES = family_entries(ENTRIES)
 @example(("awq", ["layers.1"]))
 def test_an_answer_shared_per_template_is_every_name_s_answer(family_entries):
     family, entries = family_entries
-    declaration = declarations(family, entries)
+    declaration = declaration_of(family, entries)
     by_template: dict[str, list[str]] = {}
     for name in NAMES:
         by_template.setdefault(index_key(name), []).append(name)
@@ -162,7 +163,7 @@ def test_an_answer_shared_per_template_is_every_name_s_answer(family_entries):
 @example(["*.#.*"])
 @example(["*layers.1?.*"])
 def test_modelopt_exclusions_are_fnmatch_name_by_name(entries):
-    declaration = declarations("modelopt", entries)
+    declaration = declaration_of("modelopt", entries)
     for name in NAMES:
         found = next((p for p in entries if fnmatchcase(name, p)), None)
         expected = "quant_algo FP8" if found is None else f"exclude_modules {found!r}"
@@ -210,7 +211,7 @@ def test_the_exclude_check_is_the_check_name_by_name(tmp_path_factory, family_en
         "compressed-tensors": ct_block(entries),
         "hf-fp8": {"quant_method": "fp8", "modules_to_not_convert": entries},
     }[family]
-    declaration = declarations(family, entries)
+    declaration = declaration_of(family, entries)
     # Stored as declared: what the entries exclude in BF16, the rest FP8.
     bf16 = {name for name in NAMES if declaration.declared(name, module_class="Linear").precision is None}
     table = build_layer_table(checkpoint_of(tmp_path_factory.mktemp("ckpt"), block, bf16))
