@@ -12,7 +12,15 @@ from itertools import accumulate, compress, repeat
 from typing import Any
 
 from ptq_validators.checkpoint import PROCESSOR_FILES, TOKENIZER_FILES, Checkpoint, Documents
-from ptq_validators.io.safetensors import DTYPE_BITS, INFO_BEGIN, INFO_DTYPE, INFO_END, INFO_LAYOUT, INFO_NAME
+from ptq_validators.io.safetensors import (
+    DTYPE_BITS,
+    INFO_BEGIN,
+    INFO_DTYPE,
+    INFO_END,
+    INFO_NAME,
+    INFO_SHAPE,
+    TensorInfo,
+)
 from ptq_validators.layers import Grouping
 from ptq_validators.values import DECODABLE, decode
 
@@ -103,25 +111,23 @@ def read_scalar_scales(
     Weight bytes are never read here."""
     # A role first, then the layout: size and dtype depend on the layout alone, and a 671B
     # export has a few dozen layouts, judged once each; the tensors that pass are marked at C
-    # speed (the layout pairs are made twice rather than kept: 135k of them would be 8 MB).
+    # speed.
     wanted = list(map(roles.__contains__, grouping.roles))
     candidates = list(compress(checkpoint.tensors.values(), wanted))
     small = {
         (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(map(INFO_LAYOUT, candidates))
+        for dtype, shape in set(_layouts(candidates))
     }
     single = {layout: passes and math.prod(layout[1]) == 1 for layout, passes in small.items()}
     rule = {role: single if role == "weight_scale" else small for role in roles}  # per-tensor only
     rules = map(rule.__getitem__, compress(grouping.roles, wanted))
     picked = [False] * len(wanted)
     places = compress(range(len(wanted)), wanted)
-    deque(
-        map(picked.__setitem__, places, map(dict.__getitem__, rules, map(INFO_LAYOUT, candidates))), maxlen=0
-    )
+    deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, _layouts(candidates))), maxlen=0)
     values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
         dtypes = set(map(INFO_DTYPE, members))
-        sizes = map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members))
+        sizes = list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
         if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
             bounds = list(accumulate(sizes, initial=0))
             pieces = map(data.__getitem__, map(slice, bounds[:-1], bounds[1:]))
@@ -131,7 +137,16 @@ def read_scalar_scales(
         # One dtype (the usual case): every value at once, then each tensor's share.
         dtype = dtypes.pop()
         flat = tuple(decode(dtype, data))  # its slices are tuples: smaller than lists
+        if set(sizes) == {DTYPE_BITS[dtype] // 8}:  # one value each (scalar scales): their 1-tuples
+            values.update(zip(map(INFO_NAME, members), zip(flat), strict=True))
+            continue
         bounds = list(accumulate(map(operator.floordiv, sizes, repeat(DTYPE_BITS[dtype] // 8)), initial=0))
         shares = map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))
         values.update(zip(map(INFO_NAME, members), shares, strict=True))
     return values
+
+
+def _layouts(infos: list[TensorInfo]) -> zip[tuple[str, tuple[int, ...]]]:
+    """The (dtype, shape) of each of ``infos``, for lookups: zip makes a pair again only when
+    the last one is still held (135k pairs kept would be 8 MB)."""
+    return zip(map(INFO_DTYPE, infos), map(INFO_SHAPE, infos), strict=True)

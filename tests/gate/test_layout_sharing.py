@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import struct
 import sys
 from collections import Counter
 from fnmatch import fnmatchcase
@@ -53,8 +54,9 @@ from ptq_validators.recipes import modelopt_qformat
 from ptq_validators.scan import _inventory_coverage, run_scan
 from ptq_validators.source_summary import summarize
 from ptq_validators.taxonomy import LayerGroup, classify
-from ptq_validators.values import DECODABLE
+from ptq_validators.values import DECODABLE, decode
 from ptq_validators.verdict import summary as gate_summary
+from tests.ckpt_edit import RawTensor, copy_checkpoint, read_tensors, write_tensors
 from tests.conftest import FIXTURES, ROOT, manifest, quantized_fixtures, recipe_args
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -226,6 +228,17 @@ def reference_scale_names(checkpoint: Checkpoint) -> list[str]:
     )
 
 
+def reference_scale_values(checkpoint: Checkpoint, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each of ``names`` read and decoded on its own (values as their repr: NaN equals NaN)."""
+    values = {}
+    for name in names:
+        info, shard = checkpoint.tensors[name], checkpoint.tensor_file[name]
+        start = checkpoint.headers[shard].data_offset + info.begin
+        data = checkpoint.source.read_range(shard, start, info.end - info.begin)
+        values[name] = tuple(map(repr, decode(info.dtype, data)))
+    return values
+
+
 def reference_base_names(table: LayerTable, source_names: frozenset[str]) -> tuple[set[str], list[str]]:
     """The names check's source-comparable names and foreign tensors, module by module."""
     bases: set[str] = set()
@@ -264,6 +277,8 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     assert counts == reference_counts(table) == reference_counts(reference)
     values = read_scalar_scales(checkpoint, table.grouping, SCALAR_SCALE_ROLES)
     assert list(values) == reference_scale_names(checkpoint)
+    decoded = {name: tuple(map(repr, value)) for name, value in values.items()}
+    assert decoded == reference_scale_values(checkpoint, list(values))
     source_summary = summarize(Checkpoint.open(LocalSource(source or directory)))
     known, essential = source_summary.tensor_names, set(source_summary.essential_names)
     bases, foreign = reference_base_names(reference, known)
@@ -397,6 +412,21 @@ def test_a_tensor_its_module_does_not_hold_is_left_out_alike(tmp_path):
     grouping = build_layer_table(Checkpoint.open(LocalSource(tmp_path))).grouping
     assert grouping.shadowed == [True, False, False]
     assert_same_as_reference(tmp_path, tmp_path)
+
+
+def test_scales_of_several_values_each_get_their_own_share(tmp_path):
+    """Scalar-role scales of one dtype in one shard, of 2, 0 and 1 values (as many values as
+    tensors, but not one each): each tensor gets its own values, as read one by one."""
+    copy_checkpoint(FIXTURES / "modelopt-fp8-llama", tmp_path / "out")
+    out = tmp_path / "out"
+    tensors, _ = read_tensors(out / "model.safetensors")
+    scales = sorted(name for name in tensors if name.endswith(".input_scale"))[:3]
+    for name, count in zip(scales, (2, 0, 1), strict=True):
+        tensors[name] = RawTensor(
+            "F32", (count,), struct.pack(f"<{count}f", *[0.5 + i for i in range(count)])
+        )
+    write_tensors(out / "model.safetensors", tensors)
+    assert_same_as_reference(out, FIXTURES / "src-llama")
 
 
 def header_file(tmp_path: Path, name: str, header: dict[str, Any], data: int) -> None:
