@@ -5,9 +5,10 @@ grouping its tensors into modules: only the export's table is built. A source's 
 name shape (layer and expert indices masked) nearly always store the same roles with the same
 dtypes and shapes, which counting its tensors per (name shape, role, dtype, shape) proves at C
 speed; each such template is then recognised once, on one of its modules, and its layers share
-the answer. A source where the counts do not prove it (or whose tensor names end in something
-other than a known role) is read module by module (``layers.original_layers``), with the same
-result.
+the answer. The shapes the counts do not prove alike are read module by module
+(``layers.original_layers``), with the same result; so is a whole source that is mostly unalike,
+or one where a name may not split into module and role at its last dot (a fused expert
+parameter, which ``layers.split_role`` cuts elsewhere).
 """
 
 from __future__ import annotations
