@@ -116,14 +116,14 @@ def read_scalar_scales(
     candidates = list(compress(checkpoint.tensors.values(), wanted))
     small = {
         (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(_layouts(candidates))
+        for dtype, shape in set(_layout_pairs(candidates))
     }
     single = {layout: passes and math.prod(layout[1]) == 1 for layout, passes in small.items()}
     rule = {role: single if role == "weight_scale" else small for role in roles}  # per-tensor only
     rules = map(rule.__getitem__, compress(grouping.roles, wanted))
     picked = [False] * len(wanted)
     places = compress(range(len(wanted)), wanted)
-    deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, _layouts(candidates))), maxlen=0)
+    deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, _layout_pairs(candidates))), maxlen=0)
     values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
         dtypes = set(map(INFO_DTYPE, members))
@@ -146,7 +146,7 @@ def read_scalar_scales(
     return values
 
 
-def _layouts(infos: list[TensorInfo]) -> zip[tuple[str, tuple[int, ...]]]:
+def _layout_pairs(infos: list[TensorInfo]) -> zip[tuple[str, tuple[int, ...]]]:
     """The (dtype, shape) of each of ``infos``, for lookups: zip makes a pair again only when
     the last one is still held (135k pairs kept would be 8 MB)."""
     return zip(map(INFO_DTYPE, infos), map(INFO_SHAPE, infos), strict=True)

@@ -26,7 +26,7 @@ from ptq_validators.formats import read_declaration, recognize
 from ptq_validators.formats.base import Declaration, Hints, Module
 from ptq_validators.formats.roles import AUXILIARY_ROLES, QUANTIZATION_ROLES
 from ptq_validators.globs import index_key, name_shapes
-from ptq_validators.io.safetensors import INFO_DTYPE, INFO_SHAPE
+from ptq_validators.io.safetensors import INFO_DTYPE, INFO_SHAPE, TensorInfo
 from ptq_validators.layers import (
     SHARED_ROLES,
     essential_names,
@@ -190,6 +190,6 @@ def _recognized(module: Module, hints: Hints) -> tuple[tuple[int, ...], int]:
     return stored.shape, stored.elements + auxiliary
 
 
-def _module(name: str, roles: list[str], tensors: dict[str, Any]) -> Module:
+def _module(name: str, roles: list[str], tensors: dict[str, TensorInfo]) -> Module:
     """Module ``name`` with its tensors of ``roles``."""
     return Module(name, {role: tensors[f"{name}.{role}"] for role in roles})
