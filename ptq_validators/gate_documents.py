@@ -19,7 +19,6 @@ from ptq_validators.io.safetensors import (
     INFO_END,
     INFO_NAME,
     INFO_SHAPE,
-    TensorInfo,
 )
 from ptq_validators.layers import Grouping
 from ptq_validators.values import DECODABLE, decode
@@ -109,21 +108,26 @@ def read_scalar_scales(
     role is in ``roles`` (global, input, KV scales; a ``weight_scale`` only when per-tensor): a
     few bytes each, read with one open per shard and one read per run of adjacent scales.
     Weight bytes are never read here."""
-    # A role first, then the layout: size and dtype depend on the layout alone, and a 671B
-    # export has a few dozen layouts, judged once each; the tensors that pass are marked at C
-    # speed.
+    # Whether a tensor is read depends on its role and layout alone, and a 671B export has a
+    # few dozen of those pairs, judged once each. Usually every tensor of a role gets one answer
+    # (all its global scales are scalars): then the tensors are marked by role, at C speed.
     wanted = list(map(roles.__contains__, grouping.roles))
     candidates = list(compress(checkpoint.tensors.values(), wanted))
-    small = {
-        (dtype, shape): dtype in DECODABLE and math.prod(shape) * DTYPE_BITS[dtype] <= 8 * MAX_SCALAR_BYTES
-        for dtype, shape in set(_layout_pairs(candidates))
-    }
-    single = {layout: passes and math.prod(layout[1]) == 1 for layout, passes in small.items()}
-    rule = {role: single if role == "weight_scale" else small for role in roles}  # per-tensor only
-    rules = map(rule.__getitem__, compress(grouping.roles, wanted))
-    picked = [False] * len(wanted)
-    places = compress(range(len(wanted)), wanted)
-    deque(map(picked.__setitem__, places, map(dict.__getitem__, rules, _layout_pairs(candidates))), maxlen=0)
+    candidate_roles = list(compress(grouping.roles, wanted))
+    kinds = set(zip(candidate_roles, map(INFO_DTYPE, candidates), map(INFO_SHAPE, candidates), strict=True))
+    readable = {(role, dtype, shape): _readable(role, dtype, shape) for role, dtype, shape in kinds}
+    answers: dict[str, set[bool]] = {}
+    for (role, _, _), verdict in readable.items():
+        answers.setdefault(role, set()).add(verdict)
+    if all(len(verdicts) == 1 for verdicts in answers.values()):
+        by_role = {role: verdicts.pop() for role, verdicts in answers.items()}
+        picked: list[Any] = list(map(by_role.get, grouping.roles, repeat(False)))
+    else:  # some role read for some layouts only: judged tensor by tensor
+        picked = [False] * len(wanted)
+        keys = zip(candidate_roles, map(INFO_DTYPE, candidates), map(INFO_SHAPE, candidates), strict=True)
+        places = compress(range(len(wanted)), wanted)
+        deque(map(picked.__setitem__, places, map(readable.__getitem__, keys)), maxlen=0)
+    del candidates, candidate_roles
     values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
         dtypes = set(map(INFO_DTYPE, members))
@@ -146,7 +150,10 @@ def read_scalar_scales(
     return values
 
 
-def _layout_pairs(infos: list[TensorInfo]) -> zip[tuple[str, tuple[int, ...]]]:
-    """The (dtype, shape) of each of ``infos``, for lookups: zip makes a pair again only when
-    the last one is still held (135k pairs kept would be 8 MB)."""
-    return zip(map(INFO_DTYPE, infos), map(INFO_SHAPE, infos), strict=True)
+def _readable(role: str, dtype: str, shape: tuple[int, ...]) -> bool:
+    """Whether a scale tensor of ``role``, ``dtype`` and ``shape`` is read: a decodable dtype
+    within ``MAX_SCALAR_BYTES``, and a ``weight_scale`` only when per-tensor (one value)."""
+    elements = math.prod(shape)
+    if dtype not in DECODABLE or elements * DTYPE_BITS[dtype] > 8 * MAX_SCALAR_BYTES:
+        return False
+    return role != "weight_scale" or elements == 1

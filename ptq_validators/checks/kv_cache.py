@@ -37,10 +37,12 @@ def check_kv_cache(table: LayerTable) -> CheckResult:
     attention = sorted({name.rpartition(".")[0] for name, _ in named_layers(table, projections)})
     stored: dict[str, set[str]] = {}
     conventions: set[str] = set()
-    # Few modules (if any) store a KV scale: found at C speed, then looked at one by one.
-    lacking = map(_KV_SCALES.isdisjoint, map(TENSORS_OF, table.modules.values()))
-    for name in compress(table.modules, map(operator.not_, lacking)):
-        module = table.modules[name]
+    # Few modules (if any) store a KV scale: none when no tensor has a KV role (the usual
+    # case, told from the roles list), else found at C speed and looked at one by one.
+    modules = table.modules if not _KV_SCALES.isdisjoint(table.grouping.roles) else {}
+    lacking = map(_KV_SCALES.isdisjoint, map(TENSORS_OF, modules.values()))
+    for name in compress(modules, map(operator.not_, lacking)):
+        module = modules[name]
         for role in KV_SCALE_ROLES:
             if role in module.tensors:
                 attn = name.rpartition(".")[0] if name.rpartition(".")[2] in _PROJECTIONS else name

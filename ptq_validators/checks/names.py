@@ -27,10 +27,12 @@ def compare_names(
     names, roles = grouping.held()
     holds = grouping.holder()
     # Most tensors are the source's own or quantization tensors: both sorted out at C speed,
-    # without a set of the matching names; the few left are looked at one by one.
-    matched = sum(map(source_names.__contains__, names))
+    # without a set of the matching names, each name looked up once (the set is far larger than
+    # the caches: a lookup is mostly misses); the few left are looked at one by one.
+    in_source = list(map(source_names.__contains__, names))
+    matched = sum(in_source)
     comparable = {role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in set(roles)}
-    not_in_source = map(operator.not_, map(source_names.__contains__, names))
+    not_in_source = map(operator.not_, in_source)
     left = compress(
         zip(names, roles, strict=True), map(operator.and_, not_in_source, map(comparable.__getitem__, roles))
     )

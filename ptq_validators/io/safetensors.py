@@ -78,6 +78,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -122,8 +123,8 @@ _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The number -0 where a JSON value can start (false hits inside strings only cost speed).
 _NEGATIVE_ZERO = re.compile(rb"[\[,:][ \t\r\n]*-0(?![.eE0-9])")
-# Validated (dtype, shape) → (the shared shape tuple, its size in bytes).
-Layouts = dict[tuple[str, tuple[int, ...]], tuple[tuple[int, ...], int]]
+# Validated (dtype, shape) → (that dtype, the shared shape tuple, its size in bytes).
+Layouts = dict[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...], int]]
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
 
@@ -149,10 +150,9 @@ _decode_entries: Callable[[bytes | bytearray], dict[str, Any]] = msgspec.json.De
 _decode_metadata = msgspec.json.Decoder(dict[str, str]).decode
 _METADATA_START = re.compile(rb'\{[ \t\r\n]*"__metadata__"[ \t\r\n]*:[ \t\r\n]*(?=\{)')
 _COMMA = re.compile(rb"[ \t\r\n]*,")
-_DTYPE_FIELD = operator.attrgetter("dtype")
-_SHAPE_FIELD = operator.attrgetter("shape")
+_LAYOUT_FIELDS = operator.attrgetter("dtype", "shape")
 _OFFSETS_FIELD = operator.attrgetter("data_offsets")
-_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+_FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 
 
 class TensorInfo(NamedTuple):
@@ -307,15 +307,17 @@ def parse_header_fast(
     if header_bytes.count(b":") != keys:
         return None
     infos = list(entries.values())
-    dtypes, shapes = list(map(_DTYPE_FIELD, infos)), list(map(_SHAPE_FIELD, infos))
-    shared: list[Any] = list(map(layouts.get, zip(dtypes, shapes, strict=True)))
-    if None in shared:
-        if not _learn_layouts(entries, dtypes, shapes, layouts, display):
+    # (dtype, shape) → (dtype, shared shape, bytes): a few dozen layouts, each checked once.
+    try:
+        shared: list[Any] = list(map(layouts.__getitem__, map(_LAYOUT_FIELDS, infos)))
+    except KeyError:
+        if not _learn_layouts(entries, layouts, display):
             return None
-        shared = list(map(layouts.__getitem__, zip(dtypes, shapes, strict=True)))
-    begins = list(map(_FIRST, map(_OFFSETS_FIELD, infos)))
-    ends = list(map(_SECOND, map(_OFFSETS_FIELD, infos)))
-    if any(map(operator.ne, map(operator.sub, ends, begins), map(_SECOND, shared))):
+        shared = list(map(layouts.__getitem__, map(_LAYOUT_FIELDS, infos)))
+    offsets = list(chain.from_iterable(map(_OFFSETS_FIELD, infos)))
+    begins, ends = offsets[0::2], offsets[1::2]
+    del offsets
+    if any(map(operator.ne, map(operator.sub, ends, begins), map(_THIRD, shared))):
         return None
     buffer_size = file_size - 8 - len(header_bytes)
     if _contiguous(begins, ends, buffer_size):
@@ -324,18 +326,16 @@ def parse_header_fast(
         ordered = sorted(zip(begins, ends, strict=True))
         if not _contiguous(list(map(_FIRST, ordered)), list(map(_SECOND, ordered)), buffer_size):
             return None
-    rows = zip(entries, dtypes, map(_FIRST, shared), begins, ends, strict=True)
+    rows = zip(entries, map(_FIRST, shared), map(_SECOND, shared), begins, ends, strict=True)
     tensors = dict(zip(entries, map(_new_info, rows), strict=True))
     return SafetensorsHeader(display, file_size, len(header_bytes), metadata, tensors=tensors)
 
 
-def _learn_layouts(
-    entries: dict[str, Any], dtypes: list[str], shapes: list[tuple[int, ...]], layouts: Layouts, display: str
-) -> bool:
+def _learn_layouts(entries: dict[str, Any], layouts: Layouts, display: str) -> bool:
     """Check each (dtype, shape) not yet in ``layouts`` by the exact rules, on one tensor that has
     it, and add it; False when that tensor breaks a rule (the exact path will name it)."""
     names, infos = list(entries), list(entries.values())
-    for kind, index in dict(zip(zip(dtypes, shapes, strict=True), range(len(names)), strict=True)).items():
+    for kind, index in dict(zip(map(_LAYOUT_FIELDS, infos), range(len(names)), strict=True)).items():
         if kind not in layouts:
             entry = infos[index]
             pairs = (
@@ -347,7 +347,7 @@ def _learn_layouts(
                 info = _tensor_info(names[index], pairs, display, [])
             except HeaderError:
                 return False
-            layouts[kind] = (kind[1], info.end - info.begin)
+            layouts[kind] = (kind[0], kind[1], info.end - info.begin)
     return True
 
 
@@ -458,11 +458,11 @@ def _tensor_infos(
                     known = None
                 if known is not None and type(offsets) is list and len(offsets) == 2:
                     begin, end = offsets
-                    if type(begin) is int and type(end) is int and begin >= 0 and end - begin == known[1]:
-                        tensors[name] = TensorInfo(name, dtype, known[0], begin, end)
+                    if type(begin) is int and type(end) is int and begin >= 0 and end - begin == known[2]:
+                        tensors[name] = TensorInfo(name, dtype, known[1], begin, end)
                         continue
         info = tensors[name] = _tensor_info(name, entry, display, warnings)
-        layouts[info.dtype, info.shape] = (info.shape, info.end - info.begin)
+        layouts[info.dtype, info.shape] = (info.dtype, info.shape, info.end - info.begin)
     return tensors
 
 
