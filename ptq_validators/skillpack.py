@@ -6,6 +6,10 @@ An installed skill must stand alone, because agents copy or cache skill folders 
 install writes ``<target>/<name>/SKILL.md`` with its links pointing at ``references/x.md`` and
 copies those references (and the ones they link to) into ``<target>/<name>/references/``.
 
+The pack's own "``ptqv: command not found``" paragraph (install the checkout two folders up)
+is wrong for such a copy, so the install puts in its place the interpreter that ran it, which
+has the package: ``<python> -m ptq_validators`` works wherever ``ptqv`` is not on ``PATH``.
+
 Each installed skill keeps ``.ptqv-install.json`` with the hash of every file written, so a later
 install can tell a copy it wrote and nobody touched (replaced) from one a person edited
 (refused without ``force``).
@@ -17,6 +21,8 @@ import hashlib
 import json
 import os
 import re
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +35,8 @@ RECORD_FILE = ".ptqv-install.json"
 _PACK_REFERENCES = "../../references/"
 # A Markdown link target: ``](path)`` or ``](path#anchor)``; external links are filtered later.
 _LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
+# The paragraph of a SKILL.md that says what to do when the shell has no ``ptqv``.
+INSTALL_HINT = re.compile(r"^`ptqv: command not found`.*?(?=\n\n|\Z)", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,24 @@ def plan_skill(name: str) -> list[PlannedFile]:
     for path in sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         data = path.read_bytes()
         if path.name == SKILL_FILE and path.parent == source:
-            data = data.replace(f"]({_PACK_REFERENCES}".encode(), b"](references/")
+            text = data.decode("utf-8").replace(f"]({_PACK_REFERENCES}", "](references/")
+            data = INSTALL_HINT.sub(_installed_hint(), text, count=1).encode("utf-8")
         files.append(PlannedFile(path.relative_to(source).as_posix(), data))
     references = data_dir("references")
     files += [
         PlannedFile(f"references/{ref}", (references / ref).read_bytes()) for ref in skill_references(name)
     ]
     return files
+
+
+def _installed_hint() -> str:
+    """The "command not found" paragraph of an installed copy: the Python running this install
+    has ptq_validators, so its ``-m ptq_validators`` stands in for ``ptqv``."""
+    python = shlex.quote(sys.executable or "python")
+    return (
+        "`ptqv: command not found`: this copy was installed by `ptqv skills install`, run by "
+        f"`{python}`; run `{python} -m ptq_validators` wherever a command says `ptqv`."
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from ptq_validators import __version__, cli_reference
-from ptq_validators.skillpack import RECORD_FILE, relative_links
+from ptq_validators.skillpack import INSTALL_HINT, RECORD_FILE, relative_links
 from tests.conftest import ROOT
 from tests.skills.pack import REFERENCES, SKILLS
 
@@ -63,6 +66,23 @@ def test_install_into_an_empty_folder(ptqv, tmp_path: Path) -> None:
     assert "](references/errors.md)" in gate and "../../references" not in gate
     # only what the skill names travels with it
     assert not (tmp_path / "skills" / "ptq-gate" / "references" / "cli.md").exists()
+
+
+def test_an_installed_copy_says_how_to_run_ptqv_without_the_checkout(ptqv, tmp_path: Path) -> None:
+    # The pack's paragraph installs the checkout two folders up: from ~/.claude/skills/ptq that
+    # is ~/.claude. An installed copy names the Python that installed it, which has the package.
+    assert ptqv("skills", "install", "--target", tmp_path / "skills").code == 0
+    command = f"{shlex.quote(sys.executable)} -m ptq_validators"
+    for installed in sorted((tmp_path / "skills").glob("*/SKILL.md")):
+        text = installed.read_text(encoding="utf-8")
+        hint = text[text.index("`ptqv: command not found`") : text.index("```bash")]
+        assert f"`{command}`" in hint and "folders up" not in hint, installed
+        # the rest of the skill is the pack's, word for word
+        pack = (SKILLS / installed.parent.name / "SKILL.md").read_text(encoding="utf-8")
+        pack = pack.replace("](../../references/", "](references/")
+        assert INSTALL_HINT.sub("", pack, count=1) == INSTALL_HINT.sub("", text, count=1)
+    ran = subprocess.run([*shlex.split(command), "--version"], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0 and __version__ in ran.stdout, ran.stderr
 
 
 def test_reinstall_keeps_unchanged_files_and_refuses_edited_ones(ptqv, tmp_path: Path) -> None:

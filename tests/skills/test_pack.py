@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ptq_validators.skillpack import relative_links
+from ptq_validators.skillpack import INSTALL_HINT, relative_links
 from tests.skills.pack import (
     GENERATED,
     REFERENCES,
@@ -51,6 +51,9 @@ def test_front_matter_follows_the_spec(name: str) -> None:
     # when the shell cannot find it, before its first command
     first_command = body.index("```bash")
     assert "`ptqv: command not found`" in body[:first_command] and "pip install" in body[:first_command]
+    # ... in one paragraph of its own, which `ptqv skills install` replaces in its copies
+    hints = list(INSTALL_HINT.finditer(body))
+    assert len(hints) == 1 and hints[0].end() < first_command and "pip install" in hints[0].group()
 
 
 @pytest.mark.parametrize("name", SKILL_NAMES)
