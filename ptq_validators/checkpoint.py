@@ -368,12 +368,13 @@ def _read_weight_map(source: ByteSource, on_disk: list[str]) -> dict[str, str]:
 
 def _decode_weight_map(raw: bytes, shards: list[str]) -> dict[str, str] | None:
     """The ``weight_map`` of index ``raw`` decoded by msgspec (about twice as fast as ``json`` on a
-    671B index), each value as the one string of ``shards`` it equals (180k copies of shard names
-    are 14 MB on a 671B export); None for anything it refuses, an index naming a file not among
-    ``shards`` included (the exact read then gives that map, and the shard checks name the file)."""
+    671B index), each shard name as one shared string (180k copies of shard names are 14 MB on a
+    671B export; typing caches the ``Literal``, so the string may be an equal one of an earlier
+    call); None for anything it refuses, an index naming a file not among ``shards`` included
+    (the exact read then gives that map, and the shard checks name the file)."""
     if not shards:
         return None
-    shard: Any = Literal[tuple(shards)]  # a value decodes as the string of ``shards`` it equals
+    shard: Any = Literal[tuple(shards)]  # a value decodes as the one string of its shard name
     index: Any = msgspec.defstruct("_Index", [("weight_map", dict[str, shard])])
     try:
         # msgspec checks UTF-8 itself: an ASCII index (the usual one) needs no decoded copy.
