@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -21,9 +21,14 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def parse_bundled(stream: IO[str]) -> Any:
+    """One YAML file we ship, parsed by ``SAFE_LOADER``."""
+    return yaml.load(stream, Loader=SAFE_LOADER)  # a safe loader
+
+
 @cache
 def load_data(stage: str, filename: str) -> dict[str, Any]:
     """The parsed ``<stage>/data/<filename>`` (e.g. ``("preflight", "gpus.yaml")``)."""
     with open(_PACKAGE_DIR / stage / "data" / filename, encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=SAFE_LOADER)  # a safe loader
+        data = parse_bundled(handle)
     return {key: value for key, value in data.items() if not str(key).startswith("_")}

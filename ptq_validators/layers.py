@@ -614,9 +614,7 @@ def original_layers(checkpoint: Checkpoint, tensors: dict[str, TensorInfo] | Non
         tensors = module.tensors
         layout = (module.fused, tuple(tensors), tuple(map(INFO_LAYOUT, tensors.values())))
         if layout not in recognized:
-            stored = recognize(module, hints)
-            aux = sum(info.numel for role, info in tensors.items() if role in AUXILIARY_ROLES)
-            recognized[layout] = (stored.shape, stored.elements + aux)
+            recognized[layout] = original_shape(module, hints)
         known[at] = recognized[layout]
     found_layers = [known[at] for at in layouts]
     layer_names = list(compress(names, found_layers))
@@ -624,6 +622,13 @@ def original_layers(checkpoint: Checkpoint, tensors: dict[str, TensorInfo] | Non
     shapes = dict(zip(layer_names, map(_FIRST, layer_found), strict=True))
     elements = dict(zip(layer_names, map(_LAST, layer_found), strict=True))
     return OriginalLayers(grouping, shapes, original_parameters(modules, elements))
+
+
+def original_shape(module: Module, hints: Hints) -> tuple[tuple[int, ...], int]:
+    """The original shape of ``module``'s weight, and its elements with those of its biases."""
+    stored = recognize(module, hints)
+    auxiliary = sum(info.numel for role, info in module.tensors.items() if role in AUXILIARY_ROLES)
+    return stored.shape, stored.elements + auxiliary
 
 
 def _layer_kinds(

@@ -22,9 +22,9 @@ from itertools import compress, count, repeat
 from typing import Any
 
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.formats import read_declaration, recognize
+from ptq_validators.formats import read_declaration
 from ptq_validators.formats.base import Declaration, Hints, Module
-from ptq_validators.formats.roles import AUXILIARY_ROLES, QUANTIZATION_ROLES
+from ptq_validators.formats.roles import QUANTIZATION_ROLES
 from ptq_validators.globs import index_key, name_shapes
 from ptq_validators.io.safetensors import INFO_DTYPE, INFO_SHAPE, TensorInfo
 from ptq_validators.layers import (
@@ -33,6 +33,7 @@ from ptq_validators.layers import (
     is_layer,
     module_class,
     original_layers,
+    original_shape,
     read_documents,
 )
 from ptq_validators.model_config import num_hidden_layers
@@ -149,7 +150,7 @@ def _original_shapes(
         declared = declaration.declared("")
         hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)
         found = {
-            shape: _recognized(_module(name, roles_of[shape], source.tensors), hints)
+            shape: original_shape(_module(name, roles_of[shape], source.tensors), hints)
             for shape, name in dict(zip(reversed(layer_shapes), reversed(layer_names), strict=True)).items()
         }
         return list(map(found.__getitem__, layer_shapes))
@@ -163,7 +164,7 @@ def _original_shapes(
     first: dict[tuple[Any, ...], int] = {}
     positions = list(map(first.setdefault, keys, count()))
     judged = {
-        at: _declared_and_recognized(
+        at: _declared_andoriginal_shape(
             declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], source.tensors)
         )
         for (shape, mtp, _), at in first.items()
@@ -171,23 +172,16 @@ def _original_shapes(
     return list(map(judged.__getitem__, positions))
 
 
-def _declared_and_recognized(
+def _declared_andoriginal_shape(
     declaration: Declaration, name: str, mtp: bool, module: Module
 ) -> tuple[tuple[int, ...], int]:
-    """``_recognized`` with the hints the declaration gives the layer ``name``."""
+    """``layers.original_shape`` with the hints the declaration gives the layer ``name``."""
     template = index_key(name)
     group = LayerGroup.MTP if mtp else classify_template(template)
     declared = declaration.declared(name, module_class=module_class(template, group))
-    return _recognized(
+    return original_shape(
         module, Hints(declaration.declared_bits(name), declared.group_size, None, declared.block)
     )
-
-
-def _recognized(module: Module, hints: Hints) -> tuple[tuple[int, ...], int]:
-    """The original shape of ``module``'s weight, and its elements with those of its biases."""
-    stored = recognize(module, hints)
-    auxiliary = sum(info.numel for role, info in module.tensors.items() if role in AUXILIARY_ROLES)
-    return stored.shape, stored.elements + auxiliary
 
 
 def _module(name: str, roles: list[str], tensors: dict[str, TensorInfo]) -> Module:

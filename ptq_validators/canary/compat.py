@@ -15,10 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
-from ptq_validators.datafiles import SAFE_LOADER
+from ptq_validators.datafiles import parse_bundled
 from ptq_validators.errors import UsageError
 from ptq_validators.layers import QUANTIZED_BUT_EXCLUDED, Layer, LayerTable
 from ptq_validators.taxonomy import LayerGroup
@@ -110,7 +108,7 @@ def load_engine(spec: str) -> EngineData:
 @cache
 def _load(path: Path) -> EngineData:
     with open(path, encoding="utf-8") as handle:
-        rules = yaml.load(handle, Loader=SAFE_LOADER)  # a safe loader
+        rules = parse_bundled(handle)
     return EngineData(str(rules["engine"]), str(rules["version"]), rules, path)
 
 
