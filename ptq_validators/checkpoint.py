@@ -9,7 +9,6 @@ shard, a tensor the index misplaces) are collected in ``issues`` for the gate to
 
 from __future__ import annotations
 
-import hashlib
 import json
 import operator
 import os
@@ -170,6 +169,8 @@ class Documents:
         """SHA-256 of a binary document such as ``tokenizer.model`` (None when absent)."""
         if name not in self.files:
             return None
+        import hashlib  # here: most checkpoints have no such blob, and the import costs 3 ms
+
         return hashlib.sha256(self.source.read_bytes(name)).hexdigest()
 
     @property

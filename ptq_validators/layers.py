@@ -752,8 +752,12 @@ def natural_order(names: list[str]) -> list[str]:
         members.setdefault(shape, []).append(name)
     runs = {shape: [run.span() for run in MASKED_RUN.finditer(shape)] for shape in members}
     width = 1 + max((end - start for spans in runs.values() for start, end in spans), default=0)
-    keyed: dict[str, str] = {}
+    keys: list[str] = []
+    ordered: list[str] = []
     for shape, group in members.items():
+        # Within a shape the digit runs have one width each, so plain order is the natural one:
+        # sorted first, each shape's keys are a sorted run, which the final sort only merges.
+        group.sort()
         texts = MASKED_RUN.split(shape)
         parts: list[Iterable[str]] = [repeat(texts[0], len(group))]
         for (start, end), text in zip(runs[shape], texts[1:], strict=True):
@@ -761,8 +765,9 @@ def natural_order(names: list[str]) -> list[str]:
             if end - start > 1 and any(map(str.startswith, digits, repeat("0"))):
                 return sorted(names, key=_natural_key)  # "007" and "7" are one number
             parts += [repeat("\0" * (width - end + start), len(group)), digits, repeat(text, len(group))]
-        keyed.update(zip(map("".join, zip(*parts, strict=True)), group, strict=True))
-    return list(map(keyed.__getitem__, sorted(keyed)))
+        keys += map("".join, zip(*parts, strict=True))
+        ordered += group
+    return list(map(ordered.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
 
 
 def _natural_key(name: str) -> list[Any]:

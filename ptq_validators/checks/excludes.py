@@ -55,8 +55,9 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
             classes = map(_CLASS, map(KIND_OF, layers))
             matches = list(declaration.matching(pattern, map(NAME_OF, layers), classes))
             hits = sum(matches)
-            is_quantized = map(quantized_kinds.__contains__, map(KIND_OF, layers))
-            flagged = list(compress(layers, map(operator.and_, matches, is_quantized)))
+            # Only the hits (mostly a few layers) are told quantized or not.
+            hit_layers = list(compress(layers, matches)) if hits else []
+            flagged = list(compress(hit_layers, map(quantized_kinds.__contains__, map(KIND_OF, hit_layers))))
             quantized = len(flagged)
         if quantized:
             # Hits in the order of their shapes, each shape's in name order.
