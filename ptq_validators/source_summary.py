@@ -164,7 +164,7 @@ def _original_shapes(
     first: dict[tuple[Any, ...], int] = {}
     positions = list(map(first.setdefault, keys, count()))
     judged = {
-        at: _declared_andoriginal_shape(
+        at: _declared_original_shape(
             declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], source.tensors)
         )
         for (shape, mtp, _), at in first.items()
@@ -172,7 +172,7 @@ def _original_shapes(
     return list(map(judged.__getitem__, positions))
 
 
-def _declared_andoriginal_shape(
+def _declared_original_shape(
     declaration: Declaration, name: str, mtp: bool, module: Module
 ) -> tuple[tuple[int, ...], int]:
     """``layers.original_shape`` with the hints the declaration gives the layer ``name``."""
