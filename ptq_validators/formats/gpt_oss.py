@@ -69,6 +69,15 @@ def _elements(shape: tuple[int, ...]) -> int:
     return count
 
 
+def tested_module(module_name: str) -> str:
+    """The module transformers tests against ``modules_to_not_convert`` for ``module_name``: an
+    expert parameter's ``…experts`` module, any other module itself. Declaring and the exclude
+    check both ask with it, so an entry that matches only the ``…experts`` module is seen to
+    exclude its parameters."""
+    expert = _EXPERT_PARAM.match(module_name)
+    return expert["experts"] if expert else module_name
+
+
 class Mxfp4Declaration(Declaration):
     """An ``Mxfp4Config`` block from ``config.json``."""
 
@@ -85,11 +94,11 @@ class Mxfp4Declaration(Declaration):
         }
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
-        expert = _EXPERT_PARAM.match(module_name)
-        entry = self.matcher.first_match(expert["experts"] if expert else module_name)
+        tested = tested_module(module_name)
+        entry = self.matcher.first_match(tested)
         if entry is not None:
             return Declared(None, None, f"modules_to_not_convert {entry!r}")
-        if expert is None:
+        if tested == module_name:
             return Declared(None, None, "mxfp4 converts only MoE experts")
         return Declared(
             Precision.MXFP4,
@@ -103,7 +112,7 @@ class Mxfp4Declaration(Declaration):
         return list(self.matcher.entries)
 
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
-        return self.matcher.matches(pattern, module_name)
+        return self.matcher.matches(pattern, tested_module(module_name))
 
     def pattern_index_free(self, pattern: str) -> bool:
         return self.matcher.index_free(pattern)

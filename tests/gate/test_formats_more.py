@@ -278,6 +278,24 @@ def test_mxfp4_declares_only_experts_and_reads_modules_to_not_convert():
     assert sorted(rows["model.layers.0.mlp.experts.down_proj"].tensors) == ["bias", "blocks", "scales"]
 
 
+def test_an_mxfp4_entry_naming_the_experts_module_is_matched_as_transformers_matches_it(ptqv, tmp_path):
+    """transformers tests an expert parameter's ``…experts`` module against
+    ``modules_to_not_convert``; an entry that matches that module (here by its ending) but not
+    the parameter's own name excludes the experts, and the exclude check must say it matches
+    them (stored MXFP4: a contradiction), not that it matches nothing."""
+    out = variant(tmp_path, "gptoss-mxfp4")
+    edit_json(
+        out, "config.json", lambda c: c["quantization_config"]["modules_to_not_convert"].append("mlp.experts")
+    )
+    code, checks, _ = gate(ptqv, out, "src-gptoss")
+    assert code == 1
+    assert checks["excludes"]["details"] == [
+        "'mlp.experts' matches 4 quantized modules: model.layers.0.mlp.experts.down_proj, "
+        "model.layers.1.mlp.experts.down_proj, model.layers.0.mlp.experts.gate_up_proj, "
+        "model.layers.1.mlp.experts.gate_up_proj"
+    ]
+
+
 def test_fused_experts_sit_beside_per_expert_linears():
     rows = table("modelopt-nvfp4experts-llama4", "src-llama4").by_name()
     fused = rows["model.layers.0.feed_forward.experts.gate_up_proj"]
