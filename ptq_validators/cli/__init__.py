@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 from ptq_validators.errors import INTERNAL_ERROR_EXIT
 
@@ -31,12 +32,19 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         _run(None)
-        code = 0
     except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        # Leave from inside the handler: the exception's traceback holds the command's frames,
+        # and through them its report; letting the exception go would first free that report
+        # object by object (about 1 % of a 671B gate).
+        _exit_now(done.code)
+    _exit_now(0)
+
+
+def _exit_now(code: object) -> NoReturn:
+    """Flush the output and end the process with ``code`` (a ``SystemExit`` code)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 def _run(argv: list[str] | None) -> None:
