@@ -17,9 +17,10 @@ from ptq_validators.io.safetensors import (
     INFO_BEGIN,
     INFO_DTYPE,
     INFO_END,
+    INFO_LAYOUT,
     INFO_NAME,
-    INFO_SHAPE,
     TensorInfo,
+    numbered_layout,
 )
 from ptq_validators.layers import Grouping
 from ptq_validators.values import DECODABLE, decode
@@ -116,9 +117,9 @@ def read_scalar_scales(
     candidates = list(compress(checkpoint.tensors.values(), wanted))
     candidate_roles = list(compress(grouping.roles, wanted))
     kinds = set(_role_layouts(candidate_roles, candidates))
-    readable = {(role, dtype, shape): _readable(role, dtype, shape) for role, dtype, shape in kinds}
+    readable = {(role, number): _readable(role, *numbered_layout(number)) for role, number in kinds}
     answers: dict[str, set[bool]] = {}
-    for (role, _, _), verdict in readable.items():
+    for (role, _), verdict in readable.items():
         answers.setdefault(role, set()).add(verdict)
     if all(len(verdicts) == 1 for verdicts in answers.values()):
         by_role = {role: verdicts.pop() for role, verdicts in answers.items()}
@@ -151,10 +152,10 @@ def read_scalar_scales(
     return values
 
 
-def _role_layouts(roles: list[str], infos: list[TensorInfo]) -> zip[tuple[str, str, tuple[int, ...]]]:
-    """The (role, dtype, shape) of each tensor, for lookups: made twice rather than kept (zip
+def _role_layouts(roles: list[str], infos: list[TensorInfo]) -> zip[tuple[str, int]]:
+    """The (role, layout number) of each tensor, for lookups: made twice rather than kept (zip
     reuses its tuple when the last one is let go; 135k of them kept would be 10 MB)."""
-    return zip(roles, map(INFO_DTYPE, infos), map(INFO_SHAPE, infos), strict=True)
+    return zip(roles, map(INFO_LAYOUT, infos), strict=True)
 
 
 def _readable(role: str, dtype: str, shape: tuple[int, ...]) -> bool:

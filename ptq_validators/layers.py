@@ -41,7 +41,7 @@ from ptq_validators.formats.roles import (
     WEIGHT_SIDE_ROLES,
 )
 from ptq_validators.globs import MASKED_RUN, digit_shapes, index_key, name_shapes
-from ptq_validators.io.safetensors import INFO_DTYPE, INFO_LAYOUT, INFO_SHAPE, TensorInfo
+from ptq_validators.io.safetensors import INFO_LAYOUT, TensorInfo
 from ptq_validators.model_config import num_hidden_layers
 from ptq_validators.precision import NO_ACTIVATION, Activation, Precision, scheme_label
 from ptq_validators.taxonomy import LayerGroup, classify_template, mtp_flags
@@ -528,17 +528,16 @@ def is_layer(module: Module) -> bool:
 
 def _layouts(shapes: list[str], modules: list[Module]) -> list[int]:
     """For each of ``modules`` (``shapes``: their ``name_shapes``), the position of the first
-    module laid out alike: same name shape, fused flag, and roles with their dtypes and shapes
-    in order. Such modules are one layer or none, of one template; the first stands for them.
-    Keyed at C speed, no call per module."""
+    module laid out alike: same name shape, fused flag, and roles with their layouts (dtype and
+    shape, by number) in order. Such modules are one layer or none, of one template; the first
+    stands for them. Keyed at C speed, no call per module."""
     tensors = list(map(TENSORS_OF, modules))
     values: Any = list(map(dict.values, tensors))
     keys = zip(
         shapes,
         map(_FUSED, modules),
         map(tuple, tensors),
-        map(tuple, map(map, repeat(INFO_DTYPE), values)),
-        map(tuple, map(map, repeat(INFO_SHAPE), values)),
+        map(tuple, map(map, repeat(INFO_LAYOUT), values)),
         strict=True,
     )
     first: dict[tuple[Any, ...], int] = {}

@@ -26,7 +26,7 @@ from ptq_validators.formats import read_declaration
 from ptq_validators.formats.base import Declaration, Hints, Module
 from ptq_validators.formats.roles import QUANTIZATION_ROLES
 from ptq_validators.globs import index_key, name_shapes
-from ptq_validators.io.safetensors import INFO_DTYPE, INFO_SHAPE, TensorInfo
+from ptq_validators.io.safetensors import INFO_LAYOUT, TensorInfo, numbered_layout
 from ptq_validators.layers import (
     SHARED_ROLES,
     essential_names,
@@ -97,7 +97,8 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     # at most once. So when every (shape, role, layout) of a name shape counts as many tensors
     # as the shape has modules, each of those modules holds each of its roles, in that layout
     # (the role has no other): one module speaks for all.
-    layouts = Counter(zip(tensor_shapes, roles, map(INFO_DTYPE, infos), map(INFO_SHAPE, infos), strict=True))
+    numbered = Counter(zip(tensor_shapes, roles, map(INFO_LAYOUT, infos), strict=True))
+    layouts = {(shape, role, *numbered_layout(number)): n for (shape, role, number), n in numbered.items()}
     modules_of = Counter(module_shapes)
     roles_of: dict[str, list[str]] = {}
     for shape, role, _, _ in layouts:

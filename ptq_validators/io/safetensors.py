@@ -75,6 +75,7 @@ import math
 import operator
 import re
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain, repeat
@@ -122,8 +123,8 @@ _TENSOR_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # The number -0 where a JSON value can start (false hits inside strings only cost speed).
 _NEGATIVE_ZERO = re.compile(rb"[\[,:][ \t\r\n]*-0(?![.eE0-9])")
-# Validated (dtype, shape) → (that dtype, the shared shape tuple, its size in bytes).
-Layouts = dict[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...], int]]
+# Validated (dtype, shape) → (that dtype, the shared shape tuple, its size in bytes, its number).
+Layouts = dict[tuple[str, tuple[int, ...]], tuple[str, tuple[int, ...], int, int]]
 _CORRUPT_HINT = "the file is corrupt, truncated or not safetensors; re-export or re-copy it"
 
 
@@ -152,19 +153,23 @@ _COMMA = re.compile(rb"[ \t\r\n]*,")
 _LAYOUT_FIELDS = operator.attrgetter("dtype", "shape")
 _OFFSETS_FIELD = operator.attrgetter("data_offsets")
 _FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+_FOURTH = operator.itemgetter(3)
 
 
 class TensorInfo(NamedTuple):
-    """One tensor's header entry. ``begin``/``end`` are relative to the data buffer.
+    """One tensor's header entry. ``begin``/``end`` are relative to the data buffer; ``layout``
+    numbers its (dtype, shape) (``layout_number``): tensors of one layout, of any checkpoint,
+    share the number, a key that hashes and compares without looking at the shape.
 
     A NamedTuple rather than a dataclass: a 671B-parameter export has ~200k of these, and tuple
-    construction is several times cheaper."""
+    construction is several times cheaper. Made by hand (tests): ``tensor_info``."""
 
     name: str
     dtype: str
     shape: tuple[int, ...]
     begin: int
     end: int
+    layout: int
 
     @property
     def numel(self) -> int:
@@ -182,9 +187,37 @@ class TensorInfo(NamedTuple):
 
 
 # TensorInfo's fields as C-speed getters, for passes over a whole tensor table.
-INFO_NAME, INFO_DTYPE, INFO_SHAPE = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
-INFO_LAYOUT = operator.itemgetter(1, 2)  # (dtype, shape)
+INFO_NAME, INFO_DTYPE = operator.itemgetter(0), operator.itemgetter(1)
 INFO_BEGIN, INFO_END = operator.itemgetter(3), operator.itemgetter(4)
+INFO_LAYOUT = operator.itemgetter(5)  # the number of its (dtype, shape): ``layout_number``
+
+# Every (dtype, shape) met in this process, numbered in order of first appearance: a layout is
+# keyed by its number where tensors are grouped by layout (a module's, tens of thousands of
+# times), instead of by a tuple whose shape is hashed and compared element by element each time.
+_NUMBERS: dict[tuple[str, tuple[int, ...]], int] = {}
+_NUMBERED: list[tuple[str, tuple[int, ...]]] = []
+_NUMBERING = threading.Lock()
+
+
+def layout_number(dtype: str, shape: tuple[int, ...]) -> int:
+    """The number of the layout (``dtype``, ``shape``): one per distinct pair, for the process."""
+    number = _NUMBERS.get((dtype, shape))
+    if number is None:
+        with _NUMBERING:
+            number = _NUMBERS.setdefault((dtype, shape), len(_NUMBERED))
+            if number == len(_NUMBERED):
+                _NUMBERED.append((dtype, shape))
+    return number
+
+
+def numbered_layout(number: int) -> tuple[str, tuple[int, ...]]:
+    """The (dtype, shape) of layout ``number`` (``layout_number``)."""
+    return _NUMBERED[number]
+
+
+def tensor_info(name: str, dtype: str, shape: tuple[int, ...], begin: int, end: int) -> TensorInfo:
+    """A ``TensorInfo`` with its layout numbered."""
+    return TensorInfo(name, dtype, shape, begin, end, layout_number(dtype, shape))
 
 
 @dataclass
@@ -303,7 +336,7 @@ def parse_header_fast(
     if header_bytes.count(b":") != keys:
         return None
     infos = list(entries.values())
-    # (dtype, shape) → (dtype, shared shape, bytes): a few dozen layouts, each checked once.
+    # (dtype, shape) → (dtype, shared shape, bytes, number): a few dozen layouts, each checked once.
     try:
         shared: list[Any] = list(map(layouts.__getitem__, map(_LAYOUT_FIELDS, infos)))
     except KeyError:
@@ -322,8 +355,10 @@ def parse_header_fast(
         ordered = sorted(zip(begins, ends, strict=True))
         if not _contiguous(list(map(_FIRST, ordered)), list(map(_SECOND, ordered)), buffer_size):
             return None
-    rows = zip(entries, map(_FIRST, shared), map(_SECOND, shared), begins, ends, strict=True)
-    # TensorInfo from each (name, ..., end) row in C (a partial of tuple.__new__ costs 15 % more).
+    rows = zip(
+        entries, map(_FIRST, shared), map(_SECOND, shared), begins, ends, map(_FOURTH, shared), strict=True
+    )
+    # TensorInfo from each (name, ..., layout) row in C (a partial of tuple.__new__ costs 15 % more).
     tensors = dict(zip(entries, map(tuple.__new__, repeat(TensorInfo), rows), strict=True))
     return SafetensorsHeader(display, file_size, len(header_bytes), metadata, tensors=tensors)
 
@@ -344,7 +379,7 @@ def _learn_layouts(entries: dict[str, Any], layouts: Layouts, display: str) -> b
                 info = _tensor_info(names[index], pairs, display, [])
             except HeaderError:
                 return False
-            layouts[kind] = (kind[0], kind[1], info.end - info.begin)
+            layouts[kind] = (kind[0], kind[1], info.end - info.begin, info.layout)
     return True
 
 
@@ -439,7 +474,7 @@ def _tensor_infos(
     raw: dict[str, Any], display: str, warnings: list[str], layouts: Layouts | None
 ) -> dict[str, TensorInfo]:
     """Every tensor entry of ``raw``, validated. An entry in the usual field order whose dtype and
-    shape equal a layout already validated (``layouts``: (dtype, shape) → (shape, bytes)) needs
+    shape equal a layout already validated (``layouts``, see ``Layouts``) needs
     only its offsets checked: a 671B export repeats a few dozen layouts ~200k times. Every other
     entry, and every entry when ``layouts`` is None, takes the full check in ``_tensor_info``."""
     if layouts is None:
@@ -456,10 +491,10 @@ def _tensor_infos(
                 if known is not None and type(offsets) is list and len(offsets) == 2:
                     begin, end = offsets
                     if type(begin) is int and type(end) is int and begin >= 0 and end - begin == known[2]:
-                        tensors[name] = TensorInfo(name, dtype, known[1], begin, end)
+                        tensors[name] = TensorInfo(name, dtype, known[1], begin, end, known[3])
                         continue
         info = tensors[name] = _tensor_info(name, entry, display, warnings)
-        layouts[info.dtype, info.shape] = (info.dtype, info.shape, info.end - info.begin)
+        layouts[info.dtype, info.shape] = (info.dtype, info.shape, info.end - info.begin, info.layout)
     return tensors
 
 
@@ -529,7 +564,7 @@ def _tensor_info(name: str, entry: Any, display: str, warnings: list[str]) -> Te
             "TensorInvalidInfo",
             f"tensor {name!r}: spans {end - begin} bytes but {dtype} {list(shape)} needs {bits // 8}",
         )
-    return TensorInfo(name, dtype, tuple(shape), begin, end)
+    return tensor_info(name, dtype, tuple(shape), begin, end)
 
 
 def _check_dimensions(name: str, shape: list[int], display: str) -> None:

@@ -28,7 +28,7 @@ from ptq_validators.formats.gptq import GptqDeclaration
 from ptq_validators.formats.hf_fp8 import HfFp8Declaration
 from ptq_validators.formats.modelopt import ModelOptDeclaration
 from ptq_validators.globs import index_free, index_key
-from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.io.safetensors import tensor_info
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import build_layer_table
 from tests.gate.test_layout_sharing import reference_excludes
@@ -176,9 +176,9 @@ def checkpoint_of(directory, declared: dict, bf16: set[str]) -> Checkpoint:
     tensors = {}
     for name in NAMES:
         weight = "BF16" if name in bf16 else "F8_E4M3"
-        tensors[f"{name}.weight"] = TensorInfo(f"{name}.weight", weight, (64, 64), 0, 0)
+        tensors[f"{name}.weight"] = tensor_info(f"{name}.weight", weight, (64, 64), 0, 0)
         if name not in bf16:
-            tensors[f"{name}.weight_scale"] = TensorInfo(f"{name}.weight_scale", "F32", (), 0, 0)
+            tensors[f"{name}.weight_scale"] = tensor_info(f"{name}.weight_scale", "F32", (), 0, 0)
     config = {"model_type": "llama", "num_hidden_layers": LAYERS, "quantization_config": declared}
     (directory / "config.json").write_text(json.dumps(config))
     source = LocalSource(directory)

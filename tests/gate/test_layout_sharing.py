@@ -35,7 +35,7 @@ from ptq_validators.formats.roles import (
 from ptq_validators.gate import GateOptions, run_gate
 from ptq_validators.gate_documents import MAX_SCALAR_BYTES, read_scalar_scales
 from ptq_validators.globs import index_key
-from ptq_validators.io.safetensors import DTYPE_BITS, HeaderError, read_header
+from ptq_validators.io.safetensors import DTYPE_BITS, HeaderError, layout_number, read_header
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import (
     Grouping,
@@ -197,7 +197,8 @@ def reference_counts(table: Any) -> tuple[dict[str, int], dict[str, int], dict[s
 
 
 def reference_tensors(checkpoint: Checkpoint) -> dict[str, tuple[Any, ...]]:
-    """Every tensor entry straight from ``json.loads`` of each header."""
+    """Every tensor entry straight from ``json.loads`` of each header, with the number of its
+    (dtype, shape)."""
     entries = {}
     for shard in checkpoint.headers:
         path = Path(checkpoint.source.root) / shard
@@ -206,7 +207,8 @@ def reference_tensors(checkpoint: Checkpoint) -> dict[str, tuple[Any, ...]]:
         for name, entry in json.loads(blob[8 : 8 + length]).items():
             if name != "__metadata__":
                 begin, end = entry["data_offsets"]
-                entries[name] = (name, entry["dtype"], tuple(entry["shape"]), begin, end)
+                dtype, shape = entry["dtype"], tuple(entry["shape"])
+                entries[name] = (name, dtype, shape, begin, end, layout_number(dtype, shape))
     return entries
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ptq_validators import source_summary
 from ptq_validators.checkpoint import Checkpoint
-from ptq_validators.io.safetensors import TensorInfo
+from ptq_validators.io.safetensors import TensorInfo, tensor_info
 from ptq_validators.io.source import LocalSource
 from ptq_validators.layers import essential_names, original_layers
 from ptq_validators.source_summary import summarize
@@ -70,9 +70,9 @@ def table(modules, odd) -> dict[str, TensorInfo]:
     for template, layer, expert, roles, rows in modules:
         name = template.format(layer, expert)
         for role, dtype, shape in ROLES[roles](rows):
-            tensors.setdefault(f"{name}.{role}", TensorInfo(f"{name}.{role}", dtype, shape, 0, 0))
+            tensors.setdefault(f"{name}.{role}", tensor_info(f"{name}.{role}", dtype, shape, 0, 0))
     for name, dtype, shape in odd:
-        tensors[name] = TensorInfo(name, dtype, shape, 0, 0)
+        tensors[name] = tensor_info(name, dtype, shape, 0, 0)
     return tensors
 
 
