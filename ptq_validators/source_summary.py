@@ -97,13 +97,12 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     # at most once. So when every (shape, role, layout) of a name shape counts as many tensors
     # as the shape has modules, each of those modules holds each of its roles, in that layout
     # (the role has no other): one module speaks for all.
-    numbered = Counter(zip(tensor_shapes, roles, map(INFO_LAYOUT, infos), strict=True))
-    layouts = {(shape, role, *numbered_layout(number)): n for (shape, role, number), n in numbered.items()}
+    layouts = Counter(zip(tensor_shapes, roles, map(INFO_LAYOUT, infos), strict=True))
     modules_of = Counter(module_shapes)
     roles_of: dict[str, list[str]] = {}
-    for shape, role, _, _ in layouts:
+    for shape, role, _ in layouts:
         roles_of.setdefault(shape, []).append(role)
-    mixed = {shape for (shape, _, _, _), tensors_of in layouts.items() if tensors_of != modules_of[shape]}
+    mixed = {shape for (shape, _, _), tensors_of in layouts.items() if tensors_of != modules_of[shape]}
     if 2 * sum(map(modules_of.__getitem__, mixed)) > len(modules):
         return None  # mostly unalike (an export with some layers excluded): module by module
     first = dict(zip(reversed(module_shapes), reversed(modules), strict=True))  # shape → first module
@@ -119,8 +118,8 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     # Parameters: each layer's original elements and biases, and every tensor of the modules
     # that are no layer (norms, routers' biases, buffers).
     parameters = sum(map(_LAST, found)) + sum(
-        tensor_count * math.prod(dims)
-        for (shape, _, _, dims), tensor_count in layouts.items()
+        tensor_count * math.prod(numbered_layout(layout)[1])
+        for (shape, _, layout), tensor_count in layouts.items()
         if shape not in layer_shapes and shape not in mixed
     )
     if mixed:  # the modules of these shapes one by one

@@ -69,7 +69,7 @@ def _elements(shape: tuple[int, ...]) -> int:
     return count
 
 
-def tested_module(module_name: str) -> str:
+def _tested_module(module_name: str) -> str:
     """The module transformers tests against ``modules_to_not_convert`` for ``module_name``: an
     expert parameter's ``…experts`` module, any other module itself. Declaring and the exclude
     check both ask with it, so an entry that matches only the ``…experts`` module is seen to
@@ -94,7 +94,7 @@ class Mxfp4Declaration(Declaration):
         }
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
-        tested = tested_module(module_name)
+        tested = _tested_module(module_name)
         entry = self.matcher.first_match(tested)
         if entry is not None:
             return Declared(None, None, f"modules_to_not_convert {entry!r}")
@@ -112,7 +112,7 @@ class Mxfp4Declaration(Declaration):
         return list(self.matcher.entries)
 
     def pattern_matches(self, pattern: str, module_name: str, module_class: str | None = None) -> bool:
-        return self.matcher.matches(pattern, tested_module(module_name))
+        return self.matcher.matches(pattern, _tested_module(module_name))
 
     def pattern_index_free(self, pattern: str) -> bool:
         return self.matcher.index_free(pattern)
