@@ -336,11 +336,15 @@ class Checkpoint(Documents):
             members = list(compress(islice(infos, count), islice(flags, count)))
             if not members:
                 continue
-            members.sort(key=INFO_BEGIN)
             begins, ends = list(map(INFO_BEGIN, members)), list(map(INFO_END, members))
-            # A run starts at every tensor that does not begin where the one before it ends.
-            starts = [0, *compress(range(1, len(members)), map(operator.ne, begins[1:], ends[:-1]))]
-            stops = [*starts[1:], len(members)]
+            if begins[1:] == ends[:-1]:  # back to back in table order (a shard's scalar scales)
+                starts, stops = [0], [len(members)]
+            else:
+                members.sort(key=INFO_BEGIN)
+                begins, ends = list(map(INFO_BEGIN, members)), list(map(INFO_END, members))
+                # A run starts at every tensor that does not begin where the one before it ends.
+                starts = [0, *compress(range(1, len(members)), map(operator.ne, begins[1:], ends[:-1]))]
+                stops = [*starts[1:], len(members)]
             base = self.headers[file].data_offset
             ranges = [(base + begins[a], ends[b - 1] - begins[a]) for a, b in zip(starts, stops, strict=True)]
             chunks = self.source.read_ranges(file, ranges)

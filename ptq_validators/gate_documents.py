@@ -19,7 +19,6 @@ from ptq_validators.io.safetensors import (
     INFO_END,
     INFO_LAYOUT,
     INFO_NAME,
-    TensorInfo,
     numbered_layout,
 )
 from ptq_validators.layers import Grouping
@@ -111,12 +110,14 @@ def read_scalar_scales(
     few bytes each, read with one open per shard and one read per run of adjacent scales.
     Weight bytes are never read here."""
     # Whether a tensor is read depends on its role and layout alone, and a 671B export has a
-    # few dozen of those pairs, judged once each. Usually every tensor of a role gets one answer
-    # (all its global scales are scalars): then the tensors are marked by role, at C speed.
-    wanted = list(map(roles.__contains__, grouping.roles))
-    candidates = list(compress(checkpoint.tensors.values(), wanted))
-    candidate_roles = list(compress(grouping.roles, wanted))
-    kinds = set(_role_layouts(candidate_roles, candidates))
+    # few dozen of those pairs, judged once each: the layer table found them on one module per
+    # layout (when every tensor is held by a module), else they are paired here. Usually every
+    # tensor of a role gets one answer (all its global scales are scalars): then the tensors are
+    # marked by role, at C speed.
+    if grouping.role_layouts is not None and grouping.shadowed is None:
+        kinds = {kind for kind in grouping.role_layouts if kind[0] in roles}
+    else:
+        kinds = set(_role_layouts(checkpoint, grouping, roles))
     readable = {(role, number): _readable(role, *numbered_layout(number)) for role, number in kinds}
     answers: dict[str, set[bool]] = {}
     for (role, _), verdict in readable.items():
@@ -125,37 +126,48 @@ def read_scalar_scales(
         by_role = {role: verdicts.pop() for role, verdicts in answers.items()}
         picked: list[Any] = list(map(by_role.get, grouping.roles, repeat(False)))
     else:  # some role read for some layouts only: judged tensor by tensor
+        wanted = list(map(roles.__contains__, grouping.roles))
         picked = [False] * len(wanted)
         places = compress(range(len(wanted)), wanted)
-        keys = _role_layouts(candidate_roles, candidates)
+        keys = _role_layouts(checkpoint, grouping, roles)
         deque(map(picked.__setitem__, places, map(readable.__getitem__, keys)), maxlen=0)
-    del candidates, candidate_roles
     values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
-        dtypes = set(map(INFO_DTYPE, members))
-        sizes = list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
+        # What is read depends on the layouts alone: a shard's few distinct ones say whether
+        # its scales are all of one dtype, and all scalars (the usual case).
+        layouts = list(map(numbered_layout, set(map(INFO_LAYOUT, members))))
+        dtypes = {dtype for dtype, _ in layouts}
         if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
+            sizes = list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
             bounds = list(accumulate(sizes, initial=0))
             pieces = map(data.__getitem__, map(slice, bounds[:-1], bounds[1:]))
             decoded = map(tuple, map(decode, map(INFO_DTYPE, members), pieces))
             values.update(zip(map(INFO_NAME, members), decoded, strict=True))
             continue
-        # One dtype (the usual case): every value at once, then each tensor's share.
+        # One dtype: every value at once, then each tensor's share.
         dtype = dtypes.pop()
         flat = tuple(decode(dtype, data))  # its slices are tuples: smaller than lists
-        if set(sizes) == {DTYPE_BITS[dtype] // 8}:  # one value each (scalar scales): their 1-tuples
+        if all(math.prod(shape) == 1 for _, shape in layouts):  # scalar scales: their 1-tuples
             values.update(zip(map(INFO_NAME, members), zip(flat), strict=True))
             continue
-        bounds = list(accumulate(map(operator.floordiv, sizes, repeat(DTYPE_BITS[dtype] // 8)), initial=0))
+        item = DTYPE_BITS[dtype] // 8
+        sizes = list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
+        bounds = list(accumulate(map(operator.floordiv, sizes, repeat(item)), initial=0))
         shares = map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))
         values.update(zip(map(INFO_NAME, members), shares, strict=True))
     return values
 
 
-def _role_layouts(roles: list[str], infos: list[TensorInfo]) -> zip[tuple[str, int]]:
-    """The (role, layout number) of each tensor, for lookups: made twice rather than kept (zip
-    reuses its tuple when the last one is let go; 135k of them kept would be 10 MB)."""
-    return zip(roles, map(INFO_LAYOUT, infos), strict=True)
+def _role_layouts(checkpoint: Checkpoint, grouping: Grouping, roles: frozenset[str]) -> zip[tuple[str, int]]:
+    """The (role, layout number) of each tensor whose role is in ``roles``, in table order, for
+    lookups: made twice rather than kept (zip reuses its tuple when the last one is let go;
+    135k of them kept would be 10 MB)."""
+    wanted = list(map(roles.__contains__, grouping.roles))
+    return zip(
+        compress(grouping.roles, wanted),
+        map(INFO_LAYOUT, compress(checkpoint.tensors.values(), wanted)),
+        strict=True,
+    )
 
 
 def _readable(role: str, dtype: str, shape: tuple[int, ...]) -> bool:

@@ -455,12 +455,15 @@ class Grouping:
     """A checkpoint's tensors (its table, by name) grouped by module (``group_modules``), and
     every tensor's role in the table's order: the checks that sort tensors by role read these
     at C speed. ``shadowed`` marks the tensors no module holds, because a later tensor has the
-    same module and role (a module keeps the last); None when there is none."""
+    same module and role (a module keeps the last); None when there is none. ``role_layouts``:
+    every (role, layout number) of a tensor a module holds, once the layer table has found
+    them on one module per layout (None before: a check then pairs the tensors itself)."""
 
     modules: dict[str, Module]
     tensors: dict[str, TensorInfo]
     roles: list[str]
     shadowed: list[bool] | None = None
+    role_layouts: frozenset[tuple[str, int]] | None = None
 
     def held(self) -> tuple[Collection[str], list[str]]:
         """Names and roles of the tensors the modules hold, in the table's order."""
@@ -468,6 +471,12 @@ class Grouping:
             return self.tensors.keys(), self.roles
         kept = list(map(operator.not_, self.shadowed))
         return list(compress(self.tensors, kept)), list(compress(self.roles, kept))
+
+    def role_set(self) -> set[str]:
+        """The distinct roles of the tensors the modules hold (from ``role_layouts`` when known)."""
+        if self.role_layouts is not None and self.shadowed is None:
+            return {role for role, _ in self.role_layouts}
+        return set(self.held()[1])
 
     def holder(self) -> Callable[[str], bool]:
         """Whether a module holds the tensor of a name."""
@@ -501,9 +510,9 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
         deque(map(operator.setitem, map(held.__getitem__, prefixes), leaves, infos), maxlen=0)
         roles += leaves
     del every_name, every_info
-    modules = dict(zip(held, map(Module, held, held.values()), strict=True))
-    for name in fused:
-        modules[name].fused = True
+    flags = list(map(fused.__contains__, held)) if fused else [False] * len(held)
+    rows = zip(held, held.values(), flags, strict=True)
+    modules = dict(zip(held, map(tuple.__new__, repeat(Module), rows), strict=True))
     grouping = Grouping(modules, tensors, roles)
     if sum(map(len, map(TENSORS_OF, modules.values()))) != len(roles):
         grouping.shadowed = [
@@ -591,7 +600,9 @@ def original_layers(checkpoint: Checkpoint, tensors: dict[str, TensorInfo] | Non
     grouping = group_modules(checkpoint.tensors if tensors is None else tensors)
     modules = grouping.modules
     if not declaration.uniform:
-        found = _layer_kinds(modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {})
+        found, _ = _layer_kinds(
+            modules, declaration, num_hidden_layers(documents.get("config.json") or {}), {}
+        )
         of_kind = {
             kind: (kind.stored.shape, kind.elements + kind.auxiliary_elements) for kind in set(found.values())
         }
@@ -635,8 +646,9 @@ def _layer_kinds(
     declaration: Declaration,
     depth: int | None,
     shapes: dict[str, tuple[int, ...]],
-) -> dict[str, LayerKind]:
-    """The kind of each layer among ``modules``, by name in module order."""
+) -> tuple[dict[str, LayerKind], frozenset[tuple[str, int]]]:
+    """The kind of each layer among ``modules``, by name in module order; and every (role,
+    layout number) of their tensors (``Grouping.role_layouts``), read off one module per layout."""
     # The experts of a MoE model repeat a few name shapes and tensor layouts tens of thousands
     # of times. Each module's layout is keyed at C speed and asked once whether it is a layer;
     # each layer is keyed by its layout, MTP index, declaration key and source shape, and each
@@ -645,7 +657,9 @@ def _layer_kinds(
     names, listed = list(modules), list(modules.values())
     name_keys = name_shapes(names)
     layouts = _layouts(name_keys, listed)
-    layer_layouts = {at for at in set(layouts) if is_layer(listed[at])}
+    alike = set(layouts)
+    role_layouts = frozenset((role, info.layout) for at in alike for role, info in listed[at].tensors.items())
+    layer_layouts = {at for at in alike if is_layer(listed[at])}
     picked = list(compress(range(len(names)), map(layer_layouts.__contains__, layouts)))
     layer_names = list(map(names.__getitem__, picked))
     keys = zip(
@@ -691,7 +705,7 @@ def _layer_kinds(
                 template, group, module.fused, stored, declared, tensors, weight_bits
             )
         judged[at] = kind
-    return dict(zip(layer_names, map(judged.__getitem__, kind_keys), strict=True))
+    return dict(zip(layer_names, map(judged.__getitem__, kind_keys), strict=True)), role_layouts
 
 
 def build_layer_table(
@@ -705,7 +719,7 @@ def build_layer_table(
     depth = num_hidden_layers(documents.get("config.json") or {})
     grouping = group_modules(checkpoint.tensors)
     modules = grouping.modules
-    kinds = _layer_kinds(modules, declaration, depth, source_shapes or {})
+    kinds, grouping.role_layouts = _layer_kinds(modules, declaration, depth, source_shapes or {})
     order = natural_order(list(kinds))
     # The layer shares its module's tensor dict: neither is changed after grouping.
     held = map(TENSORS_OF, map(modules.__getitem__, order))

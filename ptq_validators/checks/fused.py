@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, combinations, compress, repeat
 
@@ -41,7 +42,7 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
     leaf_of = {
         kind: leaf for kind in table.kind_counts() if (leaf := kind.template.rpartition(".")[2]) in _SET_OF
     }
-    siblings = _siblings(table.layers_of(set(leaf_of)), leaf_of)
+    members_of = _members(table.layers_of(set(leaf_of)), leaf_of)
     # The groups of one set with the same members are found by set algebra on their parents
     # and judged column by column (a few dozen member kinds, one value lookup per scale); each
     # group that adds a line is keyed by (parent, set), so sorting only those gives the lines
@@ -50,17 +51,28 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
     groups = 0
     comparer = _Comparer(values)
     for fused_set, leaves in enumerate(FUSED_SETS):
-        present = [leaf for leaf in leaves if leaf in siblings]
+        present = [leaf for leaf in leaves if leaf in members_of]
+        if len(present) < 2:
+            continue
+        parents = [members_of[leaf][0] for leaf in present]
+        if all(map(parents[0].__eq__, parents[1:])):
+            # Every parent holds every member present (the usual case): its layers stand in
+            # the same row of each member's column, in table order, so the groups are those rows.
+            groups += len(parents[0])
+            for kinds, same_kinds in _by_kinds([members_of[leaf][1] for leaf in present]):
+                _judge_groups(fused_set, kinds, same_kinds, comparer, flagged)
+            continue
+        siblings = {leaf: dict(zip(*members_of[leaf], strict=True)) for leaf in present}
         for size in range(2, len(present) + 1):
             for members in combinations(present, size):
-                parents = set.intersection(*(set(siblings[leaf]) for leaf in members))
+                held = set.intersection(*(set(siblings[leaf]) for leaf in members))
                 for leaf in present:
                     if leaf not in members:
-                        parents.difference_update(siblings[leaf])
-                groups += len(parents)
+                        held.difference_update(siblings[leaf])
+                groups += len(held)
                 # In table order: the layers, their tensors and scales lie in memory about in
                 # that order (random order costs several cache misses per lookup).
-                order = list(filter(parents.__contains__, siblings[members[0]]))
+                order = list(filter(held.__contains__, siblings[members[0]]))
                 columns = [list(map(siblings[leaf].__getitem__, order)) for leaf in members]
                 for kinds, same_kinds in _by_kinds(columns):
                     _judge_groups(fused_set, kinds, same_kinds, comparer, flagged)
@@ -85,17 +97,22 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
     )
 
 
-def _siblings(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, dict[str, Layer]]:
-    """The member layers by leaf, then by parent module name (each name ends in its kind's
-    leaf: the parent is cut off at C speed)."""
-    kinds = list(map(KIND_OF, layers))
-    cut = {kind: slice(None, -len(leaf) - 1) for kind, leaf in leaf_of.items()}
-    parents = map(str.__getitem__, map(NAME_OF, layers), map(cut.__getitem__, kinds))
-    by_leaf: dict[str, dict[str, Layer]] = {leaf: {} for leaf in set(map(leaf_of.__getitem__, kinds))}
-    into = {kind: by_leaf[leaf] for kind, leaf in leaf_of.items() if leaf in by_leaf}
-    for kind, parent, layer in zip(kinds, parents, layers, strict=True):
-        into[kind][parent] = layer
-    return by_leaf
+def _members(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, tuple[list[str], list[Layer]]]:
+    """The member layers by leaf, in table order, with their parent modules' names (each name
+    less its kind's leaf: cut at C speed)."""
+    by_leaf: dict[str, list[Layer]] = {leaf: [] for leaf in set(leaf_of.values())}
+    deque(
+        map(list.append, map(by_leaf.__getitem__, map(leaf_of.__getitem__, map(KIND_OF, layers))), layers),
+        maxlen=0,
+    )
+    return {
+        leaf: (
+            list(map(str.__getitem__, map(NAME_OF, members), repeat(slice(None, -len(leaf) - 1)))),
+            members,
+        )
+        for leaf, members in by_leaf.items()
+        if members
+    }
 
 
 def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:

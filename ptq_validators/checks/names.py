@@ -5,8 +5,7 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Collection
+from collections.abc import Collection, KeysView
 from itertools import compress, filterfalse
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
@@ -26,16 +25,17 @@ def compare_names(
     grouping = table.grouping
     names, roles = grouping.held()
     holds = grouping.holder()
-    # Most tensors are the source's own or quantization tensors: both sorted out at C speed,
-    # without a set of the matching names, each name looked up once (the set is far larger than
-    # the caches: a lookup is mostly misses); the few left are looked at one by one.
-    in_source = list(map(source_names.__contains__, names))
-    matched = sum(in_source)
-    comparable = {role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in set(roles)}
-    not_in_source = map(operator.not_, in_source)
-    left = compress(
-        zip(names, roles, strict=True), map(operator.and_, not_in_source, map(comparable.__getitem__, roles))
+    # Most tensors are the source's own or quantization tensors: counted by set algebra at C
+    # speed (the table's key view meets the source's names by looking each of those up once),
+    # and only the export's names of roles comparable with the source are looked up one by one.
+    matched = (
+        len(names & source_names) if isinstance(names, KeysView) else len(source_names.intersection(names))
     )
+    comparable = {
+        role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in grouping.role_set()
+    }
+    candidates = compress(zip(names, roles, strict=True), map(comparable.__getitem__, roles))
+    left = [(name, role) for name, role in candidates if name not in source_names]
     bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
     for name, role in left:

@@ -22,12 +22,14 @@ from ptq_validators.io.safetensors import TensorInfo
 from ptq_validators.precision import Activation, Precision
 
 
-@dataclass(slots=True)
-class Module:
-    """Tensors sharing one module prefix. ``fused`` marks a fused 3-D expert parameter."""
+class Module(NamedTuple):
+    """Tensors sharing one module prefix, by role. ``fused`` marks a fused 3-D expert parameter.
+
+    A NamedTuple, so that grouping a 671B export's ~46k modules builds them in C (a class with
+    an ``__init__`` costs a Python call each); the tensors dict is not changed once grouped."""
 
     name: str
-    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    tensors: dict[str, TensorInfo]
     fused: bool = False
 
     @property

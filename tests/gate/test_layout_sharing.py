@@ -7,6 +7,7 @@ layers apart by their index)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import struct
@@ -98,11 +99,12 @@ def reference_table(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] |
     placed = []
     for name, info in checkpoint.tensors.items():
         module_name, role, fused = split_role(name, info)
-        module = modules.setdefault(module_name, Module(module_name))
+        module = modules.setdefault(module_name, Module(module_name, {}))
         module.tensors[role] = info
-        module.fused = module.fused or fused
-        placed.append((module, role, info))
-    shadowed = [module.tensors[role] is not info for module, role, info in placed]
+        if fused and not module.fused:
+            module = modules[module_name] = module._replace(fused=True)
+        placed.append((module_name, role, info))
+    shadowed = [modules[module].tensors[role] is not info for module, role, info in placed]
     grouping = Grouping(
         modules,
         list(checkpoint.tensors),
@@ -279,6 +281,11 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     assert counts == reference_counts(table) == reference_counts(reference)
     values = read_scalar_scales(checkpoint, table.grouping, SCALAR_SCALE_ROLES)
     assert list(values) == reference_scale_names(checkpoint)
+    # The (role, layout) pairs the table found on one module per layout pick what pairing
+    # every tensor picks.
+    assert table.grouping.role_layouts is not None
+    unpaired = dataclasses.replace(table.grouping, role_layouts=None)
+    assert read_scalar_scales(checkpoint, unpaired, SCALAR_SCALE_ROLES) == values
     decoded = {name: tuple(map(repr, value)) for name, value in values.items()}
     assert decoded == reference_scale_values(checkpoint, list(values))
     source_summary = summarize(Checkpoint.open(LocalSource(source or directory)))
