@@ -19,6 +19,7 @@ from ptq_validators.io.safetensors import (
     INFO_END,
     INFO_LAYOUT,
     INFO_NAME,
+    TensorInfo,
     numbered_layout,
 )
 from ptq_validators.layers import Grouping
@@ -117,7 +118,7 @@ def read_scalar_scales(
     if grouping.role_layouts is not None and grouping.shadowed is None:
         kinds = {kind for kind in grouping.role_layouts if kind[0] in roles}
     else:
-        kinds = set(_role_layouts(checkpoint, grouping, roles))
+        kinds = set(_role_layouts(checkpoint, grouping, list(map(roles.__contains__, grouping.roles))))
     readable = {(role, number): _readable(role, *numbered_layout(number)) for role, number in kinds}
     answers: dict[str, set[bool]] = {}
     for (role, _), verdict in readable.items():
@@ -129,7 +130,7 @@ def read_scalar_scales(
         wanted = list(map(roles.__contains__, grouping.roles))
         picked = [False] * len(wanted)
         places = compress(range(len(wanted)), wanted)
-        keys = _role_layouts(checkpoint, grouping, roles)
+        keys = _role_layouts(checkpoint, grouping, wanted)
         deque(map(picked.__setitem__, places, map(readable.__getitem__, keys)), maxlen=0)
     values: dict[str, tuple[float, ...]] = {}
     for members, data in checkpoint.read_tensors(picked):
@@ -138,8 +139,7 @@ def read_scalar_scales(
         layouts = list(map(numbered_layout, set(map(INFO_LAYOUT, members))))
         dtypes = {dtype for dtype, _ in layouts}
         if len(dtypes) > 1:  # scales of several dtypes in one shard: decoded one by one
-            sizes = list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
-            bounds = list(accumulate(sizes, initial=0))
+            bounds = list(accumulate(_sizes(members), initial=0))
             pieces = map(data.__getitem__, map(slice, bounds[:-1], bounds[1:]))
             decoded = map(tuple, map(decode, map(INFO_DTYPE, members), pieces))
             values.update(zip(map(INFO_NAME, members), decoded, strict=True))
@@ -151,23 +151,26 @@ def read_scalar_scales(
             values.update(zip(map(INFO_NAME, members), zip(flat), strict=True))
             continue
         item = DTYPE_BITS[dtype] // 8
-        sizes = list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
-        bounds = list(accumulate(map(operator.floordiv, sizes, repeat(item)), initial=0))
+        bounds = list(accumulate(map(operator.floordiv, _sizes(members), repeat(item)), initial=0))
         shares = map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:]))
         values.update(zip(map(INFO_NAME, members), shares, strict=True))
     return values
 
 
-def _role_layouts(checkpoint: Checkpoint, grouping: Grouping, roles: frozenset[str]) -> zip[tuple[str, int]]:
-    """The (role, layout number) of each tensor whose role is in ``roles``, in table order, for
-    lookups: made twice rather than kept (zip reuses its tuple when the last one is let go;
-    135k of them kept would be 10 MB)."""
-    wanted = list(map(roles.__contains__, grouping.roles))
+def _role_layouts(checkpoint: Checkpoint, grouping: Grouping, wanted: list[bool]) -> zip[tuple[str, int]]:
+    """The (role, layout number) of each tensor ``wanted`` marks (a flag per tensor, in table
+    order), for lookups: made twice rather than kept (zip reuses its tuple when the last one is
+    let go; 135k of them kept would be 10 MB)."""
     return zip(
         compress(grouping.roles, wanted),
         map(INFO_LAYOUT, compress(checkpoint.tensors.values(), wanted)),
         strict=True,
     )
+
+
+def _sizes(members: list[TensorInfo]) -> list[int]:
+    """Each tensor's size in bytes."""
+    return list(map(operator.sub, map(INFO_END, members), map(INFO_BEGIN, members)))
 
 
 def _readable(role: str, dtype: str, shape: tuple[int, ...]) -> bool:

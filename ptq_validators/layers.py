@@ -17,7 +17,8 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -478,9 +479,10 @@ class Grouping:
             return {role for role, _ in self.role_layouts}
         return set(self.held()[1])
 
-    def holder(self) -> Callable[[str], bool]:
-        """Whether a module holds the tensor of a name."""
-        return (self.tensors.keys() if self.shadowed is None else set(self.held()[0])).__contains__
+    def held_names(self) -> AbstractSet[str]:
+        """The names of the tensors the modules hold, as a set (the table's key view when every
+        tensor is held): membership and set algebra at C speed."""
+        return self.tensors.keys() if self.shadowed is None else set(self.held()[0])
 
 
 _CHUNK = 16384  # names split at a time: a 671B export's split names at once would be ~40 MB

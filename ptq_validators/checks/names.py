@@ -5,7 +5,7 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 
 from __future__ import annotations
 
-from collections.abc import Collection, KeysView
+from collections.abc import Collection
 from itertools import compress, filterfalse
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
@@ -24,13 +24,12 @@ def compare_names(
     the export's tensors outside any vocabulary (foreign); lists sorted."""
     grouping = table.grouping
     names, roles = grouping.held()
-    holds = grouping.holder()
+    kept = grouping.held_names()
+    holds = kept.__contains__
     # Most tensors are the source's own or quantization tensors: counted by set algebra at C
-    # speed (the table's key view meets the source's names by looking each of those up once),
-    # and only the export's names of roles comparable with the source are looked up one by one.
-    matched = (
-        len(names & source_names) if isinstance(names, KeysView) else len(source_names.intersection(names))
-    )
+    # speed (the held names meet the source's by looking each of those up once), and only the
+    # export's names of roles comparable with the source are looked up one by one.
+    matched = len(kept & source_names)
     comparable = {
         role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in grouping.role_set()
     }
