@@ -5,9 +5,10 @@ ModelOpt NVFP4 / FP8 exports beside their BF16 or fine-grained FP8 sources, and 
 export. The floor, measured in the same run on the same checkpoints, is ``header_floor.py``:
 read and ``json.loads`` every shard header (both checkpoints for the gate, one for scan), which
 nothing that parses headers in Python can beat. Each command runs in a fresh process; wall and
-CPU time are medians of ``--repeat`` runs, taken in turn with the floor's, and peak memory is the
-largest resident set of one process; the package's modules are compiled first, as an install
-leaves them. Prints a Markdown table (or ``--json``).
+CPU time are medians of ``--repeat`` runs, taken in turn with the floor's; the ratio to the floor
+is the median of the ratios of those pairs; peak memory is the largest resident set of one
+process; the package's modules are compiled first, as an install leaves them. Prints a Markdown
+table (or ``--json``).
 
     python benchmarks/gate_at_scale.py --workdir /tmp/ptqv-bench [--only Kimi]
 """
@@ -102,11 +103,17 @@ def measure(argv: list[str], repeat: int) -> dict[str, float]:
 
 def measure_beside(
     floor: list[str], argv: list[str], repeat: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """``measure`` of ``floor`` and of ``argv``, their runs taken in turn, so that both see the
-    same load on a shared machine."""
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """``measure`` of ``floor`` and of ``argv``, their runs taken in turn, and the median of
+    each pair's ratio (command ÷ floor, wall and CPU). A pair runs seconds apart, so it sees one
+    load of a shared machine; the medians of the two series may each come from another minute
+    (on a machine whose speed drifts by half, the ratio of medians drifts with it)."""
     pairs = [(run_once(floor), run_once(argv)) for _ in range(repeat)]
-    return summarize([f for f, _ in pairs]), summarize([r for _, r in pairs])
+    ratios = {
+        "x_floor": statistics.median(r[0] / f[0] for f, r in pairs),
+        "x_floor_cpu": statistics.median(r[1] / f[1] for f, r in pairs),
+    }
+    return summarize([f for f, _ in pairs]), summarize([r for _, r in pairs]), ratios
 
 
 def run_once(argv: list[str]) -> tuple[float, float, float, int]:
@@ -182,7 +189,7 @@ def main() -> None:
                 ("gate --deep", [*gate, "--deep"], [export, source], export_tensors + source_tensors)
             )
         for command, argv, inputs, tensors in commands:
-            floor, result = measure_beside([*FLOOR, *map(str, inputs)], argv, args.repeat)
+            floor, result, ratios = measure_beside([*FLOOR, *map(str, inputs)], argv, args.repeat)
             rows.append(
                 {
                     "case": f"{label} ({shards} shards, {export_tensors} tensors)",
@@ -192,9 +199,9 @@ def main() -> None:
                     "floor_wall_s": floor["wall_s"],
                     "floor_cpu_s": floor["cpu_s"],
                     "floor_peak_mib": floor["peak_mib"],
-                    "x_floor": result["wall_s"] / floor["wall_s"],
-                    # CPU seconds: what a loaded machine distorts least.
-                    "x_floor_cpu": result["cpu_s"] / floor["cpu_s"],
+                    # Medians of the pairs' ratios; CPU seconds are what a loaded machine
+                    # distorts least.
+                    **ratios,
                     "s_per_100k_tensors": result["wall_s"] * 100_000 / tensors,
                 }
             )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from json.encoder import encode_basestring  # the C encoder when available
 from typing import Any, TextIO
 
@@ -62,15 +61,11 @@ def render_json(document: Any) -> str:
 
 
 def write_json(document: Any, stream: TextIO) -> None:
-    """Write ``render_json(document)`` to ``stream`` a few thousand pieces at a time, so the
-    whole text of a 46k-layer report (and its encoded bytes, and its pieces) never sits in
+    """Write ``render_json(document)`` to ``stream`` piece by piece (an ``Encoded`` value comes
+    in blocks), so the whole text of a 46k-layer report (and its encoded bytes) never sits in
     memory at once."""
-    pieces = _pieces(document)
-    while chunk := "".join(islice(pieces, _CHUNK)):
-        stream.write(chunk)
-
-
-_CHUNK = 4096
+    for piece in _pieces(document):
+        stream.write(piece)
 
 
 def _pieces(document: Any) -> Iterator[str]:

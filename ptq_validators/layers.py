@@ -386,7 +386,7 @@ class LayerTable:
         """Layers per kind, in order of first appearance (counted at C speed: the checks
         judge a kind once and weigh it by its count)."""
         if self._kind_counts is None:
-            self._kind_counts = Counter(map(KIND_OF, self.layers))
+            self._kind_counts = Counter([layer.kind for layer in self.layers])
         return self._kind_counts
 
     def layers_of(self, kinds: set[LayerKind]) -> list[Layer]:

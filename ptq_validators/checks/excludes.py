@@ -31,7 +31,7 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
         shapes.setdefault((kind.template, kind.module_class), []).append(kind)
     # A shape is asked with its first name: its first kind's first layer (found by a scan at C
     # speed for each shape, where its template has an index component).
-    of_layer = list(map(KIND_OF, layers)) if any("#" in kind.template for kind in counts) else []
+    of_layer = [layer.kind for layer in layers] if any("#" in kind.template for kind in counts) else []
     first = {
         kinds[0]: layers[of_layer.index(kinds[0])].name if "#" in kinds[0].template else kinds[0].template
         for kinds in shapes.values()

@@ -13,7 +13,7 @@ from itertools import chain, combinations, compress, repeat
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.io.safetensors import INFO_NAME
-from ptq_validators.layers import KIND_OF, NAME_OF, TENSORS_OF, Layer, LayerKind, LayerTable
+from ptq_validators.layers import NAME_OF, TENSORS_OF, Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision
 
 FUSED_SETS = (
@@ -99,15 +99,17 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
 
 def _members(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, tuple[list[str], list[Layer]]]:
     """The member layers by leaf, in table order, with their parent modules' names (each name
-    less its kind's leaf: cut at C speed)."""
+    less its kind's leaf, cut at C speed)."""
     by_leaf: dict[str, list[Layer]] = {leaf: [] for leaf in set(leaf_of.values())}
     deque(
-        map(list.append, map(by_leaf.__getitem__, map(leaf_of.__getitem__, map(KIND_OF, layers))), layers),
+        map(list.append, map(by_leaf.__getitem__, [leaf_of[layer.kind] for layer in layers]), layers),
         maxlen=0,
     )
     return {
         leaf: (
-            list(map(str.__getitem__, map(NAME_OF, members), repeat(slice(None, -len(leaf) - 1)))),
+            list(
+                map(str.__getitem__, [layer.name for layer in members], repeat(slice(None, -len(leaf) - 1)))
+            ),
             members,
         )
         for leaf, members in by_leaf.items()
@@ -117,7 +119,7 @@ def _members(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, tu
 
 def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:
     """The groups (one per row of the member ``columns``) split by their members' kinds."""
-    kinds = [list(map(KIND_OF, column)) for column in columns]
+    kinds = [[layer.kind for layer in column] for column in columns]
     firsts = dict.fromkeys(kinds[0])
     if len(firsts) <= _FEW:
         # Usually the first member's kind decides the others' (an MTP layer's experts beside

@@ -15,7 +15,7 @@ from typing import Any
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.formats.roles import QUANTIZATION_ROLES
 from ptq_validators.globs import index_key
-from ptq_validators.layers import KIND_OF, NAME_OF, Layer, LayerKind, LayerTable
+from ptq_validators.layers import Layer, LayerKind, LayerTable
 from ptq_validators.model_config import expert_count
 from ptq_validators.wording import plural
 
@@ -95,9 +95,9 @@ def _complete(
         return None
     # Each name is <expert>.<its template's projection>, <expert> = <MoE layer>.experts.<id>:
     # cut at C speed, and each distinct expert split once.
-    of_layer = list(map(KIND_OF, experts))
+    of_layer = [layer.kind for layer in experts]
     cut = {kind: slice(None, -len(kind.template.rpartition(".")[2]) - 1) for kind in kinds}
-    heads = list(map(str.__getitem__, map(NAME_OF, experts), map(cut.__getitem__, of_layer)))
+    heads = list(map(str.__getitem__, [layer.name for layer in experts], map(cut.__getitem__, of_layer)))
     per_expert = Counter(heads)
     split = list(map(_SPLIT_EXPERTS, per_expert))
     for digits in set(map(_ID, split)):

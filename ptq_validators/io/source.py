@@ -158,5 +158,7 @@ class LocalSource(ByteSource):
             raise InputError(f"{self.display(name)}: cannot read: {exc.strerror}") from None
 
     def is_inside(self, name: str) -> bool:
-        real = Path(os.path.realpath(self._path(name)))
-        return self._real_root in real.parents
+        path = self._path(name)
+        if "/" not in name and name not in ("", ".", "..") and not os.path.islink(path):
+            return True  # a file of the directory itself, not a link: one lstat (per shard)
+        return self._real_root in Path(os.path.realpath(path)).parents

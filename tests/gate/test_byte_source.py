@@ -77,6 +77,8 @@ def test_is_inside_follows_links_and_never_raises(directory):
     assert source.is_inside("a.bin") and source.is_inside("stays.bin")
     assert not source.is_inside("leaves.json")
     assert not source.is_inside("dangling")
+    # The directory itself and its parent are no file inside it, though neither is a link.
+    assert not source.is_inside(".") and not source.is_inside("..")
     assert source.display("a.bin") == f"{directory}/a.bin"
 
 
