@@ -152,6 +152,18 @@ def _indices_only(shape: str) -> bool:
     )
 
 
+def literal_prefixes(patterns: list[str]) -> tuple[str, ...] | None:
+    """The text of each glob before its first wildcard (``*``, ``?`` or ``[``): a name that a
+    glob matches (anchored, case sensitive) starts with it, so a ``str.startswith`` over many
+    names at C speed rules most of them out before a regex is asked. None when some glob
+    starts with a wildcard (it can match any name)."""
+    prefixes = tuple(_WILDCARD.split(pattern, 1)[0] for pattern in patterns)
+    return prefixes if all(prefixes) else None
+
+
+_WILDCARD = re.compile(r"[*?\[]")
+
+
 def alternation(patterns: list[str], *, named: bool = False) -> re.Pattern[str]:
     """One regex matching any of ``patterns``; with ``named``, alternative ``i`` is the group
     ``e{i}``, so ``match.lastgroup`` says which pattern matched first."""

@@ -167,21 +167,39 @@ def classify(
 def mtp_flags(names: list[str], shapes: list[str], num_hidden_layers: int | None) -> list[bool]:
     """For each of ``names``, whether ``classify`` calls it an MTP layer by its decoder-layer
     index. ``shapes`` are their ``name_shapes``: in names of one shape the index stands in the
-    same place, found once per shape, and each distinct index is compared once."""
+    same place, found once per shape. Where the index is each shape's first digit run, the names
+    of a shape share the text before it, and one string per shape decides every name by a plain
+    comparison (no slice per name); otherwise each distinct index is compared once."""
     if num_hidden_layers is None:
         return [False] * len(names)
     places: dict[str, slice] = {}
+    # Per shape, the least name its names must reach to be MTP layers (one above them all
+    # where they have no index: the same text with each digit's place one higher).
+    thresholds: dict[str, str] = {}
+    bound = str(num_hidden_layers)
+    comparable = bound.isdigit()
     for shape, name in dict(zip(shapes, names, strict=True)).items():
         match = _LAYER_INDEX_RE.search("." + name + ".") if _has_layer_index(index_key(name)) else None
-        if match is not None:  # its span in ".name.", one character on
-            places[shape] = slice(match.start(1) - 1, match.end(1) - 1)
+        if match is None:
+            thresholds[shape] = name.translate(_ABOVE_DIGITS) + "\0"
+            continue
+        start, end = match.start(1) - 1, match.end(1) - 1  # its span in ".name.", one character on
+        places[shape] = slice(start, end)
+        prefix, width = name[:start], end - start
+        comparable = comparable and name[start:end].isascii() and not _ASCII_DIGIT.search(prefix)
+        # Digit strings of one width compare as their numbers; a narrower index is smaller.
+        thresholds[shape] = prefix + (bound.zfill(width) if width >= len(bound) else ":")
     if not places:
         return [False] * len(names)
+    if comparable:
+        return list(map(operator.le, map(thresholds.__getitem__, shapes), names))
     indices: list[str] = list(map(operator.getitem, names, map(places.get, shapes, repeat(_NOTHING))))
     late = {index for index in set(indices) if index and int(index) >= num_hidden_layers}
     return list(map(late.__contains__, indices))
 
 
+_ABOVE_DIGITS = str.maketrans("0123456789", ":" * 10)  # ":" follows "9"
+_ASCII_DIGIT = re.compile("[0-9]")
 _NOTHING = slice(0, 0)
 
 

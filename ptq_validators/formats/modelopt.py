@@ -19,11 +19,12 @@ import re
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, repeat
 from typing import Any
 
 from ptq_validators.formats.base import Declaration, Declared, Hints, Module, Stored
 from ptq_validators.formats.scaled import E8M0_DTYPES
-from ptq_validators.globs import alternation, index_free, index_key
+from ptq_validators.globs import alternation, index_free, index_key, literal_prefixes
 from ptq_validators.io.safetensors import FLOAT_DTYPES, TensorInfo
 from ptq_validators.precision import NO_ACTIVATION, Activation, Precision
 
@@ -148,6 +149,7 @@ class ModelOptDeclaration(Declaration):
         # need a layer's full name; the first of them that matches keys its declaration.
         sensitive = [p for p in self.exclude_modules if not index_free([p])]
         self._sensitive = alternation(sensitive, named=True) if sensitive else None
+        self._sensitive_prefixes = literal_prefixes(sensitive)
         self.summary = {
             "family": FAMILY,
             "origin": origin,
@@ -197,7 +199,16 @@ class ModelOptDeclaration(Declaration):
             return list(module_names)
         if self._sensitive is None:
             return [None] * len(module_names)  # no entry tells one name of a template from another
-        return [match and match.lastgroup for match in map(self._sensitive.match, module_names)]
+        if self._sensitive_prefixes is None:
+            return [match and match.lastgroup for match in map(self._sensitive.match, module_names)]
+        # Usually few names can match (``model.layers.61*``: the MTP layer's): only names that
+        # start like an entry are asked.
+        keys: list[Hashable] = [None] * len(module_names)
+        hits = map(str.startswith, module_names, repeat(self._sensitive_prefixes))
+        for at in compress(range(len(module_names)), hits):
+            match = self._sensitive.match(module_names[at])
+            keys[at] = match and match.lastgroup
+        return keys
 
     def declared(self, module_name: str, *, module_class: str | None = None) -> Declared:
         pattern = self._exclusion(module_name)

@@ -49,6 +49,9 @@ def test_names_of_one_key_have_one_template_and_digit_shape(names):
 @given(NAMES, st.sampled_from([None, 0, 2, 10, 61]))
 @example(["model.layers.60.mlp", "model.layers.61.mlp", "model.layers.007.mlp"], 61)
 @example(["layers.61.x.layers.1.y", "layers.11.x.layers.9.y"], 61)  # the first index decides
+@example(["layers.061.x", "layers.007.x", "layers.100.x", "layers.6.x", "w1", "w3"], 61)  # widths
+@example(["m.0.layers.61.x", "m.1.layers.1.x"], 61)  # a digit before the index
+@example(["layers.\0.x", "layers.61.x"], 61)  # the mask character: every name its own shape
 def test_mtp_flags_are_classify_name_by_name(names, depth):
     flags = mtp_flags(names, name_shapes(names), depth)
     groups = [
