@@ -762,9 +762,8 @@ def natural_order(names: list[str]) -> list[str]:
     shapes = digit_shapes(names)
     if shapes is names or not all(map(str.isascii, names)):  # ("\\d" takes non-ASCII digits too)
         return sorted(names, key=_natural_key)
-    members: dict[str, list[str]] = {}
-    for shape, name in zip(shapes, names, strict=True):
-        members.setdefault(shape, []).append(name)
+    members: defaultdict[str, list[str]] = defaultdict(list)  # shape → its names, at C speed
+    deque(map(list.append, map(members.__getitem__, shapes), names), maxlen=0)
     runs = {shape: [run.span() for run in MASKED_RUN.finditer(shape)] for shape in members}
     width = 1 + max((end - start for spans in runs.values() for start, end in spans), default=0)
     keys: list[str] = []
