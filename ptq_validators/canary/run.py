@@ -201,7 +201,7 @@ def _via_vllm(
         request.engine_python,
         log_path,
         flags,
-        engine.rules.get("start_failures", {}),
+        engine.rules.get("engine_failures", {}),
         deadline_s=request.start_timeout,
     )
     run = EngineRun(

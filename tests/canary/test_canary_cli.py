@@ -127,7 +127,7 @@ def test_engine_logs_are_classified_by_the_engine_data() -> None:
     from ptq_validators.canary.compat import load_engine
     from ptq_validators.canary.served import classify_log
 
-    patterns = load_engine("vllm").rules["start_failures"]
+    patterns = load_engine("vllm").rules["engine_failures"]
     assert classify_log(DEAD_AT_FIRST_REQUEST, patterns) == (
         "hardware",
         "AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'",

@@ -42,7 +42,7 @@ def vllm_python() -> str:
 @pytest.fixture(scope="module")
 def server(vllm_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     log = tmp_path_factory.mktemp("vllm") / "good.log"
-    patterns = load_engine("vllm").rules["start_failures"]
+    patterns = load_engine("vllm").rules["engine_failures"]
     with VllmServer(str(FIXTURES / GOOD), vllm_python, log, patterns=patterns, echo=False) as running:
         yield running
     assert running.pgid is not None and not group_alive(running.pgid), "vLLM outlived its test module"
