@@ -21,7 +21,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -31,11 +30,15 @@ sys.path.insert(0, str(HERE))
 import synthetic as syn  # noqa: E402
 
 FLOOR = [sys.executable, str(HERE / "header_floor.py")]
+# Times the child from inside a wrapper process, as its CPU time and peak memory are read:
+# the wrapper's own interpreter start-up belongs to neither the command nor the floor.
 RSS_WRAPPER = """
-import resource, subprocess, sys
+import resource, subprocess, sys, time
+start = time.perf_counter()
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime, code)
+print(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, code)
 """
 
 # As ModelOpt writes them for these presets (prefix-wildcard summaries of the unquantized set).
@@ -118,13 +121,11 @@ def measure_beside(
 
 def run_once(argv: list[str]) -> tuple[float, float, float, int]:
     """Wall and CPU seconds, peak RSS (MiB) and exit code of one fresh process of ``argv``."""
-    start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
     )
-    wall = time.perf_counter() - start
-    rss_kib, cpu, code = out.stdout.split()
-    return wall, float(cpu), int(rss_kib) / 1024, int(code)
+    wall, rss_kib, cpu, code = out.stdout.split()
+    return float(wall), float(cpu), int(rss_kib) / 1024, int(code)
 
 
 def summarize(runs: list[tuple[float, float, float, int]]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TINY = HERE.parent / "tests" / "fixtures" / "data"
 # Times the child from inside a wrapper process, so that the wrapper's own start-up (as long as
-# the cases here) is not counted; gate_at_scale.py can count it, its cases take seconds.
+# the cases here) is not counted; gate_at_scale.py times its cases the same way.
 WRAPPER = """
 import resource, subprocess, sys, time
 start = time.perf_counter()

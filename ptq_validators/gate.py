@@ -110,7 +110,7 @@ class GateReport:
             precision_counts=self.table.precision_counts(),
             scheme_counts=self.table.scheme_counts(),
             group_counts=self.table.group_counts(),
-            layers=encode_layers(self.table.layers)
+            layers=encode_layers(self.table)
             if encoded_layers
             else [layer.to_json() for layer in self.table.layers],
             metadata_diffs=[diff.to_json() for diff in self.metadata_diffs],
@@ -158,11 +158,11 @@ def run_gate(
         fused.check_fused_groups(table, values),
         kv_cache.check_kv_cache(table),
         quant_config.check_quant_config_consistency(
-            exported.json_document("hf_quant_config.json"), config, {layer.name for layer in table.layers}
+            exported.json_document("hf_quant_config.json"), config, set(table.names)
         ),
         excludes.check_exclude_hygiene(table, config),
         special.check_special_modules(table, config),
-        names.check_names(table, summary.tensor_names, summary.essential_names, tied=tied_embeddings(config)),
+        names.check_names(table, summary, tied=tied_embeddings(config)),
         alignment.check_alignment(table),
         numerics.check_scale_values(values),
         numerics.check_deep(deep_findings, scanned),

@@ -16,23 +16,23 @@ from itertools import chain
 from json.encoder import encode_basestring  # the C encoder when available
 
 from ptq_validators.envelope import Encoded
-from ptq_validators.layers import Layer
+from ptq_validators.layers import Layer, LayerKind, LayerTable
 
 _PLACEHOLDER = "\x00name\x00"
 _ENCODED_PLACEHOLDER = encode_basestring(_PLACEHOLDER)
 _BLOCK = 2048  # rows per piece: ~1 MB of text, so the whole array is never in memory at once
 
 
-def encode_layers(layers: Sequence[Layer]) -> Encoded:
-    """``layers`` as the JSON array of their ``to_json`` rows (non-ASCII kept, the default
-    separators), for ``render_json`` / ``write_json`` to write in place, a block at a time."""
-    return Encoded(_blocks(layers))
+def encode_layers(table: LayerTable) -> Encoded:
+    """The ``table``'s layers as the JSON array of their ``to_json`` rows (non-ASCII kept, the
+    default separators), for ``render_json`` / ``write_json`` to write in place, a block at a
+    time."""
+    return Encoded(_blocks(table.layers, table.names, table.kinds))
 
 
-def _blocks(layers: Sequence[Layer]) -> Iterator[str]:
+def _blocks(layers: Sequence[Layer], names: Sequence[str], kinds: Sequence[LayerKind]) -> Iterator[str]:
     # A row is its name and its kind's fields (``Layer.row``), so one template per kind, made
     # on its first layer; each row after the first opens with the separator.
-    kinds = [layer.kind for layer in layers]
     first = dict(zip(reversed(kinds), reversed(layers), strict=True))  # kind → its first layer
     halves = {kind: _template(layer) for kind, layer in first.items()}
     opening = {kind: ", " + before for kind, (before, _) in halves.items()}
@@ -43,8 +43,10 @@ def _blocks(layers: Sequence[Layer]) -> Iterator[str]:
         befores = list(map(opening.__getitem__, block))
         if start == 0:
             befores[0] = befores[0][2:]
-        names = map(encode_basestring, [layer.name for layer in layers[start : start + _BLOCK]])
-        yield "".join(chain.from_iterable(zip(befores, names, map(closing.__getitem__, block), strict=True)))
+        encoded = map(encode_basestring, names[start : start + _BLOCK])
+        yield "".join(
+            chain.from_iterable(zip(befores, encoded, map(closing.__getitem__, block), strict=True))
+        )
     yield "]"
 
 

@@ -52,7 +52,7 @@ class ScanReport:
             "precision_counts": self.table.precision_counts(),
             "scheme_counts": self.table.scheme_counts(),
             "group_counts": self.table.group_counts(),
-            "layers": encode_layers(self.table.layers)
+            "layers": encode_layers(self.table)
             if encoded_layers
             else [layer.to_json() for layer in self.table.layers],
         }

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import operator
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import compress, count, repeat
 from typing import Any
@@ -48,7 +47,8 @@ class SourceSummary:
     parameters: int
     shapes: dict[str, tuple[int, ...]]
     tensor_names: frozenset[str]
-    essential_names: Collection[str]  # the names the export must keep (gone through once)
+    essential_names: tuple[str, ...]  # the names the export must keep, in table order
+    other_names: tuple[str, ...]  # the rest of ``tensor_names`` (its quantization tensors)
 
 
 def summarize(source: Checkpoint) -> SourceSummary:
@@ -57,13 +57,12 @@ def summarize(source: Checkpoint) -> SourceSummary:
     if summary is not None:
         return summary
     found = original_layers(source)
-    names = frozenset(found.grouping.tensors)
     return SourceSummary(
         source.weight_bytes,
         found.parameters,
         found.shapes,
-        names,
-        essential_names(found.grouping, names),
+        frozenset(found.grouping.tensors),
+        *essential_names(found.grouping),
     )
 
 
@@ -128,11 +127,13 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
         )
         shapes.update(apart.shapes)
         parameters += apart.parameters
-    every = frozenset(names)
-    essential: Collection[str] = every
+    essential: tuple[str, ...] = tuple(names)
+    others: tuple[str, ...] = ()
     if not QUANTIZATION_ROLES.isdisjoint(roles):
-        essential = tuple(compress(names, map(operator.not_, map(QUANTIZATION_ROLES.__contains__, roles))))
-    return SourceSummary(source.weight_bytes, parameters, shapes, every, essential)
+        quantization = list(map(QUANTIZATION_ROLES.__contains__, roles))
+        essential = tuple(compress(names, map(operator.not_, quantization)))
+        others = tuple(compress(names, quantization))
+    return SourceSummary(source.weight_bytes, parameters, shapes, frozenset(names), essential, others)
 
 
 def _original_shapes(

@@ -10,7 +10,7 @@ from itertools import compress
 from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, WARN, CheckResult
-from ptq_validators.layers import KIND_OF, NAME_OF, LayerKind, LayerTable
+from ptq_validators.layers import KIND_OF, LayerKind, LayerTable
 from ptq_validators.model_config import tied_embeddings
 
 OVER_BROAD_FRACTION = 0.8
@@ -31,9 +31,8 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
         shapes.setdefault((kind.template, kind.module_class), []).append(kind)
     # A shape is asked with its first name: its first kind's first layer (found by a scan at C
     # speed for each shape, where its template has an index component).
-    of_layer = [layer.kind for layer in layers] if any("#" in kind.template for kind in counts) else []
     first = {
-        kinds[0]: layers[of_layer.index(kinds[0])].name if "#" in kinds[0].template else kinds[0].template
+        kinds[0]: table.names[table.kinds.index(kinds[0])] if "#" in kinds[0].template else kinds[0].template
         for kinds in shapes.values()
     }
     rank = {kind: i for i, kinds in enumerate(shapes.values()) for kind in kinds}
@@ -52,8 +51,8 @@ def check_exclude_hygiene(table: LayerTable, config: dict[str, Any]) -> CheckRes
             flagged = table.layers_of(quantized_kinds.intersection(hit)) if quantized else []
         else:
             # Asked name by name (the pattern can tell indices apart), at C speed.
-            classes = map(_CLASS, map(KIND_OF, layers))
-            matches = list(declaration.matching(pattern, map(NAME_OF, layers), classes))
+            classes = map(_CLASS, table.kinds)
+            matches = list(declaration.matching(pattern, table.names, classes))
             hits = sum(matches)
             # Only the hits (mostly a few layers) are told quantized or not.
             hit_layers = list(compress(layers, matches)) if hits else []

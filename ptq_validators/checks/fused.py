@@ -10,10 +10,11 @@ import operator
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, combinations, compress, repeat
+from typing import Any
 
 from ptq_validators.checks.base import FAIL, PASS, SKIP, CheckResult
 from ptq_validators.io.safetensors import INFO_NAME
-from ptq_validators.layers import NAME_OF, TENSORS_OF, Layer, LayerKind, LayerTable
+from ptq_validators.layers import KIND_OF, NAME_OF, TENSORS_OF, Layer, LayerKind, LayerTable
 from ptq_validators.precision import Precision
 
 FUSED_SETS = (
@@ -42,7 +43,7 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
     leaf_of = {
         kind: leaf for kind in table.kind_counts() if (leaf := kind.template.rpartition(".")[2]) in _SET_OF
     }
-    members_of = _members(table.layers_of(set(leaf_of)), leaf_of)
+    members_of = _members(table, leaf_of)
     # The groups of one set with the same members are found by set algebra on their parents
     # and judged column by column (a few dozen member kinds, one value lookup per scale); each
     # group that adds a line is keyed by (parent, set), so sorting only those gives the lines
@@ -59,10 +60,11 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
             # Every parent holds every member present (the usual case): its layers stand in
             # the same row of each member's column, in table order, so the groups are those rows.
             groups += len(parents[0])
-            for kinds, same_kinds in _by_kinds([members_of[leaf][1] for leaf in present]):
+            columns = [members_of[leaf][1] for leaf in present]
+            for kinds, same_kinds in _by_kinds(columns, [members_of[leaf][2] for leaf in present]):
                 _judge_groups(fused_set, kinds, same_kinds, comparer, flagged)
             continue
-        siblings = {leaf: dict(zip(*members_of[leaf], strict=True)) for leaf in present}
+        siblings = {leaf: dict(zip(*members_of[leaf][:2], strict=True)) for leaf in present}
         for size in range(2, len(present) + 1):
             for members in combinations(present, size):
                 held = set.intersection(*(set(siblings[leaf]) for leaf in members))
@@ -74,7 +76,7 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
                 # that order (random order costs several cache misses per lookup).
                 order = list(filter(held.__contains__, siblings[members[0]]))
                 columns = [list(map(siblings[leaf].__getitem__, order)) for leaf in members]
-                for kinds, same_kinds in _by_kinds(columns):
+                for kinds, same_kinds in _by_kinds(columns, [list(map(KIND_OF, c)) for c in columns]):
                     _judge_groups(fused_set, kinds, same_kinds, comparer, flagged)
     if not groups:
         return CheckResult("fused", TITLE, SKIP, "no fused groups")
@@ -97,29 +99,36 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
     )
 
 
-def _members(layers: list[Layer], leaf_of: dict[LayerKind, str]) -> dict[str, tuple[list[str], list[Layer]]]:
-    """The member layers by leaf, in table order, with their parent modules' names (each name
-    less its kind's leaf, cut at C speed)."""
-    by_leaf: dict[str, list[Layer]] = {leaf: [] for leaf in set(leaf_of.values())}
-    deque(
-        map(list.append, map(by_leaf.__getitem__, [leaf_of[layer.kind] for layer in layers]), layers),
-        maxlen=0,
+def _members(
+    table: LayerTable, leaf_of: dict[LayerKind, str]
+) -> dict[str, tuple[list[str], list[Layer], list[LayerKind]]]:
+    """The member layers by leaf (the table's layers of the kinds in ``leaf_of``), in table
+    order, with their parent modules' names (each name less its kind's leaf, cut at C speed)
+    and their kinds."""
+    picked = table.of_kinds(leaf_of.keys())
+    kinds = list(compress(table.kinds, picked))
+    leaves = list(map(leaf_of.__getitem__, kinds))
+    columns: tuple[Iterable[Any], ...] = (
+        compress(table.names, picked),
+        compress(table.layers, picked),
+        kinds,
     )
+    by_leaf: dict[str, tuple[list[Any], ...]] = {leaf: ([], [], []) for leaf in set(leaf_of.values())}
+    for at, column in enumerate(columns):
+        cells = map(operator.getitem, map(by_leaf.__getitem__, leaves), repeat(at))
+        deque(map(list.append, cells, column), maxlen=0)
     return {
-        leaf: (
-            list(
-                map(str.__getitem__, [layer.name for layer in members], repeat(slice(None, -len(leaf) - 1)))
-            ),
-            members,
-        )
-        for leaf, members in by_leaf.items()
-        if members
+        leaf: (list(map(str.__getitem__, names, repeat(slice(None, -len(leaf) - 1)))), layers, of_layer)
+        for leaf, (names, layers, of_layer) in by_leaf.items()
+        if layers
     }
 
 
-def _by_kinds(columns: list[list[Layer]]) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:
-    """The groups (one per row of the member ``columns``) split by their members' kinds."""
-    kinds = [[layer.kind for layer in column] for column in columns]
+def _by_kinds(
+    columns: list[list[Layer]], kinds: list[list[LayerKind]]
+) -> Iterator[tuple[tuple[LayerKind, ...], list[list[Layer]]]]:
+    """The groups (one per row of the member ``columns``, whose kinds are ``kinds``) split by
+    their members' kinds."""
     firsts = dict.fromkeys(kinds[0])
     if len(firsts) <= _FEW:
         # Usually the first member's kind decides the others' (an MTP layer's experts beside

@@ -32,18 +32,19 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
     # A name is a per-expert weight exactly when its template is (the expert id is an index
     # component, masked as "#"); only those layers are split into MoE, id and projection.
     expert_kinds = {kind for kind in kinds if _EXPERT_TEMPLATE.match(kind.template)}
-    experts = table.layers_of(expert_kinds)
+    picked = table.of_kinds(expert_kinds) if expert_kinds else []
+    names, of_layer = list(compress(table.names, picked)), list(compress(table.kinds, picked))
     fused = table.layers_of(
         {kind for kind in kinds if kind not in expert_kinds and kind.fused and kind.group.value == "experts"}
     )
-    if not experts and not fused:
+    if not names and not fused:
         return CheckResult("moe", TITLE, SKIP, "no MoE experts")
-    complete = _complete(experts, expert_kinds, kinds, declared_experts)
+    complete = _complete(names, of_layer, expert_kinds, kinds, declared_experts)
     if complete is not None:
         details: list[str] = []
         moe_layers = len(complete)
     else:
-        per_moe = _per_moe(experts)
+        per_moe = _per_moe(list(compress(table.layers, picked)))
         if not per_moe and not fused:
             return CheckResult("moe", TITLE, SKIP, "no MoE experts")
         details = _expert_problems(per_moe, declared_experts)
@@ -67,12 +68,17 @@ def check_moe_completeness(table: LayerTable, config: dict[str, Any]) -> CheckRe
 
 
 def _complete(
-    experts: list[Layer], kinds: set[LayerKind], counts: Counter[LayerKind], declared: int | None
+    names: list[str],
+    of_layer: list[LayerKind],
+    kinds: set[LayerKind],
+    counts: Counter[LayerKind],
+    declared: int | None,
 ) -> set[str] | None:
-    """The MoE layers of ``experts`` when each stores every expert id 0..E-1 of each of its
-    projections with every tensor required (the usual case, told without grouping the layers
-    in Python); None when that is not certain, and ``_expert_problems`` must tell."""
-    if not declared or not experts:
+    """The MoE layers of the experts (``names``, their kinds ``of_layer``: the table's layers
+    of ``kinds``) when each stores every expert id 0..E-1 of each of its projections with every
+    tensor required (the usual case, told without grouping the layers in Python); None when
+    that is not certain, and ``_expert_problems`` must tell."""
+    if not declared or not names:
         return None
     # The experts of one MoE layer and projection share a template. Within a template, kind A
     # conflicts with kind B when A lacks a tensor B stores or its format requires: then no MoE
@@ -95,9 +101,8 @@ def _complete(
         return None
     # Each name is <expert>.<its template's projection>, <expert> = <MoE layer>.experts.<id>:
     # cut at C speed, and each distinct expert split once.
-    of_layer = [layer.kind for layer in experts]
     cut = {kind: slice(None, -len(kind.template.rpartition(".")[2]) - 1) for kind in kinds}
-    heads = list(map(str.__getitem__, [layer.name for layer in experts], map(cut.__getitem__, of_layer)))
+    heads = list(map(str.__getitem__, names, map(cut.__getitem__, of_layer)))
     per_expert = Counter(heads)
     split = list(map(_SPLIT_EXPERTS, per_expert))
     for digits in set(map(_ID, split)):

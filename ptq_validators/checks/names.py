@@ -5,39 +5,44 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import operator
+from collections.abc import Sequence
 from itertools import compress, filterfalse
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
 from ptq_validators.formats.roles import KNOWN_ROLES, PACKED_ANCHORS, QUANTIZATION_ROLES
 from ptq_validators.layers import LayerTable
+from ptq_validators.source_summary import SourceSummary
 from ptq_validators.wording import plural
 
 TITLE = "Tensor names vs source"
 
 
 def compare_names(
-    table: LayerTable, source_names: frozenset[str], source_essential: Collection[str]
+    table: LayerTable, source_names: frozenset[str], essential: Sequence[str], others: Sequence[str]
 ) -> tuple[int, list[str], list[str], list[str]]:
-    """The export's source-comparable names against the source's: how many match, those not in
-    the source (renamed or added), the essential source names the export lacks (dropped), and
-    the export's tensors outside any vocabulary (foreign); lists sorted."""
+    """The export's source-comparable names against the source's (``source_names``: all of
+    them; ``essential``: those the export must keep, ``others``: the rest, each in the source's
+    table order): how many match, those not in the source (renamed or added), the essential
+    source names the export lacks (dropped), and the export's tensors outside any vocabulary
+    (foreign); lists sorted."""
     grouping = table.grouping
     names, roles = grouping.held()
-    kept = grouping.held_names()
-    holds = kept.__contains__
-    # Most tensors are the source's own or quantization tensors: counted by set algebra at C
-    # speed (the held names meet the source's by looking each of those up once), and only the
-    # export's names of roles comparable with the source are looked up one by one.
-    matched = len(kept & source_names)
+    holds = grouping.held_names().__contains__
+    # Each source name is looked up in the export once, in table order (names near each other
+    # in memory; set order would cost half as much again), and only the export's names of
+    # roles comparable with the source the other way: all at C speed.
+    kept = list(map(holds, essential))
+    matched = kept.count(True) + sum(map(holds, others))
     comparable = {
         role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in grouping.role_set()
     }
-    candidates = compress(zip(names, roles, strict=True), map(comparable.__getitem__, roles))
-    left = [(name, role) for name, role in candidates if name not in source_names]
+    picked = list(map(comparable.__getitem__, roles))
+    candidates, candidate_roles = list(compress(names, picked)), list(compress(roles, picked))
+    absent = list(map(operator.not_, map(source_names.__contains__, candidates)))
     bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
-    for name, role in left:
+    for name, role in zip(compress(candidates, absent), compress(candidate_roles, absent), strict=True):
         if role in PACKED_ANCHORS:  # the module is the name less "." or "_" and the role
             bases.add(name[: -len(role) - 1] + PACKED_ANCHORS[role])
         elif role not in KNOWN_ROLES or "quantizer" in name or role.endswith("_amax"):
@@ -46,16 +51,16 @@ def compare_names(
             bases.add(name)
     matched += sum(1 for name in bases if name in source_names and not holds(name))
     renamed = sorted(name for name in bases if name not in source_names)
-    dropped = sorted(filterfalse(bases.__contains__, filterfalse(holds, source_essential)))
+    lacking = compress(essential, map(operator.not_, kept))
+    dropped = sorted(filterfalse(bases.__contains__, lacking))
     return matched, renamed, dropped, sorted(foreign)
 
 
-def check_names(
-    table: LayerTable, source_names: frozenset[str], source_essential: Collection[str], *, tied: bool
-) -> CheckResult:
-    """``source_names``: every tensor of the source; ``source_essential``: those the export
-    must keep (``essential_names`` of the source, a subset of ``source_names``)."""
-    matched, renamed, dropped, foreign = compare_names(table, source_names, source_essential)
+def check_names(table: LayerTable, source: SourceSummary, *, tied: bool) -> CheckResult:
+    """The export's names against the ``source``'s (its ``essential_names`` must be kept)."""
+    matched, renamed, dropped, foreign = compare_names(
+        table, source.tensor_names, source.essential_names, source.other_names
+    )
     if tied:
         dropped = [n for n in dropped if not n.endswith("lm_head.weight")]
     details = [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)" for name in foreign]

@@ -268,6 +268,15 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     # Every checkpoint as a source, quantized ones included (their declarations are not uniform).
     summary = summarize(checkpoint)
     assert (summary.parameters, summary.shapes, set(summary.essential_names)) == reference_summary(checkpoint)
+    # The essential and the other names split the source's names, each in table order.
+    every, essential, others = (
+        list(checkpoint.tensors),
+        set(summary.essential_names),
+        set(summary.other_names),
+    )
+    assert essential | others == set(every) and not essential & others
+    assert list(summary.essential_names) == [name for name in every if name in essential]
+    assert list(summary.other_names) == [name for name in every if name in others]
     shapes = None
     if source is not None:
         shapes = summarize(Checkpoint.open(LocalSource(source))).shapes
@@ -289,10 +298,10 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     decoded = {name: tuple(map(repr, value)) for name, value in values.items()}
     assert decoded == reference_scale_values(checkpoint, list(values))
     source_summary = summarize(Checkpoint.open(LocalSource(source or directory)))
-    known, essential = source_summary.tensor_names, set(source_summary.essential_names)
+    known, essential = source_summary.tensor_names, source_summary.essential_names
     bases, foreign = reference_base_names(reference, known)
-    expected = (len(bases), sorted(bases - known), sorted(essential - bases), foreign)
-    assert names_check.compare_names(table, known, essential) == expected
+    expected = (len(bases), sorted(bases - known), sorted(set(essential) - bases), foreign)
+    assert names_check.compare_names(table, known, essential, source_summary.other_names) == expected
     assert table_checks(table, checkpoint, recipe, values) == table_checks(
         reference, checkpoint, recipe, values
     )
