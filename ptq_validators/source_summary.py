@@ -17,6 +17,7 @@ import math
 import operator
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import compress, count, repeat
 from typing import Any
 
@@ -46,9 +47,26 @@ class SourceSummary:
     weight_bytes: int
     parameters: int
     shapes: dict[str, tuple[int, ...]]
-    tensor_names: frozenset[str]
     essential_names: tuple[str, ...]  # the names the export must keep, in table order
-    other_names: tuple[str, ...]  # the rest of ``tensor_names`` (its quantization tensors)
+    other_names: tuple[str, ...]  # the rest of the names (its quantization tensors), in table order
+    # The roles of ``other_names``, each a name's last component (an export that holds such a
+    # name gives it that role too); None when some name's role is read otherwise.
+    other_roles: frozenset[str] | None
+
+    # Sets made on first use (the names check of an export that keeps every essential name and
+    # none of the others never builds ``other_set``).
+    @cached_property
+    def essential_set(self) -> frozenset[str]:
+        return frozenset(self.essential_names)
+
+    @cached_property
+    def other_set(self) -> frozenset[str]:
+        return frozenset(self.other_names)
+
+    @property
+    def tensor_names(self) -> frozenset[str]:
+        """Every tensor name of the source."""
+        return self.essential_set | self.other_set
 
 
 def summarize(source: Checkpoint) -> SourceSummary:
@@ -61,8 +79,8 @@ def summarize(source: Checkpoint) -> SourceSummary:
         source.weight_bytes,
         found.parameters,
         found.shapes,
-        frozenset(found.grouping.tensors),
         *essential_names(found.grouping),
+        None,
     )
 
 
@@ -129,11 +147,13 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
         parameters += apart.parameters
     essential: tuple[str, ...] = tuple(names)
     others: tuple[str, ...] = ()
+    other_roles: frozenset[str] = frozenset()  # here every role is its name's last component
     if not QUANTIZATION_ROLES.isdisjoint(roles):
         quantization = list(map(QUANTIZATION_ROLES.__contains__, roles))
         essential = tuple(compress(names, map(operator.not_, quantization)))
         others = tuple(compress(names, quantization))
-    return SourceSummary(source.weight_bytes, parameters, shapes, frozenset(names), essential, others)
+        other_roles = frozenset(compress(roles, quantization))
+    return SourceSummary(source.weight_bytes, parameters, shapes, essential, others, other_roles)
 
 
 def _original_shapes(

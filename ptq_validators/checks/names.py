@@ -6,7 +6,6 @@ load failure), and nothing outside the format's vocabulary (``*_amax``, ``*_quan
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
 from itertools import compress, filterfalse
 
 from ptq_validators.checks.base import FAIL, PASS, CheckResult
@@ -18,49 +17,59 @@ from ptq_validators.wording import plural
 TITLE = "Tensor names vs source"
 
 
-def compare_names(
-    table: LayerTable, source_names: frozenset[str], essential: Sequence[str], others: Sequence[str]
-) -> tuple[int, list[str], list[str], list[str]]:
-    """The export's source-comparable names against the source's (``source_names``: all of
-    them; ``essential``: those the export must keep, ``others``: the rest, each in the source's
-    table order): how many match, those not in the source (renamed or added), the essential
-    source names the export lacks (dropped), and the export's tensors outside any vocabulary
-    (foreign); lists sorted."""
+def compare_names(table: LayerTable, source: SourceSummary) -> tuple[int, list[str], list[str], list[str]]:
+    """The export's source-comparable names against the ``source``'s (its ``essential_names``
+    must be kept): how many source names match, the export's names not in the source (renamed
+    or added), the essential source names the export lacks (dropped), and the export's tensors
+    outside any vocabulary (foreign); lists sorted."""
     grouping = table.grouping
     names, roles = grouping.held()
     holds = grouping.held_names().__contains__
-    # Each source name is looked up in the export once, in table order (names near each other
-    # in memory; set order would cost half as much again), and only the export's names of
-    # roles comparable with the source the other way: all at C speed.
-    kept = list(map(holds, essential))
-    matched = kept.count(True) + sum(map(holds, others))
+    essential, others = source.essential_names, source.other_names
     comparable = {
         role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in grouping.role_set()
     }
     picked = list(map(comparable.__getitem__, roles))
     candidates, candidate_roles = list(compress(names, picked)), list(compress(roles, picked))
-    absent = list(map(operator.not_, map(source_names.__contains__, candidates)))
+    # Each export name of a role comparable with the source is looked up once, at C speed. The
+    # candidates are distinct names the export holds: when as many of them are essential source
+    # names as the source has, every essential name is held, and none need be looked up in the
+    # export (the lookups of the larger table, in another order, cost twice as much).
+    in_essential = list(map(source.essential_set.__contains__, candidates))
+    if in_essential.count(True) == len(essential):
+        kept: list[bool] | None = None
+        matched = len(essential)
+    else:
+        kept = list(map(holds, essential))
+        matched = kept.count(True)
+    # A name's role is its last component on both sides here: an export that stores no tensor
+    # of the other names' roles holds none of them, and they need not be looked up.
+    if source.other_roles is None or not source.other_roles.isdisjoint(grouping.role_set()):
+        matched += sum(map(holds, others))
     bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
-    for name, role in zip(compress(candidates, absent), compress(candidate_roles, absent), strict=True):
+    outside = compress(range(len(candidates)), map(operator.not_, in_essential))
+    for at in outside:
+        name, role = candidates[at], candidate_roles[at]
+        if name in source.other_set:
+            continue
         if role in PACKED_ANCHORS:  # the module is the name less "." or "_" and the role
             bases.add(name[: -len(role) - 1] + PACKED_ANCHORS[role])
         elif role not in KNOWN_ROLES or "quantizer" in name or role.endswith("_amax"):
             foreign.append(name)
         else:
             bases.add(name)
-    matched += sum(1 for name in bases if name in source_names and not holds(name))
-    renamed = sorted(name for name in bases if name not in source_names)
-    lacking = compress(essential, map(operator.not_, kept))
+    known = source.tensor_names if bases else frozenset()
+    matched += sum(1 for name in bases if name in known and not holds(name))
+    renamed = sorted(name for name in bases if name not in known)
+    lacking = compress(essential, map(operator.not_, kept)) if kept is not None else ()
     dropped = sorted(filterfalse(bases.__contains__, lacking))
     return matched, renamed, dropped, sorted(foreign)
 
 
 def check_names(table: LayerTable, source: SourceSummary, *, tied: bool) -> CheckResult:
     """The export's names against the ``source``'s (its ``essential_names`` must be kept)."""
-    matched, renamed, dropped, foreign = compare_names(
-        table, source.tensor_names, source.essential_names, source.other_names
-    )
+    matched, renamed, dropped, foreign = compare_names(table, source)
     if tied:
         dropped = [n for n in dropped if not n.endswith("lm_head.weight")]
     details = [f"{name}: suffix outside the format's vocabulary (quantizer leftover?)" for name in foreign]

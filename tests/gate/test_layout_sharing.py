@@ -301,7 +301,7 @@ def assert_same_as_reference(directory: Path, source: Path | None = None, recipe
     known, essential = source_summary.tensor_names, source_summary.essential_names
     bases, foreign = reference_base_names(reference, known)
     expected = (len(bases), sorted(bases - known), sorted(set(essential) - bases), foreign)
-    assert names_check.compare_names(table, known, essential, source_summary.other_names) == expected
+    assert names_check.compare_names(table, source_summary) == expected
     assert table_checks(table, checkpoint, recipe, values) == table_checks(
         reference, checkpoint, recipe, values
     )
