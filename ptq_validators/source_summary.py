@@ -80,7 +80,7 @@ def summarize(source: Checkpoint) -> SourceSummary:
         found.parameters,
         found.shapes,
         *essential_names(found.grouping),
-        None,
+        other_roles=None,  # roles read by grouping, some of them not a name's last component
     )
 
 

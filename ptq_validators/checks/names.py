@@ -26,9 +26,8 @@ def compare_names(table: LayerTable, source: SourceSummary) -> tuple[int, list[s
     names, roles = grouping.held()
     holds = grouping.held_names().__contains__
     essential, others = source.essential_names, source.other_names
-    comparable = {
-        role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in grouping.role_set()
-    }
+    held_roles = grouping.role_set()
+    comparable = {role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in held_roles}
     picked = list(map(comparable.__getitem__, roles))
     candidates, candidate_roles = list(compress(names, picked)), list(compress(roles, picked))
     # Each export name of a role comparable with the source is looked up once, at C speed. The
@@ -44,7 +43,7 @@ def compare_names(table: LayerTable, source: SourceSummary) -> tuple[int, list[s
         matched = kept.count(True)
     # A name's role is its last component on both sides here: an export that stores no tensor
     # of the other names' roles holds none of them, and they need not be looked up.
-    if source.other_roles is None or not source.other_roles.isdisjoint(grouping.role_set()):
+    if source.other_roles is None or not source.other_roles.isdisjoint(held_roles):
         matched += sum(map(holds, others))
     bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
