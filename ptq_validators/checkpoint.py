@@ -199,26 +199,46 @@ class Documents:
 
 
 class Checkpoint(Documents):
-    """Headers and documents of one checkpoint directory: every shard's tensors merged into one
-    table (``tensors``, shard by shard; ``tensor_file`` names each one's shard), and per shard
-    what its header says besides (``headers``: sizes, metadata)."""
+    """Headers and documents of one checkpoint directory: every shard's tensors in one table,
+    shard by shard, as two columns (``names`` and ``infos``, distinct names; ``tensors`` is the
+    table by name, ``tensor_file`` names each tensor's shard), and per shard what its header
+    says besides (``headers``: sizes, metadata)."""
 
     def __init__(
         self,
         source: ByteSource,
         files: list[str],
         headers: dict[str, ShardHeader],
-        tensors: dict[str, TensorInfo],
+        names: list[str],
+        infos: list[TensorInfo],
         spans: list[tuple[str, int]],
         indexed: bool,
         issues: list[IntegrityIssue],
     ) -> None:
         super().__init__(source, files)
         self.headers = headers
-        self.tensors = tensors
-        self.spans = spans  # (shard, how many of ``tensors`` in a row it stores), in table order
+        self.names = names
+        self.infos = infos
+        self.spans = spans  # (shard, how many of the table's tensors in a row it stores), in order
         self.indexed = indexed
         self.issues = issues
+
+    @classmethod
+    def of_table(
+        cls, source: ByteSource, tensors: dict[str, TensorInfo], *, shard: str = "model.safetensors"
+    ) -> Checkpoint:
+        """A checkpoint of the table ``tensors``, all in ``shard``, with no header read (tests
+        and tools that build a table by hand): the documents are ``source``'s."""
+        return cls(
+            source, source.list_files(), {}, list(tensors), list(tensors.values()), [(shard, len(tensors))],
+            False, [],
+        )  # fmt: skip
+
+    @cached_property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """The table by name (made on first use: the gate reads the columns, and one dict of a
+        671B export's 180k tensors costs as much to build as its headers take to validate)."""
+        return dict(zip(self.names, self.infos, strict=True))
 
     @classmethod
     def open(cls, source: ByteSource) -> Checkpoint:
@@ -265,33 +285,47 @@ class Checkpoint(Documents):
 
         layouts: Layouts = {}  # shared by the shards: a layout is validated once per checkpoint
         headers: dict[str, ShardHeader] = {}
-        tensors: dict[str, TensorInfo] = {}
+        names: list[str] = []
+        infos: list[TensorInfo] = []
         spans: list[tuple[str, int]] = []
         # The index entries no shard has claimed yet, None once a shard disagrees with the index.
         # Claimed entries leave the map, so its names (a third of the memory of the tensor table)
         # are let go as the table grows instead of being held beside all of it.
         unclaimed = weight_map
+        # The names so far as a set, made only once a shard is not proven to share none with
+        # the earlier ones (no index, or one that disagrees): one set of every name costs as
+        # much as validating the headers.
+        seen: set[str] | None = None
         for name in shard_names:
-            # Each shard's table is merged and let go at once: one table of the tensors, not two.
+            # Each shard's table joins the columns and is let go at once.
             header = read_header(source, name, layouts)
             # A shard whose every tensor the index puts there shares none with an earlier one
             # (the index names each tensor once): then the disjointness test is not needed.
             claimed = unclaimed is not None and _claim(unclaimed, header.tensors, name)
             if not claimed:
                 unclaimed = None
-            if claimed or tensors.keys().isdisjoint(header.tensors):  # merged at C speed
-                tensors.update(header.tensors)
+                if seen is None:
+                    seen = set(names)
+            if seen is None or seen.isdisjoint(header.tensors):  # at C speed
+                names += header.tensors
+                infos += header.tensors.values()
                 spans.append((name, len(header.tensors)))
+                if seen is not None:
+                    seen.update(header.tensors)
             else:
-                earlier = _shard_of_each(tensors, spans)
+                earlier = _shard_of_each(names, spans)
+                kept = 0
                 for tname, info in header.tensors.items():
                     if tname in earlier:
                         issues.append(
                             IntegrityIssue(name, f"tensor {tname!r} is also stored in {earlier[tname]}", True)
                         )
                         continue
-                    tensors[tname] = info
-                spans.append((name, len(tensors) - len(earlier)))
+                    names.append(tname)
+                    infos.append(info)
+                    seen.add(tname)
+                    kept += 1
+                spans.append((name, kept))
             shard = headers[name] = header.shard()
             issues.extend(IntegrityIssue(name, w, False) for w in shard.warnings)
             fmt = (shard.metadata or {}).get("format")
@@ -306,15 +340,13 @@ class Checkpoint(Documents):
         if weight_map is not None and (unclaimed is None or unclaimed):
             # The index and the shards disagree: compare them in full, the index read anew (the
             # claims emptied the map as they went).
-            issues.extend(
-                _cross_check_index(_read_weight_map(source, on_disk), _shard_of_each(tensors, spans))
-            )
-        return cls(source, files, headers, tensors, spans, weight_map is not None, issues)
+            issues.extend(_cross_check_index(_read_weight_map(source, on_disk), _shard_of_each(names, spans)))
+        return cls(source, files, headers, names, infos, spans, weight_map is not None, issues)
 
     @cached_property
     def tensor_file(self) -> dict[str, str]:
         """The shard of each tensor, by name (made on first use: the gate itself needs none)."""
-        return _shard_of_each(self.tensors, self.spans)
+        return _shard_of_each(self.names, self.spans)
 
     # ----- sizes -------------------------------------------------------------------------
 
@@ -330,7 +362,7 @@ class Checkpoint(Documents):
         run of tensors that lie back to back (a shard's scalar scales mostly do), so no byte
         outside the tensors asked for is read. ``InputError`` when a shard is now shorter than
         its header said."""
-        infos, flags = iter(self.tensors.values()), iter(picked)
+        infos, flags = iter(self.infos), iter(picked)
         shards = []
         for file, count in self.spans:  # the table is shard by shard
             members = list(compress(islice(infos, count), islice(flags, count)))
@@ -402,9 +434,9 @@ def _read_weight_map_exactly(raw: bytes, display: str) -> dict[str, str]:
     return weight_map
 
 
-def _shard_of_each(tensors: dict[str, TensorInfo], spans: list[tuple[str, int]]) -> dict[str, str]:
+def _shard_of_each(names: list[str], spans: list[tuple[str, int]]) -> dict[str, str]:
     """Tensor name → shard, from the table's shard-by-shard order (``spans``)."""
-    return dict(zip(tensors, chain.from_iterable(starmap(repeat, spans)), strict=True))
+    return dict(zip(names, chain.from_iterable(starmap(repeat, spans)), strict=True))
 
 
 def _claim(unclaimed: dict[str, str], names: dict[str, TensorInfo], shard: str) -> bool:

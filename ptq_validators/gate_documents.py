@@ -163,7 +163,7 @@ def _role_layouts(checkpoint: Checkpoint, grouping: Grouping, wanted: list[bool]
     let go; 135k of them kept would be 10 MB)."""
     return zip(
         compress(grouping.roles, wanted),
-        map(INFO_LAYOUT, compress(checkpoint.tensors.values(), wanted)),
+        map(INFO_LAYOUT, compress(checkpoint.infos, wanted)),
         strict=True,
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import Counter, defaultdict, deque
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -468,25 +468,28 @@ def split_role(tensor_name: str, info: TensorInfo) -> tuple[str, str, bool]:
 
 @dataclass
 class Grouping:
-    """A checkpoint's tensors (its table, by name) grouped by module (``group_modules``), and
-    every tensor's role in the table's order: the checks that sort tensors by role read these
-    at C speed. ``shadowed`` marks the tensors no module holds, because a later tensor has the
-    same module and role (a module keeps the last); None when there is none. ``role_layouts``:
-    every (role, layout number) of a tensor a module holds, once the layer table has found
-    them on one module per layout (None before: a check then pairs the tensors itself)."""
+    """A checkpoint's tensors (its table's two columns: ``names`` and ``infos``) grouped by
+    module (``group_modules``), and every tensor's role in the table's order: the checks that
+    sort tensors by role read these at C speed. ``shadowed`` marks the tensors no module holds,
+    because a later tensor has the same module and role (a module keeps the last); None when
+    there is none. ``role_layouts``: every (role, layout number) of a tensor a module holds,
+    once the layer table has found them on one module per layout (None before: a check then
+    pairs the tensors itself)."""
 
     modules: dict[str, Module]
-    tensors: dict[str, TensorInfo]
+    names: list[str]
+    infos: list[TensorInfo]
     roles: list[str]
     shadowed: list[bool] | None = None
     role_layouts: frozenset[tuple[str, int]] | None = None
+    _held_names: AbstractSet[str] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def held(self) -> tuple[Collection[str], list[str]]:
+    def held(self) -> tuple[list[str], list[str]]:
         """Names and roles of the tensors the modules hold, in the table's order."""
         if self.shadowed is None:
-            return self.tensors.keys(), self.roles
+            return self.names, self.roles
         kept = list(map(operator.not_, self.shadowed))
-        return list(compress(self.tensors, kept)), list(compress(self.roles, kept))
+        return list(compress(self.names, kept)), list(compress(self.roles, kept))
 
     def role_set(self) -> set[str]:
         """The distinct roles of the tensors the modules hold (from ``role_layouts`` when known)."""
@@ -495,24 +498,26 @@ class Grouping:
         return set(self.held()[1])
 
     def held_names(self) -> AbstractSet[str]:
-        """The names of the tensors the modules hold, as a set (the table's key view when every
-        tensor is held): membership and set algebra at C speed."""
-        return self.tensors.keys() if self.shadowed is None else set(self.held()[0])
+        """The names of the tensors the modules hold, as a set (made on first use: a check that
+        proves what it needs by counting never asks)."""
+        if self._held_names is None:
+            self._held_names = frozenset(self.held()[0])
+        return self._held_names
 
 
 _CHUNK = 16384  # names split at a time: a 671B export's split names at once would be ~40 MB
 SHARED_ROLES = {role: role for role in KNOWN_ROLES}  # one string per role, shared by every module
 
 
-def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
-    """Group tensors by module prefix (``split_role``), modules in the order of their first
-    tensor, each module's roles in tensor order."""
+def group_modules(every_name: list[str], every_info: list[TensorInfo]) -> Grouping:
+    """Group the tensors ``every_name`` names (``every_info``: theirs, in that order) by module
+    prefix (``split_role``), modules in the order of their first tensor, each module's roles in
+    tensor order."""
     # Each module's tensors by role, the dict made when its first tensor is met: one lookup
     # per tensor, at C speed.
     held: defaultdict[str, dict[str, TensorInfo]] = defaultdict(dict)
     roles: list[str] = []
     fused: set[str] = set()
-    every_name, every_info = list(tensors), list(tensors.values())
     for start in range(0, len(every_name), _CHUNK):
         names, infos = every_name[start : start + _CHUNK], every_info[start : start + _CHUNK]
         # Nearly every name ends in a known role after its last dot: split_role's answer, taken
@@ -526,15 +531,14 @@ def group_modules(tensors: dict[str, TensorInfo]) -> Grouping:
                 fused.add(prefixes[i])
         deque(map(operator.setitem, map(held.__getitem__, prefixes), leaves, infos), maxlen=0)
         roles += leaves
-    del every_name, every_info
     flags = list(map(fused.__contains__, held)) if fused else [False] * len(held)
     rows = zip(held, held.values(), flags, strict=True)
     modules = dict(zip(held, map(tuple.__new__, repeat(Module), rows), strict=True))
-    grouping = Grouping(modules, tensors, roles)
+    grouping = Grouping(modules, every_name, every_info, roles)
     if sum(map(len, map(TENSORS_OF, modules.values()))) != len(roles):
         grouping.shadowed = [
             modules[split_role(name, info)[0]].tensors[role] is not info
-            for name, info, role in zip(tensors, tensors.values(), roles, strict=True)
+            for name, info, role in zip(every_name, every_info, roles, strict=True)
         ]
     return grouping
 
@@ -579,7 +583,7 @@ def essential_names(grouping: Grouping) -> tuple[tuple[str, ...], tuple[str, ...
     (an FP8 source's ``weight_scale_inv`` need not survive into an NVFP4 export), and the other
     names (those, and any no module holds); each in table order, to go through once (the order
     the names lie in memory: a pass in set order costs half as much again)."""
-    names, roles = grouping.tensors, grouping.roles
+    names, roles = grouping.names, grouping.roles
     if grouping.shadowed is None and QUANTIZATION_ROLES.isdisjoint(roles):
         return tuple(names), ()  # a float checkpoint
     essential = list(map(operator.not_, map(QUANTIZATION_ROLES.__contains__, roles)))
@@ -611,14 +615,16 @@ class OriginalLayers:
     parameters: int
 
 
-def original_layers(checkpoint: Checkpoint, tensors: dict[str, TensorInfo] | None = None) -> OriginalLayers:
+def original_layers(
+    checkpoint: Checkpoint, part: tuple[list[str], list[TensorInfo]] | None = None
+) -> OriginalLayers:
     """The original shapes and parameter count of ``checkpoint``'s layers (or of the modules
-    ``tensors``, some of its tensors, make up), without building its layer table. A source
-    whose metadata declares every module alike (a float checkpoint) needs neither templates nor
-    groups: each distinct layout is recognised once."""
+    that ``part``, some of its tensors as names and infos, make up), without building its layer
+    table. A source whose metadata declares every module alike (a float checkpoint) needs
+    neither templates nor groups: each distinct layout is recognised once."""
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
-    grouping = group_modules(checkpoint.tensors if tensors is None else tensors)
+    grouping = group_modules(*(part or (checkpoint.names, checkpoint.infos)))
     modules = grouping.modules
     if not declaration.uniform:
         found, _ = _layer_kinds(
@@ -738,7 +744,7 @@ def build_layer_table(
     documents = read_documents(checkpoint)
     declaration = read_declaration(documents)
     depth = num_hidden_layers(documents.get("config.json") or {})
-    grouping = group_modules(checkpoint.tensors)
+    grouping = group_modules(checkpoint.names, checkpoint.infos)
     modules = grouping.modules
     kinds, grouping.role_layouts = _layer_kinds(modules, declaration, depth, source_shapes or {})
     order = natural_order(list(kinds))

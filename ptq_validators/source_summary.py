@@ -91,8 +91,7 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     """``summarize``'s answer with one module per name shape recognised (the modules of the
     shapes the counts do not prove alike are read one by one), or None when a tensor name does
     not split into module and role at its last dot."""
-    tensors = source.tensors
-    names = list(tensors)
+    names, infos = source.names, source.infos
     split = list(map(str.rpartition, names, repeat(".")))
     roles: list[Any] = list(map(SHARED_ROLES.get, map(_LAST, split)))
     for at in compress(range(len(names)), map(operator.is_, roles, repeat(None))):
@@ -108,8 +107,7 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     module_shapes = name_shapes(modules)
     shape_of = dict(zip(modules, module_shapes, strict=True))
     tensor_shapes = list(map(shape_of.__getitem__, prefixes))
-    del prefixes, shape_of
-    infos = tensors.values()
+    del shape_of
     # Tensor names are unique and each is its module, a dot and its role: a module holds a role
     # at most once. So when every (shape, role, layout) of a name shape counts as many tensors
     # as the shape has modules, each of those modules holds each of its roles, in that layout
@@ -123,6 +121,7 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     if 2 * sum(map(modules_of.__getitem__, mixed)) > len(modules):
         return None  # mostly unalike (an export with some layers excluded): module by module
     first = dict(zip(reversed(module_shapes), reversed(modules), strict=True))  # shape → first module
+    tensors = _tensors_of(set(first.values()), prefixes, names, infos)
     layer_shapes = {
         shape
         for shape, name in first.items()
@@ -130,7 +129,10 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     }
     picked = list(map(layer_shapes.__contains__, module_shapes))
     layer_names = list(compress(modules, picked))
-    found = _original_shapes(source, layer_names, list(compress(module_shapes, picked)), roles_of)
+    found = _original_shapes(
+        source, layer_names, list(compress(module_shapes, picked)), roles_of, (prefixes, tensors)
+    )
+    del prefixes
     shapes = dict(zip(layer_names, map(_FIRST, found), strict=True))
     # Parameters: each layer's original elements and biases, and every tensor of the modules
     # that are no layer (norms, routers' biases, buffers).
@@ -140,9 +142,8 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
         if shape not in layer_shapes and shape not in mixed
     )
     if mixed:  # the modules of these shapes one by one
-        apart = original_layers(
-            source, dict(compress(tensors.items(), map(mixed.__contains__, tensor_shapes)))
-        )
+        of_mixed = list(map(mixed.__contains__, tensor_shapes))
+        apart = original_layers(source, (list(compress(names, of_mixed)), list(compress(infos, of_mixed))))
         shapes.update(apart.shapes)
         parameters += apart.parameters
     essential: tuple[str, ...] = tuple(names)
@@ -161,17 +162,20 @@ def _original_shapes(
     layer_names: list[str],
     layer_shapes: list[str],
     roles_of: dict[str, list[str]],
+    known: tuple[list[str], dict[str, TensorInfo]],
 ) -> list[tuple[tuple[int, ...], int]]:
     """(original shape, elements with biases) of each of ``layer_names`` (``layer_shapes``: their
     name shapes, each with its roles' layout in ``roles_of``), recognised once per name shape,
-    MTP flag and declaration key, on the first layer that has them."""
+    MTP flag and declaration key, on the first layer that has them. ``known``: each tensor's
+    module, and the tensors by name of the first module of each name shape."""
+    prefixes, tensors = known
     documents = read_documents(source)
     declaration = read_declaration(documents)
     if declaration.uniform:
         declared = declaration.declared("")
         hints = Hints(declaration.declared_bits(""), declared.group_size, None, declared.block)
-        found = {
-            shape: original_shape(_module(name, roles_of[shape], source.tensors), hints)
+        found = {  # the first layer of a name shape is its first module: its tensors are known
+            shape: original_shape(_module(name, roles_of[shape], tensors), hints)
             for shape, name in dict(zip(reversed(layer_shapes), reversed(layer_names), strict=True)).items()
         }
         return list(map(found.__getitem__, layer_shapes))
@@ -184,9 +188,10 @@ def _original_shapes(
     )
     first: dict[tuple[Any, ...], int] = {}
     positions = list(map(first.setdefault, keys, count()))
+    tensors = _tensors_of({layer_names[at] for at in first.values()}, prefixes, source.names, source.infos)
     judged = {
         at: _declared_original_shape(
-            declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], source.tensors)
+            declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], tensors)
         )
         for (shape, mtp, _), at in first.items()
     }
@@ -203,6 +208,14 @@ def _declared_original_shape(
     return original_shape(
         module, Hints(declaration.declared_bits(name), declared.group_size, None, declared.block)
     )
+
+
+def _tensors_of(
+    modules: set[str], prefixes: list[str], names: list[str], infos: list[TensorInfo]
+) -> dict[str, TensorInfo]:
+    """The tensors of ``modules`` by name (``prefixes``: each tensor's module), in one pass at C
+    speed: a few dozen modules are looked at, and a dict of all 90k names would cost more."""
+    return dict(compress(zip(names, infos, strict=True), map(modules.__contains__, prefixes)))
 
 
 def _module(name: str, roles: list[str], tensors: dict[str, TensorInfo]) -> Module:

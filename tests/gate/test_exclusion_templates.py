@@ -181,10 +181,7 @@ def checkpoint_of(directory, declared: dict, bf16: set[str]) -> Checkpoint:
             tensors[f"{name}.weight_scale"] = tensor_info(f"{name}.weight_scale", "F32", (), 0, 0)
     config = {"model_type": "llama", "num_hidden_layers": LAYERS, "quantization_config": declared}
     (directory / "config.json").write_text(json.dumps(config))
-    source = LocalSource(directory)
-    return Checkpoint(
-        source, source.list_files(), {}, tensors, [("model.safetensors", len(tensors))], False, []
-    )
+    return Checkpoint.of_table(LocalSource(directory), tensors)
 
 
 def test_a_regex_ignore_entry_for_one_digit_layers_passes_on_a_dozen_layers(tmp_path):

@@ -14,7 +14,7 @@ def weight_regions(path) -> list[tuple[int, int]]:
     """Absolute byte spans of every weight and block/group scale larger than a scalar."""
     checkpoint = Checkpoint.open(LocalSource(path))
     regions = []
-    for module in group_modules(checkpoint.tensors).modules.values():
+    for module in group_modules(checkpoint.names, checkpoint.infos).modules.values():
         for role, info in module.tensors.items():
             if role in ANCHORS and info.numel > 1:
                 base = checkpoint.headers[checkpoint.tensor_file[info.name]].data_offset

@@ -108,6 +108,7 @@ def reference_table(checkpoint: Checkpoint, shapes: dict[str, tuple[int, ...]] |
     grouping = Grouping(
         modules,
         list(checkpoint.tensors),
+        list(checkpoint.tensors.values()),
         [role for _, role, _ in placed],
         shadowed if any(shadowed) else None,
     )

@@ -59,10 +59,7 @@ def checkpoint_of(directory, tensors: dict[str, TensorInfo], declared: dict | No
     if declared is not None:
         config["quantization_config"] = declared
     (directory / "config.json").write_text(json.dumps(config))
-    source = LocalSource(directory)
-    return Checkpoint(
-        source, source.list_files(), {}, tensors, [("model.safetensors", len(tensors))], False, []
-    )
+    return Checkpoint.of_table(LocalSource(directory), tensors)
 
 
 def table(modules, odd) -> dict[str, TensorInfo]:
@@ -78,7 +75,7 @@ def table(modules, odd) -> dict[str, TensorInfo]:
 
 def module_by_module(checkpoint: Checkpoint):
     found = original_layers(checkpoint)
-    names = frozenset(found.grouping.tensors)
+    names = frozenset(found.grouping.names)
     return found.parameters, found.shapes, names, *essential_names(found.grouping)
 
 
@@ -128,7 +125,7 @@ def test_only_the_shapes_the_counts_cannot_prove_are_read_module_by_module(
     apart: list[int] = []
     real = source_summary.original_layers
     monkeypatch.setattr(
-        source_summary, "original_layers", lambda c, t=None: apart.append(len(t or {})) or real(c, t)
+        source_summary, "original_layers", lambda c, part=None: apart.append(len(part[0]) if part else 0) or real(c, part)
     )
     summary = summarize(checkpoint)
     assert apart == ([2 * 8 * 2 - (deviant == "bf16")] if by_module else [])
