@@ -301,21 +301,21 @@ class Checkpoint(Documents):
             header = read_header(source, name, layouts)
             # A shard whose every tensor the index puts there shares none with an earlier one
             # (the index names each tensor once): then the disjointness test is not needed.
-            claimed = unclaimed is not None and _claim(unclaimed, header.tensors, name)
+            claimed = unclaimed is not None and _claim(unclaimed, header.names, name)
             if not claimed:
                 unclaimed = None
                 if seen is None:
                     seen = set(names)
-            if seen is None or seen.isdisjoint(header.tensors):  # at C speed
-                names += header.tensors
-                infos += header.tensors.values()
-                spans.append((name, len(header.tensors)))
+            if seen is None or seen.isdisjoint(header.names):  # at C speed
+                names += header.names
+                infos += header.infos
+                spans.append((name, len(header.names)))
                 if seen is not None:
-                    seen.update(header.tensors)
+                    seen.update(header.names)
             else:
                 earlier = _shard_of_each(names, spans)
                 kept = 0
-                for tname, info in header.tensors.items():
+                for tname, info in zip(header.names, header.infos, strict=True):
                     if tname in earlier:
                         issues.append(
                             IntegrityIssue(name, f"tensor {tname!r} is also stored in {earlier[tname]}", True)
@@ -439,7 +439,7 @@ def _shard_of_each(names: list[str], spans: list[tuple[str, int]]) -> dict[str, 
     return dict(zip(names, chain.from_iterable(starmap(repeat, spans)), strict=True))
 
 
-def _claim(unclaimed: dict[str, str], names: dict[str, TensorInfo], shard: str) -> bool:
+def _claim(unclaimed: dict[str, str], names: list[str], shard: str) -> bool:
     """Take the entries of ``names`` out of ``unclaimed`` (index entries not yet matched by a shard):
     True when the index puts every one of them in ``shard``."""
     places = list(map(unclaimed.pop, names, repeat(None, len(names))))

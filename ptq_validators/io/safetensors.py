@@ -78,6 +78,7 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import repeat
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -238,9 +239,16 @@ class ShardHeader:
 
 @dataclass
 class SafetensorsHeader(ShardHeader):
-    """A validated header: the above, and the tensors by name (in the header's order)."""
+    """A validated header: the above, and its tensors in the header's order as two columns,
+    ``names`` (distinct) and ``infos``; ``tensors`` is them by name."""
 
-    tensors: dict[str, TensorInfo] = field(kw_only=True)
+    names: list[str] = field(kw_only=True)
+    infos: list[TensorInfo] = field(kw_only=True)
+
+    @cached_property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """The tensors by name (made on first use: a checkpoint joins the columns)."""
+        return dict(zip(self.names, self.infos, strict=True))
 
     def shard(self) -> ShardHeader:
         """This header without its tensor table."""
@@ -359,8 +367,10 @@ def parse_header_fast(
         entries, map(_FIRST, shared), map(_SECOND, shared), begins, ends, map(_FOURTH, shared), strict=True
     )
     # TensorInfo from each (name, ..., layout) row in C (a partial of tuple.__new__ costs 15 % more).
-    tensors = dict(zip(entries, map(tuple.__new__, repeat(TensorInfo), rows), strict=True))
-    return SafetensorsHeader(display, file_size, len(header_bytes), metadata, tensors=tensors)
+    infos = list(map(tuple.__new__, repeat(TensorInfo), rows))
+    return SafetensorsHeader(
+        display, file_size, len(header_bytes), metadata, names=list(entries), infos=infos
+    )
 
 
 def _learn_layouts(entries: dict[str, Any], layouts: Layouts, display: str) -> bool:
@@ -467,7 +477,15 @@ def parse_header_exact(
     reuse = not (floats.seen or negative_zero or b"true" in header_bytes or b"false" in header_bytes)
     tensors = _tensor_infos(raw, display, warnings, ({} if layouts is None else layouts) if reuse else None)
     _check_layout(tensors, file_size - 8 - len(header_bytes), display)
-    return SafetensorsHeader(display, file_size, len(header_bytes), metadata, warnings, tensors=tensors)
+    return SafetensorsHeader(
+        display,
+        file_size,
+        len(header_bytes),
+        metadata,
+        warnings,
+        names=list(tensors),
+        infos=list(tensors.values()),
+    )
 
 
 def _tensor_infos(

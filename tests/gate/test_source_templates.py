@@ -125,7 +125,9 @@ def test_only_the_shapes_the_counts_cannot_prove_are_read_module_by_module(
     apart: list[int] = []
     real = source_summary.original_layers
     monkeypatch.setattr(
-        source_summary, "original_layers", lambda c, part=None: apart.append(len(part[0]) if part else 0) or real(c, part)
+        source_summary,
+        "original_layers",
+        lambda c, part=None: apart.append(len(part[0]) if part else 0) or real(c, part),
     )
     summary = summarize(checkpoint)
     assert apart == ([2 * 8 * 2 - (deviant == "bf16")] if by_module else [])
