@@ -107,7 +107,7 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     module_shapes = name_shapes(modules)
     shape_of = dict(zip(modules, module_shapes, strict=True))
     tensor_shapes = list(map(shape_of.__getitem__, prefixes))
-    del shape_of
+    del prefixes, shape_of
     # Tensor names are unique and each is its module, a dot and its role: a module holds a role
     # at most once. So when every (shape, role, layout) of a name shape counts as many tensors
     # as the shape has modules, each of those modules holds each of its roles, in that layout
@@ -121,7 +121,9 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     if 2 * sum(map(modules_of.__getitem__, mixed)) > len(modules):
         return None  # mostly unalike (an export with some layers excluded): module by module
     first = dict(zip(reversed(module_shapes), reversed(modules), strict=True))  # shape → first module
-    tensors = _tensors_of(set(first.values()), prefixes, names, infos)
+    tensors = _tensors_named(
+        {f"{name}.{role}" for shape, name in first.items() for role in roles_of[shape]}, source
+    )
     layer_shapes = {
         shape
         for shape, name in first.items()
@@ -129,10 +131,7 @@ def _summarize_by_template(source: Checkpoint) -> SourceSummary | None:
     }
     picked = list(map(layer_shapes.__contains__, module_shapes))
     layer_names = list(compress(modules, picked))
-    found = _original_shapes(
-        source, layer_names, list(compress(module_shapes, picked)), roles_of, (prefixes, tensors)
-    )
-    del prefixes
+    found = _original_shapes(source, layer_names, list(compress(module_shapes, picked)), roles_of, tensors)
     shapes = dict(zip(layer_names, map(_FIRST, found), strict=True))
     # Parameters: each layer's original elements and biases, and every tensor of the modules
     # that are no layer (norms, routers' biases, buffers).
@@ -162,13 +161,12 @@ def _original_shapes(
     layer_names: list[str],
     layer_shapes: list[str],
     roles_of: dict[str, list[str]],
-    known: tuple[list[str], dict[str, TensorInfo]],
+    tensors: dict[str, TensorInfo],
 ) -> list[tuple[tuple[int, ...], int]]:
     """(original shape, elements with biases) of each of ``layer_names`` (``layer_shapes``: their
     name shapes, each with its roles' layout in ``roles_of``), recognised once per name shape,
-    MTP flag and declaration key, on the first layer that has them. ``known``: each tensor's
-    module, and the tensors by name of the first module of each name shape."""
-    prefixes, tensors = known
+    MTP flag and declaration key, on the first layer that has them. ``tensors``: those of the
+    first module of each name shape, by name."""
     documents = read_documents(source)
     declaration = read_declaration(documents)
     if declaration.uniform:
@@ -188,7 +186,10 @@ def _original_shapes(
     )
     first: dict[tuple[Any, ...], int] = {}
     positions = list(map(first.setdefault, keys, count()))
-    tensors = _tensors_of({layer_names[at] for at in first.values()}, prefixes, source.names, source.infos)
+    tensors = _tensors_named(
+        {f"{layer_names[at]}.{role}" for (shape, _, _), at in first.items() for role in roles_of[shape]},
+        source,
+    )
     judged = {
         at: _declared_original_shape(
             declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], tensors)
@@ -210,12 +211,12 @@ def _declared_original_shape(
     )
 
 
-def _tensors_of(
-    modules: set[str], prefixes: list[str], names: list[str], infos: list[TensorInfo]
-) -> dict[str, TensorInfo]:
-    """The tensors of ``modules`` by name (``prefixes``: each tensor's module), in one pass at C
-    speed: a few dozen modules are looked at, and a dict of all 90k names would cost more."""
-    return dict(compress(zip(names, infos, strict=True), map(modules.__contains__, prefixes)))
+def _tensors_named(wanted: set[str], source: Checkpoint) -> dict[str, TensorInfo]:
+    """The tensors of ``source`` named in ``wanted``, by name, found in one pass at C speed: a
+    few dozen modules are looked at, and a dict of all 90k names would cost more."""
+    return dict(
+        compress(zip(source.names, source.infos, strict=True), map(wanted.__contains__, source.names))
+    )
 
 
 def _module(name: str, roles: list[str], tensors: dict[str, TensorInfo]) -> Module:

@@ -24,7 +24,6 @@ def compare_names(table: LayerTable, source: SourceSummary) -> tuple[int, list[s
     outside any vocabulary (foreign); lists sorted."""
     grouping = table.grouping
     names, roles = grouping.held()
-    holds = grouping.held_names().__contains__
     essential, others = source.essential_names, source.other_names
     held_roles = grouping.role_set()
     comparable = {role: role not in QUANTIZATION_ROLES or role in PACKED_ANCHORS for role in held_roles}
@@ -39,12 +38,12 @@ def compare_names(table: LayerTable, source: SourceSummary) -> tuple[int, list[s
         kept: list[bool] | None = None
         matched = len(essential)
     else:
-        kept = list(map(holds, essential))
+        kept = list(map(grouping.held_names().__contains__, essential))
         matched = kept.count(True)
     # A name's role is its last component on both sides here: an export that stores no tensor
     # of the other names' roles holds none of them, and they need not be looked up.
     if source.other_roles is None or not source.other_roles.isdisjoint(held_roles):
-        matched += sum(map(holds, others))
+        matched += sum(map(grouping.held_names().__contains__, others))
     bases: set[str] = set()  # comparable names besides the source's own
     foreign: list[str] = []
     outside = compress(range(len(candidates)), map(operator.not_, in_essential))
@@ -59,7 +58,7 @@ def compare_names(table: LayerTable, source: SourceSummary) -> tuple[int, list[s
         else:
             bases.add(name)
     known = source.tensor_names if bases else frozenset()
-    matched += sum(1 for name in bases if name in known and not holds(name))
+    matched += sum(1 for name in bases if name in known and name not in grouping.held_names())
     renamed = sorted(name for name in bases if name not in known)
     lacking = compress(essential, map(operator.not_, kept)) if kept is not None else ()
     dropped = sorted(filterfalse(bases.__contains__, lacking))
