@@ -101,3 +101,21 @@ def test_a_tensor_stored_twice_is_reported_once_with_the_index_comparison(checkp
     )
     assert checkpoint.issues[1:] == expected == []
     assert checkpoint.tensor_file[duplicated] == SHARDS[0]
+
+
+def test_without_an_index_a_tensor_stored_twice_is_reported_and_kept_once(checkpoints, tmp_path):
+    """No index: no shard claims its tensors, so each is tested against the names read before."""
+    duplicate, _ = checkpoints["duplicate"]
+    out = copy_checkpoint(duplicate, tmp_path / "out")
+    (out / INDEX_FILE).unlink()
+    checkpoint = Checkpoint.open(LocalSource(out))
+    duplicated = sorted(read_tensors(out / SHARDS[0])[0])[0]
+    assert [issue.message for issue in checkpoint.issues] == [
+        "3 safetensors files but no index; loaders will not know which to read",
+        f"tensor {duplicated!r} is also stored in {SHARDS[0]}",
+    ]
+    stored = [len(read_tensors(out / name)[0]) for name in SHARDS]
+    assert checkpoint.spans == list(zip(SHARDS, [stored[0], stored[1], stored[2] - 1], strict=True))
+    assert len(checkpoint.names) == len(set(checkpoint.names)) == len(checkpoint.infos) == sum(stored) - 1
+    assert checkpoint.tensor_file[duplicated] == SHARDS[0]
+    assert checkpoint.tensors[duplicated] is checkpoint.infos[checkpoint.names.index(duplicated)]
