@@ -98,12 +98,20 @@ def _entry_point(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_only_gate_and_scan_skip_the_interpreter_teardown():
+def test_only_gate_scan_and_the_top_level_help_skip_the_interpreter_teardown():
     # Every other command exits the ordinary way: atexit handlers run, files and connections close.
-    for args, code in ((("--version",), 0), (("scan", "/nonexistent/ckpt"), 3), (("scan", "--bogus"), 2)):
+    cases = (
+        (("--version",), 0),
+        (("--help",), 0),
+        (("docs",), 0),
+        (("scan", "/nonexistent/ckpt"), 3),
+        (("scan", "--bogus"), 2),
+    )
+    for args, code in cases:
         result = _entry_point(*args)
         assert result.returncode == code, result.stderr
-        ordinary = args[0] not in ("gate", "scan")
+        ordinary = args[0] not in ("gate", "scan", "--help", "--version")
         assert ("atexit ran" in result.stderr) is ordinary, (args, result.stderr)
+        assert result.stdout or code, args  # the output was flushed before the fast exit
     scanned = _entry_point("scan", str(FIXTURES / "llmc-nvfp4-llama"), "--json")
     assert scanned.returncode == 0 and json.loads(scanned.stdout)["kind"] == "ptqv-scan"
