@@ -186,13 +186,14 @@ def _original_shapes(
     )
     first: dict[tuple[Any, ...], int] = {}
     positions = list(map(first.setdefault, keys, count()))
-    tensors = _tensors_named(
+    # The first layer of each key need not be its shape's first module (an MTP layer's is not).
+    judged_tensors = _tensors_named(
         {f"{layer_names[at]}.{role}" for (shape, _, _), at in first.items() for role in roles_of[shape]},
         source,
     )
     judged = {
         at: _declared_original_shape(
-            declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], tensors)
+            declaration, layer_names[at], mtp, _module(layer_names[at], roles_of[shape], judged_tensors)
         )
         for (shape, mtp, _), at in first.items()
     }
