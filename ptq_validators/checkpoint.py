@@ -229,10 +229,8 @@ class Checkpoint(Documents):
     ) -> Checkpoint:
         """A checkpoint of the table ``tensors``, all in ``shard``, with no header read (tests
         and tools that build a table by hand): the documents are ``source``'s."""
-        return cls(
-            source, source.list_files(), {}, list(tensors), list(tensors.values()), [(shard, len(tensors))],
-            False, [],
-        )  # fmt: skip
+        names, infos = list(tensors), list(tensors.values())
+        return cls(source, source.list_files(), {}, names, infos, [(shard, len(names))], False, [])
 
     @cached_property
     def tensors(self) -> dict[str, TensorInfo]:
