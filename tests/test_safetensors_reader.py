@@ -309,6 +309,14 @@ _E0, _E1 = _entry(0, 4), _entry(4, 8)
         ('{"x":["F32",[],[0,4]]}', 4, "TensorInfoAsArray"),
         # Every rule still holds.
         (f'{{"x":{_entry(0, 4, "[2]")}}}', 4, "TensorInvalidInfo"),
+        # Back to back and filling the buffer, the sizes' total right but not each tensor's
+        # (x and y swapped spans; a layout is learnt on its last tensor, here a right one).
+        (
+            f'{{"x":{_entry(0, 4, "[2]")},"y":{_entry(4, 12)},'
+            f'"a":{_entry(12, 20, "[2]")},"b":{_entry(20, 24)}}}',
+            24,
+            "TensorInvalidInfo",
+        ),
         (f'{{"x":{_entry(4, 8)}}}', 8, "InvalidOffset"),
         (f'{{"x":{_E0}}}', 12, "MetadataIncompleteBuffer"),
         (f'{{"x":{_entry(0, 2, "[3]", "F4")}}}', 2, "MisalignedSlice"),

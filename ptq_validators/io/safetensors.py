@@ -79,7 +79,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -354,12 +354,15 @@ def parse_header_fast(
     offsets = [offset for entry in infos for offset in entry.data_offsets]
     begins, ends = offsets[0::2], offsets[1::2]
     del offsets
-    if any(map(operator.ne, map(operator.sub, ends, begins), map(_THIRD, shared))):
-        return None
     buffer_size = file_size - 8 - len(header_bytes)
-    if _contiguous(begins, ends, buffer_size):
+    # As writers lay tensors out, in header order, back to back from 0: then each tensor has its
+    # layout's size exactly when the ends are the running sums of the sizes (two list compares
+    # in C, cheaper than a difference per tensor).
+    if _contiguous(begins, ends, buffer_size) and list(accumulate(map(_THIRD, shared))) == ends:
         begins[1:] = ends[:-1]  # equal values; sharing the objects saves an int per tensor
     else:
+        if any(map(operator.ne, map(operator.sub, ends, begins), map(_THIRD, shared))):
+            return None
         ordered = sorted(zip(begins, ends, strict=True))
         if not _contiguous(list(map(_FIRST, ordered)), list(map(_SECOND, ordered)), buffer_size):
             return None
