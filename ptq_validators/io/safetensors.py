@@ -360,9 +360,9 @@ def parse_header_fast(
     # in C, cheaper than a difference per tensor).
     if _contiguous(begins, ends, buffer_size) and list(accumulate(map(_THIRD, shared))) == ends:
         begins[1:] = ends[:-1]  # equal values; sharing the objects saves an int per tensor
+    elif any(map(operator.ne, map(operator.sub, ends, begins), map(_THIRD, shared))):
+        return None
     else:
-        if any(map(operator.ne, map(operator.sub, ends, begins), map(_THIRD, shared))):
-            return None
         ordered = sorted(zip(begins, ends, strict=True))
         if not _contiguous(list(map(_FIRST, ordered)), list(map(_SECOND, ordered)), buffer_size):
             return None
