@@ -7,8 +7,9 @@ read and ``json.loads`` every shard header (both checkpoints for the gate, one f
 nothing that parses headers in Python can beat. Each command runs in a fresh process; wall and
 CPU time are medians of ``--repeat`` runs, taken in turn with the floor's; the ratio to the floor
 is the median of the ratios of those pairs; peak memory is the largest resident set of one
-process; the package's modules are compiled first, as an install leaves them. Prints a Markdown
-table (or ``--json``).
+process; kernel time and minor page faults (the cost of the memory a process touches, which
+its instruction count does not show) are medians too; the package's modules are compiled first,
+as an install leaves them. Prints a Markdown table (or ``--json``).
 
     python benchmarks/gate_at_scale.py --workdir /tmp/ptqv-bench [--only Kimi]
 """
@@ -38,7 +39,7 @@ start = time.perf_counter()
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 wall = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, code)
+print(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, usage.ru_stime, usage.ru_minflt, code)
 """
 
 # As ModelOpt writes them for these presets (prefix-wildcard summaries of the unquantized set).
@@ -99,8 +100,8 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
 
 
 def measure(argv: list[str], repeat: int) -> dict[str, float]:
-    """Median wall and CPU seconds, peak RSS (MiB) and exit code of ``argv``, each run in a
-    fresh process ``repeat`` times."""
+    """Median wall, CPU and kernel seconds and minor page faults, peak RSS (MiB) and exit code of
+    ``argv``, each run in a fresh process ``repeat`` times."""
     return summarize([run_once(argv) for _ in range(repeat)])
 
 
@@ -119,21 +120,27 @@ def measure_beside(
     return summarize([f for f, _ in pairs]), summarize([r for _, r in pairs]), ratios
 
 
-def run_once(argv: list[str]) -> tuple[float, float, float, int]:
-    """Wall and CPU seconds, peak RSS (MiB) and exit code of one fresh process of ``argv``."""
+Run = tuple[float, float, float, float, int, int]
+
+
+def run_once(argv: list[str]) -> Run:
+    """Wall and CPU seconds, peak RSS (MiB), kernel seconds, minor page faults and exit code of
+    one fresh process of ``argv``."""
     out = subprocess.run(
         [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
     )
-    wall, rss_kib, cpu, code = out.stdout.split()
-    return float(wall), float(cpu), int(rss_kib) / 1024, int(code)
+    wall, rss_kib, cpu, kernel, faults, code = out.stdout.split()
+    return float(wall), float(cpu), int(rss_kib) / 1024, float(kernel), int(faults), int(code)
 
 
-def summarize(runs: list[tuple[float, float, float, int]]) -> dict[str, float]:
+def summarize(runs: list[Run]) -> dict[str, float]:
     return {
         "wall_s": statistics.median(run[0] for run in runs),
         "cpu_s": statistics.median(run[1] for run in runs),
         "peak_mib": max(run[2] for run in runs),
-        "exit": runs[-1][3],
+        "kernel_s": statistics.median(run[3] for run in runs),
+        "minor_faults": statistics.median(run[4] for run in runs),
+        "exit": runs[-1][5],
     }
 
 
@@ -200,6 +207,8 @@ def main() -> None:
                     "floor_wall_s": floor["wall_s"],
                     "floor_cpu_s": floor["cpu_s"],
                     "floor_peak_mib": floor["peak_mib"],
+                    "floor_kernel_s": floor["kernel_s"],
+                    "floor_minor_faults": floor["minor_faults"],
                     # Medians of the pairs' ratios; CPU seconds are what a loaded machine
                     # distorts least.
                     **ratios,
@@ -211,18 +220,25 @@ def main() -> None:
         return
     print(
         "| case | command | wall (s) | CPU (s) | peak RSS (MiB) | floor wall / CPU (s) "
-        "| × floor (wall) | × floor (CPU) | s / 100k tensors |"
+        "| × floor (wall) | × floor (CPU) | s / 100k tensors | kernel (s) / minor faults: command; floor |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         floor = f"{row['floor_wall_s']:.2f} / {row['floor_cpu_s']:.2f}" if "floor_wall_s" in row else "–"
         ratio = f"{row['x_floor']:.2f}×" if "x_floor" in row else "–"
         ratio_cpu = f"{row['x_floor_cpu']:.2f}×" if "x_floor_cpu" in row else "–"
         per = f"{row['s_per_100k_tensors']:.2f}" if "s_per_100k_tensors" in row else "–"
+        memory = _kernel(row["kernel_s"], row["minor_faults"])
+        if "floor_kernel_s" in row:
+            memory += f"; {_kernel(row['floor_kernel_s'], row['floor_minor_faults'])}"
         print(
             f"| {row['case']} | {row['command']} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | "
-            f"{row['peak_mib']:.0f} | {floor} | {ratio} | {ratio_cpu} | {per} |"
+            f"{row['peak_mib']:.0f} | {floor} | {ratio} | {ratio_cpu} | {per} | {memory} |"
         )
+
+
+def _kernel(seconds: float, faults: float) -> str:
+    return f"{seconds:.2f} / {faults / 1000:.1f}k"
 
 
 if __name__ == "__main__":
