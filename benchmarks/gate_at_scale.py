@@ -228,16 +228,17 @@ def main() -> None:
         ratio = f"{row['x_floor']:.2f}×" if "x_floor" in row else "–"
         ratio_cpu = f"{row['x_floor_cpu']:.2f}×" if "x_floor_cpu" in row else "–"
         per = f"{row['s_per_100k_tensors']:.2f}" if "s_per_100k_tensors" in row else "–"
-        memory = _kernel(row["kernel_s"], row["minor_faults"])
+        memory = _kernel_and_faults(row["kernel_s"], row["minor_faults"])
         if "floor_kernel_s" in row:
-            memory += f"; {_kernel(row['floor_kernel_s'], row['floor_minor_faults'])}"
+            memory += f"; {_kernel_and_faults(row['floor_kernel_s'], row['floor_minor_faults'])}"
         print(
             f"| {row['case']} | {row['command']} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} | "
             f"{row['peak_mib']:.0f} | {floor} | {ratio} | {ratio_cpu} | {per} | {memory} |"
         )
 
 
-def _kernel(seconds: float, faults: float) -> str:
+def _kernel_and_faults(seconds: float, faults: float) -> str:
+    """A table cell: kernel seconds and thousands of minor page faults."""
     return f"{seconds:.2f} / {faults / 1000:.1f}k"
 
 
