@@ -24,6 +24,7 @@ import subprocess
 import sys
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -99,6 +100,18 @@ def build(workdir: Path) -> list[tuple[str, Path, Path, str]]:
     return cases
 
 
+class Run(NamedTuple):
+    """One fresh process of a command: its wall and CPU seconds, peak RSS (MiB), kernel
+    seconds, minor page faults and exit code."""
+
+    wall_s: float
+    cpu_s: float
+    peak_mib: float
+    kernel_s: float
+    minor_faults: int
+    exit: int
+
+
 def measure(argv: list[str], repeat: int) -> dict[str, float]:
     """Median wall, CPU and kernel seconds and minor page faults, peak RSS (MiB) and exit code of
     ``argv``, each run in a fresh process ``repeat`` times."""
@@ -114,33 +127,29 @@ def measure_beside(
     (on a machine whose speed drifts by half, the ratio of medians drifts with it)."""
     pairs = [(run_once(floor), run_once(argv)) for _ in range(repeat)]
     ratios = {
-        "x_floor": statistics.median(r[0] / f[0] for f, r in pairs),
-        "x_floor_cpu": statistics.median(r[1] / f[1] for f, r in pairs),
+        "x_floor": statistics.median(r.wall_s / f.wall_s for f, r in pairs),
+        "x_floor_cpu": statistics.median(r.cpu_s / f.cpu_s for f, r in pairs),
     }
     return summarize([f for f, _ in pairs]), summarize([r for _, r in pairs]), ratios
 
 
-Run = tuple[float, float, float, float, int, int]
-
-
 def run_once(argv: list[str]) -> Run:
-    """Wall and CPU seconds, peak RSS (MiB), kernel seconds, minor page faults and exit code of
-    one fresh process of ``argv``."""
+    """One fresh process of ``argv``, measured."""
     out = subprocess.run(
         [sys.executable, "-c", RSS_WRAPPER, *argv], capture_output=True, text=True, check=True
     )
     wall, rss_kib, cpu, kernel, faults, code = out.stdout.split()
-    return float(wall), float(cpu), int(rss_kib) / 1024, float(kernel), int(faults), int(code)
+    return Run(float(wall), float(cpu), int(rss_kib) / 1024, float(kernel), int(faults), int(code))
 
 
 def summarize(runs: list[Run]) -> dict[str, float]:
     return {
-        "wall_s": statistics.median(run[0] for run in runs),
-        "cpu_s": statistics.median(run[1] for run in runs),
-        "peak_mib": max(run[2] for run in runs),
-        "kernel_s": statistics.median(run[3] for run in runs),
-        "minor_faults": statistics.median(run[4] for run in runs),
-        "exit": runs[-1][5],
+        "wall_s": statistics.median(run.wall_s for run in runs),
+        "cpu_s": statistics.median(run.cpu_s for run in runs),
+        "peak_mib": max(run.peak_mib for run in runs),
+        "kernel_s": statistics.median(run.kernel_s for run in runs),
+        "minor_faults": statistics.median(run.minor_faults for run in runs),
+        "exit": runs[-1].exit,
     }
 
 
