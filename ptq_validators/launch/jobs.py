@@ -152,16 +152,21 @@ def _refresh_steps(runner: Runner, record: JobRecord) -> None:
                 step.state, step.exit_code, step.source = "COMPLETED", 0, "rc file"
             else:
                 waiting.append((step, code))
-        elif code is not None:
+            continue
+        if code is None and step.pid and runner.alive(step.pid, step.start_time):
+            step.state, step.source = "RUNNING", "process"
+            continue
+        if code is None:
+            # it may have ended between the two reads: its supervisor writes the code, then exits
+            code = _own_exit_code(runner, step)
+        if code is None:
+            step.state, step.source = "LOST", "process"  # gone without an exit code (SIGKILL, reboot)
+        else:
             step.state, step.exit_code, step.source = (
                 ("COMPLETED" if code == 0 else "FAILED"),
                 code,
                 "rc file",
             )
-        elif step.pid and runner.alive(step.pid, step.start_time):
-            step.state, step.source = "RUNNING", "process"
-        else:
-            step.state, step.source = "LOST", "process"  # gone without an exit code (SIGKILL, reboot)
     if not waiting:
         return
     infos = slurm.query(runner, [s.slurm_id for s, _ in waiting if s.slurm_id])
