@@ -38,8 +38,16 @@ def parse_headers(directory: str, *, with_index: bool = False) -> int:
 
 
 def main(arguments: list[str]) -> int:
+    # no argparse: its import would be part of the floor this script measures
     with_index = "--index" in arguments
     directories = [argument for argument in arguments if argument != "--index"]
+    if not directories or any(argument.startswith("-") for argument in directories):
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 0 if {"-h", "--help"} & set(arguments) else 2
+    for directory in directories:
+        if not os.path.isdir(directory):
+            print(f"header_floor.py: {directory}: not a checkpoint directory", file=sys.stderr)
+            return 2
     print(sum(parse_headers(directory, with_index=with_index) for directory in directories))
     return 0
 

@@ -35,3 +35,14 @@ def test_the_floor_does_not_parse_the_index_unless_asked(tmp_path: Path):
     assert header_floor.parse_headers(str(copy)) == header_floor.parse_headers(str(SHARDED))
     with pytest.raises(json.JSONDecodeError):
         header_floor.parse_headers(str(copy), with_index=True)
+
+
+def test_the_floor_script_answers_help_and_a_wrong_path_in_one_line(tmp_path: Path, capsys):
+    assert header_floor.main(["--help"]) == 0
+    assert "EXPORT_DIR" in capsys.readouterr().err
+    assert header_floor.main([]) == 2
+    capsys.readouterr()
+    assert header_floor.main([str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"header_floor.py: {tmp_path / 'missing'}: not a checkpoint directory\n"
+    assert header_floor.main([str(SHARDED)]) == 0
+    assert capsys.readouterr().out.strip() == str(header_floor.parse_headers(str(SHARDED)))
