@@ -8,6 +8,7 @@ process, by letting it finish only inside the liveness check.
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class EndsDuringTheLivenessCheck(LocalRunner):
 def test_a_process_that_ends_between_the_two_reads_keeps_its_exit_code(tmp_path: Path) -> None:
     go = tmp_path / "go"
     runner = EndsDuringTheLivenessCheck(go)
-    argv = ["sh", "-c", f"while [ ! -e '{go}' ]; do sleep 0.02; done; exit 3"]
+    argv = ["sh", "-c", f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.02; done; exit 3"]
     log, rc_file = tmp_path / "step.log", tmp_path / "step.rc"
     spawned = runner.spawn(argv, cwd=tmp_path, log=log, rc_file=rc_file)
     step = Step("full", argv, str(log), pid=spawned.pid, start_time=spawned.start_time, rc_file=str(rc_file))
