@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 WIDTH = 100
+_USAGE = "usage: python -m ptq_validators.cli_reference  (regenerates references/cli.md; no arguments)"
 _HEADER = (
     "# ptqv command reference\n\n"
     "Load this for the exact flags of a command. Generated from the CLI's own `--help` by\n"
@@ -47,8 +48,13 @@ def render() -> str:
     return "".join(parts)
 
 
-def main() -> None:
-    """Write ``references/cli.md`` of the checkout this module was imported from."""
+def main(arguments: list[str]) -> None:
+    """Write ``references/cli.md`` of the checkout this module was imported from; with any
+    argument (``--help`` included), say what it does and write nothing."""
+    if arguments:
+        asked = arguments[0] in ("-h", "--help")
+        print(_USAGE, file=sys.stdout if asked else sys.stderr)
+        sys.exit(0 if asked else 2)
     target = Path(__file__).resolve().parent.parent / "references" / "cli.md"
     if not target.parent.is_dir():
         sys.exit(f"{target.parent}: not a checkout; run this from a clone of ptq-validators")
@@ -57,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 """The JSON envelope every ``--json`` document and saved file shares: one ``schema_version``,
 a ``kind`` naming the document (``ptqv-gate``, ``ptqv-plan`` ...), then the document's own
-fields; and one encoder, ``render_json``. README "JSON output" documents the envelope and the kinds.
+fields; and one encoder, ``render_json``. README "JSON" documents the envelope and the kinds.
 """
 
 from __future__ import annotations
