@@ -10,6 +10,7 @@ from ptq_validators.checkpoint import Checkpoint
 from ptq_validators.checks import coverage, integrity, safety
 from ptq_validators.checks.base import PASS, CheckResult
 from ptq_validators.envelope import SCHEMA_VERSION
+from ptq_validators.formats import dense
 from ptq_validators.io.source import ByteSource
 from ptq_validators.layer_json import encode_layers
 from ptq_validators.layers import OK, LayerTable, build_layer_table
@@ -75,8 +76,12 @@ def run_scan(source: ByteSource) -> ScanReport:
 def _inventory_coverage(table: LayerTable) -> CheckResult:
     """The gate's coverage check, except that a consistent unquantized checkpoint passes: scan
     is an inventory (of a source as well as of an export), and "no quantized layers" only
-    fails a gate, where the export was meant to be quantized."""
+    fails a gate, where the export was meant to be quantized. With no layers at all, only dense
+    metadata counts as consistent: a quantization declared over no tensors is no inventory."""
     result = coverage.check_coverage(table)
-    if all(kind.status == OK and not kind.stored.precision.is_quantized for kind in table.kind_counts()):
+    kinds = table.kind_counts()
+    if not kinds and table.declaration.family != dense.FAMILY:
+        return result
+    if all(kind.status == OK and not kind.stored.precision.is_quantized for kind in kinds):
         return CheckResult(result.id, result.title, PASS, "unquantized: nothing declared or stored quantized")
     return result

@@ -91,6 +91,11 @@ def _size_line(size: dict) -> str:
     return f"Size: quantized layers {per_scheme} bits/weight, holding {share:.1f}% of parameters; {model}"
 
 
+def _optional(value: object) -> str:
+    """A measured figure, or "n/a" where there was nothing to measure (no weights)."""
+    return "n/a" if value is None else str(value)
+
+
 def render_scan(report: ScanReport, *, limit: int = 20) -> str:
     size = report.size()
     lines = _table(report.checks)
@@ -98,8 +103,8 @@ def render_scan(report: ScanReport, *, limit: int = 20) -> str:
         "",
         f"**{report.path}** — {_declared_line(report.table.declaration.summary)}",
         f"{size['weight_bytes']} weight bytes, {size['parameters']} parameters, "
-        f"{size['bits_per_param']} bits/param; linear layers {size['linear_bits_per_weight']} "
-        "bits/weight",
+        f"{_optional(size['bits_per_param'])} bits/param; "
+        f"linear layers {_optional(size['linear_bits_per_weight'])} bits/weight",
         "",
         "| Layer group | Precision |",
         "|---|---|",

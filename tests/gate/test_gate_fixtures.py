@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ckpt_edit import copy_checkpoint, write_tensors
 from tests.conftest import FIXTURES, quantized_fixtures, recipe_args
 
 GOOD = [entry for entry in quantized_fixtures() if not entry.get("expect_fail")]
@@ -35,6 +36,17 @@ def test_scan_takes_the_inventory(ptqv, entry):
     inventory = result.json()
     assert inventory["declared"]["family"] == entry["format_family"]
     assert any(p not in ("BF16", "FP16", "FP32") for p in inventory["precision_counts"])
+
+
+def test_scan_fails_a_declared_quantization_with_no_tensors(ptqv, tmp_path):
+    """An unquantized checkpoint passes scan, but only when nothing is declared quantized: an
+    NVFP4 declaration over shards that hold no tensors is no inventory to pass."""
+    empty = copy_checkpoint(FIXTURES / "modelopt-nvfp4-llama", tmp_path / "empty")
+    write_tensors(empty / "model.safetensors", {})
+    result = ptqv("scan", empty, "--json")
+    coverage = next(c for c in result.json()["checks"] if c["id"] == "coverage")
+    assert (result.code, coverage["status"]) == (1, "fail"), coverage
+    assert ptqv("scan", FIXTURES / "src-llama").code == 0
 
 
 def test_json_report_has_the_documented_shape(ptqv):
