@@ -83,9 +83,9 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
     lines = [flagged[key] for key in sorted(flagged)]
     problems = [line for group in lines for blocking, line in group if blocking]
     info = [line for group in lines for blocking, line in group if not blocking]
-    summary = (
-        f"{len(problems)} of {groups} groups inconsistent" if problems else f"{groups} groups consistent"
-    )
+    # One group can break in several ways (two shared scales that disagree): count groups.
+    inconsistent = sum(any(blocking for blocking, _ in group) for group in lines)
+    summary = f"{inconsistent} of {groups} groups inconsistent" if problems else f"{groups} groups consistent"
     if info and not problems:
         summary += f" ({len(info)} with differing FP8 weight scales, informational)"
     return CheckResult(
@@ -93,7 +93,7 @@ def check_fused_groups(table: LayerTable, values: Mapping[str, Sequence[float]])
         TITLE,
         FAIL if problems else PASS,
         summary,
-        measured=len(problems),
+        measured=inconsistent,
         expected=0,
         details=problems + info,
     )
@@ -233,7 +233,8 @@ def _judge_groups(
         for row in comparer.candidates(columns, role, any(kind.fused for kind in kinds)):
             members = group(row)
             scales = _scalars(members, role, comparer.values)
-            if not scales or _all_equal(scales):
+            # A non-finite scale is broken, not different: the scale check names it.
+            if not scales or not math.isfinite(sum(scales)) or _all_equal(scales):
                 continue
             if fp8:
                 add(

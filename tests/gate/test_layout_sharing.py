@@ -505,8 +505,9 @@ def reference_fused(table: LayerTable, values: dict[str, list[float]]) -> dict[s
     ]
     if not groups:
         return fused.CheckResult("fused", fused.TITLE, fused.SKIP, "no fused groups").to_json()
-    problems, info = [], []
+    problems, info, broken = [], [], 0
     for group in groups:
+        before = len(problems)
         label = f"{group[0].name.rpartition('.')[0]}.{{{','.join(m.name.rpartition('.')[2] for m in group)}}}"
         formats_differ, exclusion_differs, shared, fp8 = fused._judge(tuple(m.kind for m in group))
         if formats_differ:
@@ -516,6 +517,7 @@ def reference_fused(table: LayerTable, values: dict[str, list[float]]) -> dict[s
                 + " — vLLM and SGLang load them as one fused matrix of one format and refuse"
                 " the checkpoint at load; quantize the group alike"
             )
+            broken += 1
             continue
         if exclusion_differs:
             problems.append(
@@ -528,6 +530,8 @@ def reference_fused(table: LayerTable, values: dict[str, list[float]]) -> dict[s
             if any(v is None or len(v) != 1 for v in found):
                 continue
             scales = [v[0] for v in found]
+            if not all(map(math.isfinite, scales)):
+                continue
             if all(v == scales[0] or math.isclose(v, scales[0], rel_tol=1e-6) for v in scales[1:]):
                 continue
             if fp8:
@@ -543,16 +547,15 @@ def reference_fused(table: LayerTable, values: dict[str, list[float]]) -> dict[s
                     + " — the fused GEMM takes one value: vLLM silently uses the largest"
                     " (the others' layers lose precision), TensorRT-LLM refuses to build"
                 )
+        broken += len(problems) > before
     summary = (
-        f"{len(problems)} of {len(groups)} groups inconsistent"
-        if problems
-        else f"{len(groups)} groups consistent"
+        f"{broken} of {len(groups)} groups inconsistent" if problems else f"{len(groups)} groups consistent"
     )
     if info and not problems:
         summary += f" ({len(info)} with differing FP8 weight scales, informational)"
     status = fused.FAIL if problems else fused.PASS
     return fused.CheckResult(
-        "fused", fused.TITLE, status, summary, measured=len(problems), expected=0, details=problems + info
+        "fused", fused.TITLE, status, summary, measured=broken, expected=0, details=problems + info
     ).to_json()
 
 

@@ -127,6 +127,30 @@ def test_nvfp4_global_scales_that_disagree_within_qkv(ptqv, tmp_path):
     assert "k_proj=0.5" in detail
 
 
+def test_a_group_with_two_disagreeing_scales_counts_once(ptqv, tmp_path):
+    out = variant(tmp_path, "modelopt-nvfp4-llama")
+    k_proj = "model.layers.0.self_attn.k_proj."
+    edit_tensors(
+        out, lambda t: [set_scalar(t, k_proj + role, 0.5) for role in ("weight_scale_2", "input_scale")]
+    )
+    code, checks = gate(ptqv, out, "src-llama")
+    assert code == 1
+    assert len(checks["fused"]["details"]) == 2
+    assert checks["fused"]["detail"] == "1 of 4 groups inconsistent"
+
+
+def test_non_finite_scales_are_left_to_the_scale_check(ptqv, tmp_path):
+    """NaN never equals NaN: a group whose members store NaN is no disagreement of values but
+    broken values, which the scale check names; the fused check does not repeat it as "differs"."""
+    out = variant(tmp_path, "modelopt-nvfp4-llama")
+    members = [f"model.layers.0.self_attn.{m}_proj.weight_scale_2" for m in "qkv"]
+    edit_tensors(out, lambda t: [set_scalar(t, name, math.nan) for name in members])
+    code, checks = gate(ptqv, out, "src-llama")
+    assert code == 1
+    assert checks["fused"]["status"] == "pass", checks["fused"]
+    assert checks["scales"]["status"] == "fail"
+
+
 def test_compressed_tensors_gate_up_global_scales_that_disagree(ptqv, tmp_path):
     out = variant(tmp_path, "llmc-nvfp4-llama")
     edit_tensors(out, lambda t: set_scalar(t, "model.layers.1.mlp.up_proj.weight_global_scale", 3.0))
