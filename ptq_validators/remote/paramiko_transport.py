@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import logging
 import os
 import select
 import shlex
@@ -41,6 +42,11 @@ from ptq_validators.errors import RemoteError
 from ptq_validators.launch.runner import DEFAULT_TIMEOUT_S, Completed, FileStat, timed_out
 from ptq_validators.remote.shell import ShellRunner
 from ptq_validators.remote.ssh_config import Endpoint
+
+# paramiko logs a failed handshake from its transport thread, traceback included; with no
+# handler configured, Python's last-resort handler prints that to stderr around our one error
+# line. The failure reaches the caller as an exception either way, so its log stays quiet.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT_S = 15.0
 KEEPALIVE_S = 30
@@ -88,6 +94,17 @@ def _refuse_auth(endpoint: Endpoint, allowed: Sequence[str]) -> RemoteError:
         f"{endpoint.describe()} refused the key(s) offered ({', '.join(allowed) or 'no method'} accepted)",
         hint="check ssh_key / IdentityFile and the authorized_keys on the cluster",
     )
+
+
+def _connect_failure(exc: Exception | None) -> str:
+    """Why a connection failed, in words: paramiko's own messages are empty for a peer that
+    hangs up mid-handshake and cryptic for one that is not an SSH server."""
+    text = str(exc or "").strip()
+    if isinstance(exc, paramiko.SSHException) and "protocol banner" in text:
+        return f"no SSH banner: the port answers but is not an SSH server ({text})"
+    if isinstance(exc, EOFError | ConnectionResetError) or not text:
+        return "the server closed the connection during the SSH handshake (is the port an SSH server?)"
+    return text
 
 
 class ParamikoRunner(ShellRunner):
@@ -218,7 +235,7 @@ class ParamikoRunner(ShellRunner):
         raise RemoteError(
             f"cannot connect to {self.endpoint.describe()}"
             + (f" via {', '.join(j.describe() for j in self.endpoint.jumps)}" if self.endpoint.jumps else "")
-            + f" after {self.retries + 1} attempts: {last}",
+            + f" after {self.retries + 1} attempts: {_connect_failure(last)}",
             hint="check the host, port and network (VPN?); `ssh -v` shows more",
         )
 

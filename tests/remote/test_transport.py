@@ -3,9 +3,12 @@ timeouts, host keys, no-prompt auth, ProxyJump and ssh_config aliases with Inclu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path, PurePosixPath
 
@@ -153,6 +156,43 @@ def test_unreachable_host_retries_then_exit_4(cluster_home: Path, ssh_infra: dic
     with pytest.raises(RemoteError, match="after 2 attempts"):
         runner.run(["true"])
     assert 0.9 < time.monotonic() - start < 10  # one backoff of 1 s
+
+
+@pytest.mark.parametrize(
+    ("greeting", "reason"),
+    [
+        (b"HTTP/1.0 400 Bad Request\r\n\r\n", "no SSH banner"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n" + b"\x00\x00\x00\x0cnot a packet" * 3, "closed the connection"),
+    ],
+    ids=["not-ssh", "banner-then-garbage"],
+)
+def test_a_login_node_that_is_no_ssh_server(home: Path, greeting: bytes, reason: str) -> None:
+    """A real TCP server on 127.0.0.1 that answers, but not as SSH: one error line with the
+    reason, and none of paramiko's own tracebacks from its transport thread."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = server.accept()
+                with connection:
+                    connection.sendall(greeting)
+
+    threading.Thread(target=serve, daemon=True).start()
+    cluster = {"login_node": "127.0.0.1", "port": port, "user": "nobody", "workspace": "/tmp/ws"}
+    write_clusters(home / ".config" / "modelopt" / "clusters.yaml", {"odd": cluster})
+    try:
+        done = ptqv("env", "--cluster", "odd")
+    finally:
+        server.close()
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr and "Exception (client)" not in done.stderr, done.stderr
+    (error, fix) = done.stderr.splitlines()
+    assert reason in error and error.startswith(f"ptqv: error: cannot connect to nobody@127.0.0.1:{port}"), (
+        error
+    )
+    assert fix.startswith("ptqv: fix: ")
 
 
 def test_ssh_config_alias_include_and_proxyjump(cluster_home: Path, ssh_infra: dict[str, str]) -> None:
