@@ -159,13 +159,27 @@ def _cluster(path: Path, name: str, spec: Any) -> Cluster:
     for key in _STRING_KEYS:
         value = spec.get(key)
         if value is not None and not isinstance(value, str):
-            raise InputError(f"{where}: field {key!r} must be a string, not {type(value).__name__}")
+            raise InputError(
+                f"{where}: field {key!r} must be a string, not {type(value).__name__}",
+                hint=f"quote the value of {key}",
+            )
         if value is not None:
             values[key] = value
     if not values.get("login_node"):
         raise InputError(
             f"{where}: field 'login_node' is missing", hint="set it to a host name or ~/.ssh/config alias"
         )
+    for key in ("login_node", "user"):
+        value = values.get(key)
+        # ssh reads a leading '-' as one of its own options (-oProxyCommand=... runs a command),
+        # and no host or user name holds whitespace or control characters
+        if value is not None and (
+            value.startswith("-") or not value.isprintable() or any(c.isspace() for c in value)
+        ):
+            raise InputError(
+                f"{where}: field {key!r} is {value!r}, not a {'host' if key == 'login_node' else 'user'} name",
+                hint="give a plain name (no leading '-', no spaces); ssh options go in ~/.ssh/config",
+            )
     if values.get("transport", "paramiko") not in TRANSPORTS:
         raise InputError(
             f"{where}: field 'transport' is {values['transport']!r}",
@@ -183,10 +197,15 @@ def _cluster(path: Path, name: str, spec: Any) -> Cluster:
         )
     port = spec.get("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
-        raise InputError(f"{where}: field 'port' must be a port number, not {port!r}")
+        raise InputError(
+            f"{where}: field 'port' must be a port number, not {port!r}", hint="give a number from 1 to 65535"
+        )
     slurm = spec.get("slurm") or {}
     if not isinstance(slurm, dict) or not all(isinstance(v, str) for v in slurm.values()):
-        raise InputError(f"{where}: field 'slurm' must map default_account/default_partition to strings")
+        raise InputError(
+            f"{where}: field 'slurm' must map default_account/default_partition to strings",
+            hint="e.g. slurm: {default_account: my-acct, default_partition: batch}",
+        )
     return Cluster(
         name=name, source=str(path), port=port, slurm={str(k): v for k, v in slurm.items()}, **values
     )

@@ -141,7 +141,14 @@ def _endpoint(
 
 
 def resolve(cluster: Cluster, config_path: Path | None = None) -> Endpoint:
-    """The endpoint of ``cluster``'s login node (ProxyJump wins over ProxyCommand, as in OpenSSH)."""
+    """The endpoint of ``cluster``'s login node (ProxyJump wins over ProxyCommand, as in OpenSSH).
+    A configured ``ssh_key`` that does not exist is an input error here, before any connection
+    (retrying cannot find it)."""
+    if cluster.ssh_key and not os.path.isfile(os.path.expanduser(cluster.ssh_key)):
+        raise InputError(
+            f"{cluster.source}: cluster {cluster.name!r}: ssh_key {cluster.ssh_key} does not exist",
+            hint="fix the path of ssh_key, or remove it to use ssh-agent and ~/.ssh/config",
+        )
     return _endpoint(
         read_ssh_config(config_path),
         cluster.login_node,

@@ -49,6 +49,14 @@ def test_nothing_found(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ({"login_node": "h", "transport": "mosh"}, "field 'transport' is 'mosh'"),
         ({"login_node": "h", "gpus": 8}, "unknown field\\(s\\) gpus"),
         ({"login_node": 7}, "field 'login_node' must be a string"),
+        # ssh would read these as its own options (-oProxyCommand=... runs a command)
+        (
+            {"login_node": "-oProxyCommand=touch /tmp/x"},
+            "field 'login_node' is '-oProxyCommand=touch /tmp/x'",
+        ),
+        ({"login_node": "h", "user": "-F/tmp/cfg"}, "field 'user' is '-F/tmp/cfg'"),
+        ({"login_node": "two words"}, "field 'login_node' is 'two words'"),
+        ({"login_node": "h", "slurm": 5}, "field 'slurm' must map"),
     ],
 )
 def test_errors_name_file_cluster_and_field(tmp_path: Path, entry: dict, message: str) -> None:
@@ -56,6 +64,15 @@ def test_errors_name_file_cluster_and_field(tmp_path: Path, entry: dict, message
     with pytest.raises(InputError, match=message) as info:
         load_file(path)
     assert str(path) in str(info.value)
+    assert info.value.hint, "every clusters.yaml error says the fix"
+
+
+def test_a_missing_ssh_key_is_named_before_connecting(tmp_path: Path) -> None:
+    path = write_clusters(
+        tmp_path / "c.yaml", {"c": {"login_node": "h", "ssh_key": str(tmp_path / "no_key")}}
+    )
+    with pytest.raises(InputError, match=f"cluster 'c': ssh_key {tmp_path / 'no_key'} does not exist"):
+        resolve(load_cluster("c", path))
 
 
 def test_several_clusters_and_none_named_lists_them(tmp_path: Path) -> None:
