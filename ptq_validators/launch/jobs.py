@@ -169,7 +169,8 @@ def _refresh_steps(runner: Runner, record: JobRecord) -> None:
             )
     if not waiting:
         return
-    infos = slurm.query(runner, [s.slurm_id for s, _ in waiting if s.slurm_id])
+    ids = [s.slurm_id for s, _ in waiting if s.slurm_id]
+    infos = slurm.query(runner, ids, PurePosixPath(record.workspace))
     for step, code in waiting:
         info = infos.get(step.slurm_id or "")
         if code is None and info is not None and info.state in FINAL:

@@ -8,6 +8,11 @@ because ``squeue`` forgets a job after MinJobAge and lags in COMPLETING; ``squeu
 sacct cannot say (accounting disabled, a job sacct has not caught up with: it can read PENDING
 for a moment after the job ended) and for the pending reason and node. ``CANCELLED by 1001`` is
 reduced to its first word.
+
+Job ids are not unique over time: a controller whose state was reset (a rebuilt cluster, a
+wrapped MaxJobId) numbers from 1 again while slurmdbd keeps the old jobs, and until the new job's
+record reaches slurmdbd, ``sacct -j ID`` answers with an old job of that number. So ``query`` asks
+with ``-D`` (every job of that number) and keeps only rows submitted from the job's workspace.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import PurePath, PurePosixPath
 
 from ptq_validators.errors import RemoteError
 from ptq_validators.launch.runner import Runner
@@ -36,7 +41,7 @@ TERMINAL = frozenset(
         "SPECIAL_EXIT",
     }
 )
-SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "Elapsed", "NodeList", "Reason")
+SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "Elapsed", "NodeList", "Reason", "WorkDir")
 _JOB_ID = re.compile(r"^(\d+)(?:;\S+)?$")
 
 
@@ -108,14 +113,26 @@ def parse_exit_code(text: str) -> int | None:
     return 128 + int(sig) if sig.isdigit() and int(sig) else int(code)
 
 
-def parse_sacct(stdout: str) -> dict[str, JobInfo]:
-    """Rows of ``sacct -P -n -X -o JobIDRaw,State,ExitCode,Elapsed,NodeList,Reason``."""
+def same_directory(recorded: str, workspace: PurePath) -> bool:
+    """Whether sacct's WorkDir is ``workspace``. sbatch records its working directory resolved,
+    so a symlinked parent (a /home that links to /lustre) differs: the last two parts
+    (``<session>/<variant>``, which ptqv names uniquely) are what must agree."""
+    recorded_parts = PurePosixPath(recorded).parts
+    return bool(recorded_parts) and recorded_parts[-2:] == PurePosixPath(workspace).parts[-2:]
+
+
+def parse_sacct(stdout: str, workspace: PurePath | None = None) -> dict[str, JobInfo]:
+    """Rows of ``sacct -P -n -X -o JobIDRaw,State,ExitCode,Elapsed,NodeList,Reason,WorkDir``;
+    with ``workspace``, only rows submitted from it (another job of the same number is not ours)
+    and, of several, the last (sacct lists them in submission order)."""
     infos = {}
     for line in stdout.splitlines():
         fields = line.split("|")
         if len(fields) < len(SACCT_FIELDS) or not fields[0].strip():
             continue
-        job_id, state, exit_code, elapsed, node, reason = (f.strip() for f in fields[: len(SACCT_FIELDS)])
+        job_id, state, exit_code, elapsed, node, reason = (f.strip() for f in fields[:6])
+        if workspace is not None and not same_directory("|".join(fields[6:]).strip(), workspace):
+            continue
         infos[job_id] = JobInfo(
             job_id, state_word(state), parse_exit_code(exit_code), reason, node, elapsed, "sacct"
         )
@@ -133,15 +150,18 @@ def parse_squeue(stdout: str) -> dict[str, JobInfo]:
     return infos
 
 
-def query(runner: Runner, job_ids: Sequence[str]) -> dict[str, JobInfo]:
-    """The scheduler's word on each job it knows (a job neither tool knows is left out).
+def query(runner: Runner, job_ids: Sequence[str], workspace: PurePath | None = None) -> dict[str, JobInfo]:
+    """The scheduler's word on each job it knows (a job neither tool knows is left out). With
+    ``workspace`` (where the jobs were submitted from), sacct's rows for other jobs that carried
+    the same number are left out; squeue only knows live jobs, which are unique.
 
     A runner that cannot be reached raises ``RemoteError``; a tool that answers with an error is
     treated as not knowing.
     """
     ids = ",".join(job_ids)
-    sacct = runner.run(["sacct", "-P", "-n", "-X", "-j", ids, "-o", ",".join(SACCT_FIELDS)], timeout=30)
-    infos = parse_sacct(sacct.stdout) if sacct.returncode == 0 else {}
+    argv = ["sacct", "-P", "-n", "-X", *(["-D"] if workspace is not None else []), "-j", ids]
+    sacct = runner.run([*argv, "-o", ",".join(SACCT_FIELDS)], timeout=30)
+    infos = parse_sacct(sacct.stdout, workspace) if sacct.returncode == 0 else {}
     unsure = [j for j in job_ids if j not in infos or infos[j].state not in TERMINAL]
     if unsure:
         squeue = runner.run(

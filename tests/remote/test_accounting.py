@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -59,17 +59,21 @@ def test_states_from_sacct(accounting: None, loop: dict[str, Any], tmp_path: Pat
     root, job_id, _ = launch(tmp_path, loop, "acct", env={"STAND_IN_FAIL": "smoke"})
     done = wait(root, job_id, "--timeout", "120")
     assert done.returncode == 1, done.stdout + done.stderr
-    smoke, full = status(root, job_id)["steps"]
+    record = status(root, job_id)
+    smoke, full = record["steps"]
     # which tool `wait` heard the end from is timing: slurmdbd records a job's end asynchronously,
     # and until it has, ptqv rightly falls back on squeue (a final state is never asked again)
     assert (smoke["state"], smoke["exit_code"]) == ("FAILED", 3) and smoke["source"] in ("sacct", "squeue")
     # once slurmdbd has caught up, sacct is what the query reads, exit code included
     runner = connect(select(load_file(cluster_file()), "loop"))
+    # the loopback controller numbers from 1 after each fresh start while slurmdbd keeps every
+    # earlier run's jobs: only the rows from this job's workspace are its own
+    workspace = PurePosixPath(record["workspace"])
     deadline = time.monotonic() + 60
-    info = slurm.query(runner, [smoke["slurm_id"]]).get(smoke["slurm_id"])
+    info = slurm.query(runner, [smoke["slurm_id"]], workspace).get(smoke["slurm_id"])
     while (info is None or info.source != "sacct") and time.monotonic() < deadline:
         time.sleep(1)
-        info = slurm.query(runner, [smoke["slurm_id"]]).get(smoke["slurm_id"])
+        info = slurm.query(runner, [smoke["slurm_id"]], workspace).get(smoke["slurm_id"])
     assert info is not None and (info.state, info.exit_code, info.source) == ("FAILED", 3, "sacct")
     full = settled(root, job_id)["steps"][1]  # sacct may say PENDING a moment longer than squeue
     assert full["state"] == "CANCELLED" and full["source"] in ("sacct", "squeue")

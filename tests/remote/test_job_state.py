@@ -44,7 +44,7 @@ class ScriptedScheduler:
             raise RemoteError(f"cannot connect to {self.host}")
         self.calls.append(argv[0])
         if argv[0] == "sacct":
-            assert "-P" in argv and "-X" in argv
+            assert "-P" in argv and "-X" in argv and "-D" in argv
             return Completed(self.sacct_rc, self.sacct if self.sacct_rc == 0 else "", "")
         if argv[0] == "squeue":
             return Completed(0, self.squeue, "")
@@ -66,7 +66,7 @@ def record(tmp_path: Path, *ids: str) -> JobRecord:
 
 
 def test_parse_sacct_whole_states_and_exit_codes() -> None:
-    out = "12|CANCELLED by 1001|0:15|00:00:05|vm|None\n13|OUT_OF_MEMORY|0:125|00:01:00|vm|None\n14|COMPLETED|0:0|00:00:01|vm|None\n"
+    out = "12|CANCELLED by 1001|0:15|00:00:05|vm|None|/r\n13|OUT_OF_MEMORY|0:125|00:01:00|vm|None|/r\n14|COMPLETED|0:0|00:00:01|vm|None|/r\n"
     infos = slurm.parse_sacct(out)
     assert infos["12"].state == "CANCELLED" and infos["12"].exit_code == 128 + 15
     assert infos["13"].state == "OUT_OF_MEMORY" and infos["14"].exit_code == 0
@@ -75,16 +75,40 @@ def test_parse_sacct_whole_states_and_exit_codes() -> None:
 
 @pytest.mark.parametrize("state", sorted(slurm.TERMINAL - {"COMPLETED", "CANCELLED"}))
 def test_every_failing_terminal_state_ends_the_job_as_failed(tmp_path: Path, state: str) -> None:
-    scheduler = ScriptedScheduler(sacct=f"7|{state}|0:0|00:00:09|vm|None\n")
+    scheduler = ScriptedScheduler(sacct=f"7|{state}|0:0|00:00:09|vm|None|/r\n")
     done = refresh(scheduler, record(tmp_path, "7"))  # type: ignore[arg-type]
     assert done.steps[0].state == state and done.status == "failed"
     assert wait(scheduler, done, timeout=10, max_failures=3, report=lambda _: None, sleep=lambda _: None) == 1  # type: ignore[arg-type]
 
 
+def test_an_older_job_of_the_same_number_is_not_ours(tmp_path: Path) -> None:
+    # a controller whose state was reset numbers from 1 again; slurmdbd still holds the old job 7,
+    # and until the new job 7 reaches it, sacct -D answers with the old one only
+    old = "7|COMPLETED|0:0|00:00:09|vm|None|/home/u/ptqv-ws/manual-20261101-000000-aaaaaa/old-fp8\n"
+    scheduler = ScriptedScheduler(sacct=old, squeue="7|RUNNING|None|vm\n")
+    step = refresh(scheduler, record(tmp_path, "7")).steps[0]  # type: ignore[arg-type]
+    assert (step.state, step.source) == ("RUNNING", "squeue")
+    # once it has, the row from our workspace is the one read, wherever it sits among the others
+    ours = "7|FAILED|3:0|00:00:02|vm|None|/r\n"
+    scheduler = ScriptedScheduler(sacct=ours + old)
+    step = refresh(scheduler, record(tmp_path, "7")).steps[0]  # type: ignore[arg-type]
+    assert (step.state, step.exit_code, step.source) == ("FAILED", 3, "sacct")
+
+
+def test_a_symlinked_home_still_matches_the_workspace() -> None:
+    # sbatch records its working directory resolved; the record holds the path ptqv used
+    workspace = PurePath("/home/u/ptqv-ws/manual-20261204-120000-b80cbd/m-fp8")
+    assert slurm.same_directory("/lustre/home/u/ptqv-ws/manual-20261204-120000-b80cbd/m-fp8", workspace)
+    assert not slurm.same_directory("/lustre/home/u/ptqv-ws/manual-20261101-000000-aaaaaa/m-fp8", workspace)
+    assert not slurm.same_directory("", workspace)
+
+
 def test_completing_is_not_terminal_and_sacct_lag_defers_to_squeue(tmp_path: Path) -> None:
-    scheduler = ScriptedScheduler(sacct="7|RUNNING|0:0|00:00:09|vm|None\n", squeue="7|COMPLETING|None|vm\n")
+    scheduler = ScriptedScheduler(
+        sacct="7|RUNNING|0:0|00:00:09|vm|None|/r\n", squeue="7|COMPLETING|None|vm\n"
+    )
     assert refresh(scheduler, record(tmp_path, "7")).status == "running"  # type: ignore[arg-type]
-    scheduler = ScriptedScheduler(sacct="7|PENDING|0:0|00:00:00||None\n", squeue="7|COMPLETED|None|vm\n")
+    scheduler = ScriptedScheduler(sacct="7|PENDING|0:0|00:00:00||None|/r\n", squeue="7|COMPLETED|None|vm\n")
     assert refresh(scheduler, record(tmp_path, "7")).steps[0].state == "COMPLETED"  # type: ignore[arg-type]
 
 
@@ -95,7 +119,9 @@ def test_no_accounting_falls_back_to_squeue(tmp_path: Path) -> None:
 
 
 def test_result_file_wins(tmp_path: Path) -> None:
-    scheduler = ScriptedScheduler(sacct="7|COMPLETED|0:0|00:00:09|vm|None\n8|RUNNING|0:0|00:00:09|vm|None\n")
+    scheduler = ScriptedScheduler(
+        sacct="7|COMPLETED|0:0|00:00:09|vm|None|/r\n8|RUNNING|0:0|00:00:09|vm|None|/r\n"
+    )
     scheduler.files = {"/r/7.result": "3 1796126767\n", "/r/8.result": "0 1796126767\n"}
     done = refresh(scheduler, record(tmp_path, "7", "8"))  # type: ignore[arg-type]
     # COMPLETED by the scheduler but the script said 3: failed; the script said 0: done, whatever squeue lags
@@ -106,7 +132,7 @@ def test_result_file_wins(tmp_path: Path) -> None:
 
 
 def test_unreachable_keeps_the_last_state_and_says_since_when(tmp_path: Path) -> None:
-    scheduler = ScriptedScheduler(sacct="7|RUNNING|0:0|00:00:09|vm|None\n")
+    scheduler = ScriptedScheduler(sacct="7|RUNNING|0:0|00:00:09|vm|None|/r\n")
     job = refresh(scheduler, record(tmp_path, "7"))  # type: ignore[arg-type]
     scheduler.down = True
     for polls in (1, 2):
@@ -120,7 +146,7 @@ def test_unreachable_keeps_the_last_state_and_says_since_when(tmp_path: Path) ->
 
 
 def test_wait_exit_codes_and_only_changes_reported(tmp_path: Path) -> None:
-    scheduler = ScriptedScheduler(sacct="7|RUNNING|0:0|00:00:09|vm|None\n")
+    scheduler = ScriptedScheduler(sacct="7|RUNNING|0:0|00:00:09|vm|None|/r\n")
     lines: list[str] = []
     clock = iter(range(0, 10_000, 5))
     code = wait(
@@ -144,7 +170,7 @@ def test_wait_exit_codes_and_only_changes_reported(tmp_path: Path) -> None:
         sleep=lambda _: None,
     )  # type: ignore[arg-type]
     assert code == 4 and len(lines) == 3 and "poll 3/3 failed" in lines[-1]
-    scheduler = ScriptedScheduler(sacct="7|COMPLETED|0:0|00:00:09|vm|None\n")
+    scheduler = ScriptedScheduler(sacct="7|COMPLETED|0:0|00:00:09|vm|None|/r\n")
     assert (
         wait(
             scheduler,
