@@ -55,6 +55,9 @@ def load_plan(path: str) -> list[LayerRow]:
             raise InputError(
                 f"{path}: invalid layer row {row!r} ({exc})", hint="re-create the plan with `ptqv plan --out`"
             ) from None
+    if not rows:
+        # an empty plan intends nothing, so every export would meet it
+        raise InputError(f"{path}: plan has no layers", hint="re-create the plan with `ptqv plan --out`")
     return rows
 
 
@@ -87,4 +90,13 @@ def check_plan(table: LayerTable, plan_path: str | None) -> CheckResult:
     if plan_path is None:
         return coverage.skipped("plan", TITLE, "no --plan given")
     intents = plan_intents(load_plan(plan_path), {layer.name for layer in table.layers})
-    return coverage.check_expectation(table, intents, check_id="plan", title=TITLE)
+    # the plan lists the layers it decided on; a quantized layer it does not name was decided by
+    # something else (a plan for another model, a recipe edited after planning)
+    unplanned = [
+        layer.name
+        for layer in table.layers
+        if layer.name not in intents and layer.kind.stored.precision.is_quantized
+    ]
+    return coverage.check_expectation(
+        table, intents, check_id="plan", title=TITLE, by="plan", unplanned=unplanned
+    )

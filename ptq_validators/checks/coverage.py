@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
 from typing import Any, cast
 
@@ -217,6 +217,8 @@ def check_expectation(
     allow_extra: bool = False,
     conflicts: tuple[str, ...] = (),
     note: str | None = None,
+    by: str = "recipe",
+    unplanned: Sequence[str] = (),
 ) -> CheckResult:
     """Compare each layer with what a recipe or plan intends for it, weight and activation
     side: the intent is a contract, so every disagreement is blocking. A layer the intent
@@ -230,12 +232,26 @@ def check_expectation(
     ``conflicts``: the recipe contradicts the checkpoint's own declaration (blocking, listed
     first). Layers whose stored form disagrees with their declaration are the coverage check's
     to report: this row counts them and refers there. ``note`` is appended to the summary
-    (e.g. where the ignore list came from)."""
+    (e.g. where the ignore list came from). ``by`` names what intends (``recipe`` or ``plan``)
+    in the wording; ``unplanned``: the export's quantized layers the intent does not name (blocking:
+    something other than the plan decided them)."""
     if isinstance(next(iter(intents), None), LayerKind):
         units, named, missing = _kind_units(table, cast("dict[LayerKind, Intent]", intents))
     else:
         units, named, missing = _name_units(table, cast("dict[str, Intent]", intents))
-    return _expectation(units, named, missing, bool(intents), check_id, title, allow_extra, conflicts, note)
+    return _expectation(
+        units,
+        named,
+        missing,
+        list(unplanned),
+        bool(intents),
+        check_id,
+        title,
+        allow_extra,
+        conflicts,
+        note,
+        by,
+    )
 
 
 Units = dict[Any, tuple[LayerKind, Intent, int]]
@@ -277,16 +293,19 @@ def _expectation(
     units: Units,
     named: Named,
     missing: list[str],
+    unplanned: list[str],
     asked: bool,
     check_id: str,
     title: str,
     allow_extra: bool,
     conflicts: tuple[str, ...],
     note: str | None,
+    by: str,
 ) -> CheckResult:
     """The expectation row from ``units`` (key → (kind, intent, layers), in order of first
     appearance), ``named`` (the (name, unit key) of the layers of the units asked for, in
-    intent order), the intended names the export lacks, and whether anything was intended."""
+    intent order), the intended names the export lacks, the export's names the intent lacks,
+    and whether anything was intended."""
     groups: dict[LayerGroup, list[int]] = {}
     differ: dict[tuple[str, str], list[str]] = {}
     extra: dict[str, list[str]] = {}
@@ -319,28 +338,39 @@ def _expectation(
     intended_any = any(t for t, _ in groups.values())
     details = list(conflicts)
     if not intended_any and asked:
-        details.append("the recipe quantizes none of the stored layers: it does not fit this model")
+        details.append(f"the {by} quantizes none of the stored layers: it does not fit this model")
     details += [
-        f"group {g.value}: targeted by the recipe, but none of its {plural(t, 'layer')} is stored as intended"
+        f"group {g.value}: targeted by the {by}, but none of its {plural(t, 'layer')} is stored as intended"
         for g, (t, c) in groups.items()
         if t and not c
     ]
     for (intended, stored), names in differ.items():
         details.append(
-            f"{plural(len(names), 'layer')} intended {intended} ({rule[intended, stored]}), stored "
+            f"{plural(len(names), 'layer')} intended {intended}{_why(rule[intended, stored], by)}, stored "
             f"{stored}: {_names(names)}"
         )
     for scheme, names in extra.items():
         details.append(
-            f"{plural(len(names), 'layer')} the recipe leaves unquantized ({rule[scheme]}) "
+            f"{plural(len(names), 'layer')} the {by} leaves unquantized{_why(rule[scheme], by)} "
             f"{'is' if len(names) == 1 else 'are'} stored {scheme}: {_names(names)}"
             + ("" if allow_extra else " (pass --allow-extra-quantization if that is intended)")
         )
     if missing:
         details.append(
-            f"{plural(len(missing), 'layer')} in the plan but not in the export: {_names(missing)}"
+            f"{plural(len(missing), 'layer')} in the {by} but not in the export: {_names(missing)}"
         )
-    blocking = conflicts or differ or missing or (extra and not allow_extra) or (asked and not intended_any)
+    if unplanned:
+        details.append(
+            f"{plural(len(unplanned), 'quantized layer')} in the export but not in the {by}: {_names(unplanned)}"
+        )
+    blocking = (
+        conflicts
+        or differ
+        or missing
+        or unplanned
+        or (extra and not allow_extra)
+        or (asked and not intended_any)
+    )
     status = FAIL if blocking else WARN if extra else PASS
     measured = {g.value: {"targeted": t, "covered": c} for g, (t, c) in sorted(groups.items())}
     parts = [f"{g} {m['covered']}/{m['targeted']}" for g, m in measured.items() if m["targeted"]]
@@ -350,7 +380,11 @@ def _expectation(
         problems.append(f"{plural(mismatched, 'layer')} not stored as intended")
     extras = sum(len(n) for n in extra.values())
     if extras:
-        problems.append(f"{plural(extras, 'layer')} quantized against the recipe")
+        problems.append(f"{plural(extras, 'layer')} quantized against the {by}")
+    if missing:
+        problems.append(f"{plural(len(missing), 'layer')} of the {by} missing from the export")
+    if unplanned:
+        problems.append(f"{plural(len(unplanned), 'quantized layer')} not in the {by}")
     if owned:
         verb = "disagrees" if owned == 1 else "disagree"
         problems.append(f"{plural(owned, 'layer')} {verb} with the declaration (see Coverage)")
@@ -390,6 +424,12 @@ def _meets(kind: LayerKind, intent: Intent) -> bool:
         return False
     activation = kind.activation
     return intent.activation is None or activation is None or intent.activation == activation
+
+
+def _why(rule: str, by: str) -> str:
+    """The rule that set an intent, in parentheses; nothing when it is only the intent's source
+    (a plan's rows carry the rule ``plan``)."""
+    return "" if rule == by else f" ({rule})"
 
 
 def _names(names: list[str], limit: int = 6) -> str:

@@ -54,7 +54,7 @@ def test_export_that_departs_from_the_plan_fails(ptqv, plans):
     check = next(c for c in result.json()["checks"] if c["id"] == "plan")
     assert result.code == 1 and check["status"] == "fail"
     (extra,) = check["details"]
-    assert extra.startswith("8 layers the recipe leaves unquantized (plan) are stored NVFP4: ")
+    assert extra.startswith("8 layers the plan leaves unquantized are stored NVFP4: "), extra
     assert "model.layers.0.self_attn.q_proj" in extra
 
 
@@ -77,3 +77,30 @@ def test_a_file_that_is_not_a_plan_is_bad_input(ptqv, tmp_path):
     result = ptqv("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe", "--plan", bogus)
     assert result.code == 3
     assert "not a ptqv plan (expected kind 'ptqv-plan' with 'layers')" in result.stderr
+
+
+def test_a_plan_with_no_layers_is_bad_input(ptqv, tmp_path, plans):
+    empty = tmp_path / "plan.json"
+    empty.write_text(json.dumps({**json.loads(plans["nvfp4"].read_text()), "layers": []}))
+    result = ptqv("gate", FIXTURES / "modelopt-nvfp4-moe", "--source", FIXTURES / "src-moe", "--plan", empty)
+    assert result.code == 3, result.stdout
+    assert "plan has no layers" in result.stderr
+
+
+def test_a_plan_for_another_model_names_both_sides_in_plan_words(ptqv, tmp_path):
+    llama_plan = tmp_path / "llama.json"
+    assert ptqv("plan", FIXTURES / "src-llama", "--qformat", "nvfp4", "--out", llama_plan).code == 0
+    result = ptqv(
+        "gate",
+        FIXTURES / "modelopt-nvfp4-moe",
+        "--source",
+        FIXTURES / "src-moe",
+        "--plan",
+        llama_plan,
+        "--json",
+    )
+    check = next(c for c in result.json()["checks"] if c["id"] == "plan")
+    assert result.code == 1 and check["status"] == "fail"
+    assert not any("recipe" in line for line in check["details"]), check["details"]
+    assert "not in the plan" in check["detail"], check["detail"]
+    assert any("in the export but not in the plan" in line for line in check["details"]), check["details"]
